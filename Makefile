@@ -1,0 +1,46 @@
+# hakmem — top-level, non-recursive build. Each component owns a fragment
+# (<dir>/<dir>.mk) that adds its targets to ALL_TARGETS / TEST_DEPS / CLEAN.
+#   make            build everything
+#   make test       build, then run every test (tests/run)
+#   make bench      quick benchmark against glibc, mimalloc, jemalloc, tcmalloc
+#   make install PREFIX=/usr/local
+
+CC      ?= cc
+CXX     ?= c++
+PREFIX  ?= /usr/local
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN    := -Wall -Wextra -Wno-unused-parameter
+CFLAGS  += $(WARN) -std=gnu11 -fPIC -pthread -D_GNU_SOURCE -I$(CURDIR)/shm
+CXXFLAGS ?= $(OPT) -g
+CXXFLAGS += $(WARN) -fPIC -pthread
+LDLIBS  += -pthread
+
+ALL_TARGETS :=
+TEST_DEPS   :=
+CLEAN       :=
+INSTALL_TARGETS :=
+
+.PHONY: all test bench bench-full install clean format
+all: build-all
+
+include shm/shm.mk
+include lib/lib.mk
+-include cli/cli.mk
+-include daemon/daemon.mk
+-include bench/bench.mk
+-include tests/tests.mk
+
+build-all: $(ALL_TARGETS)
+
+test: $(ALL_TARGETS) $(TEST_DEPS)
+	@bash scripts/deps.sh test
+	@bash tests/run
+
+install: $(ALL_TARGETS) $(INSTALL_TARGETS)
+
+clean:
+	rm -f $(CLEAN)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')

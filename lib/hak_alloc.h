@@ -1,0 +1,56 @@
+/* hak_alloc.h — the hot path of malloc and free, read top to bottom.
+ *
+ * malloc: size -> class by table, pop the thread cache list, clear the
+ * block's free-key, count. free: address -> segment (mask) -> class (one
+ * byte in the page descriptor), push on the thread cache list, count.
+ * No locks, no atomics, no writes to memory another thread writes.
+ * Everything else (empty cache, full cache, large blocks, foreign or
+ * doubly freed pointers, first call of a thread) is hak_*_slow.
+ */
+#ifndef HAK_ALLOC_H
+#define HAK_ALLOC_H
+
+#include "hak_internal.h"
+
+static inline void *hak_alloc_fast(size_t n)
+{
+    if (HAK_LIKELY(n <= HAK_SMALL_MAX)) {
+        unsigned cls = hak_small_cls[(n + 15) >> 4];
+        struct hak_tbin *bin = &hak_tls.bins[cls];
+        hak_block *b = bin->head;
+        if (HAK_LIKELY(b != NULL)) {
+            bin->head = b->next;
+            bin->count--;
+            b->key = 0; /* live blocks never carry the free-key */
+            HAK_CTR(cls, ALLOCS)++;
+            return b;
+        }
+    }
+    return hak_alloc_slow(n);
+}
+
+static inline void hak_free_fast(void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    /* ours, small-segment, 16-aligned: anything else is the slow path */
+    if (HAK_LIKELY((a >> HAK_ADDR_BITS) == 0 && (a & 15) == 0 &&
+                   hak_segmap[a >> HAK_SEG_SHIFT] == HAK_MAP_SEG)) {
+        hak_segment *seg = hak_seg_of(p);
+        unsigned cls = seg->pages[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT].cls;
+        hak_block *b = p;
+        if (HAK_LIKELY(cls < HAK_NUM_CLASSES && b->key != hak_key)) {
+            struct hak_tbin *bin = &hak_tls.bins[cls];
+            if (HAK_LIKELY(bin->count < bin->cap)) {
+                b->next = bin->head;
+                b->key = hak_key;
+                bin->head = b;
+                bin->count++;
+                HAK_CTR(cls, FREES)++;
+                return;
+            }
+        }
+    }
+    hak_free_slow(p);
+}
+
+#endif

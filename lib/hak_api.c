@@ -1,0 +1,246 @@
+/* hak_api.c — the libc malloc API on top of the fast path (hak_alloc.h) and
+ * the slow paths. Semantics are glibc's: errno ENOMEM/EINVAL, malloc(0) is
+ * a unique pointer, realloc(p, 0) frees and returns NULL. */
+#include "hak_alloc.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Pops a block of class cls, refilling the thread cache if it is empty. */
+static void *alloc_cls(hak_heap *h, int cls)
+{
+    struct hak_tbin *bin = &hak_tls.bins[cls];
+    if (!bin->head) {
+        hak_heap_poll(h);
+        HAK_CTR(cls, ALLOC_SLOW)++;
+        if (!hak_refill(h, cls)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    hak_block *b = bin->head;
+    bin->head = b->next;
+    bin->count--;
+    b->key = 0;
+    HAK_CTR(cls, ALLOCS)++;
+    return b;
+}
+
+void *hak_alloc_slow(size_t n)
+{
+    hak_heap *h = hak_heap_get();
+    if (!h) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (n > HAK_CLASS_MAX) {
+        hak_heap_poll(h);
+        void *p = hak_large_alloc(n, 0);
+        if (!p) errno = ENOMEM;
+        return p;
+    }
+    return alloc_cls(h, hak_size_class(n));
+}
+
+static void invalid(const char *what, void *p) { hak_fatal(what, p); }
+
+/* Class of a live small block p, checked; or -1 if p is not in a segment. */
+static int live_small_class(void *p, const char *api)
+{
+    uintptr_t a = (uintptr_t)p;
+    if ((a >> HAK_ADDR_BITS) || hak_segmap[a >> HAK_SEG_SHIFT] != HAK_MAP_SEG) return -1;
+    hak_segment *seg = hak_seg_of(p);
+    hak_span *s = hak_span_of(seg, p);
+    int cls = seg->pages[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT].cls;
+    if (cls >= HAK_NUM_CLASSES || !hak_block_aligned(cls, a - (uintptr_t)hak_span_start(s)))
+        invalid(api, p);
+    if (((hak_block *)p)->key == hak_key) {
+        hak_fatal(strcmp(api, "free(): invalid pointer") == 0 ? "free(): double free"
+                                                              : "realloc(): pointer already freed",
+                  p);
+    }
+    return cls;
+}
+
+void hak_free_slow(void *p)
+{
+    if (!p) return;
+    int cls = live_small_class(p, "free(): invalid pointer");
+    hak_heap *h = hak_heap_get();
+    if (cls < 0) {
+        if (!h || !hak_large_free_checked(p)) hak_fatal("free(): invalid pointer (not allocated by hakmem)", p);
+        return;
+    }
+    if (!h) hak_fatal("free(): no heap for this thread", p);
+    hak_block *b = p;
+    struct hak_tbin *bin = &hak_tls.bins[cls];
+    HAK_CTR(cls, FREE_SLOW)++;
+    hak_heap_poll(h);
+    if (bin->count >= bin->cap) hak_flush(h, cls, bin->cap / 2);
+    b->next = bin->head;
+    b->key = hak_key;
+    bin->head = b;
+    bin->count++;
+    HAK_CTR(cls, FREES)++;
+    if (bin->count > bin->cap) hak_flush(h, cls, bin->cap); /* cap 0: safe-free mode */
+}
+
+HAK_EXPORT void *malloc(size_t n) { return hak_alloc_fast(n); }
+HAK_EXPORT void free(void *p) { hak_free_fast(p); }
+HAK_EXPORT void cfree(void *p) { hak_free_fast(p); }
+HAK_EXPORT void free_sized(void *p, size_t n) { (void)n; hak_free_fast(p); }
+HAK_EXPORT void free_aligned_sized(void *p, size_t a, size_t n) { (void)a, (void)n; hak_free_fast(p); }
+
+HAK_EXPORT void *calloc(size_t nmemb, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nmemb, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = hak_alloc_fast(n);
+    if (p) memset(p, 0, n); /* reused memory is not zero; the fresh tail is cheap to clear */
+    return p;
+}
+
+HAK_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p) return 0;
+    int cls = live_small_class(p, "malloc_usable_size(): invalid pointer");
+    if (cls >= 0) return hak_class_size[cls];
+    size_t n = hak_large_usable(p);
+    if (!n) hak_fatal("malloc_usable_size(): invalid pointer", p);
+    return n;
+}
+
+HAK_EXPORT void *realloc(void *p, size_t n)
+{
+    if (!p) return hak_alloc_fast(n);
+    if (n == 0) {
+        hak_free_fast(p);
+        return NULL;
+    }
+    int cls = live_small_class(p, "realloc(): invalid pointer");
+    size_t old = cls >= 0 ? hak_class_size[cls] : hak_large_usable(p);
+    if (!old) hak_fatal("realloc(): invalid pointer", p);
+    /* in place when it fits and does not waste more than half */
+    if (n <= old && (n >= old / 2 || old <= 16)) return p;
+    void *q = hak_alloc_fast(n);
+    if (!q) return NULL; /* errno is ENOMEM; p is untouched */
+    memcpy(q, p, n < old ? n : old);
+    hak_free_fast(p);
+    return q;
+}
+
+HAK_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nmemb, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
+/* Power-of-two classes are naturally aligned up to 64 KiB (spans start on
+ * 64 KiB pages), so small aligned requests come from the class of
+ * max(align, next power of two of n); the rest from large mappings. */
+void *hak_alloc_aligned(size_t align, size_t n)
+{
+    if (align <= 16) return hak_alloc_fast(n);
+    hak_heap *h = hak_heap_get();
+    if (!h) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t sz = n < align ? align : n;
+    if (sz <= HAK_CLASS_MAX && align <= HAK_PAGE_SIZE) {
+        size_t pow2 = 16;
+        while (pow2 < sz) pow2 <<= 1;
+        if (pow2 <= HAK_CLASS_MAX) return alloc_cls(h, hak_size_class(pow2));
+    }
+    void *p = hak_large_alloc(n, align);
+    if (!p) errno = ENOMEM;
+    return p;
+}
+
+static bool pow2(size_t a) { return a && !(a & (a - 1)); }
+
+HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (!pow2(align) || align % sizeof(void *)) return EINVAL;
+    int e = errno;
+    void *p = hak_alloc_aligned(align, n);
+    errno = e; /* posix_memalign reports through its result only */
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+HAK_EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+    if (!pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return hak_alloc_aligned(align, n);
+}
+
+HAK_EXPORT void *memalign(size_t align, size_t n)
+{
+    if (align > ((size_t)1 << 62)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t a = 1; /* glibc rounds a non-power-of-two alignment up */
+    while (a < align) a <<= 1;
+    return hak_alloc_aligned(a, n);
+}
+
+HAK_EXPORT void *valloc(size_t n) { return hak_alloc_aligned((size_t)getpagesize(), n); }
+
+HAK_EXPORT void *pvalloc(size_t n)
+{
+    size_t pg = (size_t)getpagesize(), r = (n + pg - 1) & ~(pg - 1);
+    if (r < n) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_alloc_aligned(pg, r ? r : pg);
+}
+
+HAK_EXPORT int malloc_trim(size_t pad)
+{
+    (void)pad;
+    uint64_t before = hak_proc[HAK_PROC_RELEASED];
+    if (!hak_ready) return 0;
+    hak_trim_all();
+    return hak_proc[HAK_PROC_RELEASED] != before;
+}
+
+HAK_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof(mi));
+    uint64_t live = 0, cached = 0;
+    hak_heap_sum_ctr(&live, &cached);
+    mi.arena = hak_proc[HAK_PROC_MAPPED];
+    mi.uordblks = live;
+    mi.fordblks = cached;
+    mi.keepcost = hak_proc[HAK_PROC_LARGE_CACHED];
+    return mi;
+}
+
+HAK_EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof(mi));
+    mi.arena = (int)m2.arena;
+    mi.uordblks = (int)m2.uordblks;
+    mi.fordblks = (int)m2.fordblks;
+    mi.keepcost = (int)m2.keepcost;
+    return mi;
+}

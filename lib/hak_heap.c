@@ -1,0 +1,327 @@
+/* hak_heap.c — heaps and threads: a heap per thread, taken from the pool at
+ * the thread's first slow path and abandoned to the pool when it exits, so
+ * the next thread takes over its memory (and the memory other threads freed
+ * into it). The pool lock is the only lock here, taken on thread start/exit
+ * and by adopt. */
+#include "hak_internal.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+__thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
+
+hak_lock_t hak_pool_lock;
+static hak_heap *pool_abandoned; /* heaps with memory, no owner */
+static hak_heap *pool_free;      /* heaps with nothing, no owner */
+static hak_heap *all_heaps;
+static atomic_int abandoned_n;
+static int next_slot;
+static char *arena_cur, *arena_end; /* heap structs and private counters */
+extern pthread_key_t hak_tkey;
+extern int hak_tkey_ready;
+static atomic_ullong trim_epoch = 1;
+
+static void *arena_alloc(size_t n)
+{
+    n = (n + 63) & ~(size_t)63;
+    if ((size_t)(arena_end - arena_cur) < n) {
+        size_t chunk = n > 65536 ? n : 65536;
+        char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+        arena_cur = p;
+        arena_end = p + chunk;
+    }
+    void *r = arena_cur;
+    arena_cur += n;
+    return r;
+}
+
+static uint64_t *slot_ctrs(struct hak_shm_header *shm, int slot)
+{
+    char *sl = (char *)shm + shm->slot_off + (size_t)slot * shm->slot_size;
+    return (uint64_t *)(sl + shm->slot_ctr_off);
+}
+
+static struct hak_shm_slot *slot_of(hak_heap *h)
+{
+    if (!hak_shm || h->slot < 0) return NULL;
+    return (struct hak_shm_slot *)((char *)hak_shm + hak_shm->slot_off +
+                                   (size_t)h->slot * hak_shm->slot_size);
+}
+
+/* Counters live in the segment slot when there is one, else privately.
+ * Called at creation and when the segment appears or is replaced (fork). */
+void hak_heap_bind_counters(hak_heap *h, bool fresh)
+{
+    uint64_t *old = h->ctr;
+    if (hak_shm && h->slot >= 0) {
+        h->ctr = slot_ctrs(hak_shm, h->slot);
+        if (old && !fresh && old != h->ctr)
+            memcpy(h->ctr, old, sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
+    } else if (!h->ctr || fresh) {
+        h->ctr = arena_alloc(sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
+    }
+}
+
+static hak_heap *heap_new(void)
+{
+    hak_heap *h = arena_alloc(sizeof(hak_heap));
+    if (!h) return NULL;
+    memset(h, 0, sizeof(*h));
+    h->slot = next_slot < HAK_SHM_SLOTS ? next_slot++ : -1;
+    /* private counters first; bound to the segment slot when it exists */
+    h->ctr = arena_alloc(sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
+    if (!h->ctr) return NULL;
+    hak_heap_bind_counters(h, false);
+    h->all_next = all_heaps;
+    all_heaps = h;
+    HAK_PROC_ADD(HEAPS, 1);
+    return h;
+}
+
+hak_heap *hak_heap_get(void)
+{
+    hak_heap *h = hak_tls.heap;
+    if (HAK_LIKELY(h != NULL)) return h;
+    if (!hak_ready) hak_init();
+    hak_lock(&hak_pool_lock);
+    if ((h = pool_abandoned) != NULL) {
+        pool_abandoned = h->pool_next;
+        atomic_fetch_sub(&abandoned_n, 1);
+    } else if ((h = pool_free) != NULL) {
+        pool_free = h->pool_next;
+    } else {
+        h = heap_new();
+    }
+    if (h) h->owner = gettid();
+    hak_unlock(&hak_pool_lock);
+    if (!h) return NULL;
+    HAK_PROC_ADD(THREADS, 1);
+    hak_tls.heap = h;
+    hak_tls.ctr = h->ctr;
+    hak_tls.trim_epoch = atomic_load(&trim_epoch);
+    struct hak_shm_slot *sl = slot_of(h);
+    if (sl) {
+        sl->tid = h->owner;
+        sl->active = 1;
+    }
+    hak_knobs_apply_tls();
+    /* may allocate (second-level key data): the heap is already in place */
+    if (hak_tkey_ready) pthread_setspecific(hak_tkey, h);
+    return h;
+}
+
+/* Thread exit: give every cached block back, release empty spans, and leave
+ * the heap in the pool for the next thread. */
+void hak_thread_exit(void *arg)
+{
+    hak_heap *h = hak_tls.heap;
+    if (!h) return;
+    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+        hak_flush(h, c, 0);
+        hak_tls.bins[c].cap = 0;
+    }
+    hak_remote_drain(h);
+    uint64_t published = 0;
+    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+        for (hak_span *s = h->partial[c], *next; s; s = next) {
+            next = s->next;
+            if (s->used == 0) {
+                if (s->prev) s->prev->next = s->next;
+                else h->partial[c] = s->next;
+                if (s->next) s->next->prev = s->prev;
+                s->in_partial = 0;
+                hak_span_release(h, s);
+            } else {
+                published++;
+            }
+        }
+    }
+    if (published) HAK_CTR(0, PUBLISHED) += published;
+    hak_segment_purge(h, true);
+    struct hak_shm_slot *sl = slot_of(h);
+    if (sl) sl->active = 0;
+    hak_lock(&hak_pool_lock);
+    h->owner = 0;
+    if (h->segs) {
+        h->pool_next = pool_abandoned;
+        pool_abandoned = h;
+        atomic_fetch_add(&abandoned_n, 1);
+    } else {
+        h->pool_next = pool_free;
+        pool_free = h;
+    }
+    hak_unlock(&hak_pool_lock);
+    HAK_PROC_SUB(THREADS, 1);
+    hak_tls.heap = NULL;
+    (void)arg;
+}
+
+/* Adopt: take one abandoned heap that has remote frees waiting, drain them
+ * and give back every span that became empty. Memory other threads freed
+ * into a dead thread's heap is reused without waiting for a new thread. */
+bool hak_heap_reclaim_abandoned(hak_heap *self)
+{
+    if (atomic_load_explicit(&abandoned_n, memory_order_relaxed) == 0) return false;
+    hak_lock(&hak_pool_lock);
+    hak_heap *a = NULL, **pp = &pool_abandoned;
+    for (int i = 0; *pp && i < 8; i++, pp = &(*pp)->pool_next) {
+        if (atomic_load_explicit(&(*pp)->remote_spans, memory_order_relaxed)) {
+            a = *pp;
+            *pp = a->pool_next;
+            atomic_fetch_sub(&abandoned_n, 1);
+            break;
+        }
+    }
+    hak_unlock(&hak_pool_lock);
+    if (!a) return false;
+    uint64_t spans_before = 0, spans_after = 0;
+    for (hak_segment *g = a->segs; g; g = g->next) spans_before += (uint64_t)__builtin_popcountll(g->used_mask);
+    hak_remote_drain(a); /* we own `a` now: it is in no pool */
+    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+        for (hak_span *s = a->partial[c], *next; s; s = next) {
+            next = s->next;
+            if (s->used == 0) {
+                if (s->prev) s->prev->next = s->next;
+                else a->partial[c] = s->next;
+                if (s->next) s->next->prev = s->prev;
+                s->in_partial = 0;
+                hak_span_release(a, s);
+            }
+        }
+    }
+    for (hak_segment *g = a->segs; g; g = g->next) spans_after += (uint64_t)__builtin_popcountll(g->used_mask);
+    HAK_CTR(0, ADOPTED) += spans_before - spans_after;
+    HAK_PROBE2(adopt, a, spans_before - spans_after);
+    hak_lock(&hak_pool_lock);
+    if (a->segs) {
+        a->pool_next = pool_abandoned;
+        pool_abandoned = a;
+        atomic_fetch_add(&abandoned_n, 1);
+    } else {
+        a->pool_next = pool_free;
+        pool_free = a;
+    }
+    hak_unlock(&hak_pool_lock);
+    (void)self;
+    return spans_before != spans_after;
+}
+
+/* Thread caps from the effective knobs; a shrunk cap flushes the excess. */
+void hak_knobs_apply_tls(void)
+{
+    extern uint64_t hak_knob_gen_applied;
+    hak_tls.knob_gen = hak_knob_gen_applied;
+    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+        uint32_t cap = hak_safe_free ? 0 : (uint32_t)HAK_KNOB_CLS(FAST_CAP, c);
+        hak_tls.bins[c].cap = cap;
+        if (hak_tls.bins[c].count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
+    }
+}
+
+/* Every slow path: knob changes, trim requests, timed purges. Cheap unless
+ * something changed: two loads from the segment and a counter. */
+void hak_heap_poll(hak_heap *h)
+{
+    extern uint64_t hak_knob_gen_applied;
+    if (hak_shm) {
+        if (HAK_UNLIKELY(hak_shm->knob_gen != hak_knob_gen_applied)) hak_knobs_reload();
+        if (HAK_UNLIKELY(hak_shm->trim_req != hak_shm->trim_done)) hak_trim_all();
+    }
+    if (HAK_UNLIKELY(hak_tls.knob_gen != hak_knob_gen_applied)) hak_knobs_apply_tls();
+    if (HAK_UNLIKELY(hak_tls.trim_epoch != atomic_load_explicit(&trim_epoch, memory_order_relaxed))) {
+        hak_tls.trim_epoch = atomic_load(&trim_epoch);
+        for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(h, c, 0);
+        hak_remote_drain(h);
+        hak_segment_purge(h, true);
+    }
+    if ((++h->polls & 63) == 0) {
+        uint64_t now = hak_now_ns();
+        if (hak_shm) hak_shm->heartbeat_ns = now; /* monotonic; readers compare deltas */
+        if (now >= h->purge_ns) {
+            uint64_t delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
+            hak_segment_purge(h, false);
+            hak_segment_cache_trim(false);
+            hak_large_cache_trim(false);
+            h->purge_ns = now + delay / 2;
+        }
+    }
+}
+
+/* malloc_trim and outside trim requests: this thread does its part now,
+ * every other thread at its next slow path (trim epoch). */
+void hak_trim_all(void)
+{
+    atomic_fetch_add(&trim_epoch, 1);
+    hak_heap *h = hak_tls.heap;
+    if (h) {
+        hak_tls.trim_epoch = atomic_load(&trim_epoch);
+        for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(h, c, 0);
+        hak_remote_drain(h);
+        while (hak_heap_reclaim_abandoned(h)) {}
+        hak_segment_purge(h, true);
+    }
+    hak_segment_cache_trim(true);
+    hak_large_cache_trim(true);
+    if (hak_shm) hak_shm->trim_done = hak_shm->trim_req;
+    HAK_PROC_ADD(TRIMS, 1);
+}
+
+/* Live and cached bytes from the counters of every heap (mallinfo). */
+void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes)
+{
+    uint64_t live = 0, cap = 0;
+    hak_lock(&hak_pool_lock);
+    for (hak_heap *h = all_heaps; h; h = h->all_next) {
+        for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+            uint64_t *k = h->ctr + c * HAK_NUM_CTRS;
+            live += (k[HAK_CTR_ALLOCS] - k[HAK_CTR_FREES]) * hak_class_size[c];
+            cap += k[HAK_CTR_SPAN_BLOCKS] * hak_class_size[c];
+        }
+        live += h->ctr[HAK_CLASS_LARGE * HAK_NUM_CTRS + HAK_CTR_LARGE_BYTES];
+    }
+    hak_unlock(&hak_pool_lock);
+    *live_bytes = (int64_t)live < 0 ? 0 : live;
+    *cached_bytes = cap > live ? cap - live : 0;
+}
+
+/* Fork child: only this thread survives. Every other heap is abandoned (its
+ * thread caches are lost, a bounded leak), and all heaps get fresh counters
+ * in the child's own segment. */
+void hak_heaps_after_fork(bool child)
+{
+    if (!child) return;
+    hak_heap *me = hak_tls.heap;
+    pid_t tid = gettid();
+    pool_abandoned = NULL;
+    pool_free = NULL;
+    atomic_store(&abandoned_n, 0);
+    int threads = 0;
+    for (hak_heap *h = all_heaps; h; h = h->all_next) {
+        hak_heap_bind_counters(h, true);
+        if (h == me) {
+            h->owner = tid;
+            threads++;
+            continue;
+        }
+        h->owner = 0;
+        if (h->segs) {
+            h->pool_next = pool_abandoned;
+            pool_abandoned = h;
+            atomic_fetch_add(&abandoned_n, 1);
+        } else {
+            h->pool_next = pool_free;
+            pool_free = h;
+        }
+    }
+    if (me) hak_tls.ctr = me->ctr;
+    hak_proc[HAK_PROC_THREADS] = (uint64_t)threads;
+    for (hak_heap *h = all_heaps; h; h = h->all_next) {
+        struct hak_shm_slot *sl = slot_of(h);
+        if (sl) {
+            sl->active = (h == me);
+            sl->tid = h == me ? tid : 0;
+        }
+    }
+}

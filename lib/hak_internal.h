@@ -1,0 +1,234 @@
+/* hak_internal.h — the allocator's types, in one place.
+ *
+ * Memory is organised in three layers:
+ *   segment  4 MiB, 4 MiB-aligned, owned by one heap. Page 0 holds the
+ *            segment header (with the page descriptors); pages 1..63 are
+ *            64 KiB each. Found from any block address by masking.
+ *   span     1..32 contiguous pages carved into blocks of one size class
+ *            ("slab"). Its state lives in the descriptor of its first page;
+ *            every descriptor of the span carries the class, so free() reads
+ *            the class with one load.
+ *   heap     per thread: a partial-span list per class, its segments, and a
+ *            lock-free stack of spans that received remote frees. Heaps
+ *            outlive threads: an exiting thread abandons its heap to a pool,
+ *            where a new thread takes it over (or another thread reclaims
+ *            its empty memory, "adopt").
+ * In front of it all, the thread cache: a singly linked list per class in
+ * thread-local storage (hak_tls). That list IS the fast path.
+ *
+ * Ownership invariants:
+ *   - span->free, span->used, the partial lists and segment masks are only
+ *     touched by the thread that owns the heap (heap->owner).
+ *   - span->remote is the only field other threads write (CAS push). Only the
+ *     owner takes it (exchange), and only for spans it found on its
+ *     remote_spans stack, so each span is on that stack at most once.
+ *   - every free block has block->key == hak_key (random per process); every
+ *     block handed to the user has it cleared. A free of a block whose key is
+ *     set is a double free.
+ */
+#ifndef HAK_INTERNAL_H
+#define HAK_INTERNAL_H
+
+#include "hakmem_shm.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HAK_NOINLINE __attribute__((noinline))
+#define HAK_EXPORT __attribute__((visibility("default")))
+
+#if defined(__has_include)
+#if __has_include(<sys/sdt.h>) && !defined(HAK_NO_USDT)
+#include <sys/sdt.h>
+#define HAK_PROBE1(n, a) STAP_PROBE1(hakmem, n, a)
+#define HAK_PROBE2(n, a, b) STAP_PROBE2(hakmem, n, a, b)
+#define HAK_PROBE3(n, a, b, c) STAP_PROBE3(hakmem, n, a, b, c)
+#endif
+#endif
+#ifndef HAK_PROBE1
+#define HAK_PROBE1(n, a) ((void)0)
+#define HAK_PROBE2(n, a, b) ((void)0)
+#define HAK_PROBE3(n, a, b, c) ((void)0)
+#endif
+
+#define HAK_SEG_SIZE (1ul << HAK_SEG_SHIFT)
+#define HAK_SEG_MASK (HAK_SEG_SIZE - 1)
+#define HAK_PAGE_SIZE (1ul << HAK_PAGE_SHIFT)
+#define HAK_SEG_PAGES ((int)(HAK_SEG_SIZE / HAK_PAGE_SIZE)) /* 64 */
+#define HAK_CLS_NONE 0xff /* descriptor of a page not in any span */
+#define HAK_ADDR_BITS 47  /* user-space addresses we map; segmap covers them */
+
+/* segmap: one byte per 4 MiB of address space (32 MiB virtual, lazily
+ * touched). 0 = not ours, 1 = small segment, 2 = large block header here,
+ * 2+k = large block whose header is k chunks lower (big alignments). */
+enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
+extern uint8_t hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)]; /* .bss: untouched pages cost nothing */
+
+typedef struct hak_block {
+    struct hak_block *next;
+    uintptr_t key; /* == hak_key while free */
+} hak_block;
+
+struct hak_heap;
+
+typedef struct hak_span {
+    uint8_t cls;      /* HAK_CLS_NONE when the page is free */
+    uint8_t pages;    /* span length (head only) */
+    uint8_t head_off; /* this descriptor's distance from the span head */
+    uint8_t in_partial;
+    uint32_t capacity; /* blocks */
+    uint32_t used;     /* blocks handed out (to users or thread caches) */
+    uint32_t carved;   /* blocks ever taken by bump allocation */
+    hak_block *free;   /* local free list */
+    _Atomic(hak_block *) remote;
+    struct hak_span *next, *prev; /* heap partial list of the class */
+    struct hak_span *remote_next; /* heap remote_spans stack link */
+} hak_span;
+
+typedef struct hak_segment {
+    uint64_t magic;
+    struct hak_heap *heap;
+    uint64_t used_mask;  /* pages in spans (bit 0: the header page) */
+    uint64_t dirty_mask; /* free pages still resident (to purge) */
+    uint64_t dirty_ns;   /* when the oldest dirty page was freed */
+    struct hak_segment *next, *prev; /* heap segment list / cache list */
+    hak_span pages[HAK_SEG_PAGES];
+} hak_segment;
+
+#define HAK_SEG_MAGIC 0x5345474b4148ull
+
+/* Thread cache bin: the fast path. */
+struct hak_tbin {
+    hak_block *head;
+    uint32_t count;
+    uint32_t cap;
+};
+
+struct hak_tls {
+    struct hak_tbin bins[HAK_NUM_CLASSES];
+    uint64_t *ctr; /* this heap's counter slot: ctr[cls * HAK_NUM_CTRS + id] */
+    struct hak_heap *heap;
+    uint64_t knob_gen; /* knob generation the caps were loaded from */
+    uint64_t trim_epoch;
+};
+extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
+
+typedef struct hak_heap {
+    pid_t owner;                 /* tid of the owning thread, 0 when abandoned */
+    int slot;                    /* counter slot index, -1 if private */
+    uint64_t *ctr;               /* counters (slot in the segment or private) */
+    hak_span *partial[HAK_NUM_CLASSES];
+    hak_segment *segs;           /* segments owned */
+    _Atomic(hak_span *) remote_spans;
+    uint32_t refills_since_drain;
+    uint32_t polls;
+    uint64_t purge_ns;           /* next time dirty pages are due */
+    struct hak_heap *pool_next;  /* abandoned / free pool link */
+    struct hak_heap *all_next;   /* every heap ever made */
+} hak_heap;
+
+/* Effective knob values, process-private, already clamped. */
+struct hak_knobs {
+    int64_t val[HAK_NUM_KNOBS][HAK_NUM_CLASSES];
+    uint8_t owner[HAK_NUM_KNOBS][HAK_NUM_CLASSES];
+};
+extern struct hak_knobs hak_knobs;
+#define HAK_KNOB(id) (hak_knobs.val[HAK_KNOB_##id][0])
+#define HAK_KNOB_CLS(id, c) (hak_knobs.val[HAK_KNOB_##id][c])
+
+/* Process globals */
+extern uintptr_t hak_key;
+extern int hak_safe_free;
+extern struct hak_shm_header *hak_shm;
+extern volatile int hak_ready;
+extern uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
+extern uint64_t hak_proc_private[HAK_NUM_PROCS];
+extern uint64_t *hak_proc; /* process figures: in the segment or private */
+
+#define HAK_CTR(cls, id) (hak_tls.ctr[(cls) * HAK_NUM_CTRS + HAK_CTR_##id])
+#define HAK_PROC_ADD(id, n) __atomic_fetch_add(&hak_proc[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
+#define HAK_PROC_SUB(id, n) __atomic_fetch_sub(&hak_proc[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
+
+/* A small spinlock for slow paths; yields under contention. */
+typedef struct { atomic_int v; } hak_lock_t;
+void hak_lock(hak_lock_t *l);
+static inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
+
+/* ---- layers ---- */
+/* os (hak_os.c) */
+void *hak_os_map_aligned(size_t size, size_t align);
+void hak_os_unmap(void *p, size_t size);
+void hak_os_purge(void *p, size_t size);
+uint64_t hak_now_ns(void);
+void hak_segmap_set(uintptr_t addr, uint8_t v);
+
+/* classes (hak_class.c) */
+int hak_size_class(size_t n);
+bool hak_block_aligned(int cls, uintptr_t off);
+void hak_class_init(void);
+
+/* segments (hak_segment.c) */
+hak_span *hak_span_alloc(hak_heap *h, int cls);
+void hak_span_release(hak_heap *h, hak_span *s);
+void hak_segment_purge(hak_heap *h, bool force);
+void hak_segment_cache_trim(bool force);
+void hak_segment_fork_lock(int op); /* 0 lock, 1 unlock */
+static inline hak_segment *hak_seg_of(const void *p) { return (hak_segment *)((uintptr_t)p & ~HAK_SEG_MASK); }
+static inline hak_span *hak_span_of(hak_segment *seg, const void *p)
+{
+    hak_span *d = &seg->pages[((uintptr_t)p & HAK_SEG_MASK) >> HAK_PAGE_SHIFT];
+    return d - d->head_off;
+}
+static inline char *hak_span_start(hak_span *s)
+{
+    hak_segment *seg = hak_seg_of(s);
+    return (char *)seg + (size_t)(s - seg->pages) * HAK_PAGE_SIZE;
+}
+
+/* spans: refill, local and remote free (hak_span.c) */
+bool hak_refill(hak_heap *h, int cls);
+void hak_flush(hak_heap *h, int cls, uint32_t keep);
+void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
+void hak_remote_drain(hak_heap *h);
+bool hak_heap_reclaim_abandoned(hak_heap *h);
+
+/* heaps and threads (hak_heap.c) */
+hak_heap *hak_heap_get(void);
+void hak_heap_poll(hak_heap *h);
+void hak_thread_exit(void *arg);
+void hak_heaps_after_fork(bool child);
+void hak_heap_bind_counters(hak_heap *h, bool fresh);
+void hak_knobs_apply_tls(void);
+void hak_trim_all(void);
+void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);
+extern hak_lock_t hak_pool_lock;
+
+/* large blocks (hak_large.c) */
+void *hak_large_alloc(size_t n, size_t align);
+bool hak_large_free_checked(void *p);
+size_t hak_large_usable(void *p);
+void hak_large_cache_trim(bool force);
+extern hak_lock_t hak_large_lock;
+
+/* init, knobs, segment publication (hak_init.c) */
+void hak_init(void);
+void hak_knobs_reload(void);
+void hak_publish_knobs(void);
+void hak_after_fork_child(void);
+extern hak_lock_t hak_seg_lock;
+
+/* reports (hak_report.c) */
+__attribute__((noreturn)) void hak_fatal(const char *what, const void *p);
+void hak_log(const char *msg);
+
+/* slow paths of the public API (hak_api.c) */
+void *hak_alloc_slow(size_t n);
+void hak_free_slow(void *p);
+void *hak_alloc_aligned(size_t align, size_t n);
+
+#endif

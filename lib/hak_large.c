@@ -1,0 +1,142 @@
+/* hak_large.c — blocks above the largest class: one 4 MiB-aligned mapping
+ * each, a header at its start, and a bounded cache of freed mappings so a
+ * program that frees and allocates big buffers does not hit the kernel each
+ * time. The cache has its own lock; the mapping needs no owner. */
+#include "hak_internal.h"
+
+#include <string.h>
+
+#define LARGE_MAGIC 0x454752414c4b4148ull  /* live */
+#define LARGE_FREED 0x444545524b4b4148ull  /* in the cache */
+#define LARGE_CACHE_MAX 64
+
+typedef struct hak_large {
+    uint64_t magic;
+    size_t map_size; /* bytes mapped, from the header */
+    size_t offset;   /* user pointer - header */
+    uint64_t freed_ns;
+    struct hak_large *next;
+} hak_large;
+
+hak_lock_t hak_large_lock;
+static hak_large *cache;
+static int cache_n;
+static size_t cache_bytes;
+
+static size_t round_page(size_t n) { return (n + 4095) & ~(size_t)4095; }
+
+/* The header of a large block, or NULL if p is not the start of one. */
+static hak_large *large_of(void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (a >> HAK_ADDR_BITS) return NULL;
+    uint8_t v = hak_segmap[a >> HAK_SEG_SHIFT];
+    if (v < HAK_MAP_LARGE) return NULL;
+    hak_large *l = (hak_large *)(((a >> HAK_SEG_SHIFT) - (v - HAK_MAP_LARGE)) << HAK_SEG_SHIFT);
+    return (char *)l + l->offset == (char *)p ? l : NULL;
+}
+
+void *hak_large_alloc(size_t n, size_t align)
+{
+    if (align < 64) align = 64;
+    if (align > (1ul << 29)) return NULL; /* segmap offsets reach 253 chunks */
+    size_t offset = align; /* header fits below the first aligned address */
+    if (n > (1ul << HAK_ADDR_BITS) || offset + n < n) return NULL;
+    size_t need = round_page(offset + n);
+    hak_large *l = NULL;
+    hak_lock(&hak_large_lock);
+    for (hak_large **pp = &cache; *pp; pp = &(*pp)->next) {
+        /* reuse a mapping that fits without wasting more than a quarter */
+        if ((*pp)->map_size >= need && (*pp)->map_size - need <= need / 4) {
+            l = *pp;
+            *pp = l->next;
+            cache_n--;
+            cache_bytes -= l->map_size;
+            HAK_PROC_SUB(LARGE_CACHED, l->map_size);
+            break;
+        }
+    }
+    hak_unlock(&hak_large_lock);
+    if (!l) {
+        l = hak_os_map_aligned(need, HAK_SEG_SIZE);
+        if (!l) return NULL;
+        l->map_size = need;
+        hak_segmap_set((uintptr_t)l, HAK_MAP_LARGE);
+    }
+    l->magic = LARGE_MAGIC;
+    l->offset = offset;
+    char *p = (char *)l + offset;
+    size_t k = ((uintptr_t)p >> HAK_SEG_SHIFT) - ((uintptr_t)l >> HAK_SEG_SHIFT);
+    if (k) hak_segmap_set((uintptr_t)p, (uint8_t)(HAK_MAP_LARGE + k));
+    HAK_CTR(HAK_CLASS_LARGE, ALLOCS)++;
+    HAK_CTR(HAK_CLASS_LARGE, LARGE_BYTES) += l->map_size - offset;
+    HAK_PROBE2(large_alloc, p, n);
+    return p;
+}
+
+static void large_unmap(hak_large *l)
+{
+    hak_segmap_set((uintptr_t)l, HAK_MAP_NONE);
+    hak_os_unmap(l, l->map_size);
+}
+
+/* Returns true if p was a large block (now freed). */
+bool hak_large_free_checked(void *p)
+{
+    hak_large *l = large_of(p);
+    if (!l) return false;
+    if (l->magic != LARGE_MAGIC) hak_fatal("free(): double free", p);
+    size_t usable = l->map_size - l->offset;
+    if (((uintptr_t)p >> HAK_SEG_SHIFT) != ((uintptr_t)l >> HAK_SEG_SHIFT))
+        hak_segmap_set((uintptr_t)p, HAK_MAP_NONE);
+    l->magic = LARGE_FREED;
+    HAK_CTR(HAK_CLASS_LARGE, FREES)++;
+    HAK_CTR(HAK_CLASS_LARGE, LARGE_BYTES) -= usable;
+    l->freed_ns = hak_now_ns();
+    size_t limit = (size_t)HAK_KNOB(LARGE_CACHE_MB) << 20;
+    hak_lock(&hak_large_lock);
+    if (cache_n < LARGE_CACHE_MAX && cache_bytes + l->map_size <= limit) {
+        l->next = cache;
+        cache = l;
+        cache_n++;
+        cache_bytes += l->map_size;
+        HAK_PROC_ADD(LARGE_CACHED, l->map_size);
+        l = NULL;
+    }
+    hak_unlock(&hak_large_lock);
+    if (l) large_unmap(l);
+    return true;
+}
+
+size_t hak_large_usable(void *p)
+{
+    hak_large *l = large_of(p);
+    return l && l->magic == LARGE_MAGIC ? l->map_size - l->offset : 0;
+}
+
+/* Unmaps cached blocks older than purge_delay_ms (all if force). */
+void hak_large_cache_trim(bool force)
+{
+    uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
+    hak_large *drop = NULL;
+    hak_lock(&hak_large_lock);
+    for (hak_large **pp = &cache; *pp;) {
+        hak_large *l = *pp;
+        if (force || now - l->freed_ns >= delay) {
+            *pp = l->next;
+            cache_n--;
+            cache_bytes -= l->map_size;
+            HAK_PROC_SUB(LARGE_CACHED, l->map_size);
+            l->next = drop;
+            drop = l;
+        } else {
+            pp = &l->next;
+        }
+    }
+    hak_unlock(&hak_large_lock);
+    while (drop) {
+        hak_large *next = drop->next;
+        large_unmap(drop);
+        drop = next;
+    }
+}

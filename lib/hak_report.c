@@ -1,0 +1,48 @@
+/* hak_report.c — messages to stderr from inside malloc: no stdio, no malloc. */
+#include "hak_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void hak_log(const char *msg)
+{
+    size_t n = strlen(msg);
+    while (n) {
+        ssize_t w = write(2, msg, n);
+        if (w <= 0) return;
+        msg += w;
+        n -= (size_t)w;
+    }
+}
+
+static char *fmt_hex(char *p, uintptr_t v)
+{
+    *p++ = '0';
+    *p++ = 'x';
+    int shift = 60;
+    while (shift > 0 && !((v >> shift) & 15)) shift -= 4;
+    for (; shift >= 0; shift -= 4) *p++ = "0123456789abcdef"[(v >> shift) & 15];
+    return p;
+}
+
+/* An invalid or double free: the heap may already be inconsistent, so
+ * report and stop rather than go on corrupting someone else's program. */
+void hak_fatal(const char *what, const void *p)
+{
+    char buf[256], *q = buf;
+    const char *pre = "hakmem: ";
+    size_t n = strlen(what);
+    if (n > 180) n = 180;
+    memcpy(q, pre, 8);
+    q += 8;
+    memcpy(q, what, n);
+    q += n;
+    *q++ = ' ';
+    q = fmt_hex(q, (uintptr_t)p);
+    *q++ = '\n';
+    *q = 0;
+    if (hak_proc) HAK_PROC_ADD(DOUBLE_FREES, 1);
+    hak_log(buf);
+    abort();
+}

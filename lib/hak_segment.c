@@ -1,0 +1,167 @@
+/* hak_segment.c — segments and spans: carving 4 MiB segments into spans of
+ * 64 KiB pages, giving empty spans back, purging free pages to the OS, and a
+ * small cache of empty segments. Called by the heap's owner thread only,
+ * except the segment cache (its own lock). */
+#include "hak_internal.h"
+
+#include <string.h>
+
+static hak_lock_t seg_cache_lock;
+static hak_segment *seg_cache;
+static int seg_cache_n;
+
+static uint64_t span_bits(int first, int n) { return (n >= 64 ? ~0ull : ((1ull << n) - 1)) << first; }
+
+/* Returns the purged bytes in [mask] to the "resident again" column. */
+static void purge_mask(hak_segment *seg, uint64_t mask)
+{
+    while (mask) {
+        int first = __builtin_ctzll(mask), n = 0;
+        while (first + n < 64 && (mask >> (first + n) & 1)) n++;
+        hak_os_purge((char *)seg + (size_t)first * HAK_PAGE_SIZE, (size_t)n * HAK_PAGE_SIZE);
+        mask &= ~span_bits(first, n);
+    }
+}
+
+static hak_segment *segment_new(hak_heap *h)
+{
+    hak_lock(&seg_cache_lock);
+    hak_segment *seg = seg_cache;
+    if (seg) {
+        seg_cache = seg->next;
+        seg_cache_n--;
+    }
+    hak_unlock(&seg_cache_lock);
+    if (!seg) {
+        seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
+        if (!seg) return NULL;
+        seg->magic = HAK_SEG_MAGIC;
+        for (int i = 0; i < HAK_SEG_PAGES; i++) seg->pages[i].cls = HAK_CLS_NONE;
+        hak_segmap_set((uintptr_t)seg, HAK_MAP_SEG);
+    }
+    seg->heap = h;
+    seg->used_mask = 1; /* page 0: this header */
+    seg->prev = NULL;
+    seg->next = h->segs;
+    if (h->segs) h->segs->prev = seg;
+    h->segs = seg;
+    return seg;
+}
+
+static void segment_free(hak_heap *h, hak_segment *seg)
+{
+    if (seg->prev) seg->prev->next = seg->next;
+    else h->segs = seg->next;
+    if (seg->next) seg->next->prev = seg->prev;
+    seg->heap = NULL;
+    hak_lock(&seg_cache_lock);
+    if (seg_cache_n < HAK_KNOB(SEG_CACHE)) {
+        seg->next = seg_cache;
+        seg_cache = seg;
+        seg_cache_n++;
+        seg = NULL;
+    }
+    hak_unlock(&seg_cache_lock);
+    if (seg) {
+        hak_segmap_set((uintptr_t)seg, HAK_MAP_NONE);
+        hak_os_unmap(seg, HAK_SEG_SIZE);
+    }
+}
+
+/* First run of n free pages in the segment, or -1. */
+static int find_run(hak_segment *seg, int n)
+{
+    uint64_t fr = ~seg->used_mask, r = fr;
+    for (int i = 1; i < n && r; i++) r &= fr >> i;
+    /* prefer pages that are still resident (dirty): no page faults */
+    uint64_t warm = r & seg->dirty_mask;
+    if (warm) return __builtin_ctzll(warm);
+    return r ? __builtin_ctzll(r) : -1;
+}
+
+hak_span *hak_span_alloc(hak_heap *h, int cls)
+{
+    int n = hak_class_span[cls], first = -1;
+    hak_segment *seg;
+    for (seg = h->segs; seg; seg = seg->next)
+        if (64 - __builtin_popcountll(seg->used_mask) >= n && (first = find_run(seg, n)) >= 0) break;
+    if (!seg) {
+        seg = segment_new(h);
+        if (!seg) return NULL;
+        first = find_run(seg, n);
+    }
+    uint64_t bits = span_bits(first, n);
+    seg->used_mask |= bits;
+    seg->dirty_mask &= ~bits;
+    hak_span *s = &seg->pages[first];
+    memset(s, 0, sizeof(*s));
+    s->pages = (uint8_t)n;
+    s->capacity = (uint32_t)((size_t)n * HAK_PAGE_SIZE / hak_class_size[cls]);
+    for (int i = 0; i < n; i++) {
+        s[i].head_off = (uint8_t)i;
+        s[i].cls = (uint8_t)cls;
+    }
+    HAK_CTR(cls, SPANS_NEW)++;
+    HAK_CTR(cls, SPAN_BLOCKS) += s->capacity;
+    HAK_PROBE2(span_new, cls, s->capacity);
+    return s;
+}
+
+/* The span is empty (used == 0, so nobody can push remote frees to it). */
+void hak_span_release(hak_heap *h, hak_span *s)
+{
+    hak_segment *seg = hak_seg_of(s);
+    int first = (int)(s - seg->pages), n = s->pages, cls = s->cls;
+    HAK_CTR(cls, SPANS_FREED)++;
+    HAK_CTR(cls, SPAN_BLOCKS) -= s->capacity;
+    for (int i = 0; i < n; i++) {
+        s[i].cls = HAK_CLS_NONE;
+        s[i].head_off = 0;
+    }
+    uint64_t bits = span_bits(first, n);
+    seg->used_mask &= ~bits;
+    if (!seg->dirty_mask) seg->dirty_ns = hak_now_ns();
+    seg->dirty_mask |= bits;
+    if (seg->used_mask == 1) {
+        /* whole segment free: give its pages back, keep the header */
+        purge_mask(seg, seg->dirty_mask);
+        seg->dirty_mask = 0;
+        segment_free(h, seg);
+    }
+}
+
+/* Purges free pages that have been free longer than purge_delay_ms. */
+void hak_segment_purge(hak_heap *h, bool force)
+{
+    uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
+    for (hak_segment *seg = h->segs; seg; seg = seg->next) {
+        if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
+            purge_mask(seg, seg->dirty_mask);
+            seg->dirty_mask = 0;
+        }
+    }
+}
+
+/* Unmaps cached empty segments beyond the seg_cache knob (all if force). */
+void hak_segment_cache_trim(bool force)
+{
+    for (;;) {
+        hak_lock(&seg_cache_lock);
+        hak_segment *seg = NULL;
+        if (seg_cache && (force || seg_cache_n > HAK_KNOB(SEG_CACHE))) {
+            seg = seg_cache;
+            seg_cache = seg->next;
+            seg_cache_n--;
+        }
+        hak_unlock(&seg_cache_lock);
+        if (!seg) return;
+        hak_segmap_set((uintptr_t)seg, HAK_MAP_NONE);
+        hak_os_unmap(seg, HAK_SEG_SIZE);
+    }
+}
+
+void hak_segment_fork_lock(int op)
+{
+    if (op == 0) hak_lock(&seg_cache_lock);
+    else hak_unlock(&seg_cache_lock);
+}

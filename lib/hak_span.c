@@ -1,0 +1,196 @@
+/* hak_span.c — moving blocks between thread caches and spans: refill, flush,
+ * local free, remote free (lock-free MPSC push) and the owner's drain. */
+#include "hak_internal.h"
+
+static void partial_push(hak_heap *h, hak_span *s)
+{
+    s->prev = NULL;
+    s->next = h->partial[s->cls];
+    if (s->next) s->next->prev = s;
+    h->partial[s->cls] = s;
+    s->in_partial = 1;
+}
+
+static void partial_remove(hak_heap *h, hak_span *s)
+{
+    if (s->prev) s->prev->next = s->next;
+    else h->partial[s->cls] = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->in_partial = 0;
+}
+
+/* A span that may have become empty or non-full: keep the partial list
+ * right, and give the span back when empty unless it is the class's last
+ * partial span (which would only be carved again at the next refill). */
+static void span_settle(hak_heap *h, hak_span *s, bool keep_last)
+{
+    if (!s->in_partial) partial_push(h, s);
+    if (s->used == 0 && !(keep_last && h->partial[s->cls] == s && s->next == NULL)) {
+        partial_remove(h, s);
+        hak_span_release(h, s);
+    }
+}
+
+bool hak_refill(hak_heap *h, int cls)
+{
+    struct hak_tbin *bin = &hak_tls.bins[cls];
+    uint32_t want = (uint32_t)HAK_KNOB_CLS(REFILL_COUNT, cls);
+    uint32_t room = bin->cap > bin->count ? bin->cap - bin->count : 0;
+    if (want > room) want = room;
+    if (want == 0) want = 1; /* cap 0 (safe-free mode): one block at a time */
+
+    if (++h->refills_since_drain >= HAK_KNOB(DRAIN_INTERVAL) || !h->partial[cls]) {
+        h->refills_since_drain = 0;
+        if (atomic_load_explicit(&h->remote_spans, memory_order_relaxed)) hak_remote_drain(h);
+    }
+    size_t size = hak_class_size[cls];
+    uint32_t got = 0;
+    hak_block *head = bin->head;
+    while (got < want) {
+        hak_span *s = h->partial[cls];
+        if (!s) {
+            if (got) break;
+            if (HAK_KNOB(ADOPT) && hak_heap_reclaim_abandoned(h) && h->partial[cls]) continue;
+            s = hak_span_alloc(h, cls);
+            if (!s) break;
+            partial_push(h, s);
+        }
+        while (got < want && s->free) {
+            hak_block *b = s->free;
+            s->free = b->next;
+            b->next = head;
+            head = b;
+            got++;
+            s->used++;
+        }
+        if (got < want && s->carved < s->capacity) {
+            uint32_t n = want - got;
+            if (n > s->capacity - s->carved) n = s->capacity - s->carved;
+            char *base = hak_span_start(s) + (size_t)s->carved * size;
+            for (uint32_t i = n; i-- > 0;) { /* lowest address ends up first */
+                hak_block *b = (hak_block *)(base + i * size);
+                b->next = head;
+                b->key = hak_key;
+                head = b;
+            }
+            s->carved += n;
+            s->used += n;
+            got += n;
+        }
+        if (!s->free && s->carved == s->capacity) partial_remove(h, s); /* full */
+    }
+    bin->head = head;
+    bin->count += got;
+    HAK_CTR(cls, REFILLS)++;
+    HAK_CTR(cls, REFILL_BLOCKS) += got;
+    HAK_PROBE2(refill, cls, got);
+    return got > 0;
+}
+
+void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b)
+{
+    b->next = s->free;
+    s->free = b;
+    s->used--;
+    span_settle(h, s, true);
+}
+
+/* Pushes the chain first..last (blocks of span s) on the span's remote list;
+ * the push that finds the list empty also queues the span with its owner. */
+static void remote_push(hak_span *s, hak_block *first, hak_block *last)
+{
+    hak_block *old = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    do {
+        last->next = old;
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, first, memory_order_release,
+                                                    memory_order_relaxed));
+    if (old == NULL) {
+        hak_heap *owner = hak_seg_of(s)->heap;
+        hak_span *top = atomic_load_explicit(&owner->remote_spans, memory_order_relaxed);
+        do {
+            s->remote_next = top;
+        } while (!atomic_compare_exchange_weak_explicit(&owner->remote_spans, &top, s,
+                                                        memory_order_release, memory_order_relaxed));
+    }
+}
+
+/* The owner takes every queued span's remote list. Each span is read for
+ * its link before its list is taken: after that, a pusher may queue it again. */
+void hak_remote_drain(hak_heap *h)
+{
+    hak_span *s = atomic_exchange_explicit(&h->remote_spans, NULL, memory_order_acquire);
+    while (s) {
+        hak_span *next = s->remote_next;
+        hak_block *list = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
+        if (list) {
+            uint32_t n = 1;
+            hak_block *tail = list;
+            while (tail->next) {
+                tail = tail->next;
+                n++;
+            }
+            tail->next = s->free;
+            s->free = list;
+            s->used -= n;
+            HAK_CTR(s->cls, REMOTE_DRAINED) += n;
+            HAK_PROBE2(remote_drain, s->cls, n);
+            span_settle(h, s, true);
+        }
+        s = next;
+    }
+}
+
+/* Returns cached blocks beyond the first `keep` of the class's thread cache
+ * to their spans: ours directly, other heaps' through their remote lists.
+ * Every block is checked to be the start of a block of its span's class. */
+void hak_flush(hak_heap *h, int cls, uint32_t keep)
+{
+    struct hak_tbin *bin = &hak_tls.bins[cls];
+    if (bin->count <= keep) return;
+    hak_block *list;
+    if (keep == 0) {
+        list = bin->head;
+        bin->head = NULL;
+    } else {
+        hak_block *cut = bin->head;
+        for (uint32_t i = 1; i < keep; i++) cut = cut->next;
+        list = cut->next;
+        cut->next = NULL;
+    }
+    uint32_t n = bin->count - keep, nremote = 0;
+    bin->count = keep;
+
+    hak_span *cur = NULL;
+    hak_block *first = NULL, *last = NULL;
+    while (list) {
+        hak_block *b = list;
+        list = b->next;
+        hak_segment *seg = hak_seg_of(b);
+        hak_span *s = hak_span_of(seg, b);
+        if (s->cls != cls || !hak_block_aligned(cls, (uintptr_t)b - (uintptr_t)hak_span_start(s)))
+            hak_fatal("free(): invalid pointer", b);
+        if (seg->heap == h) {
+            /* carved is the owner's: only checked for our own spans */
+            if ((char *)b >= hak_span_start(s) + (size_t)s->carved * hak_class_size[cls])
+                hak_fatal("free(): invalid pointer", b);
+            hak_free_to_span(h, s, b);
+            continue;
+        }
+        nremote++;
+        if (s != cur) {
+            if (cur) remote_push(cur, first, last);
+            cur = s;
+            first = last = b;
+            b->next = NULL;
+        } else {
+            b->next = first;
+            first = b;
+        }
+    }
+    if (cur) remote_push(cur, first, last);
+    HAK_CTR(cls, FLUSHES)++;
+    HAK_CTR(cls, FLUSH_BLOCKS) += n;
+    HAK_CTR(cls, REMOTE_FREES) += nremote;
+    HAK_PROBE3(flush, cls, n, nremote);
+}

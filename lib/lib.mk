@@ -1,0 +1,37 @@
+# lib/: libhakmem.so (LD_PRELOAD), libhakmem.a (link directly), and a
+# ThreadSanitizer build of the same objects for the lock-free tests.
+LIB_SRCS := lib/hak_api.c lib/hak_new.c lib/hak_heap.c lib/hak_span.c lib/hak_segment.c \
+            lib/hak_large.c lib/hak_class.c lib/hak_os.c lib/hak_init.c lib/hak_report.c
+LIB_HDRS := lib/hak_alloc.h lib/hak_internal.h shm/hakmem_shm.h
+LIB_OBJS := $(LIB_SRCS:.c=.o)
+LIB_TSAN_OBJS := $(LIB_SRCS:.c=.tsan.o) $(SHM_SRCS:.c=.tsan.o)
+# the allocator exports only the malloc API; -ftls-model keeps TLS one load away
+LIB_CFLAGS = $(CFLAGS) -fvisibility=hidden -fno-plt -ftls-model=initial-exec \
+             -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
+
+lib/libhakmem.so: $(LIB_OBJS) $(SHM_OBJS)
+	$(CC) -shared -o $@ $^ -Wl,-z,now -Wl,--version-script=lib/exports.map -ldl -pthread
+
+lib/libhakmem.a: $(LIB_OBJS) $(SHM_OBJS)
+	rm -f $@ && $(AR) rcs $@ $^
+
+lib/libhakmem-tsan.a: $(LIB_TSAN_OBJS)
+	rm -f $@ && $(AR) rcs $@ $^
+
+lib/%.o: lib/%.c $(LIB_HDRS)
+	$(CC) $(LIB_CFLAGS) -c -o $@ $<
+
+%.tsan.o: %.c $(LIB_HDRS)
+	$(CC) $(LIB_CFLAGS) -O1 -fsanitize=thread -c -o $@ $<
+
+ALL_TARGETS += lib/libhakmem.so lib/libhakmem.a
+TEST_DEPS += lib/libhakmem-tsan.a
+CLEAN += $(LIB_OBJS) $(LIB_TSAN_OBJS) lib/libhakmem.so lib/libhakmem.a lib/libhakmem-tsan.a
+INSTALL_TARGETS += install-lib
+
+.PHONY: install-lib
+install-lib: lib/libhakmem.so lib/libhakmem.a
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 755 lib/libhakmem.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 lib/libhakmem.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 shm/hakmem_shm.h $(DESTDIR)$(PREFIX)/include/

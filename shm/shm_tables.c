@@ -1,0 +1,75 @@
+/* shm_tables.c — the tables generated from the X-macros in hakmem_shm.h, and
+ * the computed layout of the segment this build writes. */
+#include "hakmem_shm.h"
+
+#include <string.h>
+
+#define HAK_CLASS_SIZE(i, size, span) [i] = size,
+#define HAK_CLASS_SPAN(i, size, span) [i] = span,
+const uint32_t hak_class_size[HAK_NUM_CLASSES] = {HAK_CLASS_TABLE(HAK_CLASS_SIZE)};
+const uint8_t hak_class_span[HAK_NUM_CLASSES] = {HAK_CLASS_TABLE(HAK_CLASS_SPAN)};
+
+#define HAK_KNOB_DEF(id, name, scope, def, min, max, unit, env, help)                              \
+    [HAK_KNOB_##id] = {name, scope, def, min, max, unit, env, help},
+const struct hak_knob_def hak_knob_defs[HAK_NUM_KNOBS] = {HAK_KNOB_TABLE(HAK_KNOB_DEF)};
+
+#define HAK_CTR_NAME(id, name, help) [HAK_CTR_##id] = name,
+#define HAK_CTR_HELP(id, name, help) [HAK_CTR_##id] = help,
+const char *const hak_ctr_names[HAK_NUM_CTRS] = {HAK_CTR_TABLE(HAK_CTR_NAME)};
+const char *const hak_ctr_help[HAK_NUM_CTRS] = {HAK_CTR_TABLE(HAK_CTR_HELP)};
+
+#define HAK_PROC_NAME(id, name, help) [HAK_PROC_##id] = name,
+const char *const hak_proc_names[HAK_NUM_PROCS] = {HAK_PROC_TABLE(HAK_PROC_NAME)};
+
+const char *const hak_owner_names[4] = {"default", "env", "daemon", "manual"};
+
+static uint32_t round64(uint64_t x) { return (uint32_t)((x + 63) & ~(uint64_t)63); }
+
+void hak_shm_layout_compute(struct hak_shm_layout *l)
+{
+    uint64_t off = round64(sizeof(struct hak_shm_header));
+    l->class_off = (uint32_t)off;
+    off = round64(off + HAK_NUM_CLASSES * sizeof(uint32_t));
+    l->knob_dir_off = (uint32_t)off;
+    off = round64(off + HAK_NUM_KNOBS * sizeof(struct hak_shm_knob_desc));
+    l->knob_val_off = (uint32_t)off;
+    off = round64(off + (uint64_t)HAK_NUM_KNOBS * HAK_NUM_CLASSES * sizeof(struct hak_shm_knob_val));
+    l->ctr_dir_off = (uint32_t)off;
+    off = round64(off + HAK_NUM_CTRS * HAK_SHM_NAME_MAX);
+    l->proc_dir_off = (uint32_t)off;
+    off = round64(off + HAK_NUM_PROCS * HAK_SHM_NAME_MAX);
+    l->proc_off = (uint32_t)off;
+    off = round64(off + HAK_NUM_PROCS * sizeof(uint64_t));
+    l->slot_off = (uint32_t)off;
+    l->slot_ctr_off = round64(sizeof(struct hak_shm_slot));
+    l->slot_size = round64(l->slot_ctr_off + (uint64_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS * 8);
+    off += (uint64_t)HAK_SHM_SLOTS * l->slot_size;
+    l->total_size = (off + 4095) & ~(uint64_t)4095;
+}
+
+/* Class-dependent defaults: small blocks move in big batches (few slow-path
+ * trips per byte), big blocks in small ones (little memory parked in caches). */
+int64_t hak_knob_default(int knob, int cls)
+{
+    const struct hak_knob_def *d = &hak_knob_defs[knob];
+    if (d->def >= 0) return d->def;
+    int64_t size = hak_class_size[cls < 0 ? 0 : cls % HAK_NUM_CLASSES], v = 1;
+    switch (knob) {
+    case HAK_KNOB_REFILL_COUNT: v = 8192 / size; if (v > 64) v = 64; if (v < 2) v = 2; break;
+    case HAK_KNOB_FAST_CAP: v = 65536 / size; if (v > 256) v = 256; if (v < 4) v = 4; break;
+    }
+    return hak_knob_clamp(knob, v);
+}
+
+int64_t hak_knob_clamp(int knob, int64_t v)
+{
+    const struct hak_knob_def *d = &hak_knob_defs[knob];
+    return v < d->min ? d->min : v > d->max ? d->max : v;
+}
+
+int hak_knob_lookup(const char *name)
+{
+    for (int k = 0; k < HAK_NUM_KNOBS; k++)
+        if (strcmp(hak_knob_defs[k].name, name) == 0) return k;
+    return -1;
+}
