@@ -20,9 +20,9 @@ static inline void *hak_alloc_fast(size_t n)
         hak_block *b = bin->head;
         if (HAK_LIKELY(b != NULL)) {
             bin->head = b->next;
-            bin->count--;
+            bin->room++;
             b->key = 0; /* live blocks never carry the free-key */
-            HAK_CTR(cls, ALLOCS)++;
+            HAK_FAST_COUNT(bin, ALLOCS);
             return b;
         }
     }
@@ -33,19 +33,19 @@ static inline void hak_free_fast(void *p)
 {
     uintptr_t a = (uintptr_t)p;
     /* ours, small-segment, 16-aligned: anything else is the slow path */
-    if (HAK_LIKELY((a >> HAK_ADDR_BITS) == 0 && (a & 15) == 0 &&
+    if (HAK_LIKELY(((a >> HAK_ADDR_BITS) | (a & 15)) == 0 &&
                    hak_segmap[a >> HAK_SEG_SHIFT] == HAK_MAP_SEG)) {
         hak_segment *seg = hak_seg_of(p);
-        unsigned cls = seg->pages[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT].cls;
+        unsigned cls = seg->page_cls[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT];
         hak_block *b = p;
-        if (HAK_LIKELY(cls < HAK_NUM_CLASSES && b->key != hak_key)) {
+        if (HAK_LIKELY(b->key != hak_key)) { /* cls may be HAK_CLS_NONE: room 0 */
             struct hak_tbin *bin = &hak_tls.bins[cls];
-            if (HAK_LIKELY(bin->count < bin->cap)) {
+            if (HAK_LIKELY(bin->room != 0)) {
                 b->next = bin->head;
                 b->key = hak_key;
                 bin->head = b;
-                bin->count++;
-                HAK_CTR(cls, FREES)++;
+                bin->room--;
+                HAK_FAST_COUNT(bin, FREES);
                 return;
             }
         }

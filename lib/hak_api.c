@@ -22,9 +22,9 @@ static void *alloc_cls(hak_heap *h, int cls)
     }
     hak_block *b = bin->head;
     bin->head = b->next;
-    bin->count--;
+    bin->room += bin->room < bin->cap; /* cap 0 (safe-free mode) stays 0 */
     b->key = 0;
-    HAK_CTR(cls, ALLOCS)++;
+    HAK_BIN_CTR(bin, ALLOCS)++;
     return b;
 }
 
@@ -37,7 +37,7 @@ void *hak_alloc_slow(size_t n)
     }
     if (n > HAK_CLASS_MAX) {
         hak_heap_poll(h);
-        void *p = hak_large_alloc(n, 0);
+        void *p = hak_large_alloc(n, 0, NULL);
         if (!p) errno = ENOMEM;
         return p;
     }
@@ -53,7 +53,7 @@ static int live_small_class(void *p, const char *api)
     if ((a >> HAK_ADDR_BITS) || hak_segmap[a >> HAK_SEG_SHIFT] != HAK_MAP_SEG) return -1;
     hak_segment *seg = hak_seg_of(p);
     hak_span *s = hak_span_of(seg, p);
-    int cls = seg->pages[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT].cls;
+    int cls = seg->page_cls[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT];
     if (cls >= HAK_NUM_CLASSES || !hak_block_aligned(cls, a - (uintptr_t)hak_span_start(s)))
         invalid(api, p);
     if (((hak_block *)p)->key == hak_key) {
@@ -78,13 +78,19 @@ void hak_free_slow(void *p)
     struct hak_tbin *bin = &hak_tls.bins[cls];
     HAK_CTR(cls, FREE_SLOW)++;
     hak_heap_poll(h);
-    if (bin->count >= bin->cap) hak_flush(h, cls, bin->cap / 2);
-    b->next = bin->head;
-    b->key = hak_key;
-    bin->head = b;
-    bin->count++;
-    HAK_CTR(cls, FREES)++;
-    if (bin->count > bin->cap) hak_flush(h, cls, bin->cap); /* cap 0: safe-free mode */
+    if (bin->room == 0) hak_flush(h, cls, bin->cap / 2);
+    if (bin->room == 0) {
+        /* cap 0 (safe-free mode): straight back to the span, checked */
+        b->next = NULL;
+        b->key = hak_key;
+        hak_flush_list(h, cls, b, 1);
+    } else {
+        b->next = bin->head;
+        b->key = hak_key;
+        bin->head = b;
+        bin->room--;
+    }
+    HAK_BIN_CTR(bin, FREES)++;
 }
 
 HAK_EXPORT void *malloc(size_t n) { return hak_alloc_fast(n); }
@@ -100,8 +106,15 @@ HAK_EXPORT void *calloc(size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    if (n > HAK_CLASS_MAX && hak_heap_get()) {
+        bool fresh;
+        void *p = hak_large_alloc(n, 0, &fresh);
+        if (!p) errno = ENOMEM;
+        else if (!fresh) memset(p, 0, n); /* a new mapping is zero already: don't touch it */
+        return p;
+    }
     void *p = hak_alloc_fast(n);
-    if (p) memset(p, 0, n); /* reused memory is not zero; the fresh tail is cheap to clear */
+    if (p) memset(p, 0, n);
     return p;
 }
 
@@ -161,7 +174,7 @@ void *hak_alloc_aligned(size_t align, size_t n)
         while (pow2 < sz) pow2 <<= 1;
         if (pow2 <= HAK_CLASS_MAX) return alloc_cls(h, hak_size_class(pow2));
     }
-    void *p = hak_large_alloc(n, align);
+    void *p = hak_large_alloc(n, align, NULL);
     if (!p) errno = ENOMEM;
     return p;
 }

@@ -120,7 +120,7 @@ void hak_thread_exit(void *arg)
     if (!h) return;
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_flush(h, c, 0);
-        hak_tls.bins[c].cap = 0;
+        hak_tls.bins[c].cap = hak_tls.bins[c].room = 0;
     }
     hak_remote_drain(h);
     uint64_t published = 0;
@@ -214,9 +214,14 @@ void hak_knobs_apply_tls(void)
     extern uint64_t hak_knob_gen_applied;
     hak_tls.knob_gen = hak_knob_gen_applied;
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+        struct hak_tbin *bin = &hak_tls.bins[c];
         uint32_t cap = hak_safe_free ? 0 : (uint32_t)HAK_KNOB_CLS(FAST_CAP, c);
-        hak_tls.bins[c].cap = cap;
-        if (hak_tls.bins[c].count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
+        uint32_t count = hak_tbin_count(bin);
+        bin->ctr = hak_tls.ctr + c * HAK_NUM_CTRS;
+        if (count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
+        count = hak_tbin_count(bin);
+        bin->cap = cap;
+        bin->room = cap > count ? cap - count : 0;
     }
 }
 
@@ -315,7 +320,10 @@ void hak_heaps_after_fork(bool child)
             pool_free = h;
         }
     }
-    if (me) hak_tls.ctr = me->ctr;
+    if (me) {
+        hak_tls.ctr = me->ctr;
+        hak_knobs_apply_tls();
+    }
     hak_proc[HAK_PROC_THREADS] = (uint64_t)threads;
     for (hak_heap *h = all_heaps; h; h = h->all_next) {
         struct hak_shm_slot *sl = slot_of(h);

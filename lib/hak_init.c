@@ -217,6 +217,7 @@ void hak_init(void)
         if (hak_tls.heap) {
             hak_heap_bind_counters(hak_tls.heap, false);
             hak_tls.ctr = hak_tls.heap->ctr;
+            hak_knobs_apply_tls(); /* rebinds the bins' counter rows */
             if (hak_tkey_ready) pthread_setspecific(hak_tkey, hak_tls.heap);
         }
         atomic_store(&init_state, 2);

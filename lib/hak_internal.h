@@ -60,7 +60,8 @@
 #define HAK_SEG_MASK (HAK_SEG_SIZE - 1)
 #define HAK_PAGE_SIZE (1ul << HAK_PAGE_SHIFT)
 #define HAK_SEG_PAGES ((int)(HAK_SEG_SIZE / HAK_PAGE_SIZE)) /* 64 */
-#define HAK_CLS_NONE 0xff /* descriptor of a page not in any span */
+#define HAK_SEG_PAGES_MAX 64
+#define HAK_CLS_NONE HAK_NUM_CLASSES /* page in no span: its bin has room 0 */
 #define HAK_ADDR_BITS 47  /* user-space addresses we map; segmap covers them */
 
 /* segmap: one byte per 4 MiB of address space (32 MiB virtual, lazily
@@ -93,6 +94,7 @@ typedef struct hak_span {
 typedef struct hak_segment {
     uint64_t magic;
     struct hak_heap *heap;
+    uint8_t page_cls[HAK_SEG_PAGES_MAX]; /* copy of pages[i].cls: free() reads one byte */
     uint64_t used_mask;  /* pages in spans (bit 0: the header page) */
     uint64_t dirty_mask; /* free pages still resident (to purge) */
     uint64_t dirty_ns;   /* when the oldest dirty page was freed */
@@ -102,15 +104,18 @@ typedef struct hak_segment {
 
 #define HAK_SEG_MAGIC 0x5345474b4148ull
 
-/* Thread cache bin: the fast path. */
+/* Thread cache bin: the fast path. Blocks cached = cap - room. */
 struct hak_tbin {
     hak_block *head;
-    uint32_t count;
-    uint32_t cap;
+    uint64_t *ctr; /* this class's counter row in the heap's slot */
+    uint32_t room; /* frees that fit before a flush */
+    uint32_t cap;  /* fast_cap knob (0 in safe-free mode) */
+    uint64_t _pad;
 };
+static inline uint32_t hak_tbin_count(const struct hak_tbin *b) { return b->cap - b->room; }
 
 struct hak_tls {
-    struct hak_tbin bins[HAK_NUM_CLASSES];
+    struct hak_tbin bins[HAK_NUM_CLASSES + 1]; /* +1: HAK_CLS_NONE, always full */
     uint64_t *ctr; /* this heap's counter slot: ctr[cls * HAK_NUM_CTRS + id] */
     struct hak_heap *heap;
     uint64_t knob_gen; /* knob generation the caps were loaded from */
@@ -151,6 +156,17 @@ extern uint64_t hak_proc_private[HAK_NUM_PROCS];
 extern uint64_t *hak_proc; /* process figures: in the segment or private */
 
 #define HAK_CTR(cls, id) (hak_tls.ctr[(cls) * HAK_NUM_CTRS + HAK_CTR_##id])
+#define HAK_BIN_CTR(bin, id) ((bin)->ctr[HAK_CTR_##id])
+/* Fast-path counting; -DHAK_COUNTERS=0 compiles it out (only to measure its
+ * cost: lib/libhakmem-nocounters.so, see docs/shm.md). */
+#ifndef HAK_COUNTERS
+#define HAK_COUNTERS 1
+#endif
+#if HAK_COUNTERS
+#define HAK_FAST_COUNT(bin, id) ((void)HAK_BIN_CTR(bin, id)++)
+#else
+#define HAK_FAST_COUNT(bin, id) ((void)(bin))
+#endif
 #define HAK_PROC_ADD(id, n) __atomic_fetch_add(&hak_proc[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 #define HAK_PROC_SUB(id, n) __atomic_fetch_sub(&hak_proc[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 
@@ -193,6 +209,7 @@ static inline char *hak_span_start(hak_span *s)
 /* spans: refill, local and remote free (hak_span.c) */
 bool hak_refill(hak_heap *h, int cls);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
+void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n);
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 bool hak_heap_reclaim_abandoned(hak_heap *h);
@@ -209,7 +226,7 @@ void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);
 extern hak_lock_t hak_pool_lock;
 
 /* large blocks (hak_large.c) */
-void *hak_large_alloc(size_t n, size_t align);
+void *hak_large_alloc(size_t n, size_t align, bool *fresh);
 bool hak_large_free_checked(void *p);
 size_t hak_large_usable(void *p);
 void hak_large_cache_trim(bool force);

@@ -36,7 +36,8 @@ static hak_large *large_of(void *p)
     return (char *)l + l->offset == (char *)p ? l : NULL;
 }
 
-void *hak_large_alloc(size_t n, size_t align)
+/* *fresh (if given) tells whether the memory is a new, zeroed mapping. */
+void *hak_large_alloc(size_t n, size_t align, bool *fresh)
 {
     if (align < 64) align = 64;
     if (align > (1ul << 29)) return NULL; /* segmap offsets reach 253 chunks */
@@ -47,7 +48,8 @@ void *hak_large_alloc(size_t n, size_t align)
     hak_lock(&hak_large_lock);
     for (hak_large **pp = &cache; *pp; pp = &(*pp)->next) {
         /* reuse a mapping that fits without wasting more than a quarter */
-        if ((*pp)->map_size >= need && (*pp)->map_size - need <= need / 4) {
+        if ((*pp)->map_size >= need && (*pp)->map_size - need <= need / 4 &&
+            ((uintptr_t)*pp + offset) % align == 0) {
             l = *pp;
             *pp = l->next;
             cache_n--;
@@ -57,8 +59,9 @@ void *hak_large_alloc(size_t n, size_t align)
         }
     }
     hak_unlock(&hak_large_lock);
+    if (fresh) *fresh = l == NULL;
     if (!l) {
-        l = hak_os_map_aligned(need, HAK_SEG_SIZE);
+        l = hak_os_map_aligned(need, align > HAK_SEG_SIZE ? align : HAK_SEG_SIZE);
         if (!l) return NULL;
         l->map_size = need;
         hak_segmap_set((uintptr_t)l, HAK_MAP_LARGE);

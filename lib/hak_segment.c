@@ -36,7 +36,7 @@ static hak_segment *segment_new(hak_heap *h)
         seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
         if (!seg) return NULL;
         seg->magic = HAK_SEG_MAGIC;
-        for (int i = 0; i < HAK_SEG_PAGES; i++) seg->pages[i].cls = HAK_CLS_NONE;
+        for (int i = 0; i < HAK_SEG_PAGES; i++) seg->pages[i].cls = seg->page_cls[i] = HAK_CLS_NONE;
         hak_segmap_set((uintptr_t)seg, HAK_MAP_SEG);
     }
     seg->heap = h;
@@ -99,7 +99,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls)
     s->capacity = (uint32_t)((size_t)n * HAK_PAGE_SIZE / hak_class_size[cls]);
     for (int i = 0; i < n; i++) {
         s[i].head_off = (uint8_t)i;
-        s[i].cls = (uint8_t)cls;
+        s[i].cls = seg->page_cls[first + i] = (uint8_t)cls;
     }
     HAK_CTR(cls, SPANS_NEW)++;
     HAK_CTR(cls, SPAN_BLOCKS) += s->capacity;
@@ -115,7 +115,7 @@ void hak_span_release(hak_heap *h, hak_span *s)
     HAK_CTR(cls, SPANS_FREED)++;
     HAK_CTR(cls, SPAN_BLOCKS) -= s->capacity;
     for (int i = 0; i < n; i++) {
-        s[i].cls = HAK_CLS_NONE;
+        s[i].cls = seg->page_cls[first + i] = HAK_CLS_NONE;
         s[i].head_off = 0;
     }
     uint64_t bits = span_bits(first, n);

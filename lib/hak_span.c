@@ -36,8 +36,7 @@ bool hak_refill(hak_heap *h, int cls)
 {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t want = (uint32_t)HAK_KNOB_CLS(REFILL_COUNT, cls);
-    uint32_t room = bin->cap > bin->count ? bin->cap - bin->count : 0;
-    if (want > room) want = room;
+    if (want > bin->room) want = bin->room;
     if (want == 0) want = 1; /* cap 0 (safe-free mode): one block at a time */
 
     if (++h->refills_since_drain >= HAK_KNOB(DRAIN_INTERVAL) || !h->partial[cls]) {
@@ -81,7 +80,7 @@ bool hak_refill(hak_heap *h, int cls)
         if (!s->free && s->carved == s->capacity) partial_remove(h, s); /* full */
     }
     bin->head = head;
-    bin->count += got;
+    bin->room = bin->room > got ? bin->room - got : 0; /* cap 0: the block goes out at once */
     HAK_CTR(cls, REFILLS)++;
     HAK_CTR(cls, REFILL_BLOCKS) += got;
     HAK_PROBE2(refill, cls, got);
@@ -147,7 +146,8 @@ void hak_remote_drain(hak_heap *h)
 void hak_flush(hak_heap *h, int cls, uint32_t keep)
 {
     struct hak_tbin *bin = &hak_tls.bins[cls];
-    if (bin->count <= keep) return;
+    uint32_t count = hak_tbin_count(bin);
+    if (count <= keep) return;
     hak_block *list;
     if (keep == 0) {
         list = bin->head;
@@ -158,8 +158,14 @@ void hak_flush(hak_heap *h, int cls, uint32_t keep)
         list = cut->next;
         cut->next = NULL;
     }
-    uint32_t n = bin->count - keep, nremote = 0;
-    bin->count = keep;
+    bin->room = bin->cap - keep;
+    hak_flush_list(h, cls, list, count - keep);
+}
+
+/* Returns a list of n blocks of class cls to their spans. */
+void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n)
+{
+    uint32_t nremote = 0;
 
     hak_span *cur = NULL;
     hak_block *first = NULL, *last = NULL;

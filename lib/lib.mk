@@ -12,6 +12,11 @@ LIB_CFLAGS = $(CFLAGS) -fvisibility=hidden -fno-plt -ftls-model=initial-exec \
 lib/libhakmem.so: $(LIB_OBJS) $(SHM_OBJS)
 	$(CC) -shared -o $@ $^ -Wl,-z,now -Wl,--version-script=lib/exports.map -ldl -pthread
 
+# the same library with the fast-path counters compiled out, to measure them
+lib/libhakmem-nocounters.so: $(LIB_SRCS) $(LIB_HDRS) $(SHM_OBJS)
+	$(CC) $(LIB_CFLAGS) -DHAK_COUNTERS=0 -shared -o $@ $(LIB_SRCS) $(SHM_OBJS) \
+	    -Wl,-z,now -Wl,--version-script=lib/exports.map -ldl -pthread
+
 lib/libhakmem.a: $(LIB_OBJS) $(SHM_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
 
@@ -26,7 +31,7 @@ lib/%.o: lib/%.c $(LIB_HDRS)
 
 ALL_TARGETS += lib/libhakmem.so lib/libhakmem.a
 TEST_DEPS += lib/libhakmem-tsan.a
-CLEAN += $(LIB_OBJS) $(LIB_TSAN_OBJS) lib/libhakmem.so lib/libhakmem.a lib/libhakmem-tsan.a
+CLEAN += $(LIB_OBJS) $(LIB_TSAN_OBJS) lib/libhakmem.so lib/libhakmem-nocounters.so lib/libhakmem.a lib/libhakmem-tsan.a
 INSTALL_TARGETS += install-lib
 
 .PHONY: install-lib
