@@ -21,7 +21,7 @@ TEST_DEPS   :=
 CLEAN       :=
 INSTALL_TARGETS :=
 
-.PHONY: all test bench bench-full install clean format
+.PHONY: all test demo bench bench-full install clean format
 all: build-all
 
 include shm/shm.mk
@@ -33,9 +33,14 @@ include lib/lib.mk
 
 build-all: $(ALL_TARGETS)
 
-test: $(ALL_TARGETS) $(TEST_DEPS)
+# deps first: the build itself needs libcjson/readline/sdt headers
+test:
 	@bash scripts/deps.sh test
+	@$(MAKE) --no-print-directory build-all $(TEST_DEPS)
 	@bash tests/run
+
+demo:
+	@bash scripts/demo.sh
 
 install: $(ALL_TARGETS) $(INSTALL_TARGETS)
 
