@@ -7,6 +7,7 @@
 
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
@@ -39,15 +40,15 @@ static void *arena_alloc(size_t n)
 
 static uint64_t *slot_ctrs(struct hak_shm_header *shm, int slot)
 {
-    char *sl = (char *)shm + shm->slot_off + (size_t)slot * shm->slot_size;
-    return (uint64_t *)(sl + shm->slot_ctr_off);
+    char *sl = (char *)shm + hak_layout.slot_off + (size_t)slot * hak_layout.slot_size;
+    return (uint64_t *)(sl + hak_layout.slot_ctr_off);
 }
 
 static struct hak_shm_slot *slot_of(hak_heap *h)
 {
     if (!hak_shm || h->slot < 0) return NULL;
-    return (struct hak_shm_slot *)((char *)hak_shm + hak_shm->slot_off +
-                                   (size_t)h->slot * hak_shm->slot_size);
+    return (struct hak_shm_slot *)((char *)hak_shm + hak_layout.slot_off +
+                                   (size_t)h->slot * hak_layout.slot_size);
 }
 
 /* Counters live in the segment slot when there is one, else privately.
@@ -243,7 +244,11 @@ void hak_heap_poll(hak_heap *h)
     }
     if ((++h->polls & 63) == 0) {
         uint64_t now = hak_now_ns();
-        if (hak_shm) hak_shm->heartbeat_ns = now; /* monotonic; readers compare deltas */
+        if (hak_shm) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            hak_shm->heartbeat_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        }
         if (now >= h->purge_ns) {
             uint64_t delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
             hak_segment_purge(h, false);

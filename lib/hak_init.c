@@ -16,6 +16,7 @@
 uintptr_t hak_key;
 int hak_safe_free;
 struct hak_shm_header *hak_shm;
+struct hak_shm_layout hak_layout;
 volatile int hak_ready;
 struct hak_knobs hak_knobs;
 uint64_t hak_proc_private[HAK_NUM_PROCS];
@@ -27,6 +28,7 @@ static atomic_int init_state; /* 0 not started, 1 running, 2 done */
 static pid_t init_tid;
 static hak_lock_t knob_lock;
 static int shm_enabled = 1;
+static pid_t hak_shm_pid; /* whose segment hak_shm is (not read back from it) */
 
 static bool parse_i64(const char *s, int64_t *out)
 {
@@ -82,8 +84,9 @@ static void knobs_from_env(void)
 
 static struct hak_shm_knob_val *seg_knob(struct hak_shm_header *shm, int k, int c)
 {
-    return (struct hak_shm_knob_val *)((char *)shm + shm->knob_val_off +
-                                       ((size_t)k * shm->knob_cslots + (size_t)c) * shm->knob_val_size);
+    return (struct hak_shm_knob_val *)((char *)shm + hak_layout.knob_val_off +
+                                       ((size_t)k * HAK_NUM_CLASSES + (size_t)c) *
+                                           sizeof(struct hak_shm_knob_val));
 }
 
 /* Writes the effective knobs into the (new) segment. */
@@ -154,7 +157,8 @@ static void shm_open_own(void)
     }
     struct hak_shm_header *shm = hak_shm_create(getpid(), read_start_time(), comm, path);
     if (!shm) return;
-    uint64_t *proc = (uint64_t *)((char *)shm + shm->proc_off);
+    hak_shm_pid = getpid();
+    uint64_t *proc = (uint64_t *)((char *)shm + hak_layout.proc_off);
     for (int i = 0; i < HAK_NUM_PROCS; i++) proc[i] = hak_proc[i];
     hak_proc = proc;
     hak_shm = shm;
@@ -187,14 +191,14 @@ static void fork_child(void)
         hak_proc = hak_proc_private;
         hak_shm = NULL;
         shm_open_own();
-        munmap(old, old->total_size);
+        munmap(old, hak_layout.total_size);
     }
     hak_heaps_after_fork(true);
 }
 
 static __attribute__((destructor)) void hak_fini(void)
 {
-    if (hak_shm && hak_shm->pid == getpid()) {
+    if (hak_shm && hak_shm_pid == getpid()) {
         hak_shm->flags &= ~HAK_SHM_F_LIVE;
         hak_shm_unlink(getpid());
     }
@@ -206,6 +210,7 @@ void hak_init(void)
     if (atomic_compare_exchange_strong(&init_state, &z, 1)) {
         init_tid = gettid();
         hak_class_init();
+        hak_shm_layout_compute(&hak_layout);
         const uintptr_t *rnd = (const uintptr_t *)getauxval(AT_RANDOM);
         hak_key = (rnd ? rnd[0] ^ (rnd[1] << 1) : (uintptr_t)&z * 0x9e3779b97f4a7c15ull) | 1;
         knobs_from_env();

@@ -150,6 +150,9 @@ extern struct hak_knobs hak_knobs;
 extern uintptr_t hak_key;
 extern int hak_safe_free;
 extern struct hak_shm_header *hak_shm;
+/* our own layout: offsets are never read back from the segment, which any
+ * writer may scribble on */
+extern struct hak_shm_layout hak_layout;
 extern volatile int hak_ready;
 extern uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
 extern uint64_t hak_proc_private[HAK_NUM_PROCS];
