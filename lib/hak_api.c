@@ -140,6 +140,10 @@ HAK_EXPORT void *realloc(void *p, size_t n)
     if (!old) hak_fatal("realloc(): invalid pointer", p);
     /* in place when it fits and does not waste more than half */
     if (n <= old && (n >= old / 2 || old <= 16)) return p;
+    if (cls < 0 && n > HAK_CLASS_MAX) {
+        void *q = hak_large_realloc(p, n);
+        if (q) return q;
+    }
     void *q = hak_alloc_fast(n);
     if (!q) return NULL; /* errno is ENOMEM; p is untouched */
     memcpy(q, p, n < old ? n : old);

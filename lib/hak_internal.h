@@ -232,6 +232,7 @@ extern hak_lock_t hak_pool_lock;
 void *hak_large_alloc(size_t n, size_t align, bool *fresh);
 bool hak_large_free_checked(void *p);
 size_t hak_large_usable(void *p);
+void *hak_large_realloc(void *p, size_t n);
 void hak_large_cache_trim(bool force);
 extern hak_lock_t hak_large_lock;
 

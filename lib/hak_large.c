@@ -5,6 +5,7 @@
 #include "hak_internal.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 #define LARGE_MAGIC 0x454752414c4b4148ull  /* live */
 #define LARGE_FREED 0x444545524b4b4148ull  /* in the cache */
@@ -142,4 +143,36 @@ void hak_large_cache_trim(bool force)
         large_unmap(drop);
         drop = next;
     }
+}
+
+/* realloc of a large block to n > HAK_CLASS_MAX bytes: in place when it
+ * fits, else the pages move to a new aligned place with mremap (page tables,
+ * not bytes). Returns NULL (p untouched) if that is not possible. */
+void *hak_large_realloc(void *p, size_t n)
+{
+    hak_large *l = large_of(p);
+    if (!l || l->magic != LARGE_MAGIC || n > (1ul << HAK_ADDR_BITS)) return NULL;
+    size_t old_size = l->map_size, old_usable = old_size - l->offset;
+    size_t need = round_page(l->offset + n);
+    if (need <= l->map_size) return p;
+    if (((uintptr_t)p >> HAK_SEG_SHIFT) != ((uintptr_t)l >> HAK_SEG_SHIFT)) return NULL;
+    void *to = mremap(l, l->map_size, need, 0); /* grow where it lies */
+    if (to == MAP_FAILED) {
+        char *target = hak_os_map_aligned(need, HAK_SEG_SIZE);
+        if (!target) return NULL;
+        to = mremap(l, old_size, need, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+        if (to == MAP_FAILED) {
+            hak_os_unmap(target, need);
+            return NULL;
+        }
+        HAK_PROC_SUB(MAPPED, old_size); /* the old range is gone; target was counted */
+        hak_segmap_set((uintptr_t)p, HAK_MAP_NONE);
+        l = to;
+        hak_segmap_set((uintptr_t)l, HAK_MAP_LARGE);
+    } else {
+        HAK_PROC_ADD(MAPPED, need - old_size);
+    }
+    l->map_size = need;
+    HAK_CTR(HAK_CLASS_LARGE, LARGE_BYTES) += (need - l->offset) - old_usable;
+    return (char *)l + l->offset;
 }
