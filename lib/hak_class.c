@@ -3,9 +3,9 @@
 #include "hak_internal.h"
 
 uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
-static uint32_t cls_shift[HAK_NUM_CLASSES]; /* size = odd << shift */
-static uint32_t cls_inv[HAK_NUM_CLASSES];   /* odd^-1 mod 2^32 */
-static uint32_t cls_lim[HAK_NUM_CLASSES];   /* UINT32_MAX / odd */
+uint32_t hak_cls_shift[HAK_NUM_CLASSES]; /* size = odd << shift */
+uint32_t hak_cls_inv[HAK_NUM_CLASSES];   /* odd^-1 mod 2^32 */
+uint32_t hak_cls_lim[HAK_NUM_CLASSES];   /* UINT32_MAX / odd */
 
 int hak_size_class(size_t n)
 {
@@ -17,13 +17,6 @@ int hak_size_class(size_t n)
     int quarter = (int)((m >> (lg - 2)) & 3);       /* which quarter above 2^lg */
     int cls = 19 + (lg - 10) * 4 + quarter + 1;     /* class 19 is 1024 = 2^10 */
     return cls;
-}
-
-bool hak_block_aligned(int cls, uintptr_t off)
-{
-    if (off & ((1u << cls_shift[cls]) - 1)) return false;
-    uint32_t q = (uint32_t)(off >> cls_shift[cls]);
-    return q * cls_inv[cls] <= cls_lim[cls];
 }
 
 void hak_class_init(void)
@@ -38,8 +31,8 @@ void hak_class_init(void)
         uint32_t s = hak_class_size[k], sh = (uint32_t)__builtin_ctz(s), odd = s >> sh;
         uint32_t inv = odd; /* Newton: inv = inv * (2 - odd*inv), 5 steps for 32 bits */
         for (int i = 0; i < 5; i++) inv *= 2 - odd * inv;
-        cls_shift[k] = sh;
-        cls_inv[k] = inv;
-        cls_lim[k] = UINT32_MAX / odd;
+        hak_cls_shift[k] = sh;
+        hak_cls_inv[k] = inv;
+        hak_cls_lim[k] = UINT32_MAX / odd;
     }
 }

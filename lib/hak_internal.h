@@ -188,7 +188,16 @@ void hak_segmap_set(uintptr_t addr, uint8_t v);
 
 /* classes (hak_class.c) */
 int hak_size_class(size_t n);
-bool hak_block_aligned(int cls, uintptr_t off);
+extern uint32_t hak_cls_shift[HAK_NUM_CLASSES], hak_cls_inv[HAK_NUM_CLASSES],
+    hak_cls_lim[HAK_NUM_CLASSES];
+/* off (from the span start) is a multiple of the class size: exact division
+ * test by the odd part's modular inverse, no divide instruction. */
+static inline bool hak_block_aligned(int cls, uintptr_t off)
+{
+    if (off & ((1u << hak_cls_shift[cls]) - 1)) return false;
+    uint32_t q = (uint32_t)(off >> hak_cls_shift[cls]);
+    return q * hak_cls_inv[cls] <= hak_cls_lim[cls];
+}
 void hak_class_init(void);
 
 /* segments (hak_segment.c) */
