@@ -11,3 +11,10 @@ shm/%.o: shm/%.c shm/hakmem_shm.h
 
 ALL_TARGETS += $(SHM_LIB)
 CLEAN += $(SHM_OBJS) $(SHM_LIB)
+
+# shm tests that need the library (the generic tests/bin/t_% rule does not link it)
+tests/bin/t_shm_live: tests/t_shm_live.c $(SHM_LIB) tests/testutil.h
+	@mkdir -p tests/bin
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(SHM_LIB) $(LDLIBS)
+TEST_DEPS += tests/bin/t_shm_live
+CLEAN += tests/bin/t_shm_live
