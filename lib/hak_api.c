@@ -8,6 +8,15 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Sanitizer builds (lib/libhakmem-tsan.a) export hak_test_malloc & co
+ * instead, so the sanitizer runtime keeps its own malloc and the tests call
+ * ours by name (tests/tsan_api.h). */
+#ifdef HAK_API_PREFIX
+#define HAK_API(name) hak_test_##name
+#else
+#define HAK_API(name) name
+#endif
+
 /* Pops a block of class cls, refilling the thread cache if it is empty. */
 static void *alloc_cls(hak_heap *h, int cls)
 {
@@ -50,7 +59,7 @@ static void invalid(const char *what, void *p) { hak_fatal(what, p); }
 static int live_small_class(void *p, const char *api)
 {
     uintptr_t a = (uintptr_t)p;
-    if ((a >> HAK_ADDR_BITS) || hak_segmap[a >> HAK_SEG_SHIFT] != HAK_MAP_SEG) return -1;
+    if ((a >> HAK_ADDR_BITS) || hak_segmap_get(a) != HAK_MAP_SEG) return -1;
     hak_segment *seg = hak_seg_of(p);
     hak_span *s = hak_span_of(seg, p);
     int cls = seg->page_cls[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT];
@@ -93,13 +102,13 @@ void hak_free_slow(void *p)
     HAK_BIN_CTR(bin, FREES)++;
 }
 
-HAK_EXPORT void *malloc(size_t n) { return hak_alloc_fast(n); }
-HAK_EXPORT void free(void *p) { hak_free_fast(p); }
-HAK_EXPORT void cfree(void *p) { hak_free_fast(p); }
-HAK_EXPORT void free_sized(void *p, size_t n) { (void)n; hak_free_fast(p); }
-HAK_EXPORT void free_aligned_sized(void *p, size_t a, size_t n) { (void)a, (void)n; hak_free_fast(p); }
+HAK_EXPORT void *HAK_API(malloc)(size_t n) { return hak_alloc_fast(n); }
+HAK_EXPORT void HAK_API(free)(void *p) { hak_free_fast(p); }
+HAK_EXPORT void HAK_API(cfree)(void *p) { hak_free_fast(p); }
+HAK_EXPORT void HAK_API(free_sized)(void *p, size_t n) { (void)n; hak_free_fast(p); }
+HAK_EXPORT void HAK_API(free_aligned_sized)(void *p, size_t a, size_t n) { (void)a, (void)n; hak_free_fast(p); }
 
-HAK_EXPORT void *calloc(size_t nmemb, size_t size)
+HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size)
 {
     size_t n;
     if (__builtin_mul_overflow(nmemb, size, &n)) {
@@ -118,7 +127,7 @@ HAK_EXPORT void *calloc(size_t nmemb, size_t size)
     return p;
 }
 
-HAK_EXPORT size_t malloc_usable_size(void *p)
+HAK_EXPORT size_t HAK_API(malloc_usable_size)(void *p)
 {
     if (!p) return 0;
     int cls = live_small_class(p, "malloc_usable_size(): invalid pointer");
@@ -128,7 +137,7 @@ HAK_EXPORT size_t malloc_usable_size(void *p)
     return n;
 }
 
-HAK_EXPORT void *realloc(void *p, size_t n)
+HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n)
 {
     if (!p) return hak_alloc_fast(n);
     if (n == 0) {
@@ -151,14 +160,14 @@ HAK_EXPORT void *realloc(void *p, size_t n)
     return q;
 }
 
-HAK_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
+HAK_EXPORT void *HAK_API(reallocarray)(void *p, size_t nmemb, size_t size)
 {
     size_t n;
     if (__builtin_mul_overflow(nmemb, size, &n)) {
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(p, n);
+    return HAK_API(realloc)(p, n);
 }
 
 /* Power-of-two classes are naturally aligned up to 64 KiB (spans start on
@@ -185,7 +194,7 @@ void *hak_alloc_aligned(size_t align, size_t n)
 
 static bool pow2(size_t a) { return a && !(a & (a - 1)); }
 
-HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+HAK_EXPORT int HAK_API(posix_memalign)(void **out, size_t align, size_t n)
 {
     if (!pow2(align) || align % sizeof(void *)) return EINVAL;
     int e = errno;
@@ -196,7 +205,7 @@ HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n)
     return 0;
 }
 
-HAK_EXPORT void *aligned_alloc(size_t align, size_t n)
+HAK_EXPORT void *HAK_API(aligned_alloc)(size_t align, size_t n)
 {
     if (!pow2(align)) {
         errno = EINVAL;
@@ -205,7 +214,7 @@ HAK_EXPORT void *aligned_alloc(size_t align, size_t n)
     return hak_alloc_aligned(align, n);
 }
 
-HAK_EXPORT void *memalign(size_t align, size_t n)
+HAK_EXPORT void *HAK_API(memalign)(size_t align, size_t n)
 {
     if (align > ((size_t)1 << 62)) {
         errno = EINVAL;
@@ -216,9 +225,9 @@ HAK_EXPORT void *memalign(size_t align, size_t n)
     return hak_alloc_aligned(a, n);
 }
 
-HAK_EXPORT void *valloc(size_t n) { return hak_alloc_aligned((size_t)getpagesize(), n); }
+HAK_EXPORT void *HAK_API(valloc)(size_t n) { return hak_alloc_aligned((size_t)getpagesize(), n); }
 
-HAK_EXPORT void *pvalloc(size_t n)
+HAK_EXPORT void *HAK_API(pvalloc)(size_t n)
 {
     size_t pg = (size_t)getpagesize(), r = (n + pg - 1) & ~(pg - 1);
     if (r < n) {
@@ -228,31 +237,31 @@ HAK_EXPORT void *pvalloc(size_t n)
     return hak_alloc_aligned(pg, r ? r : pg);
 }
 
-HAK_EXPORT int malloc_trim(size_t pad)
+HAK_EXPORT int HAK_API(malloc_trim)(size_t pad)
 {
     (void)pad;
-    uint64_t before = hak_proc[HAK_PROC_RELEASED];
-    if (!hak_ready) return 0;
+    uint64_t before = HAK_PROC_GET(RELEASED);
+    if (!HAK_READY()) return 0;
     hak_trim_all();
-    return hak_proc[HAK_PROC_RELEASED] != before;
+    return HAK_PROC_GET(RELEASED) != before;
 }
 
-HAK_EXPORT struct mallinfo2 mallinfo2(void)
+HAK_EXPORT struct mallinfo2 HAK_API(mallinfo2)(void)
 {
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof(mi));
     uint64_t live = 0, cached = 0;
     hak_heap_sum_ctr(&live, &cached);
-    mi.arena = hak_proc[HAK_PROC_MAPPED];
+    mi.arena = HAK_PROC_GET(MAPPED);
     mi.uordblks = live;
     mi.fordblks = cached;
-    mi.keepcost = hak_proc[HAK_PROC_LARGE_CACHED];
+    mi.keepcost = HAK_PROC_GET(LARGE_CACHED);
     return mi;
 }
 
-HAK_EXPORT struct mallinfo mallinfo(void)
+HAK_EXPORT struct mallinfo HAK_API(mallinfo)(void)
 {
-    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo2 m2 = HAK_API(mallinfo2)();
     struct mallinfo mi;
     memset(&mi, 0, sizeof(mi));
     mi.arena = (int)m2.arena;

@@ -85,7 +85,7 @@ hak_heap *hak_heap_get(void)
 {
     hak_heap *h = hak_tls.heap;
     if (HAK_LIKELY(h != NULL)) return h;
-    if (!hak_ready) hak_init();
+    if (!HAK_READY()) hak_init();
     hak_lock(&hak_pool_lock);
     if ((h = pool_abandoned) != NULL) {
         pool_abandoned = h->pool_next;
@@ -213,7 +213,7 @@ bool hak_heap_reclaim_abandoned(hak_heap *self)
 void hak_knobs_apply_tls(void)
 {
     extern uint64_t hak_knob_gen_applied;
-    hak_tls.knob_gen = hak_knob_gen_applied;
+    hak_tls.knob_gen = __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         struct hak_tbin *bin = &hak_tls.bins[c];
         uint32_t cap = hak_safe_free ? 0 : (uint32_t)HAK_KNOB_CLS(FAST_CAP, c);
@@ -232,10 +232,13 @@ void hak_heap_poll(hak_heap *h)
 {
     extern uint64_t hak_knob_gen_applied;
     if (hak_shm) {
-        if (HAK_UNLIKELY(hak_shm->knob_gen != hak_knob_gen_applied)) hak_knobs_reload();
-        if (HAK_UNLIKELY(hak_shm->trim_req != hak_shm->trim_done)) hak_trim_all();
+        if (HAK_UNLIKELY(HAK_SHM_LOAD(knob_gen) !=
+                         __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE)))
+            hak_knobs_reload();
+        if (HAK_UNLIKELY(HAK_SHM_LOAD(trim_req) != HAK_SHM_LOAD(trim_done))) hak_trim_all();
     }
-    if (HAK_UNLIKELY(hak_tls.knob_gen != hak_knob_gen_applied)) hak_knobs_apply_tls();
+    if (HAK_UNLIKELY(hak_tls.knob_gen != __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE)))
+        hak_knobs_apply_tls();
     if (HAK_UNLIKELY(hak_tls.trim_epoch != atomic_load_explicit(&trim_epoch, memory_order_relaxed))) {
         hak_tls.trim_epoch = atomic_load(&trim_epoch);
         for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(h, c, 0);
@@ -247,7 +250,7 @@ void hak_heap_poll(hak_heap *h)
         if (hak_shm) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            hak_shm->heartbeat_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+            HAK_SHM_STORE(heartbeat_ns, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
         }
         if (now >= h->purge_ns) {
             uint64_t delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
@@ -274,7 +277,7 @@ void hak_trim_all(void)
     }
     hak_segment_cache_trim(true);
     hak_large_cache_trim(true);
-    if (hak_shm) hak_shm->trim_done = hak_shm->trim_req;
+    if (hak_shm) HAK_SHM_STORE(trim_done, HAK_SHM_LOAD(trim_req));
     HAK_PROC_ADD(TRIMS, 1);
 }
 

@@ -17,7 +17,7 @@ uintptr_t hak_key;
 int hak_safe_free;
 struct hak_shm_header *hak_shm;
 struct hak_shm_layout hak_layout;
-volatile int hak_ready;
+atomic_int hak_ready;
 struct hak_knobs hak_knobs;
 uint64_t hak_proc_private[HAK_NUM_PROCS];
 uint64_t *hak_proc = hak_proc_private;
@@ -99,7 +99,9 @@ void hak_publish_knobs(void)
             kv->value = hak_knobs.val[k][c];
             kv->owner = hak_knobs.owner[k][c];
         }
-    hak_knob_gen_applied = hak_shm->knob_gen_seen = hak_shm->knob_gen;
+    uint64_t gen = HAK_SHM_LOAD(knob_gen);
+    HAK_SHM_STORE(knob_gen_seen, gen);
+    __atomic_store_n(&hak_knob_gen_applied, gen, __ATOMIC_RELEASE);
 }
 
 /* A tool changed knobs: take them, clamped to our compiled ranges (the
@@ -119,7 +121,7 @@ void hak_knobs_reload(void)
                 hak_knobs.owner[k][c] = (uint8_t)(o <= HAK_OWNER_MANUAL ? o : HAK_OWNER_MANUAL);
             }
         }
-        hak_shm->knob_gen_seen = gen;
+        HAK_SHM_STORE(knob_gen_seen, gen);
         __atomic_store_n(&hak_knob_gen_applied, gen, __ATOMIC_RELEASE);
         HAK_PROC_ADD(KNOB_RELOADS, 1);
         HAK_PROBE1(knob_reload, gen);
@@ -159,8 +161,10 @@ static void shm_open_own(void)
     if (!shm) return;
     hak_shm_pid = getpid();
     uint64_t *proc = (uint64_t *)((char *)shm + hak_layout.proc_off);
-    for (int i = 0; i < HAK_NUM_PROCS; i++) proc[i] = hak_proc[i];
-    hak_proc = proc;
+    /* figures counted before the segment existed move into it (an add racing
+     * with the switch may be lost: these are statistics) */
+    for (int i = 0; i < HAK_NUM_PROCS; i++) proc[i] = __atomic_load_n(&hak_proc[i], __ATOMIC_RELAXED);
+    __atomic_store_n(&hak_proc, proc, __ATOMIC_RELEASE);
     hak_shm = shm;
     hak_publish_knobs();
 }
@@ -214,7 +218,7 @@ void hak_init(void)
         const uintptr_t *rnd = (const uintptr_t *)getauxval(AT_RANDOM);
         hak_key = (rnd ? rnd[0] ^ (rnd[1] << 1) : (uintptr_t)&z * 0x9e3779b97f4a7c15ull) | 1;
         knobs_from_env();
-        hak_ready = 1; /* from here malloc works: the rest may recurse into it */
+        atomic_store_explicit(&hak_ready, 1, memory_order_release); /* malloc works from here: the rest may recurse */
         shm_open_own();
         hak_tkey_ready = pthread_key_create(&hak_tkey, hak_thread_exit) == 0;
         pthread_atfork(fork_prepare, fork_parent, fork_child);

@@ -69,6 +69,12 @@
  * 2+k = large block whose header is k chunks lower (big alignments). */
 enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
 extern uint8_t hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)]; /* .bss: untouched pages cost nothing */
+/* Relaxed (a plain load on x86): an entry only changes for memory nobody
+ * may still use, ordered by the mmap/munmap that recycled it. */
+static inline uint8_t hak_segmap_get(uintptr_t a)
+{
+    return __atomic_load_n(&hak_segmap[a >> HAK_SEG_SHIFT], __ATOMIC_RELAXED);
+}
 
 typedef struct hak_block {
     struct hak_block *next;
@@ -153,7 +159,11 @@ extern struct hak_shm_header *hak_shm;
 /* our own layout: offsets are never read back from the segment, which any
  * writer may scribble on */
 extern struct hak_shm_layout hak_layout;
-extern volatile int hak_ready;
+extern atomic_int hak_ready; /* release-stored once phase 1 of hak_init is done */
+/* Words of the segment that other processes (or our threads) also write. */
+#define HAK_SHM_LOAD(field) __atomic_load_n(&hak_shm->field, __ATOMIC_ACQUIRE)
+#define HAK_SHM_STORE(field, v) __atomic_store_n(&hak_shm->field, (v), __ATOMIC_RELEASE)
+#define HAK_READY() atomic_load_explicit(&hak_ready, memory_order_acquire)
 extern uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
 extern uint64_t hak_proc_private[HAK_NUM_PROCS];
 extern uint64_t *hak_proc; /* process figures: in the segment or private */
@@ -170,8 +180,10 @@ extern uint64_t *hak_proc; /* process figures: in the segment or private */
 #else
 #define HAK_FAST_COUNT(bin, id) ((void)(bin))
 #endif
-#define HAK_PROC_ADD(id, n) __atomic_fetch_add(&hak_proc[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
-#define HAK_PROC_SUB(id, n) __atomic_fetch_sub(&hak_proc[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
+#define HAK_PROC_PTR() __atomic_load_n(&hak_proc, __ATOMIC_ACQUIRE)
+#define HAK_PROC_GET(id) __atomic_load_n(&HAK_PROC_PTR()[HAK_PROC_##id], __ATOMIC_RELAXED)
+#define HAK_PROC_ADD(id, n) __atomic_fetch_add(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
+#define HAK_PROC_SUB(id, n) __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 
 /* A small spinlock for slow paths; yields under contention. */
 typedef struct { atomic_int v; } hak_lock_t;

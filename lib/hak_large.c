@@ -31,7 +31,7 @@ static hak_large *large_of(void *p)
 {
     uintptr_t a = (uintptr_t)p;
     if (a >> HAK_ADDR_BITS) return NULL;
-    uint8_t v = hak_segmap[a >> HAK_SEG_SHIFT];
+    uint8_t v = hak_segmap_get(a);
     if (v < HAK_MAP_LARGE) return NULL;
     hak_large *l = (hak_large *)(((a >> HAK_SEG_SHIFT) - (v - HAK_MAP_LARGE)) << HAK_SEG_SHIFT);
     return (char *)l + l->offset == (char *)p ? l : NULL;
@@ -44,7 +44,7 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh)
     if (align > (1ul << 29)) return NULL; /* segmap offsets reach 253 chunks */
     size_t offset = align; /* header fits below the first aligned address */
     if (n > (1ul << HAK_ADDR_BITS) || offset + n < n) return NULL;
-    size_t need = round_page(offset + n);
+    size_t need = round_page(offset + (n ? n : 1)); /* malloc(0) has a usable byte */
     hak_large *l = NULL;
     hak_lock(&hak_large_lock);
     for (hak_large **pp = &cache; *pp; pp = &(*pp)->next) {

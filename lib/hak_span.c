@@ -99,11 +99,13 @@ void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b)
  * the push that finds the list empty also queues the span with its owner. */
 static void remote_push(hak_span *s, hak_block *first, hak_block *last)
 {
-    hak_block *old = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    /* acquire: finding the list empty must come after the owner's exchange,
+     * and with it after the owner's last read of s->remote_next */
+    hak_block *old = atomic_load_explicit(&s->remote, memory_order_acquire);
     do {
         last->next = old;
-    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, first, memory_order_release,
-                                                    memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, first, memory_order_acq_rel,
+                                                    memory_order_acquire));
     if (old == NULL) {
         hak_heap *owner = hak_seg_of(s)->heap;
         hak_span *top = atomic_load_explicit(&owner->remote_spans, memory_order_relaxed);
@@ -121,7 +123,9 @@ void hak_remote_drain(hak_heap *h)
     hak_span *s = atomic_exchange_explicit(&h->remote_spans, NULL, memory_order_acquire);
     while (s) {
         hak_span *next = s->remote_next;
-        hak_block *list = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
+        /* acq_rel: our read of remote_next above happens before any pusher
+         * that finds the list empty re-queues the span (and rewrites it) */
+        hak_block *list = atomic_exchange_explicit(&s->remote, NULL, memory_order_acq_rel);
         if (list) {
             uint32_t n = 1;
             hak_block *tail = list;

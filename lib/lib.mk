@@ -4,7 +4,8 @@ LIB_SRCS := lib/hak_api.c lib/hak_new.c lib/hak_heap.c lib/hak_span.c lib/hak_se
             lib/hak_large.c lib/hak_class.c lib/hak_os.c lib/hak_init.c lib/hak_report.c
 LIB_HDRS := lib/hak_alloc.h lib/hak_internal.h shm/hakmem_shm.h
 LIB_OBJS := $(LIB_SRCS:.c=.o)
-LIB_TSAN_OBJS := $(LIB_SRCS:.c=.tsan.o) $(SHM_SRCS:.c=.tsan.o)
+# (no C++ operators: the sanitizer runtime keeps its own new/delete)
+LIB_TSAN_OBJS := $(patsubst %.c,%.tsan.o,$(filter-out lib/hak_new.c,$(LIB_SRCS)) $(SHM_SRCS))
 # the allocator exports only the malloc API; -ftls-model keeps TLS one load away
 LIB_CFLAGS = $(CFLAGS) -fvisibility=hidden -fno-plt -ftls-model=initial-exec \
              -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
@@ -26,8 +27,9 @@ lib/libhakmem-tsan.a: $(LIB_TSAN_OBJS)
 lib/%.o: lib/%.c $(LIB_HDRS)
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<
 
+# ThreadSanitizer build: API exported as hak_test_malloc & co (HAK_API_PREFIX)
 %.tsan.o: %.c $(LIB_HDRS)
-	$(CC) $(LIB_CFLAGS) -O1 -fsanitize=thread -c -o $@ $<
+	$(CC) $(LIB_CFLAGS) -O1 -fsanitize=thread -DHAK_API_PREFIX -c -o $@ $<
 
 ALL_TARGETS += lib/libhakmem.so lib/libhakmem.a
 TEST_DEPS += lib/libhakmem-tsan.a
