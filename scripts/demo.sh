@@ -12,8 +12,11 @@ LIB=$PWD/lib/libhakmem.so
 HAKCTL=$PWD/cli/hakctl
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+$HAKCTL gc >/dev/null 2>&1 || true # segments left by killed processes
+
 say "a real workload under LD_PRELOAD=lib/libhakmem.so (python3, ~8 s)"
-LD_PRELOAD=$LIB python3 - <<'PY' &
+# PYTHONMALLOC=malloc: every Python object comes from malloc, i.e. from hakmem
+PYTHONMALLOC=malloc LD_PRELOAD=$LIB python3 - <<'PY' &
 import ctypes, time
 ver = ctypes.CDLL(None).hakmem_version
 ver.restype = ctypes.c_char_p
@@ -32,10 +35,10 @@ sleep 2
 say "hakctl ps"
 $HAKCTL ps
 say "hakctl stats $pid (two samples, busiest classes)"
-$HAKCTL stats "$pid" | head -n 24
+$HAKCTL stats "$pid" | sed -n '1,24p'
 say "hakctl set $pid fast_cap=32 --class 3   (live, no restart)"
 $HAKCTL set "$pid" fast_cap=32 --class 3
-$HAKCTL get "$pid" fast_cap | head -n 8
+$HAKCTL get "$pid" fast_cap | sed -n '1,8p'
 sleep 1
 say "hakctl trim $pid"
 $HAKCTL trim "$pid"
