@@ -42,13 +42,12 @@
 #define HAK_NOINLINE __attribute__((noinline))
 #define HAK_EXPORT __attribute__((visibility("default")))
 
-#if defined(__has_include)
-#if __has_include(<sys/sdt.h>) && !defined(HAK_NO_USDT)
+/* USDT probes (lib.mk sets HAK_USDT=1 when <sys/sdt.h> is installed) */
+#if HAK_USDT
 #include <sys/sdt.h>
 #define HAK_PROBE1(n, a) STAP_PROBE1(hakmem, n, a)
 #define HAK_PROBE2(n, a, b) STAP_PROBE2(hakmem, n, a, b)
 #define HAK_PROBE3(n, a, b, c) STAP_PROBE3(hakmem, n, a, b, c)
-#endif
 #endif
 #ifndef HAK_PROBE1
 #define HAK_PROBE1(n, a) ((void)0)

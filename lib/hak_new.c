@@ -9,12 +9,13 @@
 #include <stdlib.h>
 
 typedef void (*new_handler_fn)(void);
+typedef new_handler_fn (*get_new_handler_fn)(void);
 
 static void *new_fail(size_t n, size_t align)
 {
     for (;;) {
-        new_handler_fn (*get_handler)(void) = (new_handler_fn(*)(void))dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
-        new_handler_fn handler = get_handler ? get_handler() : NULL;
+        get_new_handler_fn get = (get_new_handler_fn)dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
+        new_handler_fn handler = get ? get() : NULL;
         if (!handler) break;
         handler();
         void *p = align ? hak_alloc_aligned(align, n) : hak_alloc_fast(n);

@@ -7,7 +7,9 @@ LIB_OBJS := $(LIB_SRCS:.c=.o)
 # (no C++ operators: the sanitizer runtime keeps its own new/delete)
 LIB_TSAN_OBJS := $(patsubst %.c,%.tsan.o,$(filter-out lib/hak_new.c,$(LIB_SRCS)) $(SHM_SRCS))
 # the allocator exports only the malloc API; -ftls-model keeps TLS one load away
-LIB_CFLAGS = $(CFLAGS) -fvisibility=hidden -fno-plt -ftls-model=initial-exec \
+HASH := \#
+HAK_USDT ?= $(shell printf '$(HASH)include <sys/sdt.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+LIB_CFLAGS = $(CFLAGS) -DHAK_USDT=$(HAK_USDT) -fvisibility=hidden -fno-plt -ftls-model=initial-exec \
              -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 
 lib/libhakmem.so: $(LIB_OBJS) $(SHM_OBJS)

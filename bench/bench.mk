@@ -1,0 +1,32 @@
+# bench/: workload programs and the runner that compares hakmem with glibc,
+# mimalloc, jemalloc and tcmalloc. Included by the top-level Makefile.
+#   make bench            quick run (< 2 min), writes docs/benchmarks.md + .png
+#   make bench-full       7 runs per allocator, longer workloads
+#   make bench-callgrind  instructions per operation under callgrind
+# The workloads are not part of ALL_TARGETS: plain `make` does not build them.
+
+BENCH_NAMES := larson random_mixed tiny_hot mid_large_mt xthread cache_scratch realloc_grow \
+               frag_rss rss_wrap
+BENCH_BINS  := $(addprefix bench/bin/,$(BENCH_NAMES))
+BENCH_LIB   := lib/libhakmem.so
+
+bench/bin/%: bench/%.c bench/bench_util.h
+	@mkdir -p bench/bin
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+.PHONY: bench bench-full bench-callgrind bench-bins
+bench-bins: $(BENCH_BINS)
+
+bench: $(BENCH_BINS) $(BENCH_LIB)
+	@bash scripts/deps.sh bench
+	python3 bench/run --quick
+
+bench-full: $(BENCH_BINS) $(BENCH_LIB)
+	@bash scripts/deps.sh bench
+	python3 bench/run --full
+
+bench-callgrind: $(BENCH_BINS) $(BENCH_LIB)
+	@bash scripts/deps.sh bench
+	bash bench/callgrind.sh
+
+CLEAN += $(BENCH_BINS)
