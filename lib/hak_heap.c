@@ -124,7 +124,6 @@ void hak_thread_exit(void *arg)
         hak_tls.bins[c].cap = hak_tls.bins[c].room = 0;
     }
     hak_remote_drain(h);
-    uint64_t published = 0;
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         for (hak_span *s = h->partial[c], *next; s; s = next) {
             next = s->next;
@@ -135,12 +134,13 @@ void hak_thread_exit(void *arg)
                 s->in_partial = 0;
                 hak_span_release(h, s);
             } else {
-                published++;
+                HAK_CTR(c, PUBLISHED)++;
             }
         }
     }
-    if (published) HAK_CTR(0, PUBLISHED) += published;
     hak_segment_purge(h, true);
+    /* help drain what other exited threads left, while we are on a slow path */
+    if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned(h);
     struct hak_shm_slot *sl = slot_of(h);
     if (sl) sl->active = 0;
     hak_lock(&hak_pool_lock);
@@ -193,6 +193,7 @@ bool hak_heap_reclaim_abandoned(hak_heap *self)
         }
     }
     for (hak_segment *g = a->segs; g; g = g->next) spans_after += (uint64_t)__builtin_popcountll(g->used_mask);
+    hak_segment_purge(a, false); /* its free pages go back to the OS on the usual delay */
     HAK_CTR(0, ADOPTED) += spans_before - spans_after;
     HAK_PROBE2(adopt, a, spans_before - spans_after);
     hak_lock(&hak_pool_lock);
@@ -255,6 +256,7 @@ void hak_heap_poll(hak_heap *h)
         if (now >= h->purge_ns) {
             uint64_t delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
             hak_segment_purge(h, false);
+            if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned(h);
             hak_segment_cache_trim(false);
             hak_large_cache_trim(false);
             h->purge_ns = now + delay / 2;

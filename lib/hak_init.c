@@ -160,6 +160,7 @@ static void shm_open_own(void)
     struct hak_shm_header *shm = hak_shm_create(getpid(), read_start_time(), comm, path);
     if (!shm) return;
     hak_shm_pid = getpid();
+    hak_shm_gc_dead(); /* what `sh -c` & co left behind: they end with _exit() */
     uint64_t *proc = (uint64_t *)((char *)shm + hak_layout.proc_off);
     /* figures counted before the segment existed move into it (an add racing
      * with the switch may be lost: these are statistics) */

@@ -230,6 +230,8 @@ int64_t hak_knob_clamp(int knob, int64_t v);
 struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char *exe,
                                       const char *exe_path);
 void hak_shm_unlink(pid_t pid);
+/* Unlinks segments of processes that no longer exist (malloc-free). */
+void hak_shm_gc_dead(void);
 
 /* ----------------------------------------------------- readers / writers
  * For hakctl and hakmemd. A view is a validated mapping of another

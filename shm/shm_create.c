@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,4 +114,38 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
     /* The magic goes last: a reader that sees it sees a complete header. */
     __atomic_store_n(&h->magic, HAK_SHM_MAGIC, __ATOMIC_RELEASE);
     return h;
+}
+
+/* Removes segments of processes that are gone: those that ended with _exit()
+ * (every `sh -c`) or a signal never unlink theirs. Called when a process
+ * creates its own; reads /dev/shm with getdents64 into a stack buffer (no
+ * malloc), looks at a bounded number of entries, and unlinks only what the
+ * kernel lets us (the sticky /dev/shm: our own files). */
+void hak_shm_gc_dead(void)
+{
+    int fd = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    char buf[4096];
+    int seen = 0;
+    long n;
+    while (seen < 4096 && (n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *d = (void *)(buf + off);
+            off += d->reclen;
+            seen++;
+            if (strncmp(d->name, HAK_SHM_PREFIX, sizeof(HAK_SHM_PREFIX) - 1) != 0) continue;
+            const char *p = d->name + sizeof(HAK_SHM_PREFIX) - 1;
+            long pid = 0;
+            while (*p >= '0' && *p <= '9' && pid < (1l << 31)) pid = pid * 10 + (*p++ - '0');
+            if (*p || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+            unlinkat(fd, d->name, 0);
+        }
+    }
+    close(fd);
 }

@@ -1,0 +1,282 @@
+/* hakctl_ps.c — `hakctl ps`, and the scan of every segment it shares with
+ * top: attach each /dev/shm/hakmem.<pid> read-only, classify it (live,
+ * stale, unreadable) and sample its counters. */
+#include "hakctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct scan {
+    struct hk_proc *p;
+    int n, cap;
+};
+
+static void comm_of(pid_t pid, char *buf, size_t n) {
+    char path[64], raw[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (!fgets(raw, sizeof raw, f)) raw[0] = 0;
+        fclose(f);
+    }
+    raw[strcspn(raw, "\n")] = 0;
+    hk_clean(buf, n, raw, sizeof raw, 0);
+}
+
+/* A one-phrase reason for a ps row; the full message goes to --json. */
+static const char *short_why(int rc) {
+    switch (rc) {
+    case HAK_SHM_EACCES:
+        return "permission denied";
+    case HAK_SHM_EUNSAFE:
+        return "unsafe file, refused";
+    case HAK_SHM_ECORRUPT:
+        return "corrupt segment";
+    case HAK_SHM_EABI:
+        return "newer segment ABI";
+    default:
+        return "cannot read";
+    }
+}
+
+static void truncated(struct hk_proc *p) {
+    p->state = HK_BAD;
+    p->err = HAK_SHM_ECORRUPT;
+    snprintf(p->why, sizeof p->why, "segment truncated while being read");
+}
+
+static void classify(struct hk_proc *p, const char *path) {
+    char msg[256];
+    struct stat st;
+    if (lstat(path, &st) == 0) p->uid = st.st_uid;
+    int rc = hak_shm_attach_path(path, 0, &p->v, msg, sizeof msg);
+    int alive = kill(p->pid, 0) == 0 || errno != ESRCH;
+    if (rc != HAK_SHM_OK) {
+        p->state = alive ? HK_BAD : HK_GONE;
+        p->err = rc;
+        snprintf(p->why, sizeof p->why, "%s", msg);
+        snprintf(p->exe, sizeof p->exe, "?");
+        if (alive) comm_of(p->pid, p->exe, sizeof p->exe);
+        return;
+    }
+    hk_exe(&p->v, p->exe, sizeof p->exe);
+    if (p->v.pid != p->pid) {
+        p->state = HK_BAD;
+        p->err = HAK_SHM_ECORRUPT;
+        snprintf(p->why, sizeof p->why, "%s: written by pid %d", path, p->v.pid);
+    } else if (hak_shm_is_stale(&p->v)) {
+        p->state = alive ? HK_STALE : HK_GONE;
+    } else {
+        p->state = HK_LIVE;
+        hk_procs_sample(p, 1);
+    }
+}
+
+static void classify_guarded(void *arg) {
+    struct hk_proc *p = arg;
+    classify(p, p->path);
+}
+
+static int scan_one(pid_t pid, const char *path, void *arg) {
+    struct scan *s = arg;
+    if (s->n == s->cap) {
+        struct hk_proc *np =
+            realloc(s->p, (size_t)(s->cap = s->cap ? 2 * s->cap : 16) * sizeof *np);
+        if (!np) return 1;
+        s->p = np;
+    }
+    struct hk_proc *p = &s->p[s->n++];
+    memset(p, 0, sizeof *p);
+    p->pid = pid;
+    p->path = path;
+    if (hk_guard(classify_guarded, p) != 0) {
+        truncated(p);
+        hak_shm_detach(&p->v);
+    }
+    if (p->err == HAK_SHM_ENOENT) s->n--; /* unlinked since listed: exited cleanly */
+    return 0;
+}
+
+int hk_procs_scan(struct hk_proc **out, int *n) {
+    struct scan s = {NULL, 0, 0};
+    int rc = hak_shm_list(scan_one, &s);
+    *out = s.p;
+    *n = s.n;
+    if (rc < 0) hk_err("cannot read /dev/shm: %s", strerror(errno));
+    return rc < 0 ? -1 : 0;
+}
+
+static void sample_one(void *arg) {
+    struct hk_proc *p = arg;
+    if (hk_sample_take(&p->v, &p->cur) != 0) {
+        p->nsamples = 0; /* out of memory: shown as "cannot sample" */
+        return;
+    }
+    p->nsamples++;
+    hk_figs_free(&p->f);
+    hk_derive(p->nsamples > 1 ? &p->prev : NULL, &p->cur, &p->f);
+}
+
+void hk_procs_sample(struct hk_proc *p, int n) {
+    for (int i = 0; i < n; i++, p++) {
+        if (p->state != HK_LIVE) continue;
+        if (p->nsamples) {
+            if (p->nsamples > 1) hk_sample_free(&p->prev);
+            p->prev = p->cur;
+            memset(&p->cur, 0, sizeof p->cur);
+        }
+        if (hk_guard(sample_one, p) != 0) { /* truncated under us */
+            hk_sample_free(&p->cur);
+            if (p->nsamples) hk_sample_free(&p->prev);
+            hk_figs_free(&p->f);
+            p->nsamples = 0;
+            truncated(p);
+        }
+    }
+}
+
+int hk_procs_live(const struct hk_proc *p, int n) {
+    int live = 0;
+    for (int i = 0; i < n; i++) live += p[i].state == HK_LIVE;
+    return live;
+}
+
+void hk_procs_free(struct hk_proc *p, int n) {
+    for (int i = 0; i < n; i++) {
+        if (p[i].nsamples > 1) hk_sample_free(&p[i].prev);
+        if (p[i].nsamples) hk_sample_free(&p[i].cur);
+        hk_figs_free(&p[i].f);
+        hak_shm_detach(&p[i].v);
+    }
+    free(p);
+}
+
+static const char *const state_names[] = {"live", "stale", "stale", "error"};
+
+static cJSON *json_entry(const struct hk_proc *p);
+
+struct json_entry {
+    const struct hk_proc *p;
+    cJSON *o;
+};
+
+static void json_entry_guarded(void *arg) {
+    struct json_entry *e = arg;
+    e->o = json_entry(e->p);
+}
+
+/* The entry, or a bare error entry when the segment shrank under us. */
+cJSON *hk_json_ps_entry(const struct hk_proc *p) {
+    struct json_entry e = {p, NULL};
+    if (hk_guard(json_entry_guarded, &e) == 0) return e.o;
+    cJSON_Delete(e.o);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "pid", p->pid);
+    cJSON_AddStringToObject(o, "exe", "");
+    cJSON_AddStringToObject(o, "state", "error");
+    cJSON_AddStringToObject(o, "error", "segment truncated while being read");
+    return o;
+}
+
+static cJSON *json_entry(const struct hk_proc *p) {
+    char user[64];
+    cJSON *o = p->v.hdr ? hk_json_proc(&p->v) : cJSON_CreateObject();
+    if (!p->v.hdr) {
+        char exe[64];
+        cJSON_AddNumberToObject(o, "pid", p->pid);
+        hk_clean(exe, sizeof exe, p->exe, sizeof p->exe, 1);
+        cJSON_AddStringToObject(o, "exe", p->state == HK_BAD ? exe : "");
+    }
+    cJSON_ReplaceItemInObject(o, "pid", cJSON_CreateNumber(p->pid));
+    cJSON_AddStringToObject(o, "user", hk_user(p->uid, user, sizeof user));
+    cJSON_AddStringToObject(o, "state", state_names[p->state]);
+    if (p->state == HK_STALE || p->state == HK_GONE)
+        cJSON_AddStringToObject(o, "stale_reason",
+                                p->state == HK_GONE ? "process gone" : "pid reused");
+    if (p->why[0]) cJSON_AddStringToObject(o, "error", p->why);
+    if (p->state == HK_LIVE && p->nsamples) {
+        cJSON_AddNumberToObject(o, "threads", (double)p->cur.proc[HAK_PROC_THREADS]);
+        cJSON_AddItemToObject(o, "totals", hk_json_figs_totals(&p->f, &p->cur));
+        cJSON_AddNumberToObject(o, "bytes_in_use", (double)p->f.in_use);
+        cJSON_AddNumberToObject(o, "bytes_cached", (double)p->f.cached);
+        if (p->f.interval > 0)
+            cJSON_AddNumberToObject(o, "ops_per_s", p->f.ops_s);
+        else
+            cJSON_AddNullToObject(o, "ops_per_s");
+    }
+    return o;
+}
+
+static void print_row(const struct hk_proc *p);
+
+static void print_row_guarded(void *arg) {
+    const struct hk_proc *p = arg;
+    print_row(p);
+}
+
+static void print_row(const struct hk_proc *p) {
+    char user[64], up[HK_NB], thr[HK_NB], use[HK_NB], cache[HK_NB], ops[HK_NB], owners[64];
+    hk_user(p->uid, user, sizeof user);
+    if (p->state == HK_STALE || p->state == HK_GONE) {
+        char now[64] = "";
+        if (p->state == HK_STALE) comm_of(p->pid, now, sizeof now);
+        printf("%7d %-8.8s %-14.14s stale: %s%s%s\n", p->pid, user, p->exe,
+               p->state == HK_GONE ? "process gone" : "pid reused", now[0] ? " by " : "", now);
+        return;
+    }
+    if (p->state == HK_BAD || !p->nsamples) {
+        printf("%7d %-8.8s %-14.14s ? %s\n", p->pid, user, p->exe,
+               p->err ? short_why(p->err) : "cannot sample");
+        return;
+    }
+    hk_owner_summary(&p->v, owners, sizeof owners);
+    printf("%7d %-8.8s %-14.14s %6s %3s %6s %6s %6s %s\n", p->pid, user, p->exe,
+           hk_dur(up, hk_uptime(&p->v)), hk_num(thr, p->cur.proc[HAK_PROC_THREADS]),
+           hk_bytes_short(use, p->f.in_use), hk_bytes_short(cache, p->f.cached),
+           p->f.interval > 0 ? hk_rate(ops, p->f.ops_s) : "-", owners);
+}
+
+int hk_cmd_ps(int argc, char **argv) {
+    static const struct option lo[] = {{"json", no_argument, 0, 'j'},
+                                       {"interval", required_argument, 0, 'i'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int json = hk_json_default, c, rc;
+    double interval = 0.25;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":ji:h", lo, NULL)) != -1) {
+        if (c == 'j')
+            json = 1;
+        else if (c == 'i') {
+            if ((rc = hk_parse_sec("ps", optarg, &interval)) != HK_OK) return rc;
+        } else
+            return hk_bad_option("ps", c, argv);
+    }
+    if (optind < argc) return hk_usage("ps", "unexpected argument '%s'", argv[optind]);
+    struct hk_proc *p;
+    int n;
+    if (hk_procs_scan(&p, &n) != 0) return HK_ERR;
+    if (hk_procs_live(p, n)) { /* rates need a second sample */
+        hk_catch_sigint();
+        hk_sleep(interval);
+        hk_procs_sample(p, n);
+    }
+    if (json) {
+        cJSON *a = cJSON_CreateArray();
+        for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, hk_json_ps_entry(&p[i]));
+        hk_json_print(a, 0);
+    } else if (n == 0) {
+        printf("no process uses hakmem (no /dev/shm/" HAK_SHM_PREFIX "* segment)\n");
+    } else {
+        printf("%7s %-8s %-14s %6s %3s %6s %6s %6s %s\n", "PID", "USER", "EXE", "UPTIME", "THR",
+               "IN USE", "CACHED", "OPS/s", "KNOBS");
+        for (int i = 0; i < n; i++)
+            if (hk_guard(print_row_guarded, &p[i]) != 0)
+                printf("%7d ? segment truncated while being read\n", p[i].pid);
+    }
+    hk_procs_free(p, n);
+    return HK_OK;
+}

@@ -1,0 +1,141 @@
+# shellcheck shell=bash
+# tests/hakctl_lib.sh — helpers for the t_hakctl_* / t_shm_* scripts (not a
+# test). Sources tests/lib.sh, then:
+#   HAKCTL              cli/hakctl (skip if not built)
+#   need_hakctl         skip unless cli/hakctl and tests/bin/hakctl_workload exist
+#   workload ARGS..     start tests/bin/hakctl_workload ARGS under LD_PRELOAD of
+#                       libhakmem, wait until its segment is there; sets WPID.
+#                       Every process started so is killed on exit.
+#   plain CMD..         start CMD without hakmem in the background; sets PPID_
+#   run CMD..           run CMD, keep stdout in $T/out, stderr in $T/err, status in RC
+#   expect RC [TEXT]    fail unless the last `run` exited RC (and stderr or
+#                       stdout contains TEXT)
+#   seg_patch PID FIELD VALUE   rewrite a header field of /dev/shm/hakmem.PID
+#   start_time PID      field 22 of /proc/PID/stat
+#   tty_start CMD       run CMD in a detached tmux pane (100x40), private server
+#   tty_keys KEYS..     tmux send-keys
+#   tty_wait TEXT [SEC] wait until the pane shows TEXT (fixed string), else fail
+#   tty_screen          print the pane
+#   tty_exited [SEC]    wait until the program in the pane exits; fail unless with status 0
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+HAKCTL=$ROOT/cli/hakctl
+# the system interpreter starts in a fraction of a version manager's shim
+python3() { if [ -x /usr/bin/python3 ]; then /usr/bin/python3 "$@"; else command python3 "$@"; fi; }
+WORKLOAD=$ROOT/tests/bin/hakctl_workload
+KILL_PIDS=()
+RM_FILES=()
+TMUX_SOCK=hakctl-test-$$
+# shellcheck disable=SC2154
+trap 'tmux -L "$TMUX_SOCK" kill-server 2>/dev/null
+for p in "${KILL_PIDS[@]}"; do kill -9 "$p" 2>/dev/null && rm -f "/dev/shm/hakmem.$p"; done
+rm -rf "${RM_FILES[@]}" "$T"' EXIT
+
+need_hakctl() {
+    [ -x "$HAKCTL" ] || skip "cli/hakctl not built (make cli/hakctl)"
+    [ -x "$WORKLOAD" ] || skip "tests/bin/hakctl_workload not built"
+    need_hakmem
+}
+
+workload() {
+    local out=$T/workload.$RANDOM i
+    LD_PRELOAD=$HAKMEM_LIB "$WORKLOAD" "$@" >"$out" 2>&1 &
+    KILL_PIDS+=($!)
+    WPID=$!
+    disown "$WPID" # no "Killed" job notices; bash still reaps it
+    for i in $(seq 100); do
+        grep -q '^pid ' "$out" 2>/dev/null && [ -e "/dev/shm/hakmem.$WPID" ] && return 0
+        sleep 0.05
+    done
+    cat "$out"
+    fail "workload $WPID did not publish /dev/shm/hakmem.$WPID"
+}
+
+plain() {
+    "$@" &
+    PPID_=$!
+    KILL_PIDS+=($!)
+    disown "$PPID_"
+    local i # until the forked shell has exec'd CMD (its name shows in messages)
+    for i in $(seq 100); do
+        [ "$(cat "/proc/$PPID_/comm" 2>/dev/null)" = "$(basename "$1" | cut -c1-15)" ] && break
+        sleep 0.01
+    done
+}
+
+run() {
+    "$@" >"$T/out" 2>"$T/err"
+    RC=$?
+}
+
+expect() {
+    local want=$1 text=${2:-}
+    if [ "$RC" -ne "$want" ]; then
+        echo "--- stdout:"; cat "$T/out"; echo "--- stderr:"; cat "$T/err"
+        fail "exit status $RC, expected $want${text:+ (with '$text')}"
+    fi
+    if [ -n "$text" ] && ! grep -qF -- "$text" "$T/out" "$T/err"; then
+        echo "--- stdout:"; cat "$T/out"; echo "--- stderr:"; cat "$T/err"
+        fail "output lacks '$text'"
+    fi
+    echo "ok: exit $RC${text:+, '$text'}"
+}
+
+start_time() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $20}'; }
+
+# seg_patch PID FIELD VALUE: FIELD is pid, start_time, abi_major or total_size.
+seg_patch() {
+    python3 - "/dev/shm/hakmem.$1" "$2" "$3" <<'EOF'
+import struct, sys
+path, field, value = sys.argv[1], sys.argv[2], int(sys.argv[3])
+off = {"abi_major": (8, "<H"), "total_size": (16, "<Q"), "pid": (24, "<i"),
+       "start_time": (32, "<Q")}[field]
+with open(path, "r+b") as f:
+    f.seek(off[0])
+    f.write(struct.pack(off[1], value))
+EOF
+}
+
+# A copy of a live segment, for a process that does not use hakmem: fake
+# segments whose owner check passes, so only the property under test differs.
+seg_copy() {
+    RM_FILES+=("/dev/shm/hakmem.$2")
+    cp "/dev/shm/hakmem.$1" "/dev/shm/hakmem.$2" && chmod 600 "/dev/shm/hakmem.$2"
+    seg_patch "$2" pid "$2"
+    seg_patch "$2" start_time "$(start_time "$2")"
+}
+
+tty_start() {
+    need_cmd tmux
+    tmux -L "$TMUX_SOCK" -f /dev/null new-session -d -x 100 -y 40 -s t "$@" ||
+        fail "tmux cannot start a session"
+    tmux -L "$TMUX_SOCK" set-option -t t remain-on-exit on >/dev/null
+}
+tty_keys() { tmux -L "$TMUX_SOCK" send-keys -t t "$@"; }
+tty_screen() { tmux -L "$TMUX_SOCK" capture-pane -p -t t; }
+tty_wait() {
+    local i n=$(( ${2:-10} * 10 ))
+    for ((i = 0; i < n; i++)); do
+        tty_screen | grep -qF -- "$1" && { echo "ok: screen shows '$1'"; return 0; }
+        sleep 0.1
+    done
+    echo "--- screen:"; tty_screen
+    tmux -L "$TMUX_SOCK" list-panes -F "pane: dead=#{pane_dead} pid=#{pane_pid} cmd=#{pane_current_command}"
+    [ -n "${HAKCTL_DEBUG:-}" ] && gdb -p "$(tmux -L "$TMUX_SOCK" list-panes -F '#{pane_pid}')" -batch -ex bt 2>&1 | tail -12
+    fail "the terminal never showed '$1'"
+}
+
+tty_exited() {
+    local i n=$(( ${1:-15} * 10 )) st
+    for ((i = 0; i < n; i++)); do
+        st=$(tmux -L "$TMUX_SOCK" list-panes -t t -F '#{pane_dead} #{pane_dead_status}#{pane_dead_signal}')
+        # dead, and tmux has collected the exit status (it may see EOF first)
+        if [ "${st%% *}" = 1 ] && [ -n "${st#* }" ]; then
+            [ "${st#* }" = 0 ] || { tty_screen; fail "the program exited with status ${st#* }"; }
+            echo "ok: the program exited, status 0"
+            return 0
+        fi
+        sleep 0.1
+    done
+    tty_screen
+    fail "the program did not exit"
+}

@@ -1,0 +1,76 @@
+/* hakctl_workload — a program for the hakctl tests to observe (not a t_*
+ * test itself): threads that allocate a batch of blocks, touch them and free
+ * them, in a loop, for a while. Run it under LD_PRELOAD=libhakmem.so.
+ *
+ *   hakctl_workload [-t THREADS] [-s SECONDS] [-z SIZE] [-n BATCH] [-L]
+ *     -z SIZE   every block SIZE bytes (default: mixed 16..2048 and a few large)
+ *     -n BATCH  blocks held at once per thread (default 1000): a big batch
+ *               of one size drains the thread cache, so refills run in full
+ *     -L        also keep 4 large blocks (1 MiB) alive
+ * Prints "pid N" on stdout once running, then works until SECONDS pass (or
+ * forever with -s 0) or it is killed. Built with -fno-builtin so the compiler
+ * cannot fold a malloc/free pair away. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static size_t fixed_size;
+static int batch = 1000;
+static volatile int stop;
+
+static void *work(void *arg) {
+    uint64_t x = (uintptr_t)arg * 2654435761u + 1;
+    void **p = calloc((size_t)batch, sizeof *p);
+    if (!p) return NULL;
+    while (!stop) {
+        for (int i = 0; i < batch; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t sz = fixed_size ? fixed_size : (x % 97 == 0 ? 256 << 10 : 16 + x % 2033);
+            p[i] = malloc(sz);
+            if (p[i]) memset(p[i], (int)i, sz < 64 ? sz : 64);
+        }
+        for (int i = 0; i < batch; i++) free(p[i]);
+    }
+    free(p);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    int threads = 2, c, large = 0;
+    double secs = 10;
+    void *keep[4] = {0};
+    while ((c = getopt(argc, argv, "t:s:z:n:L")) != -1) {
+        if (c == 't')
+            threads = atoi(optarg);
+        else if (c == 's')
+            secs = atof(optarg);
+        else if (c == 'z')
+            fixed_size = (size_t)atol(optarg);
+        else if (c == 'n')
+            batch = atoi(optarg);
+        else if (c == 'L')
+            large = 1;
+        else {
+            fprintf(stderr, "usage: %s [-t THREADS] [-s SECONDS] [-z SIZE] [-n BATCH] [-L]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (threads < 1 || threads > 64 || batch < 1) return 2;
+    for (int i = 0; large && i < 4; i++)
+        if ((keep[i] = malloc(1 << 20))) memset(keep[i], 1, 1 << 20);
+    pthread_t t[64];
+    for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, work, (void *)(uintptr_t)(i + 1));
+    printf("pid %d\n", (int)getpid());
+    fflush(stdout);
+    struct timespec ts = {0, 50000000};
+    for (double left = secs; secs <= 0 || left > 0; left -= 0.05) nanosleep(&ts, NULL);
+    stop = 1;
+    for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++) free(keep[i]);
+    return 0;
+}
