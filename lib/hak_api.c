@@ -77,6 +77,18 @@ void hak_free_slow(void *p)
 {
     if (!p) return;
     int cls = live_small_class(p, "free(): invalid pointer");
+    if (HAK_UNLIKELY(hak_tls.exited && !hak_tls.heap)) {
+        /* glibc frees thread state after our destructor ran: no new heap for
+         * a thread that is going away; the block goes back to its owner */
+        if (cls < 0) {
+            if (!hak_large_free_checked(p)) hak_fatal("free(): invalid pointer (not allocated by hakmem)", p);
+            return;
+        }
+        hak_remote_free(hak_span_of(hak_seg_of(p), p), p);
+        hak_ctr_add(cls, HAK_CTR_FREES, 1);
+        hak_ctr_add(cls, HAK_CTR_REMOTE_FREES, 1);
+        return;
+    }
     hak_heap *h = hak_heap_get();
     if (cls < 0) {
         if (!h || !hak_large_free_checked(p)) hak_fatal("free(): invalid pointer (not allocated by hakmem)", p);

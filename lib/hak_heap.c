@@ -22,6 +22,9 @@ static char *arena_cur, *arena_end; /* heap structs and private counters */
 extern pthread_key_t hak_tkey;
 extern int hak_tkey_ready;
 static atomic_ullong trim_epoch = 1;
+static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS];
+uint64_t *hak_orphan_ctr = orphan_private;
+#define ORPHAN_SLOT (HAK_SHM_SLOTS - 1) /* last slot: threads past their exit */
 
 static void *arena_alloc(size_t n)
 {
@@ -53,6 +56,13 @@ static struct hak_shm_slot *slot_of(hak_heap *h)
 
 /* Counters live in the segment slot when there is one, else privately.
  * Called at creation and when the segment appears or is replaced (fork). */
+/* The orphan slot follows the segment (created, or replaced after fork). */
+void hak_orphan_bind(void)
+{
+    uint64_t *o = hak_shm ? slot_ctrs(hak_shm, ORPHAN_SLOT) : orphan_private;
+    __atomic_store_n(&hak_orphan_ctr, o, __ATOMIC_RELEASE);
+}
+
 void hak_heap_bind_counters(hak_heap *h, bool fresh)
 {
     uint64_t *old = h->ctr;
@@ -70,7 +80,7 @@ static hak_heap *heap_new(void)
     hak_heap *h = arena_alloc(sizeof(hak_heap));
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
-    h->slot = next_slot < HAK_SHM_SLOTS ? next_slot++ : -1;
+    h->slot = next_slot < ORPHAN_SLOT ? next_slot++ : -1;
     /* private counters first; bound to the segment slot when it exists */
     h->ctr = arena_alloc(sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
     if (!h->ctr) return NULL;
@@ -156,6 +166,7 @@ void hak_thread_exit(void *arg)
     hak_unlock(&hak_pool_lock);
     HAK_PROC_SUB(THREADS, 1);
     hak_tls.heap = NULL;
+    hak_tls.exited = 1;
     (void)arg;
 }
 

@@ -160,6 +160,7 @@ static void shm_open_own(void)
     struct hak_shm_header *shm = hak_shm_create(getpid(), read_start_time(), comm, path);
     if (!shm) return;
     hak_shm_pid = getpid();
+    hak_orphan_bind();
     hak_shm_gc_dead(); /* what `sh -c` & co left behind: they end with _exit() */
     uint64_t *proc = (uint64_t *)((char *)shm + hak_layout.proc_off);
     /* figures counted before the segment existed move into it (an add racing
@@ -190,11 +191,11 @@ static void fork_child(void)
     fork_parent();
     /* The parent's segment stays the parent's: the child makes its own. */
     struct hak_shm_header *old = hak_shm;
-    hak_proc_private[0] = 0;
     if (old) {
         for (int i = 0; i < HAK_NUM_PROCS; i++) hak_proc_private[i] = hak_proc[i];
         hak_proc = hak_proc_private;
         hak_shm = NULL;
+        hak_orphan_bind();
         shm_open_own();
         munmap(old, hak_layout.total_size);
     }

@@ -125,6 +125,7 @@ struct hak_tls {
     struct hak_heap *heap;
     uint64_t knob_gen; /* knob generation the caps were loaded from */
     uint64_t trim_epoch;
+    int exited; /* hak_thread_exit ran: frees from here on need no heap */
 };
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
@@ -168,6 +169,14 @@ extern uint64_t hak_proc_private[HAK_NUM_PROCS];
 extern uint64_t *hak_proc; /* process figures: in the segment or private */
 
 #define HAK_CTR(cls, id) (hak_tls.ctr[(cls) * HAK_NUM_CTRS + HAK_CTR_##id])
+/* Counters of threads past their exit (glibc frees thread state after the
+ * TSD destructors): a shared slot, so atomic adds. */
+extern uint64_t *hak_orphan_ctr;
+static inline void hak_ctr_add(int cls, int id, uint64_t n)
+{
+    if (HAK_LIKELY(hak_tls.heap != NULL)) hak_tls.ctr[cls * HAK_NUM_CTRS + id] += n;
+    else __atomic_fetch_add(&__atomic_load_n(&hak_orphan_ctr, __ATOMIC_ACQUIRE)[cls * HAK_NUM_CTRS + id], n, __ATOMIC_RELAXED);
+}
 #define HAK_BIN_CTR(bin, id) ((bin)->ctr[HAK_CTR_##id])
 /* Fast-path counting; -DHAK_COUNTERS=0 compiles it out (only to measure its
  * cost: lib/libhakmem-nocounters.so, see docs/shm.md). */
@@ -235,6 +244,7 @@ void hak_flush(hak_heap *h, int cls, uint32_t keep);
 void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n);
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
+void hak_remote_free(hak_span *s, hak_block *b);
 bool hak_heap_reclaim_abandoned(hak_heap *h);
 
 /* heaps and threads (hak_heap.c) */
@@ -243,6 +253,7 @@ void hak_heap_poll(hak_heap *h);
 void hak_thread_exit(void *arg);
 void hak_heaps_after_fork(bool child);
 void hak_heap_bind_counters(hak_heap *h, bool fresh);
+void hak_orphan_bind(void);
 void hak_knobs_apply_tls(void);
 void hak_trim_all(void);
 void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);

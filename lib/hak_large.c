@@ -72,8 +72,8 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh)
     char *p = (char *)l + offset;
     size_t k = ((uintptr_t)p >> HAK_SEG_SHIFT) - ((uintptr_t)l >> HAK_SEG_SHIFT);
     if (k) hak_segmap_set((uintptr_t)p, (uint8_t)(HAK_MAP_LARGE + k));
-    HAK_CTR(HAK_CLASS_LARGE, ALLOCS)++;
-    HAK_CTR(HAK_CLASS_LARGE, LARGE_BYTES) += l->map_size - offset;
+    hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_ALLOCS, 1);
+    hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_LARGE_BYTES, l->map_size - offset);
     HAK_PROBE2(large_alloc, p, n);
     return p;
 }
@@ -94,8 +94,8 @@ bool hak_large_free_checked(void *p)
     if (((uintptr_t)p >> HAK_SEG_SHIFT) != ((uintptr_t)l >> HAK_SEG_SHIFT))
         hak_segmap_set((uintptr_t)p, HAK_MAP_NONE);
     l->magic = LARGE_FREED;
-    HAK_CTR(HAK_CLASS_LARGE, FREES)++;
-    HAK_CTR(HAK_CLASS_LARGE, LARGE_BYTES) -= usable;
+    hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_FREES, 1);
+    hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_LARGE_BYTES, -usable);
     l->freed_ns = hak_now_ns();
     size_t limit = (size_t)HAK_KNOB(LARGE_CACHE_MB) << 20;
     hak_lock(&hak_large_lock);
@@ -173,6 +173,6 @@ void *hak_large_realloc(void *p, size_t n)
         HAK_PROC_ADD(MAPPED, need - old_size);
     }
     l->map_size = need;
-    HAK_CTR(HAK_CLASS_LARGE, LARGE_BYTES) += (need - l->offset) - old_usable;
+    hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_LARGE_BYTES, (need - l->offset) - old_usable);
     return (char *)l + l->offset;
 }

@@ -116,6 +116,13 @@ static void remote_push(hak_span *s, hak_block *first, hak_block *last)
     }
 }
 
+/* A free by a thread that has no heap (it is past its exit). */
+void hak_remote_free(hak_span *s, hak_block *b)
+{
+    b->key = hak_key;
+    remote_push(s, b, b);
+}
+
 /* The owner takes every queued span's remote list. Each span is read for
  * its link before its list is taken: after that, a pusher may queue it again. */
 void hak_remote_drain(hak_heap *h)
