@@ -12,8 +12,7 @@
 
 #include "hak_internal.h"
 
-static inline void *hak_alloc_fast(size_t n)
-{
+static inline void *hak_alloc_fast(size_t n) {
     if (HAK_LIKELY(n <= HAK_SMALL_MAX)) {
         unsigned cls = hak_small_cls[(n + 15) >> 4];
         struct hak_tbin *bin = &hak_tls.bins[cls];
@@ -29,12 +28,10 @@ static inline void *hak_alloc_fast(size_t n)
     return hak_alloc_slow(n);
 }
 
-static inline void hak_free_fast(void *p)
-{
+static inline void hak_free_fast(void *p) {
     uintptr_t a = (uintptr_t)p;
     /* ours, small-segment, 16-aligned: anything else is the slow path */
-    if (HAK_LIKELY(((a >> HAK_ADDR_BITS) | (a & 15)) == 0 &&
-                   hak_segmap_get(a) == HAK_MAP_SEG)) {
+    if (HAK_LIKELY(((a >> HAK_ADDR_BITS) | (a & 15)) == 0 && hak_segmap_get(a) == HAK_MAP_SEG)) {
         hak_segment *seg = hak_seg_of(p);
         unsigned cls = seg->page_cls[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT];
         hak_block *b = p;

@@ -18,8 +18,7 @@
 #endif
 
 /* Pops a block of class cls, refilling the thread cache if it is empty. */
-static void *alloc_cls(hak_heap *h, int cls)
-{
+static void *alloc_cls(hak_heap *h, int cls) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     if (!bin->head) {
         hak_heap_poll(h);
@@ -37,8 +36,7 @@ static void *alloc_cls(hak_heap *h, int cls)
     return b;
 }
 
-void *hak_alloc_slow(size_t n)
-{
+void *hak_alloc_slow(size_t n) {
     hak_heap *h = hak_heap_get();
     if (!h) {
         errno = ENOMEM;
@@ -53,11 +51,12 @@ void *hak_alloc_slow(size_t n)
     return alloc_cls(h, hak_size_class(n));
 }
 
-static void invalid(const char *what, void *p) { hak_fatal(what, p); }
+static void invalid(const char *what, void *p) {
+    hak_fatal(what, p);
+}
 
 /* Class of a live small block p, checked; or -1 if p is not in a segment. */
-static int live_small_class(void *p, const char *api)
-{
+static int live_small_class(void *p, const char *api) {
     uintptr_t a = (uintptr_t)p;
     if ((a >> HAK_ADDR_BITS) || hak_segmap_get(a) != HAK_MAP_SEG) return -1;
     hak_segment *seg = hak_seg_of(p);
@@ -73,15 +72,15 @@ static int live_small_class(void *p, const char *api)
     return cls;
 }
 
-void hak_free_slow(void *p)
-{
+void hak_free_slow(void *p) {
     if (!p) return;
     int cls = live_small_class(p, "free(): invalid pointer");
     if (HAK_UNLIKELY(hak_tls.exited && !hak_tls.heap)) {
         /* glibc frees thread state after our destructor ran: no new heap for
          * a thread that is going away; the block goes back to its owner */
         if (cls < 0) {
-            if (!hak_large_free_checked(p)) hak_fatal("free(): invalid pointer (not allocated by hakmem)", p);
+            if (!hak_large_free_checked(p))
+                hak_fatal("free(): invalid pointer (not allocated by hakmem)", p);
             return;
         }
         hak_remote_free(hak_span_of(hak_seg_of(p), p), p);
@@ -91,7 +90,8 @@ void hak_free_slow(void *p)
     }
     hak_heap *h = hak_heap_get();
     if (cls < 0) {
-        if (!h || !hak_large_free_checked(p)) hak_fatal("free(): invalid pointer (not allocated by hakmem)", p);
+        if (!h || !hak_large_free_checked(p))
+            hak_fatal("free(): invalid pointer (not allocated by hakmem)", p);
         return;
     }
     if (!h) hak_fatal("free(): no heap for this thread", p);
@@ -114,14 +114,25 @@ void hak_free_slow(void *p)
     HAK_BIN_CTR(bin, FREES)++;
 }
 
-HAK_EXPORT void *HAK_API(malloc)(size_t n) { return hak_alloc_fast(n); }
-HAK_EXPORT void HAK_API(free)(void *p) { hak_free_fast(p); }
-HAK_EXPORT void HAK_API(cfree)(void *p) { hak_free_fast(p); }
-HAK_EXPORT void HAK_API(free_sized)(void *p, size_t n) { (void)n; hak_free_fast(p); }
-HAK_EXPORT void HAK_API(free_aligned_sized)(void *p, size_t a, size_t n) { (void)a, (void)n; hak_free_fast(p); }
+HAK_EXPORT void *HAK_API(malloc)(size_t n) {
+    return hak_alloc_fast(n);
+}
+HAK_EXPORT void HAK_API(free)(void *p) {
+    hak_free_fast(p);
+}
+HAK_EXPORT void HAK_API(cfree)(void *p) {
+    hak_free_fast(p);
+}
+HAK_EXPORT void HAK_API(free_sized)(void *p, size_t n) {
+    (void)n;
+    hak_free_fast(p);
+}
+HAK_EXPORT void HAK_API(free_aligned_sized)(void *p, size_t a, size_t n) {
+    (void)a, (void)n;
+    hak_free_fast(p);
+}
 
-HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size)
-{
+HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size) {
     size_t n;
     if (__builtin_mul_overflow(nmemb, size, &n)) {
         errno = ENOMEM;
@@ -130,8 +141,10 @@ HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size)
     if (n > HAK_CLASS_MAX && hak_heap_get()) {
         bool fresh;
         void *p = hak_large_alloc(n, 0, &fresh);
-        if (!p) errno = ENOMEM;
-        else if (!fresh) memset(p, 0, n); /* a new mapping is zero already: don't touch it */
+        if (!p)
+            errno = ENOMEM;
+        else if (!fresh)
+            memset(p, 0, n); /* a new mapping is zero already: don't touch it */
         return p;
     }
     void *p = hak_alloc_fast(n);
@@ -139,8 +152,7 @@ HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size)
     return p;
 }
 
-HAK_EXPORT size_t HAK_API(malloc_usable_size)(void *p)
-{
+HAK_EXPORT size_t HAK_API(malloc_usable_size)(void *p) {
     if (!p) return 0;
     int cls = live_small_class(p, "malloc_usable_size(): invalid pointer");
     if (cls >= 0) return hak_class_size[cls];
@@ -149,8 +161,7 @@ HAK_EXPORT size_t HAK_API(malloc_usable_size)(void *p)
     return n;
 }
 
-HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n)
-{
+HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n) {
     if (!p) return hak_alloc_fast(n);
     if (n == 0) {
         hak_free_fast(p);
@@ -172,8 +183,7 @@ HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n)
     return q;
 }
 
-HAK_EXPORT void *HAK_API(reallocarray)(void *p, size_t nmemb, size_t size)
-{
+HAK_EXPORT void *HAK_API(reallocarray)(void *p, size_t nmemb, size_t size) {
     size_t n;
     if (__builtin_mul_overflow(nmemb, size, &n)) {
         errno = ENOMEM;
@@ -185,8 +195,7 @@ HAK_EXPORT void *HAK_API(reallocarray)(void *p, size_t nmemb, size_t size)
 /* Power-of-two classes are naturally aligned up to 64 KiB (spans start on
  * 64 KiB pages), so small aligned requests come from the class of
  * max(align, next power of two of n); the rest from large mappings. */
-void *hak_alloc_aligned(size_t align, size_t n)
-{
+void *hak_alloc_aligned(size_t align, size_t n) {
     if (align <= 16) return hak_alloc_fast(n);
     hak_heap *h = hak_heap_get();
     if (!h) {
@@ -204,10 +213,11 @@ void *hak_alloc_aligned(size_t align, size_t n)
     return p;
 }
 
-static bool pow2(size_t a) { return a && !(a & (a - 1)); }
+static bool pow2(size_t a) {
+    return a && !(a & (a - 1));
+}
 
-HAK_EXPORT int HAK_API(posix_memalign)(void **out, size_t align, size_t n)
-{
+HAK_EXPORT int HAK_API(posix_memalign)(void **out, size_t align, size_t n) {
     if (!pow2(align) || align % sizeof(void *)) return EINVAL;
     int e = errno;
     void *p = hak_alloc_aligned(align, n);
@@ -217,8 +227,7 @@ HAK_EXPORT int HAK_API(posix_memalign)(void **out, size_t align, size_t n)
     return 0;
 }
 
-HAK_EXPORT void *HAK_API(aligned_alloc)(size_t align, size_t n)
-{
+HAK_EXPORT void *HAK_API(aligned_alloc)(size_t align, size_t n) {
     if (!pow2(align)) {
         errno = EINVAL;
         return NULL;
@@ -226,8 +235,7 @@ HAK_EXPORT void *HAK_API(aligned_alloc)(size_t align, size_t n)
     return hak_alloc_aligned(align, n);
 }
 
-HAK_EXPORT void *HAK_API(memalign)(size_t align, size_t n)
-{
+HAK_EXPORT void *HAK_API(memalign)(size_t align, size_t n) {
     if (align > ((size_t)1 << 62)) {
         errno = EINVAL;
         return NULL;
@@ -237,10 +245,11 @@ HAK_EXPORT void *HAK_API(memalign)(size_t align, size_t n)
     return hak_alloc_aligned(a, n);
 }
 
-HAK_EXPORT void *HAK_API(valloc)(size_t n) { return hak_alloc_aligned((size_t)getpagesize(), n); }
+HAK_EXPORT void *HAK_API(valloc)(size_t n) {
+    return hak_alloc_aligned((size_t)getpagesize(), n);
+}
 
-HAK_EXPORT void *HAK_API(pvalloc)(size_t n)
-{
+HAK_EXPORT void *HAK_API(pvalloc)(size_t n) {
     size_t pg = (size_t)getpagesize(), r = (n + pg - 1) & ~(pg - 1);
     if (r < n) {
         errno = ENOMEM;
@@ -249,8 +258,7 @@ HAK_EXPORT void *HAK_API(pvalloc)(size_t n)
     return hak_alloc_aligned(pg, r ? r : pg);
 }
 
-HAK_EXPORT int HAK_API(malloc_trim)(size_t pad)
-{
+HAK_EXPORT int HAK_API(malloc_trim)(size_t pad) {
     (void)pad;
     uint64_t before = HAK_PROC_GET(RELEASED);
     if (!HAK_READY()) return 0;
@@ -258,8 +266,7 @@ HAK_EXPORT int HAK_API(malloc_trim)(size_t pad)
     return HAK_PROC_GET(RELEASED) != before;
 }
 
-HAK_EXPORT struct mallinfo2 HAK_API(mallinfo2)(void)
-{
+HAK_EXPORT struct mallinfo2 HAK_API(mallinfo2)(void) {
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof(mi));
     uint64_t live = 0, cached = 0;
@@ -271,8 +278,7 @@ HAK_EXPORT struct mallinfo2 HAK_API(mallinfo2)(void)
     return mi;
 }
 
-HAK_EXPORT struct mallinfo HAK_API(mallinfo)(void)
-{
+HAK_EXPORT struct mallinfo HAK_API(mallinfo)(void) {
     struct mallinfo2 m2 = HAK_API(mallinfo2)();
     struct mallinfo mi;
     memset(&mi, 0, sizeof(mi));

@@ -26,8 +26,7 @@ static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS];
 uint64_t *hak_orphan_ctr = orphan_private;
 #define ORPHAN_SLOT (HAK_SHM_SLOTS - 1) /* last slot: threads past their exit */
 
-static void *arena_alloc(size_t n)
-{
+static void *arena_alloc(size_t n) {
     n = (n + 63) & ~(size_t)63;
     if ((size_t)(arena_end - arena_cur) < n) {
         size_t chunk = n > 65536 ? n : 65536;
@@ -41,14 +40,12 @@ static void *arena_alloc(size_t n)
     return r;
 }
 
-static uint64_t *slot_ctrs(struct hak_shm_header *shm, int slot)
-{
+static uint64_t *slot_ctrs(struct hak_shm_header *shm, int slot) {
     char *sl = (char *)shm + hak_layout.slot_off + (size_t)slot * hak_layout.slot_size;
     return (uint64_t *)(sl + hak_layout.slot_ctr_off);
 }
 
-static struct hak_shm_slot *slot_of(hak_heap *h)
-{
+static struct hak_shm_slot *slot_of(hak_heap *h) {
     if (!hak_shm || h->slot < 0) return NULL;
     return (struct hak_shm_slot *)((char *)hak_shm + hak_layout.slot_off +
                                    (size_t)h->slot * hak_layout.slot_size);
@@ -57,14 +54,12 @@ static struct hak_shm_slot *slot_of(hak_heap *h)
 /* Counters live in the segment slot when there is one, else privately.
  * Called at creation and when the segment appears or is replaced (fork). */
 /* The orphan slot follows the segment (created, or replaced after fork). */
-void hak_orphan_bind(void)
-{
+void hak_orphan_bind(void) {
     uint64_t *o = hak_shm ? slot_ctrs(hak_shm, ORPHAN_SLOT) : orphan_private;
     __atomic_store_n(&hak_orphan_ctr, o, __ATOMIC_RELEASE);
 }
 
-void hak_heap_bind_counters(hak_heap *h, bool fresh)
-{
+void hak_heap_bind_counters(hak_heap *h, bool fresh) {
     uint64_t *old = h->ctr;
     if (hak_shm && h->slot >= 0) {
         h->ctr = slot_ctrs(hak_shm, h->slot);
@@ -75,8 +70,7 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh)
     }
 }
 
-static hak_heap *heap_new(void)
-{
+static hak_heap *heap_new(void) {
     hak_heap *h = arena_alloc(sizeof(hak_heap));
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
@@ -91,8 +85,7 @@ static hak_heap *heap_new(void)
     return h;
 }
 
-hak_heap *hak_heap_get(void)
-{
+hak_heap *hak_heap_get(void) {
     hak_heap *h = hak_tls.heap;
     if (HAK_LIKELY(h != NULL)) return h;
     if (!HAK_READY()) hak_init();
@@ -125,8 +118,7 @@ hak_heap *hak_heap_get(void)
 
 /* Thread exit: give every cached block back, release empty spans, and leave
  * the heap in the pool for the next thread. */
-void hak_thread_exit(void *arg)
-{
+void hak_thread_exit(void *arg) {
     hak_heap *h = hak_tls.heap;
     if (!h) return;
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -138,8 +130,10 @@ void hak_thread_exit(void *arg)
         for (hak_span *s = h->partial[c], *next; s; s = next) {
             next = s->next;
             if (s->used == 0) {
-                if (s->prev) s->prev->next = s->next;
-                else h->partial[c] = s->next;
+                if (s->prev)
+                    s->prev->next = s->next;
+                else
+                    h->partial[c] = s->next;
                 if (s->next) s->next->prev = s->prev;
                 s->in_partial = 0;
                 hak_span_release(h, s);
@@ -173,8 +167,7 @@ void hak_thread_exit(void *arg)
 /* Adopt: take one abandoned heap that has remote frees waiting, drain them
  * and give back every span that became empty. Memory other threads freed
  * into a dead thread's heap is reused without waiting for a new thread. */
-bool hak_heap_reclaim_abandoned(hak_heap *self)
-{
+bool hak_heap_reclaim_abandoned(hak_heap *self) {
     if (atomic_load_explicit(&abandoned_n, memory_order_relaxed) == 0) return false;
     hak_lock(&hak_pool_lock);
     hak_heap *a = NULL, **pp = &pool_abandoned;
@@ -189,21 +182,25 @@ bool hak_heap_reclaim_abandoned(hak_heap *self)
     hak_unlock(&hak_pool_lock);
     if (!a) return false;
     uint64_t spans_before = 0, spans_after = 0;
-    for (hak_segment *g = a->segs; g; g = g->next) spans_before += (uint64_t)__builtin_popcountll(g->used_mask);
+    for (hak_segment *g = a->segs; g; g = g->next)
+        spans_before += (uint64_t)__builtin_popcountll(g->used_mask);
     hak_remote_drain(a); /* we own `a` now: it is in no pool */
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         for (hak_span *s = a->partial[c], *next; s; s = next) {
             next = s->next;
             if (s->used == 0) {
-                if (s->prev) s->prev->next = s->next;
-                else a->partial[c] = s->next;
+                if (s->prev)
+                    s->prev->next = s->next;
+                else
+                    a->partial[c] = s->next;
                 if (s->next) s->next->prev = s->prev;
                 s->in_partial = 0;
                 hak_span_release(a, s);
             }
         }
     }
-    for (hak_segment *g = a->segs; g; g = g->next) spans_after += (uint64_t)__builtin_popcountll(g->used_mask);
+    for (hak_segment *g = a->segs; g; g = g->next)
+        spans_after += (uint64_t)__builtin_popcountll(g->used_mask);
     hak_segment_purge(a, false); /* its free pages go back to the OS on the usual delay */
     HAK_CTR(0, ADOPTED) += spans_before - spans_after;
     HAK_PROBE2(adopt, a, spans_before - spans_after);
@@ -222,8 +219,7 @@ bool hak_heap_reclaim_abandoned(hak_heap *self)
 }
 
 /* Thread caps from the effective knobs; a shrunk cap flushes the excess. */
-void hak_knobs_apply_tls(void)
-{
+void hak_knobs_apply_tls(void) {
     extern uint64_t hak_knob_gen_applied;
     hak_tls.knob_gen = __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -240,8 +236,7 @@ void hak_knobs_apply_tls(void)
 
 /* Every slow path: knob changes, trim requests, timed purges. Cheap unless
  * something changed: two loads from the segment and a counter. */
-void hak_heap_poll(hak_heap *h)
-{
+void hak_heap_poll(hak_heap *h) {
     extern uint64_t hak_knob_gen_applied;
     if (hak_shm) {
         if (HAK_UNLIKELY(HAK_SHM_LOAD(knob_gen) !=
@@ -251,7 +246,8 @@ void hak_heap_poll(hak_heap *h)
     }
     if (HAK_UNLIKELY(hak_tls.knob_gen != __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE)))
         hak_knobs_apply_tls();
-    if (HAK_UNLIKELY(hak_tls.trim_epoch != atomic_load_explicit(&trim_epoch, memory_order_relaxed))) {
+    if (HAK_UNLIKELY(hak_tls.trim_epoch !=
+                     atomic_load_explicit(&trim_epoch, memory_order_relaxed))) {
         hak_tls.trim_epoch = atomic_load(&trim_epoch);
         for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(h, c, 0);
         hak_remote_drain(h);
@@ -277,15 +273,15 @@ void hak_heap_poll(hak_heap *h)
 
 /* malloc_trim and outside trim requests: this thread does its part now,
  * every other thread at its next slow path (trim epoch). */
-void hak_trim_all(void)
-{
+void hak_trim_all(void) {
     atomic_fetch_add(&trim_epoch, 1);
     hak_heap *h = hak_tls.heap;
     if (h) {
         hak_tls.trim_epoch = atomic_load(&trim_epoch);
         for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(h, c, 0);
         hak_remote_drain(h);
-        while (hak_heap_reclaim_abandoned(h)) {}
+        while (hak_heap_reclaim_abandoned(h)) {
+        }
         hak_segment_purge(h, true);
     }
     hak_segment_cache_trim(true);
@@ -295,8 +291,7 @@ void hak_trim_all(void)
 }
 
 /* Live and cached bytes from the counters of every heap (mallinfo). */
-void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes)
-{
+void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes) {
     uint64_t live = 0, cap = 0;
     hak_lock(&hak_pool_lock);
     for (hak_heap *h = all_heaps; h; h = h->all_next) {
@@ -315,8 +310,7 @@ void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes)
 /* Fork child: only this thread survives. Every other heap is abandoned (its
  * thread caches are lost, a bounded leak), and all heaps get fresh counters
  * in the child's own segment. */
-void hak_heaps_after_fork(bool child)
-{
+void hak_heaps_after_fork(bool child) {
     if (!child) return;
     hak_heap *me = hak_tls.heap;
     pid_t tid = gettid();

@@ -30,8 +30,7 @@ static hak_lock_t knob_lock;
 static int shm_enabled = 1;
 static pid_t hak_shm_pid; /* whose segment hak_shm is (not read back from it) */
 
-static bool parse_i64(const char *s, int64_t *out)
-{
+static bool parse_i64(const char *s, int64_t *out) {
     if (!s || !*s) return false;
     char *end;
     errno = 0;
@@ -41,8 +40,7 @@ static bool parse_i64(const char *s, int64_t *out)
     return true;
 }
 
-static void knob_set_env(int k, int cls_from, int cls_to, const char *env)
-{
+static void knob_set_env(int k, int cls_from, int cls_to, const char *env) {
     int64_t v;
     const char *s = getenv(env);
     if (!s) return;
@@ -64,8 +62,7 @@ static void knob_set_env(int k, int cls_from, int cls_to, const char *env)
     }
 }
 
-static void knobs_from_env(void)
-{
+static void knobs_from_env(void) {
     for (int k = 0; k < HAK_NUM_KNOBS; k++)
         for (int c = 0; c < HAK_NUM_CLASSES; c++) {
             hak_knobs.val[k][c] = hak_knob_default(k, c);
@@ -82,16 +79,14 @@ static void knobs_from_env(void)
     if (parse_i64(getenv("HAKMEM_SHM"), &v)) shm_enabled = v != 0;
 }
 
-static struct hak_shm_knob_val *seg_knob(struct hak_shm_header *shm, int k, int c)
-{
+static struct hak_shm_knob_val *seg_knob(struct hak_shm_header *shm, int k, int c) {
     return (struct hak_shm_knob_val *)((char *)shm + hak_layout.knob_val_off +
                                        ((size_t)k * HAK_NUM_CLASSES + (size_t)c) *
                                            sizeof(struct hak_shm_knob_val));
 }
 
 /* Writes the effective knobs into the (new) segment. */
-void hak_publish_knobs(void)
-{
+void hak_publish_knobs(void) {
     if (!hak_shm) return;
     for (int k = 0; k < HAK_NUM_KNOBS; k++)
         for (int c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -106,8 +101,7 @@ void hak_publish_knobs(void)
 
 /* A tool changed knobs: take them, clamped to our compiled ranges (the
  * segment may hold any bytes). Whichever thread notices first does it. */
-void hak_knobs_reload(void)
-{
+void hak_knobs_reload(void) {
     hak_lock(&knob_lock);
     uint64_t gen = __atomic_load_n(&hak_shm->knob_gen, __ATOMIC_ACQUIRE);
     if (gen != hak_knob_gen_applied) {
@@ -129,8 +123,7 @@ void hak_knobs_reload(void)
     hak_unlock(&knob_lock);
 }
 
-static uint64_t read_start_time(void)
-{
+static uint64_t read_start_time(void) {
     char buf[1024];
     int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
@@ -145,8 +138,7 @@ static uint64_t read_start_time(void)
     return strtoull(p, NULL, 10);
 }
 
-static void shm_open_own(void)
-{
+static void shm_open_own(void) {
     if (!shm_enabled) return;
     char path[256] = {0}, comm[64] = {0};
     ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
@@ -165,29 +157,27 @@ static void shm_open_own(void)
     uint64_t *proc = (uint64_t *)((char *)shm + hak_layout.proc_off);
     /* figures counted before the segment existed move into it (an add racing
      * with the switch may be lost: these are statistics) */
-    for (int i = 0; i < HAK_NUM_PROCS; i++) proc[i] = __atomic_load_n(&hak_proc[i], __ATOMIC_RELAXED);
+    for (int i = 0; i < HAK_NUM_PROCS; i++)
+        proc[i] = __atomic_load_n(&hak_proc[i], __ATOMIC_RELAXED);
     __atomic_store_n(&hak_proc, proc, __ATOMIC_RELEASE);
     hak_shm = shm;
     hak_publish_knobs();
 }
 
 /* fork: hold every allocator lock across fork so the child gets them free. */
-static void fork_prepare(void)
-{
+static void fork_prepare(void) {
     hak_lock(&knob_lock);
     hak_lock(&hak_pool_lock);
     hak_segment_fork_lock(0);
     hak_lock(&hak_large_lock);
 }
-static void fork_parent(void)
-{
+static void fork_parent(void) {
     hak_unlock(&hak_large_lock);
     hak_segment_fork_lock(1);
     hak_unlock(&hak_pool_lock);
     hak_unlock(&knob_lock);
 }
-static void fork_child(void)
-{
+static void fork_child(void) {
     fork_parent();
     /* The parent's segment stays the parent's: the child makes its own. */
     struct hak_shm_header *old = hak_shm;
@@ -202,16 +192,14 @@ static void fork_child(void)
     hak_heaps_after_fork(true);
 }
 
-static __attribute__((destructor)) void hak_fini(void)
-{
+static __attribute__((destructor)) void hak_fini(void) {
     if (hak_shm && hak_shm_pid == getpid()) {
         hak_shm->flags &= ~HAK_SHM_F_LIVE;
         hak_shm_unlink(getpid());
     }
 }
 
-void hak_init(void)
-{
+void hak_init(void) {
     int z = 0;
     if (atomic_compare_exchange_strong(&init_state, &z, 1)) {
         init_tid = gettid();
@@ -220,7 +208,8 @@ void hak_init(void)
         const uintptr_t *rnd = (const uintptr_t *)getauxval(AT_RANDOM);
         hak_key = (rnd ? rnd[0] ^ (rnd[1] << 1) : (uintptr_t)&z * 0x9e3779b97f4a7c15ull) | 1;
         knobs_from_env();
-        atomic_store_explicit(&hak_ready, 1, memory_order_release); /* malloc works from here: the rest may recurse */
+        atomic_store_explicit(
+            &hak_ready, 1, memory_order_release); /* malloc works from here: the rest may recurse */
         shm_open_own();
         hak_tkey_ready = pthread_key_create(&hak_tkey, hak_thread_exit) == 0;
         pthread_atfork(fork_prepare, fork_parent, fork_child);
@@ -238,4 +227,6 @@ void hak_init(void)
     while (atomic_load(&init_state) != 2) sched_yield();
 }
 
-HAK_EXPORT const char *hakmem_version(void) { return "hakmem 0.1 (segment ABI 1)"; }
+HAK_EXPORT const char *hakmem_version(void) {
+    return "hakmem 0.1 (segment ABI 1)";
+}

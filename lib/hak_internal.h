@@ -61,17 +61,17 @@
 #define HAK_SEG_PAGES ((int)(HAK_SEG_SIZE / HAK_PAGE_SIZE)) /* 64 */
 #define HAK_SEG_PAGES_MAX 64
 #define HAK_CLS_NONE HAK_NUM_CLASSES /* page in no span: its bin has room 0 */
-#define HAK_ADDR_BITS 47  /* user-space addresses we map; segmap covers them */
+#define HAK_ADDR_BITS 47             /* user-space addresses we map; segmap covers them */
 
 /* segmap: one byte per 4 MiB of address space (32 MiB virtual, lazily
  * touched). 0 = not ours, 1 = small segment, 2 = large block header here,
  * 2+k = large block whose header is k chunks lower (big alignments). */
 enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
-extern uint8_t hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)]; /* .bss: untouched pages cost nothing */
+extern uint8_t
+    hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)]; /* .bss: untouched pages cost nothing */
 /* Relaxed (a plain load on x86): an entry only changes for memory nobody
  * may still use, ordered by the mmap/munmap that recycled it. */
-static inline uint8_t hak_segmap_get(uintptr_t a)
-{
+static inline uint8_t hak_segmap_get(uintptr_t a) {
     return __atomic_load_n(&hak_segmap[a >> HAK_SEG_SHIFT], __ATOMIC_RELAXED);
 }
 
@@ -100,10 +100,10 @@ typedef struct hak_segment {
     uint64_t magic;
     struct hak_heap *heap;
     uint8_t page_cls[HAK_SEG_PAGES_MAX]; /* copy of pages[i].cls: free() reads one byte */
-    uint64_t used_mask;  /* pages in spans (bit 0: the header page) */
-    uint64_t dirty_mask; /* free pages still resident (to purge) */
-    uint64_t dirty_ns;   /* when the oldest dirty page was freed */
-    struct hak_segment *next, *prev; /* heap segment list / cache list */
+    uint64_t used_mask;                  /* pages in spans (bit 0: the header page) */
+    uint64_t dirty_mask;                 /* free pages still resident (to purge) */
+    uint64_t dirty_ns;                   /* when the oldest dirty page was freed */
+    struct hak_segment *next, *prev;     /* heap segment list / cache list */
     hak_span pages[HAK_SEG_PAGES];
 } hak_segment;
 
@@ -117,7 +117,9 @@ struct hak_tbin {
     uint32_t cap;  /* fast_cap knob (0 in safe-free mode) */
     uint64_t _pad;
 };
-static inline uint32_t hak_tbin_count(const struct hak_tbin *b) { return b->cap - b->room; }
+static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
+    return b->cap - b->room;
+}
 
 struct hak_tls {
     struct hak_tbin bins[HAK_NUM_CLASSES + 1]; /* +1: HAK_CLS_NONE, always full */
@@ -130,17 +132,17 @@ struct hak_tls {
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
 typedef struct hak_heap {
-    pid_t owner;                 /* tid of the owning thread, 0 when abandoned */
-    int slot;                    /* counter slot index, -1 if private */
-    uint64_t *ctr;               /* counters (slot in the segment or private) */
+    pid_t owner;   /* tid of the owning thread, 0 when abandoned */
+    int slot;      /* counter slot index, -1 if private */
+    uint64_t *ctr; /* counters (slot in the segment or private) */
     hak_span *partial[HAK_NUM_CLASSES];
-    hak_segment *segs;           /* segments owned */
+    hak_segment *segs; /* segments owned */
     _Atomic(hak_span *) remote_spans;
     uint32_t refills_since_drain;
     uint32_t polls;
-    uint64_t purge_ns;           /* next time dirty pages are due */
-    struct hak_heap *pool_next;  /* abandoned / free pool link */
-    struct hak_heap *all_next;   /* every heap ever made */
+    uint64_t purge_ns;          /* next time dirty pages are due */
+    struct hak_heap *pool_next; /* abandoned / free pool link */
+    struct hak_heap *all_next;  /* every heap ever made */
 } hak_heap;
 
 /* Effective knob values, process-private, already clamped. */
@@ -168,14 +170,17 @@ extern uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
 extern uint64_t hak_proc_private[HAK_NUM_PROCS];
 extern uint64_t *hak_proc; /* process figures: in the segment or private */
 
-#define HAK_CTR(cls, id) (hak_tls.ctr[(cls) * HAK_NUM_CTRS + HAK_CTR_##id])
+#define HAK_CTR(cls, id) (hak_tls.ctr[(cls)*HAK_NUM_CTRS + HAK_CTR_##id])
 /* Counters of threads past their exit (glibc frees thread state after the
  * TSD destructors): a shared slot, so atomic adds. */
 extern uint64_t *hak_orphan_ctr;
-static inline void hak_ctr_add(int cls, int id, uint64_t n)
-{
-    if (HAK_LIKELY(hak_tls.heap != NULL)) hak_tls.ctr[cls * HAK_NUM_CTRS + id] += n;
-    else __atomic_fetch_add(&__atomic_load_n(&hak_orphan_ctr, __ATOMIC_ACQUIRE)[cls * HAK_NUM_CTRS + id], n, __ATOMIC_RELAXED);
+static inline void hak_ctr_add(int cls, int id, uint64_t n) {
+    if (HAK_LIKELY(hak_tls.heap != NULL))
+        hak_tls.ctr[cls * HAK_NUM_CTRS + id] += n;
+    else
+        __atomic_fetch_add(
+            &__atomic_load_n(&hak_orphan_ctr, __ATOMIC_ACQUIRE)[cls * HAK_NUM_CTRS + id], n,
+            __ATOMIC_RELAXED);
 }
 #define HAK_BIN_CTR(bin, id) ((bin)->ctr[HAK_CTR_##id])
 /* Fast-path counting; -DHAK_COUNTERS=0 compiles it out (only to measure its
@@ -190,13 +195,19 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n)
 #endif
 #define HAK_PROC_PTR() __atomic_load_n(&hak_proc, __ATOMIC_ACQUIRE)
 #define HAK_PROC_GET(id) __atomic_load_n(&HAK_PROC_PTR()[HAK_PROC_##id], __ATOMIC_RELAXED)
-#define HAK_PROC_ADD(id, n) __atomic_fetch_add(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
-#define HAK_PROC_SUB(id, n) __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
+#define HAK_PROC_ADD(id, n)                                                                        \
+    __atomic_fetch_add(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
+#define HAK_PROC_SUB(id, n)                                                                        \
+    __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 
 /* A small spinlock for slow paths; yields under contention. */
-typedef struct { atomic_int v; } hak_lock_t;
+typedef struct {
+    atomic_int v;
+} hak_lock_t;
 void hak_lock(hak_lock_t *l);
-static inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
+static inline void hak_unlock(hak_lock_t *l) {
+    atomic_store_explicit(&l->v, 0, memory_order_release);
+}
 
 /* ---- layers ---- */
 /* os (hak_os.c) */
@@ -212,8 +223,7 @@ extern uint32_t hak_cls_shift[HAK_NUM_CLASSES], hak_cls_inv[HAK_NUM_CLASSES],
     hak_cls_lim[HAK_NUM_CLASSES];
 /* off (from the span start) is a multiple of the class size: exact division
  * test by the odd part's modular inverse, no divide instruction. */
-static inline bool hak_block_aligned(int cls, uintptr_t off)
-{
+static inline bool hak_block_aligned(int cls, uintptr_t off) {
     if (off & ((1u << hak_cls_shift[cls]) - 1)) return false;
     uint32_t q = (uint32_t)(off >> hak_cls_shift[cls]);
     return q * hak_cls_inv[cls] <= hak_cls_lim[cls];
@@ -226,14 +236,14 @@ void hak_span_release(hak_heap *h, hak_span *s);
 void hak_segment_purge(hak_heap *h, bool force);
 void hak_segment_cache_trim(bool force);
 void hak_segment_fork_lock(int op); /* 0 lock, 1 unlock */
-static inline hak_segment *hak_seg_of(const void *p) { return (hak_segment *)((uintptr_t)p & ~HAK_SEG_MASK); }
-static inline hak_span *hak_span_of(hak_segment *seg, const void *p)
-{
+static inline hak_segment *hak_seg_of(const void *p) {
+    return (hak_segment *)((uintptr_t)p & ~HAK_SEG_MASK);
+}
+static inline hak_span *hak_span_of(hak_segment *seg, const void *p) {
     hak_span *d = &seg->pages[((uintptr_t)p & HAK_SEG_MASK) >> HAK_PAGE_SHIFT];
     return d - d->head_off;
 }
-static inline char *hak_span_start(hak_span *s)
-{
+static inline char *hak_span_start(hak_span *s) {
     hak_segment *seg = hak_seg_of(s);
     return (char *)seg + (size_t)(s - seg->pages) * HAK_PAGE_SIZE;
 }

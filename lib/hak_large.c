@@ -7,8 +7,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define LARGE_MAGIC 0x454752414c4b4148ull  /* live */
-#define LARGE_FREED 0x444545524b4b4148ull  /* in the cache */
+#define LARGE_MAGIC 0x454752414c4b4148ull /* live */
+#define LARGE_FREED 0x444545524b4b4148ull /* in the cache */
 #define LARGE_CACHE_MAX 64
 
 typedef struct hak_large {
@@ -24,11 +24,12 @@ static hak_large *cache;
 static int cache_n;
 static size_t cache_bytes;
 
-static size_t round_page(size_t n) { return (n + 4095) & ~(size_t)4095; }
+static size_t round_page(size_t n) {
+    return (n + 4095) & ~(size_t)4095;
+}
 
 /* The header of a large block, or NULL if p is not the start of one. */
-static hak_large *large_of(void *p)
-{
+static hak_large *large_of(void *p) {
     uintptr_t a = (uintptr_t)p;
     if (a >> HAK_ADDR_BITS) return NULL;
     uint8_t v = hak_segmap_get(a);
@@ -38,11 +39,10 @@ static hak_large *large_of(void *p)
 }
 
 /* *fresh (if given) tells whether the memory is a new, zeroed mapping. */
-void *hak_large_alloc(size_t n, size_t align, bool *fresh)
-{
+void *hak_large_alloc(size_t n, size_t align, bool *fresh) {
     if (align < 64) align = 64;
     if (align > (1ul << 29)) return NULL; /* segmap offsets reach 253 chunks */
-    size_t offset = align; /* header fits below the first aligned address */
+    size_t offset = align;                /* header fits below the first aligned address */
     if (n > (1ul << HAK_ADDR_BITS) || offset + n < n) return NULL;
     size_t need = round_page(offset + (n ? n : 1)); /* malloc(0) has a usable byte */
     hak_large *l = NULL;
@@ -78,15 +78,13 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh)
     return p;
 }
 
-static void large_unmap(hak_large *l)
-{
+static void large_unmap(hak_large *l) {
     hak_segmap_set((uintptr_t)l, HAK_MAP_NONE);
     hak_os_unmap(l, l->map_size);
 }
 
 /* Returns true if p was a large block (now freed). */
-bool hak_large_free_checked(void *p)
-{
+bool hak_large_free_checked(void *p) {
     hak_large *l = large_of(p);
     if (!l) return false;
     if (l->magic != LARGE_MAGIC) hak_fatal("free(): double free", p);
@@ -112,15 +110,13 @@ bool hak_large_free_checked(void *p)
     return true;
 }
 
-size_t hak_large_usable(void *p)
-{
+size_t hak_large_usable(void *p) {
     hak_large *l = large_of(p);
     return l && l->magic == LARGE_MAGIC ? l->map_size - l->offset : 0;
 }
 
 /* Unmaps cached blocks older than purge_delay_ms (all if force). */
-void hak_large_cache_trim(bool force)
-{
+void hak_large_cache_trim(bool force) {
     uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
     hak_large *drop = NULL;
     hak_lock(&hak_large_lock);
@@ -148,8 +144,7 @@ void hak_large_cache_trim(bool force)
 /* realloc of a large block to n > HAK_CLASS_MAX bytes: in place when it
  * fits, else the pages move to a new aligned place with mremap (page tables,
  * not bytes). Returns NULL (p untouched) if that is not possible. */
-void *hak_large_realloc(void *p, size_t n)
-{
+void *hak_large_realloc(void *p, size_t n) {
     hak_large *l = large_of(p);
     if (!l || l->magic != LARGE_MAGIC || n > (1ul << HAK_ADDR_BITS)) return NULL;
     size_t old_size = l->map_size, old_usable = old_size - l->offset;

@@ -11,8 +11,7 @@
 typedef void (*new_handler_fn)(void);
 typedef new_handler_fn (*get_new_handler_fn)(void);
 
-static void *new_fail(size_t n, size_t align)
-{
+static void *new_fail(size_t n, size_t align) {
     for (;;) {
         get_new_handler_fn get = (get_new_handler_fn)dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
         new_handler_fn handler = get ? get() : NULL;
@@ -27,40 +26,92 @@ static void *new_fail(size_t n, size_t align)
     abort();
 }
 
-static inline void *new_throw(size_t n)
-{
+static inline void *new_throw(size_t n) {
     void *p = hak_alloc_fast(n);
     return HAK_LIKELY(p != NULL) ? p : new_fail(n, 0);
 }
 
-static inline void *new_aligned_throw(size_t n, size_t a)
-{
+static inline void *new_aligned_throw(size_t n, size_t a) {
     void *p = hak_alloc_aligned(a, n);
     return HAK_LIKELY(p != NULL) ? p : new_fail(n, a);
 }
 
 /* operator new(size_t) / new[](size_t) */
-HAK_EXPORT void *_Znwm(size_t n) { return new_throw(n); }
-HAK_EXPORT void *_Znam(size_t n) { return new_throw(n); }
+HAK_EXPORT void *_Znwm(size_t n) {
+    return new_throw(n);
+}
+HAK_EXPORT void *_Znam(size_t n) {
+    return new_throw(n);
+}
 /* nothrow */
-HAK_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *t) { (void)t; return hak_alloc_fast(n); }
-HAK_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *t) { (void)t; return hak_alloc_fast(n); }
+HAK_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *t) {
+    (void)t;
+    return hak_alloc_fast(n);
+}
+HAK_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *t) {
+    (void)t;
+    return hak_alloc_fast(n);
+}
 /* aligned (C++17) */
-HAK_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) { return new_aligned_throw(n, a); }
-HAK_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) { return new_aligned_throw(n, a); }
-HAK_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return hak_alloc_aligned(a, n); }
-HAK_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return hak_alloc_aligned(a, n); }
+HAK_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) {
+    return new_aligned_throw(n, a);
+}
+HAK_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) {
+    return new_aligned_throw(n, a);
+}
+HAK_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) {
+    (void)t;
+    return hak_alloc_aligned(a, n);
+}
+HAK_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) {
+    (void)t;
+    return hak_alloc_aligned(a, n);
+}
 
 /* delete: plain, sized, nothrow, aligned, aligned sized, aligned nothrow */
-HAK_EXPORT void _ZdlPv(void *p) { hak_free_fast(p); }
-HAK_EXPORT void _ZdaPv(void *p) { hak_free_fast(p); }
-HAK_EXPORT void _ZdlPvm(void *p, size_t n) { (void)n; hak_free_fast(p); }
-HAK_EXPORT void _ZdaPvm(void *p, size_t n) { (void)n; hak_free_fast(p); }
-HAK_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *t) { (void)t; hak_free_fast(p); }
-HAK_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *t) { (void)t; hak_free_fast(p); }
-HAK_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a; hak_free_fast(p); }
-HAK_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a; hak_free_fast(p); }
-HAK_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)n, (void)a; hak_free_fast(p); }
-HAK_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)n, (void)a; hak_free_fast(p); }
-HAK_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) { (void)a, (void)t; hak_free_fast(p); }
-HAK_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) { (void)a, (void)t; hak_free_fast(p); }
+HAK_EXPORT void _ZdlPv(void *p) {
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdaPv(void *p) {
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdlPvm(void *p, size_t n) {
+    (void)n;
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdaPvm(void *p, size_t n) {
+    (void)n;
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *t) {
+    (void)t;
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *t) {
+    (void)t;
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) {
+    (void)a;
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) {
+    (void)a;
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) {
+    (void)n, (void)a;
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) {
+    (void)n, (void)a;
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) {
+    (void)a, (void)t;
+    hak_free_fast(p);
+}
+HAK_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) {
+    (void)a, (void)t;
+    hak_free_fast(p);
+}

@@ -9,12 +9,11 @@ uint8_t hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)];
 
 /* Maps size bytes aligned to align (a power of two >= page size) by
  * over-mapping and trimming. Addresses beyond the segment map are refused. */
-void *hak_os_map_aligned(size_t size, size_t align)
-{
+void *hak_os_map_aligned(size_t size, size_t align) {
     if (size > (1ul << HAK_ADDR_BITS) || align > (1ul << 40)) return NULL;
     size_t len = size + align;
-    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    char *p =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return NULL;
     char *a = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
     if (a > p) munmap(p, (size_t)(a - p));
@@ -28,16 +27,14 @@ void *hak_os_map_aligned(size_t size, size_t align)
     return a;
 }
 
-void hak_os_unmap(void *p, size_t size)
-{
+void hak_os_unmap(void *p, size_t size) {
     munmap(p, size);
     HAK_PROC_SUB(MAPPED, size);
     HAK_PROC_ADD(RELEASED, size);
 }
 
 /* Gives the pages back; the range stays mapped and reads as zero. */
-void hak_os_purge(void *p, size_t size)
-{
+void hak_os_purge(void *p, size_t size) {
     int e = errno; /* never leak a syscall's errno into the caller's */
     madvise(p, size, MADV_DONTNEED);
     errno = e;
@@ -45,27 +42,26 @@ void hak_os_purge(void *p, size_t size)
     HAK_PROBE2(purge, p, size);
 }
 
-uint64_t hak_now_ns(void)
-{
+uint64_t hak_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void hak_segmap_set(uintptr_t addr, uint8_t v)
-{
+void hak_segmap_set(uintptr_t addr, uint8_t v) {
     __atomic_store_n(&hak_segmap[addr >> HAK_SEG_SHIFT], v, __ATOMIC_RELEASE);
 }
 
-void hak_lock(hak_lock_t *l)
-{
+void hak_lock(hak_lock_t *l) {
     for (int spins = 0;; spins++) {
         int z = 0;
         if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
             atomic_compare_exchange_weak_explicit(&l->v, &z, 1, memory_order_acquire,
                                                   memory_order_relaxed))
             return;
-        if (spins > 64) sched_yield();
-        else __builtin_ia32_pause();
+        if (spins > 64)
+            sched_yield();
+        else
+            __builtin_ia32_pause();
     }
 }

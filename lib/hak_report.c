@@ -5,8 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-void hak_log(const char *msg)
-{
+void hak_log(const char *msg) {
     size_t n = strlen(msg);
     while (n) {
         ssize_t w = write(2, msg, n);
@@ -16,8 +15,7 @@ void hak_log(const char *msg)
     }
 }
 
-static char *fmt_hex(char *p, uintptr_t v)
-{
+static char *fmt_hex(char *p, uintptr_t v) {
     *p++ = '0';
     *p++ = 'x';
     int shift = 60;
@@ -28,8 +26,7 @@ static char *fmt_hex(char *p, uintptr_t v)
 
 /* An invalid or double free: the heap may already be inconsistent, so
  * report and stop rather than go on corrupting someone else's program. */
-void hak_fatal(const char *what, const void *p)
-{
+void hak_fatal(const char *what, const void *p) {
     char buf[256], *q = buf;
     const char *pre = "hakmem: ";
     size_t n = strlen(what);

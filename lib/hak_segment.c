@@ -10,11 +10,12 @@ static hak_lock_t seg_cache_lock;
 static hak_segment *seg_cache;
 static int seg_cache_n;
 
-static uint64_t span_bits(int first, int n) { return (n >= 64 ? ~0ull : ((1ull << n) - 1)) << first; }
+static uint64_t span_bits(int first, int n) {
+    return (n >= 64 ? ~0ull : ((1ull << n) - 1)) << first;
+}
 
 /* Returns the purged bytes in [mask] to the "resident again" column. */
-static void purge_mask(hak_segment *seg, uint64_t mask)
-{
+static void purge_mask(hak_segment *seg, uint64_t mask) {
     while (mask) {
         int first = __builtin_ctzll(mask), n = 0;
         while (first + n < 64 && (mask >> (first + n) & 1)) n++;
@@ -23,8 +24,7 @@ static void purge_mask(hak_segment *seg, uint64_t mask)
     }
 }
 
-static hak_segment *segment_new(hak_heap *h)
-{
+static hak_segment *segment_new(hak_heap *h) {
     hak_lock(&seg_cache_lock);
     hak_segment *seg = seg_cache;
     if (seg) {
@@ -48,10 +48,11 @@ static hak_segment *segment_new(hak_heap *h)
     return seg;
 }
 
-static void segment_free(hak_heap *h, hak_segment *seg)
-{
-    if (seg->prev) seg->prev->next = seg->next;
-    else h->segs = seg->next;
+static void segment_free(hak_heap *h, hak_segment *seg) {
+    if (seg->prev)
+        seg->prev->next = seg->next;
+    else
+        h->segs = seg->next;
     if (seg->next) seg->next->prev = seg->prev;
     seg->heap = NULL;
     hak_lock(&seg_cache_lock);
@@ -69,8 +70,7 @@ static void segment_free(hak_heap *h, hak_segment *seg)
 }
 
 /* First run of n free pages in the segment, or -1. */
-static int find_run(hak_segment *seg, int n)
-{
+static int find_run(hak_segment *seg, int n) {
     uint64_t fr = ~seg->used_mask, r = fr;
     for (int i = 1; i < n && r; i++) r &= fr >> i;
     /* prefer pages that are still resident (dirty): no page faults */
@@ -79,12 +79,12 @@ static int find_run(hak_segment *seg, int n)
     return r ? __builtin_ctzll(r) : -1;
 }
 
-hak_span *hak_span_alloc(hak_heap *h, int cls)
-{
+hak_span *hak_span_alloc(hak_heap *h, int cls) {
     int n = hak_class_span[cls], first = -1;
     hak_segment *seg;
     for (seg = h->segs; seg; seg = seg->next)
-        if (64 - __builtin_popcountll(seg->used_mask) >= n && (first = find_run(seg, n)) >= 0) break;
+        if (64 - __builtin_popcountll(seg->used_mask) >= n && (first = find_run(seg, n)) >= 0)
+            break;
     if (!seg) {
         seg = segment_new(h);
         if (!seg) return NULL;
@@ -108,8 +108,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls)
 }
 
 /* The span is empty (used == 0, so nobody can push remote frees to it). */
-void hak_span_release(hak_heap *h, hak_span *s)
-{
+void hak_span_release(hak_heap *h, hak_span *s) {
     hak_segment *seg = hak_seg_of(s);
     int first = (int)(s - seg->pages), n = s->pages, cls = s->cls;
     HAK_CTR(cls, SPANS_FREED)++;
@@ -131,8 +130,7 @@ void hak_span_release(hak_heap *h, hak_span *s)
 }
 
 /* Purges free pages that have been free longer than purge_delay_ms. */
-void hak_segment_purge(hak_heap *h, bool force)
-{
+void hak_segment_purge(hak_heap *h, bool force) {
     uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
     for (hak_segment *seg = h->segs; seg; seg = seg->next) {
         if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
@@ -143,8 +141,7 @@ void hak_segment_purge(hak_heap *h, bool force)
 }
 
 /* Unmaps cached empty segments beyond the seg_cache knob (all if force). */
-void hak_segment_cache_trim(bool force)
-{
+void hak_segment_cache_trim(bool force) {
     for (;;) {
         hak_lock(&seg_cache_lock);
         hak_segment *seg = NULL;
@@ -160,8 +157,9 @@ void hak_segment_cache_trim(bool force)
     }
 }
 
-void hak_segment_fork_lock(int op)
-{
-    if (op == 0) hak_lock(&seg_cache_lock);
-    else hak_unlock(&seg_cache_lock);
+void hak_segment_fork_lock(int op) {
+    if (op == 0)
+        hak_lock(&seg_cache_lock);
+    else
+        hak_unlock(&seg_cache_lock);
 }

@@ -2,8 +2,7 @@
  * local free, remote free (lock-free MPSC push) and the owner's drain. */
 #include "hak_internal.h"
 
-static void partial_push(hak_heap *h, hak_span *s)
-{
+static void partial_push(hak_heap *h, hak_span *s) {
     s->prev = NULL;
     s->next = h->partial[s->cls];
     if (s->next) s->next->prev = s;
@@ -11,10 +10,11 @@ static void partial_push(hak_heap *h, hak_span *s)
     s->in_partial = 1;
 }
 
-static void partial_remove(hak_heap *h, hak_span *s)
-{
-    if (s->prev) s->prev->next = s->next;
-    else h->partial[s->cls] = s->next;
+static void partial_remove(hak_heap *h, hak_span *s) {
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->partial[s->cls] = s->next;
     if (s->next) s->next->prev = s->prev;
     s->next = s->prev = NULL;
     s->in_partial = 0;
@@ -23,8 +23,7 @@ static void partial_remove(hak_heap *h, hak_span *s)
 /* A span that may have become empty or non-full: keep the partial list
  * right, and give the span back when empty unless it is the class's last
  * partial span (which would only be carved again at the next refill). */
-static void span_settle(hak_heap *h, hak_span *s, bool keep_last)
-{
+static void span_settle(hak_heap *h, hak_span *s, bool keep_last) {
     if (!s->in_partial) partial_push(h, s);
     if (s->used == 0 && !(keep_last && h->partial[s->cls] == s && s->next == NULL)) {
         partial_remove(h, s);
@@ -32,8 +31,7 @@ static void span_settle(hak_heap *h, hak_span *s, bool keep_last)
     }
 }
 
-bool hak_refill(hak_heap *h, int cls)
-{
+bool hak_refill(hak_heap *h, int cls) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t want = (uint32_t)HAK_KNOB_CLS(REFILL_COUNT, cls);
     if (want > bin->room) want = bin->room;
@@ -87,8 +85,7 @@ bool hak_refill(hak_heap *h, int cls)
     return got > 0;
 }
 
-void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b)
-{
+void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
     b->next = s->free;
     s->free = b;
     s->used--;
@@ -97,8 +94,7 @@ void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b)
 
 /* Pushes the chain first..last (blocks of span s) on the span's remote list;
  * the push that finds the list empty also queues the span with its owner. */
-static void remote_push(hak_span *s, hak_block *first, hak_block *last)
-{
+static void remote_push(hak_span *s, hak_block *first, hak_block *last) {
     /* acquire: finding the list empty must come after the owner's exchange,
      * and with it after the owner's last read of s->remote_next */
     hak_block *old = atomic_load_explicit(&s->remote, memory_order_acquire);
@@ -111,22 +107,20 @@ static void remote_push(hak_span *s, hak_block *first, hak_block *last)
         hak_span *top = atomic_load_explicit(&owner->remote_spans, memory_order_relaxed);
         do {
             s->remote_next = top;
-        } while (!atomic_compare_exchange_weak_explicit(&owner->remote_spans, &top, s,
-                                                        memory_order_release, memory_order_relaxed));
+        } while (!atomic_compare_exchange_weak_explicit(
+            &owner->remote_spans, &top, s, memory_order_release, memory_order_relaxed));
     }
 }
 
 /* A free by a thread that has no heap (it is past its exit). */
-void hak_remote_free(hak_span *s, hak_block *b)
-{
+void hak_remote_free(hak_span *s, hak_block *b) {
     b->key = hak_key;
     remote_push(s, b, b);
 }
 
 /* The owner takes every queued span's remote list. Each span is read for
  * its link before its list is taken: after that, a pusher may queue it again. */
-void hak_remote_drain(hak_heap *h)
-{
+void hak_remote_drain(hak_heap *h) {
     hak_span *s = atomic_exchange_explicit(&h->remote_spans, NULL, memory_order_acquire);
     while (s) {
         hak_span *next = s->remote_next;
@@ -154,8 +148,7 @@ void hak_remote_drain(hak_heap *h)
 /* Returns cached blocks beyond the first `keep` of the class's thread cache
  * to their spans: ours directly, other heaps' through their remote lists.
  * Every block is checked to be the start of a block of its span's class. */
-void hak_flush(hak_heap *h, int cls, uint32_t keep)
-{
+void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t count = hak_tbin_count(bin);
     if (count <= keep) return;
@@ -174,8 +167,7 @@ void hak_flush(hak_heap *h, int cls, uint32_t keep)
 }
 
 /* Returns a list of n blocks of class cls to their spans. */
-void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n)
-{
+void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     uint32_t nremote = 0;
 
     hak_span *cur = NULL;

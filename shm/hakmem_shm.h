@@ -36,24 +36,28 @@
  * Sizes are multiples of 16 (every block is 16-byte aligned), about four
  * classes per doubling above 128 B, so internal waste stays under 25 %.
  * Blocks above the last class come from mmap (class HAK_CLASS_LARGE).      */
-#define HAK_CLASS_TABLE(X)                                                                         \
-    X(0, 16, 1) X(1, 32, 1) X(2, 48, 1) X(3, 64, 1) X(4, 80, 1) X(5, 96, 1) X(6, 112, 1)           \
-    X(7, 128, 1) X(8, 160, 1) X(9, 192, 1) X(10, 224, 1) X(11, 256, 1) X(12, 320, 1)               \
-    X(13, 384, 1) X(14, 448, 1) X(15, 512, 1) X(16, 640, 1) X(17, 768, 1) X(18, 896, 1)            \
-    X(19, 1024, 1) X(20, 1280, 1) X(21, 1536, 1) X(22, 1792, 1) X(23, 2048, 1)                     \
-    X(24, 2560, 1) X(25, 3072, 1) X(26, 3584, 1) X(27, 4096, 1) X(28, 5120, 2)                     \
-    X(29, 6144, 2) X(30, 7168, 2) X(31, 8192, 2) X(32, 10240, 4) X(33, 12288, 4)                   \
-    X(34, 14336, 4) X(35, 16384, 4) X(36, 20480, 8) X(37, 24576, 8) X(38, 28672, 8)                \
-    X(39, 32768, 8) X(40, 40960, 16) X(41, 49152, 16) X(42, 57344, 16) X(43, 65536, 16)            \
+/* clang-format off */
+#define HAK_CLASS_TABLE(X) \
+    X(0, 16, 1) X(1, 32, 1) X(2, 48, 1) X(3, 64, 1) X(4, 80, 1) X(5, 96, 1) X(6, 112, 1) X(7, 128, 1) \
+    X(8, 160, 1) X(9, 192, 1) X(10, 224, 1) X(11, 256, 1) \
+    X(12, 320, 1) X(13, 384, 1) X(14, 448, 1) X(15, 512, 1) \
+    X(16, 640, 1) X(17, 768, 1) X(18, 896, 1) X(19, 1024, 1) \
+    X(20, 1280, 1) X(21, 1536, 1) X(22, 1792, 1) X(23, 2048, 1) \
+    X(24, 2560, 1) X(25, 3072, 1) X(26, 3584, 1) X(27, 4096, 1) \
+    X(28, 5120, 2) X(29, 6144, 2) X(30, 7168, 2) X(31, 8192, 2) \
+    X(32, 10240, 4) X(33, 12288, 4) X(34, 14336, 4) X(35, 16384, 4) \
+    X(36, 20480, 8) X(37, 24576, 8) X(38, 28672, 8) X(39, 32768, 8) \
+    X(40, 40960, 16) X(41, 49152, 16) X(42, 57344, 16) X(43, 65536, 16) \
     X(44, 81920, 32) X(45, 98304, 32) X(46, 114688, 32) X(47, 131072, 32)
+/* clang-format on */
 
 #define HAK_NUM_CLASSES 48
 #define HAK_CLASS_LARGE HAK_NUM_CLASSES /* counters only: blocks from mmap */
 #define HAK_NUM_CSLOTS (HAK_NUM_CLASSES + 1)
-#define HAK_SMALL_MAX 1024    /* classes 0..19: direct lookup table */
-#define HAK_CLASS_MAX 131072  /* largest slab-served block */
-#define HAK_PAGE_SHIFT 16     /* 64 KiB pages */
-#define HAK_SEG_SHIFT 22      /* 4 MiB segments */
+#define HAK_SMALL_MAX 1024   /* classes 0..19: direct lookup table */
+#define HAK_CLASS_MAX 131072 /* largest slab-served block */
+#define HAK_PAGE_SHIFT 16    /* 64 KiB pages */
+#define HAK_SEG_SHIFT 22     /* 4 MiB segments */
 
 extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
 extern const uint8_t hak_class_span[HAK_NUM_CLASSES];
@@ -64,19 +68,19 @@ extern const uint8_t hak_class_span[HAK_NUM_CLASSES];
  * For per-class knobs a default of -1 means "class dependent"
  * (hak_knob_default). Adding a knob is one line here; ids are positions.   */
 #define HAK_KNOB_TABLE(X)                                                                          \
-    X(REFILL_COUNT, "refill_count", HAK_SCOPE_CLASS, -1, 1, 512, "blocks",                          \
+    X(REFILL_COUNT, "refill_count", HAK_SCOPE_CLASS, -1, 1, 512, "blocks",                         \
       "HAKMEM_TINY_REFILL_COUNT", "blocks moved from a slab to the thread cache per refill")       \
-    X(FAST_CAP, "fast_cap", HAK_SCOPE_CLASS, -1, 1, 4096, "blocks", "HAKMEM_TINY_FAST_CAP",         \
+    X(FAST_CAP, "fast_cap", HAK_SCOPE_CLASS, -1, 1, 4096, "blocks", "HAKMEM_TINY_FAST_CAP",        \
       "thread-cache capacity; a free beyond it flushes half back to slabs")                        \
-    X(ADOPT, "adopt", HAK_SCOPE_GLOBAL, 1, 0, 1, "bool", "HAKMEM_TINY_SS_ADOPT",                    \
+    X(ADOPT, "adopt", HAK_SCOPE_GLOBAL, 1, 0, 1, "bool", "HAKMEM_TINY_SS_ADOPT",                   \
       "reclaim slabs of exited threads on the slow path")                                          \
-    X(DRAIN_INTERVAL, "drain_interval", HAK_SCOPE_GLOBAL, 1, 1, 1024, "refills",                    \
+    X(DRAIN_INTERVAL, "drain_interval", HAK_SCOPE_GLOBAL, 1, 1, 1024, "refills",                   \
       "HAKMEM_DRAIN_INTERVAL", "drain remote frees at least every N refills")                      \
-    X(PURGE_DELAY_MS, "purge_delay_ms", HAK_SCOPE_GLOBAL, 250, 0, 60000, "ms",                      \
+    X(PURGE_DELAY_MS, "purge_delay_ms", HAK_SCOPE_GLOBAL, 250, 0, 60000, "ms",                     \
       "HAKMEM_PURGE_DELAY_MS", "empty memory is returned to the OS after this delay")              \
-    X(SEG_CACHE, "seg_cache", HAK_SCOPE_GLOBAL, 4, 0, 256, "segments", "HAKMEM_SEG_CACHE",          \
+    X(SEG_CACHE, "seg_cache", HAK_SCOPE_GLOBAL, 4, 0, 256, "segments", "HAKMEM_SEG_CACHE",         \
       "empty 4 MiB segments kept mapped for reuse")                                                \
-    X(LARGE_CACHE_MB, "large_cache_mb", HAK_SCOPE_GLOBAL, 64, 0, 4096, "MiB",                       \
+    X(LARGE_CACHE_MB, "large_cache_mb", HAK_SCOPE_GLOBAL, 64, 0, 4096, "MiB",                      \
       "HAKMEM_LARGE_CACHE_MB", "freed large blocks kept mapped for reuse, per process")
 
 enum { HAK_SCOPE_GLOBAL = 0, HAK_SCOPE_CLASS = 1 };
@@ -106,18 +110,18 @@ extern const char *const hak_owner_names[4];
 #define HAK_CTR_TABLE(X)                                                                           \
     X(ALLOCS, "allocs", "blocks allocated")                                                        \
     X(FREES, "frees", "blocks freed")                                                              \
-    X(ALLOC_SLOW, "alloc_slow", "allocations that missed the thread cache")                         \
+    X(ALLOC_SLOW, "alloc_slow", "allocations that missed the thread cache")                        \
     X(FREE_SLOW, "free_slow", "frees that found the thread cache full")                            \
     X(REFILLS, "refills", "thread-cache refills from slabs")                                       \
     X(REFILL_BLOCKS, "refill_blocks", "blocks moved by refills")                                   \
     X(FLUSHES, "flushes", "thread-cache flushes to slabs")                                         \
-    X(FLUSH_BLOCKS, "flush_blocks", "blocks moved by flushes (local + remote)")                     \
+    X(FLUSH_BLOCKS, "flush_blocks", "blocks moved by flushes (local + remote)")                    \
     X(REMOTE_FREES, "remote_frees", "blocks freed to a slab of another thread")                    \
-    X(REMOTE_DRAINED, "remote_drained", "remote-freed blocks drained by the owner")                 \
+    X(REMOTE_DRAINED, "remote_drained", "remote-freed blocks drained by the owner")                \
     X(SPANS_NEW, "spans_new", "slabs carved for this class")                                       \
     X(SPANS_FREED, "spans_freed", "empty slabs given back")                                        \
     X(SPAN_BLOCKS, "span_blocks", "block capacity of slabs carved (minus given back)")             \
-    X(PUBLISHED, "published", "slabs left by an exiting thread for adoption")                     \
+    X(PUBLISHED, "published", "slabs left by an exiting thread for adoption")                      \
     X(ADOPTED, "adopted", "slabs of exited threads adopted")                                       \
     X(LARGE_BYTES, "large_bytes", "bytes of large blocks allocated (large class)")
 
@@ -139,7 +143,7 @@ extern const char *const hak_ctr_help[HAK_NUM_CTRS];
     X(THREADS, "threads", "threads with a heap")                                                   \
     X(HEAPS, "heaps", "heaps created (live + abandoned)")                                          \
     X(TRIMS, "trims", "trim requests served")                                                      \
-    X(KNOB_RELOADS, "knob_reloads", "knob generations applied")                                     \
+    X(KNOB_RELOADS, "knob_reloads", "knob generations applied")                                    \
     X(DOUBLE_FREES, "invalid_frees", "invalid or double frees detected")
 
 enum hak_proc_id {
@@ -158,12 +162,12 @@ struct hak_shm_header {
     uint32_t header_size; /* sizeof(struct hak_shm_header) of the writer */
     uint64_t total_size;  /* bytes of the segment (== file size) */
     int32_t pid;
-    uint32_t flags;            /* HAK_SHM_F_* */
-    uint64_t start_time;       /* /proc/PID/stat field 22, clock ticks */
-    uint64_t created_ns;       /* CLOCK_REALTIME */
+    uint32_t flags;                 /* HAK_SHM_F_* */
+    uint64_t start_time;            /* /proc/PID/stat field 22, clock ticks */
+    uint64_t created_ns;            /* CLOCK_REALTIME */
     volatile uint64_t heartbeat_ns; /* CLOCK_REALTIME of the last slow-path publish */
-    char exe[64];              /* comm-like name */
-    char exe_path[256];        /* /proc/self/exe at creation */
+    char exe[64];                   /* comm-like name */
+    char exe_path[256];             /* /proc/self/exe at creation */
     /* classes: n_classes x uint32 block size */
     uint32_t class_off, n_classes;
     /* knob directory: n_knobs x struct hak_shm_knob_desc */
@@ -178,8 +182,8 @@ struct hak_shm_header {
     /* process figures: n_proc x uint64, directory n_proc x char[NAME_MAX] */
     uint32_t proc_dir_off, proc_off, n_proc, _pad2;
     /* control, written by tools */
-    volatile uint64_t knob_gen;   /* bumped by a writer after changing knob values */
-    volatile uint64_t trim_req;   /* bumped to ask for a trim; allocator echoes in trim_done */
+    volatile uint64_t knob_gen; /* bumped by a writer after changing knob values */
+    volatile uint64_t trim_req; /* bumped to ask for a trim; allocator echoes in trim_done */
     volatile uint64_t trim_done;
     volatile uint32_t writer_lock; /* 0 free, else pid of a tool writing knobs */
     uint32_t _pad3;
@@ -197,7 +201,7 @@ struct hak_shm_knob_desc {
 
 struct hak_shm_knob_val {
     volatile int64_t value;
-    volatile uint32_t owner;  /* enum hak_owner */
+    volatile uint32_t owner; /* enum hak_owner */
     uint32_t _pad;
     volatile uint64_t set_ns; /* CLOCK_REALTIME */
     char reason[HAK_SHM_REASON_MAX];
@@ -212,8 +216,8 @@ struct hak_shm_slot {
 
 /* Layout of the segment this build writes (computed once; see shm_layout.c) */
 struct hak_shm_layout {
-    uint32_t class_off, knob_dir_off, knob_val_off, ctr_dir_off, slot_off, slot_size,
-        slot_ctr_off, proc_dir_off, proc_off;
+    uint32_t class_off, knob_dir_off, knob_val_off, ctr_dir_off, slot_off, slot_size, slot_ctr_off,
+        proc_dir_off, proc_off;
     uint64_t total_size;
 };
 void hak_shm_layout_compute(struct hak_shm_layout *l);
@@ -249,12 +253,12 @@ struct hak_shm_view {
 
 enum hak_shm_err {
     HAK_SHM_OK = 0,
-    HAK_SHM_ENOENT = -1,  /* no segment: process does not use hakmem (or is gone) */
-    HAK_SHM_EACCES = -2,  /* permission denied (owner, mode) */
-    HAK_SHM_EUNSAFE = -3, /* symlink, hard links, wrong type */
-    HAK_SHM_ECORRUPT = -4,/* bad magic, sizes or offsets */
-    HAK_SHM_EABI = -5,    /* ABI major we do not understand */
-    HAK_SHM_ESYS = -6,    /* other system error (errno kept) */
+    HAK_SHM_ENOENT = -1,   /* no segment: process does not use hakmem (or is gone) */
+    HAK_SHM_EACCES = -2,   /* permission denied (owner, mode) */
+    HAK_SHM_EUNSAFE = -3,  /* symlink, hard links, wrong type */
+    HAK_SHM_ECORRUPT = -4, /* bad magic, sizes or offsets */
+    HAK_SHM_EABI = -5,     /* ABI major we do not understand */
+    HAK_SHM_ESYS = -6,     /* other system error (errno kept) */
 };
 
 /* Attach to pid's segment (via /proc/PID/root/dev/shm if not in /dev/shm).
@@ -282,8 +286,8 @@ struct hak_shm_knob_val *hak_shm_knob(const struct hak_shm_view *v, int knob, in
  * directory and our compiled table; def is the default for class cls
  * (class-dependent defaults resolved). 0, or HAK_SHM_ENOENT if the segment
  * lacks the knob. Any out pointer may be NULL. */
-int hak_shm_knob_range(const struct hak_shm_view *v, int knob, int cls, int64_t *min,
-                       int64_t *max, int64_t *def);
+int hak_shm_knob_range(const struct hak_shm_view *v, int knob, int cls, int64_t *min, int64_t *max,
+                       int64_t *def);
 /* Sets a knob (range-checked: -ERANGE if outside hak_shm_knob_range), records
  * owner, time and reason, and bumps knob_gen. cls -1 = every class (a global
  * knob takes -1 or 0). Other returns: HAK_SHM_EACCES (view not writable),

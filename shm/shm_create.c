@@ -12,36 +12,35 @@
 #include <time.h>
 #include <unistd.h>
 
-static void shm_path(char *buf, pid_t pid)
-{
+static void shm_path(char *buf, pid_t pid) {
     /* "/dev/shm/hakmem.<pid>" without snprintf (it may allocate) */
     static const char pre[] = "/dev/shm/" HAK_SHM_PREFIX;
     char digits[16];
     int n = 0;
     unsigned long v = (unsigned long)pid;
-    do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v && n < 15);
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < 15);
     memcpy(buf, pre, sizeof(pre) - 1);
     char *p = buf + sizeof(pre) - 1;
     while (n) *p++ = digits[--n];
     *p = 0;
 }
 
-void hak_shm_unlink(pid_t pid)
-{
+void hak_shm_unlink(pid_t pid) {
     char path[64];
     shm_path(path, pid);
     unlink(path);
 }
 
-static void copy_name(char *dst, const char *src)
-{
+static void copy_name(char *dst, const char *src) {
     memset(dst, 0, HAK_SHM_NAME_MAX);
     strncpy(dst, src, HAK_SHM_NAME_MAX - 1);
 }
 
 struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char *exe,
-                                      const char *exe_path)
-{
+                                      const char *exe_path) {
     char path[64];
     shm_path(path, pid);
     struct hak_shm_layout l;
@@ -121,8 +120,7 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
  * creates its own; reads /dev/shm with getdents64 into a stack buffer (no
  * malloc), looks at a bounded number of entries, and unlinks only what the
  * kernel lets us (the sticky /dev/shm: our own files). */
-void hak_shm_gc_dead(void)
-{
+void hak_shm_gc_dead(void) {
     int fd = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return;
     char buf[4096];

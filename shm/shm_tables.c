@@ -23,17 +23,19 @@ const char *const hak_proc_names[HAK_NUM_PROCS] = {HAK_PROC_TABLE(HAK_PROC_NAME)
 
 const char *const hak_owner_names[4] = {"default", "env", "daemon", "manual"};
 
-static uint32_t round64(uint64_t x) { return (uint32_t)((x + 63) & ~(uint64_t)63); }
+static uint32_t round64(uint64_t x) {
+    return (uint32_t)((x + 63) & ~(uint64_t)63);
+}
 
-void hak_shm_layout_compute(struct hak_shm_layout *l)
-{
+void hak_shm_layout_compute(struct hak_shm_layout *l) {
     uint64_t off = round64(sizeof(struct hak_shm_header));
     l->class_off = (uint32_t)off;
     off = round64(off + HAK_NUM_CLASSES * sizeof(uint32_t));
     l->knob_dir_off = (uint32_t)off;
     off = round64(off + HAK_NUM_KNOBS * sizeof(struct hak_shm_knob_desc));
     l->knob_val_off = (uint32_t)off;
-    off = round64(off + (uint64_t)HAK_NUM_KNOBS * HAK_NUM_CLASSES * sizeof(struct hak_shm_knob_val));
+    off =
+        round64(off + (uint64_t)HAK_NUM_KNOBS * HAK_NUM_CLASSES * sizeof(struct hak_shm_knob_val));
     l->ctr_dir_off = (uint32_t)off;
     off = round64(off + HAK_NUM_CTRS * HAK_SHM_NAME_MAX);
     l->proc_dir_off = (uint32_t)off;
@@ -49,26 +51,31 @@ void hak_shm_layout_compute(struct hak_shm_layout *l)
 
 /* Class-dependent defaults: small blocks move in big batches (few slow-path
  * trips per byte), big blocks in small ones (little memory parked in caches). */
-int64_t hak_knob_default(int knob, int cls)
-{
+int64_t hak_knob_default(int knob, int cls) {
     const struct hak_knob_def *d = &hak_knob_defs[knob];
     if (d->def >= 0) return d->def;
     int64_t size = hak_class_size[cls < 0 ? 0 : cls % HAK_NUM_CLASSES], v = 1;
     switch (knob) {
-    case HAK_KNOB_REFILL_COUNT: v = 8192 / size; if (v > 64) v = 64; if (v < 2) v = 2; break;
-    case HAK_KNOB_FAST_CAP: v = 65536 / size; if (v > 256) v = 256; if (v < 4) v = 4; break;
+    case HAK_KNOB_REFILL_COUNT:
+        v = 8192 / size;
+        if (v > 64) v = 64;
+        if (v < 2) v = 2;
+        break;
+    case HAK_KNOB_FAST_CAP:
+        v = 65536 / size;
+        if (v > 256) v = 256;
+        if (v < 4) v = 4;
+        break;
     }
     return hak_knob_clamp(knob, v);
 }
 
-int64_t hak_knob_clamp(int knob, int64_t v)
-{
+int64_t hak_knob_clamp(int knob, int64_t v) {
     const struct hak_knob_def *d = &hak_knob_defs[knob];
     return v < d->min ? d->min : v > d->max ? d->max : v;
 }
 
-int hak_knob_lookup(const char *name)
-{
+int hak_knob_lookup(const char *name) {
     for (int k = 0; k < HAK_NUM_KNOBS; k++)
         if (strcmp(hak_knob_defs[k].name, name) == 0) return k;
     return -1;

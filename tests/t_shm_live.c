@@ -24,10 +24,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define HOLD_CLS 36   /* 20480-byte class: nothing else in the process uses it */
+#define HOLD_CLS 36 /* 20480-byte class: nothing else in the process uses it */
 #define HOLD_SIZE 20000
 #define HOLD_PER_THREAD 1000
-#define BURST_CLS 19  /* 1024-byte class: 64 blocks per span */
+#define BURST_CLS 19 /* 1024-byte class: 64 blocks per span */
 #define BURST_SIZE 1000
 #define THREADS 3
 
@@ -35,8 +35,7 @@
 static void *held[THREADS][HOLD_PER_THREAD];
 static pthread_barrier_t bar;
 
-static void *hold_thread(void *arg)
-{
+static void *hold_thread(void *arg) {
     void **mine = arg;
     for (int i = 0; i < HOLD_PER_THREAD; i++) {
         mine[i] = malloc(HOLD_SIZE);
@@ -49,8 +48,7 @@ static void *hold_thread(void *arg)
 }
 
 /* alloc/free bursts of the burst class, checking every block's pattern */
-static int bursts(int rounds)
-{
+static int bursts(int rounds) {
     enum { N = 2000 };
     static unsigned char *b[N];
     for (int r = 0; r < rounds; r++) {
@@ -67,8 +65,7 @@ static int bursts(int rounds)
     return 0;
 }
 
-static int workload(void)
-{
+static int workload(void) {
     pthread_t t[THREADS];
     pthread_barrier_init(&bar, NULL, THREADS + 1);
     for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, hold_thread, held[i]);
@@ -78,7 +75,10 @@ static int workload(void)
     int c, bad = 0;
     while ((c = getchar()) != EOF) {
         switch (c) {
-        case 'b': bad |= bursts(20); printf("B\n"); break;
+        case 'b':
+            bad |= bursts(20);
+            printf("B\n");
+            break;
         case 'r':
             pthread_barrier_wait(&bar);
             for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
@@ -97,7 +97,8 @@ static int workload(void)
             printf("K %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 99);
             break;
         }
-        case 'q': return bad;
+        case 'q':
+            return bad;
         }
     }
     return bad;
@@ -106,8 +107,7 @@ static int workload(void)
 /* -------------------------------------------------------------- driver */
 static FILE *to_w, *from_w;
 
-static void cmd(char c, char expect, char *line, size_t len)
-{
+static void cmd(char c, char expect, char *line, size_t len) {
     fputc(c, to_w);
     fflush(to_w);
     do {
@@ -118,18 +118,18 @@ static void cmd(char c, char expect, char *line, size_t len)
     } while (line[0] != expect && !(expect == 'C' && line[0] == 'K'));
 }
 
-static int64_t ctr(struct hak_shm_view *v, int cls, int c) { return (int64_t)hak_shm_ctr_sum(v, cls, c); }
+static int64_t ctr(struct hak_shm_view *v, int cls, int c) {
+    return (int64_t)hak_shm_ctr_sum(v, cls, c);
+}
 
-static double per_refill(struct hak_shm_view *v, char *line, size_t len)
-{
+static double per_refill(struct hak_shm_view *v, char *line, size_t len) {
     int64_t r0 = ctr(v, BURST_CLS, HAK_CTR_REFILLS), b0 = ctr(v, BURST_CLS, HAK_CTR_REFILL_BLOCKS);
     cmd('b', 'B', line, len);
     int64_t r1 = ctr(v, BURST_CLS, HAK_CTR_REFILLS), b1 = ctr(v, BURST_CLS, HAK_CTR_REFILL_BLOCKS);
     return r1 > r0 ? (double)(b1 - b0) / (double)(r1 - r0) : -1;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "workload") == 0) return workload();
     tu_init("t_shm_live");
     if (!getenv("LD_PRELOAD") || !strstr(getenv("LD_PRELOAD"), "libhakmem")) {
@@ -163,25 +163,27 @@ int main(int argc, char **argv)
     /* 1. exact live count at a quiescent point */
     int64_t live = ctr(&v, HOLD_CLS, HAK_CTR_ALLOCS) - ctr(&v, HOLD_CLS, HAK_CTR_FREES);
     CHECKF(live == THREADS * HOLD_PER_THREAD, "live blocks %lld, held %d", (long long)live,
-              THREADS * HOLD_PER_THREAD);
+           THREADS * HOLD_PER_THREAD);
     CHECK(hak_shm_proc(&v, HAK_PROC_THREADS) >= THREADS + 1);
     cmd('r', 'F', line, sizeof line);
     live = ctr(&v, HOLD_CLS, HAK_CTR_ALLOCS) - ctr(&v, HOLD_CLS, HAK_CTR_FREES);
     CHECKF(live == 0, "live blocks after release %lld", (long long)live);
 
     /* 2. refill_count set from outside is obeyed */
-    CHECK(hak_shm_knob_set(&v, HAK_KNOB_FAST_CAP, BURST_CLS, 256, HAK_OWNER_MANUAL, "t_shm_live") == 0);
+    CHECK(hak_shm_knob_set(&v, HAK_KNOB_FAST_CAP, BURST_CLS, 256, HAK_OWNER_MANUAL, "t_shm_live") ==
+          0);
     int knob_values[] = {5, 11};
     for (int k = 0; k < 2; k++) {
-        CHECK(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, BURST_CLS, knob_values[k], HAK_OWNER_MANUAL,
-                               "t_shm_live") == 0);
+        CHECK(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, BURST_CLS, knob_values[k],
+                               HAK_OWNER_MANUAL, "t_shm_live") == 0);
         per_refill(&v, line, sizeof line); /* the first burst after the change applies it */
         double avg = per_refill(&v, line, sizeof line);
         printf("refill_count=%d: %.2f blocks per refill\n", knob_values[k], avg);
         CHECKF(avg > knob_values[k] * 0.9 && avg <= knob_values[k], "avg %.2f for knob %d", avg,
-                  knob_values[k]);
+               knob_values[k]);
     }
-    CHECK(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, BURST_CLS, 100000, HAK_OWNER_MANUAL, "x") == -ERANGE);
+    CHECK(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, BURST_CLS, 100000, HAK_OWNER_MANUAL, "x") ==
+          -ERANGE);
 
     /* 3. garbage over the knob values and the control words */
     srand(42);
