@@ -15,7 +15,7 @@
 
 uintptr_t hak_key;
 int hak_safe_free;
-struct hak_shm_header *hak_shm;
+struct hak_shm_header *hak_shm_ptr;
 struct hak_shm_layout hak_layout;
 atomic_int hak_ready;
 struct hak_knobs hak_knobs;
@@ -160,7 +160,7 @@ static void shm_open_own(void) {
     for (int i = 0; i < HAK_NUM_PROCS; i++)
         proc[i] = __atomic_load_n(&hak_proc[i], __ATOMIC_RELAXED);
     __atomic_store_n(&hak_proc, proc, __ATOMIC_RELEASE);
-    hak_shm = shm;
+    __atomic_store_n(&hak_shm_ptr, shm, __ATOMIC_RELEASE);
     hak_publish_knobs();
 }
 
@@ -184,7 +184,7 @@ static void fork_child(void) {
     if (old) {
         for (int i = 0; i < HAK_NUM_PROCS; i++) hak_proc_private[i] = hak_proc[i];
         hak_proc = hak_proc_private;
-        hak_shm = NULL;
+        __atomic_store_n(&hak_shm_ptr, NULL, __ATOMIC_RELEASE);
         hak_orphan_bind();
         shm_open_own();
         munmap(old, hak_layout.total_size);
@@ -226,6 +226,10 @@ void hak_init(void) {
     if (init_tid == gettid()) return; /* recursion from inside init */
     while (atomic_load(&init_state) != 2) sched_yield();
 }
+
+/* Initialise before main() even if nothing allocated yet, so threads the
+ * program starts never race to be first. */
+static __attribute__((constructor)) void hak_ctor(void) { hak_init(); }
 
 HAK_EXPORT const char *hakmem_version(void) {
     return "hakmem 0.1 (segment ABI 1)";

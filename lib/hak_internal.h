@@ -157,7 +157,10 @@ extern struct hak_knobs hak_knobs;
 /* Process globals */
 extern uintptr_t hak_key;
 extern int hak_safe_free;
-extern struct hak_shm_header *hak_shm;
+/* Our segment, or NULL (HAKMEM_SHM=0, not created yet, creation failed). Set
+ * once at start (and in a fork child) while other threads may run. */
+extern struct hak_shm_header *hak_shm_ptr;
+#define hak_shm (__atomic_load_n(&hak_shm_ptr, __ATOMIC_ACQUIRE))
 /* our own layout: offsets are never read back from the segment, which any
  * writer may scribble on */
 extern struct hak_shm_layout hak_layout;

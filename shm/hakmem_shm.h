@@ -234,7 +234,9 @@ int64_t hak_knob_clamp(int knob, int64_t v);
 struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char *exe,
                                       const char *exe_path);
 void hak_shm_unlink(pid_t pid);
-/* Unlinks segments of processes that no longer exist (malloc-free). */
+/* Unlinks segments of processes that no longer exist and were last modified
+ * more than HAK_SHM_GC_AGE_S ago (malloc-free). */
+#define HAK_SHM_GC_AGE_S 30
 void hak_shm_gc_dead(void);
 
 /* ----------------------------------------------------- readers / writers

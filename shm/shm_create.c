@@ -115,7 +115,7 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
     return h;
 }
 
-/* Removes segments of processes that are gone: those that ended with _exit()
+/* Removes segments of processes that are gone (HAK_SHM_GC_AGE_S): those that ended with _exit()
  * (every `sh -c`) or a signal never unlink theirs. Called when a process
  * creates its own; reads /dev/shm with getdents64 into a stack buffer (no
  * malloc), looks at a bounded number of entries, and unlinks only what the
@@ -142,6 +142,12 @@ void hak_shm_gc_dead(void) {
             long pid = 0;
             while (*p >= '0' && *p <= '9' && pid < (1l << 31)) pid = pid * 10 + (*p++ - '0');
             if (*p || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+            /* only files that have been dead a while: a tool (or a test) may
+             * be looking at a segment whose process just ended */
+            struct stat st;
+            if (fstatat(fd, d->name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+                time(NULL) - st.st_mtime < HAK_SHM_GC_AGE_S)
+                continue;
             unlinkat(fd, d->name, 0);
         }
     }

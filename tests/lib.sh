@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/lib.sh — helpers sourced by the tests/t_*.sh scripts (not a test).
 #
 #   ROOT            repository root
@@ -34,7 +35,7 @@ need_cmd() {
 }
 
 need_hakmem() {
-    [ -n "$HAKMEM_LIB" ] && [ -f "$HAKMEM_LIB" ] || skip "no hakmem library (lib/libhakmem.so not built)"
+    [ -n "$HAKMEM_LIB" ] && [ -f "$HAKMEM_LIB" ] || skip "no hakmem library (lib/libhakmem.so not built, or HAKMEM_TEST_ALLOCATOR=glibc)"
     local maps
     # shellcheck disable=SC2016
     maps=$(LD_PRELOAD=$HAKMEM_LIB /bin/sh -c 'cat /proc/$$/maps' 2>"$T/preload.err")

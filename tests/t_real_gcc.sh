@@ -19,13 +19,13 @@ gen() {
     echo 'struct rec { int a; long b; char name[24]; double d; };'
     for i in $(seq 0 299); do
         cat <<EOF
-static const char *tab_$i[] = { "alpha$i", "beta$i", "gamma$i", "delta$i", "eps$i" };
+static const char *tab_${i}[] = { "alpha$i", "beta$i", "gamma$i", "delta$i", "eps$i" };
 static unsigned long f_$i(unsigned long x) {
     struct rec r[8];
     unsigned long acc = x ^ $i;
     for (int k = 0; k < 8; k++) {
         r[k].a = (int)(x + k * $i); r[k].b = (long)(acc * 31 + k);
-        snprintf(r[k].name, sizeof r[k].name, "%s-%d", tab_$i[k % 5], k);
+        snprintf(r[k].name, sizeof r[k].name, "%s-%d", tab_${i}[k % 5], k);
         r[k].d = (double)r[k].a / (k + 1.5);
     }
     for (int k = 0; k < 8; k++) {
