@@ -69,6 +69,21 @@ static void segment_free(hak_heap *h, hak_segment *seg) {
     }
 }
 
+/* Purges the free pages of cached segments that have been dirty for the
+ * purge delay (all of them if force). Under the cache lock: nobody can take
+ * a segment while its pages go. */
+static void cache_purge(bool force) {
+    uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
+    hak_lock(&seg_cache_lock);
+    for (hak_segment *seg = seg_cache; seg; seg = seg->next) {
+        if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
+            purge_mask(seg, seg->dirty_mask);
+            seg->dirty_mask = 0;
+        }
+    }
+    hak_unlock(&seg_cache_lock);
+}
+
 /* First run of n free pages in the segment, or -1. */
 static int find_run(hak_segment *seg, int n) {
     uint64_t fr = ~seg->used_mask, r = fr;
@@ -121,12 +136,7 @@ void hak_span_release(hak_heap *h, hak_span *s) {
     seg->used_mask &= ~bits;
     if (!seg->dirty_mask) seg->dirty_ns = hak_now_ns();
     seg->dirty_mask |= bits;
-    if (seg->used_mask == 1) {
-        /* whole segment free: give its pages back, keep the header */
-        purge_mask(seg, seg->dirty_mask);
-        seg->dirty_mask = 0;
-        segment_free(h, seg);
-    }
+    if (seg->used_mask == 1) segment_free(h, seg); /* pages purged by the cache's timer */
 }
 
 /* Purges free pages that have been free longer than purge_delay_ms. */
@@ -140,8 +150,10 @@ void hak_segment_purge(hak_heap *h, bool force) {
     }
 }
 
-/* Unmaps cached empty segments beyond the seg_cache knob (all if force). */
+/* Unmaps cached empty segments beyond the seg_cache knob (all if force)
+ * and purges the pages of the rest once they have been free long enough. */
 void hak_segment_cache_trim(bool force) {
+    cache_purge(force);
     for (;;) {
         hak_lock(&seg_cache_lock);
         hak_segment *seg = NULL;

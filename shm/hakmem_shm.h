@@ -33,8 +33,10 @@
 
 /* ---------------------------------------------------------------- classes
  * HAK_CLASS(index, block size, span pages of 64 KiB)
- * Sizes are multiples of 16 (every block is 16-byte aligned), about four
- * classes per doubling above 128 B, so internal waste stays under 25 %.
+ * Sizes are multiples of 16 (every block is 16-byte aligned), four classes
+ * per doubling above 128 B, so internal waste stays under 25 %. Spans are
+ * at most 32 pages (2 MiB): the classes above 128 KiB hold 2-12 blocks a
+ * span, so mid-size buffers are recycled through thread caches, not mmap.
  * Blocks above the last class come from mmap (class HAK_CLASS_LARGE).      */
 /* clang-format off */
 #define HAK_CLASS_TABLE(X) \
@@ -48,16 +50,19 @@
     X(32, 10240, 4) X(33, 12288, 4) X(34, 14336, 4) X(35, 16384, 4) \
     X(36, 20480, 8) X(37, 24576, 8) X(38, 28672, 8) X(39, 32768, 8) \
     X(40, 40960, 16) X(41, 49152, 16) X(42, 57344, 16) X(43, 65536, 16) \
-    X(44, 81920, 32) X(45, 98304, 32) X(46, 114688, 32) X(47, 131072, 32)
+    X(44, 81920, 32) X(45, 98304, 32) X(46, 114688, 32) X(47, 131072, 32) \
+    X(48, 163840, 32) X(49, 196608, 32) X(50, 229376, 32) X(51, 262144, 32) \
+    X(52, 327680, 32) X(53, 393216, 32) X(54, 458752, 32) X(55, 524288, 32) \
+    X(56, 655360, 32) X(57, 786432, 32) X(58, 917504, 32) X(59, 1048576, 32)
 /* clang-format on */
 
-#define HAK_NUM_CLASSES 48
+#define HAK_NUM_CLASSES 60
 #define HAK_CLASS_LARGE HAK_NUM_CLASSES /* counters only: blocks from mmap */
 #define HAK_NUM_CSLOTS (HAK_NUM_CLASSES + 1)
-#define HAK_SMALL_MAX 1024   /* classes 0..19: direct lookup table */
-#define HAK_CLASS_MAX 131072 /* largest slab-served block */
-#define HAK_PAGE_SHIFT 16    /* 64 KiB pages */
-#define HAK_SEG_SHIFT 22     /* 4 MiB segments */
+#define HAK_SMALL_MAX 1024    /* classes 0..19: direct lookup table */
+#define HAK_CLASS_MAX 1048576 /* largest slab-served block */
+#define HAK_PAGE_SHIFT 16     /* 64 KiB pages */
+#define HAK_SEG_SHIFT 22      /* 4 MiB segments */
 
 extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
 extern const uint8_t hak_class_span[HAK_NUM_CLASSES];
@@ -78,7 +83,7 @@ extern const uint8_t hak_class_span[HAK_NUM_CLASSES];
       "HAKMEM_DRAIN_INTERVAL", "drain remote frees at least every N refills")                      \
     X(PURGE_DELAY_MS, "purge_delay_ms", HAK_SCOPE_GLOBAL, 250, 0, 60000, "ms",                     \
       "HAKMEM_PURGE_DELAY_MS", "empty memory is returned to the OS after this delay")              \
-    X(SEG_CACHE, "seg_cache", HAK_SCOPE_GLOBAL, 4, 0, 256, "segments", "HAKMEM_SEG_CACHE",         \
+    X(SEG_CACHE, "seg_cache", HAK_SCOPE_GLOBAL, 16, 0, 256, "segments", "HAKMEM_SEG_CACHE",        \
       "empty 4 MiB segments kept mapped for reuse")                                                \
     X(LARGE_CACHE_MB, "large_cache_mb", HAK_SCOPE_GLOBAL, 64, 0, 4096, "MiB",                      \
       "HAKMEM_LARGE_CACHE_MB", "freed large blocks kept mapped for reuse, per process")

@@ -62,9 +62,9 @@ int64_t hak_knob_default(int knob, int cls) {
         if (v < 2) v = 2;
         break;
     case HAK_KNOB_FAST_CAP:
-        v = 65536 / size;
+        v = 65536 / size; /* about 64 KiB per class, 2 blocks at least */
         if (v > 256) v = 256;
-        if (v < 4) v = 4;
+        if (v < 2) v = 2;
         break;
     }
     return hak_knob_clamp(knob, v);

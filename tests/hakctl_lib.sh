@@ -22,6 +22,8 @@ HAKCTL=$ROOT/cli/hakctl
 # the system interpreter starts in a fraction of a version manager's shim
 python3() { if [ -x /usr/bin/python3 ]; then /usr/bin/python3 "$@"; else command python3 "$@"; fi; }
 WORKLOAD=$ROOT/tests/bin/hakctl_workload
+# the class count, from the one definition of the class table
+export HAK_NUM_CLASSES=$(awk '/^#define HAK_NUM_CLASSES/ {print $3}' "$ROOT/shm/hakmem_shm.h")
 KILL_PIDS=()
 RM_FILES=()
 TMUX_SOCK=hakctl-test-$$

@@ -6,7 +6,7 @@
  *     -z SIZE   every block SIZE bytes (default: mixed 16..2048 and a few large)
  *     -n BATCH  blocks held at once per thread (default 1000): a big batch
  *               of one size drains the thread cache, so refills run in full
- *     -L        also keep 4 large blocks (1 MiB) alive
+ *     -L        also keep 4 large blocks (4 MiB, above every class) alive
  * Prints "pid N" on stdout once running, then works until SECONDS pass (or
  * forever with -s 0) or it is killed. Built with -fno-builtin so the compiler
  * cannot fold a malloc/free pair away. */
@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     }
     if (threads < 1 || threads > 64 || batch < 1) return 2;
     for (int i = 0; large && i < 4; i++)
-        if ((keep[i] = malloc(1 << 20))) memset(keep[i], 1, 1 << 20);
+        if ((keep[i] = malloc(4 << 20))) memset(keep[i], 1, 4 << 20); /* above every class */
     pthread_t t[64];
     for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, work, (void *)(uintptr_t)(i + 1));
     printf("pid %d\n", (int)getpid());
