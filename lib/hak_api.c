@@ -37,6 +37,18 @@ static void *alloc_cls(hak_heap *h, int cls) {
 }
 
 void *hak_alloc_slow(size_t n) {
+    if (n > HAK_SMALL_MAX && n <= HAK_CLASS_MAX) {
+        /* mid sizes: the same thread-cache pop as the fast path */
+        struct hak_tbin *bin = &hak_tls.bins[hak_mid_class(n)];
+        hak_block *b = bin->head;
+        if (HAK_LIKELY(b != NULL)) {
+            bin->head = b->next;
+            bin->room++;
+            b->key = 0;
+            HAK_FAST_COUNT(bin, ALLOCS);
+            return b;
+        }
+    }
     hak_heap *h = hak_heap_get();
     if (!h) {
         errno = ENOMEM;

@@ -7,17 +7,6 @@ uint32_t hak_cls_shift[HAK_NUM_CLASSES]; /* size = odd << shift */
 uint32_t hak_cls_inv[HAK_NUM_CLASSES];   /* odd^-1 mod 2^32 */
 uint32_t hak_cls_lim[HAK_NUM_CLASSES];   /* UINT32_MAX / odd */
 
-int hak_size_class(size_t n) {
-    if (n <= HAK_SMALL_MAX) return hak_small_cls[(n + 15) >> 4];
-    if (n > HAK_CLASS_MAX) return -1;
-    /* four classes per doubling: find the doubling, then the quarter */
-    size_t m = n - 1;
-    int lg = 63 - __builtin_clzl(m);            /* 2^lg <= m < 2^(lg+1) */
-    int quarter = (int)((m >> (lg - 2)) & 3);   /* which quarter above 2^lg */
-    int cls = 19 + (lg - 10) * 4 + quarter + 1; /* class 19 is 1024 = 2^10 */
-    return cls;
-}
-
 void hak_class_init(void) {
     int c = 0;
     for (size_t i = 0; i <= HAK_SMALL_MAX / 16; i++) {

@@ -307,44 +307,31 @@ void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes) {
     *cached_bytes = cap > live ? cap - live : 0;
 }
 
-/* Fork child: only this thread survives. Every other heap is abandoned (its
- * thread caches are lost, a bounded leak), and all heaps get fresh counters
- * in the child's own segment. */
+/* Fork child: only this thread survives. The heaps of the other live
+ * threads may have been in the middle of an update (their owners take no
+ * lock), so they are retired, never reused: a bounded leak in the child,
+ * which usually execs anyway. The pools were under the pool lock across
+ * fork, so they are consistent and stay. Every heap gets fresh counters in
+ * the child's own segment. */
 void hak_heaps_after_fork(bool child) {
     if (!child) return;
     hak_heap *me = hak_tls.heap;
     pid_t tid = gettid();
-    pool_abandoned = NULL;
-    pool_free = NULL;
-    atomic_store(&abandoned_n, 0);
-    int threads = 0;
     for (hak_heap *h = all_heaps; h; h = h->all_next) {
         hak_heap_bind_counters(h, true);
-        if (h == me) {
+        if (h == me)
             h->owner = tid;
-            threads++;
-            continue;
-        }
-        h->owner = 0;
-        if (h->segs) {
-            h->pool_next = pool_abandoned;
-            pool_abandoned = h;
-            atomic_fetch_add(&abandoned_n, 1);
-        } else {
-            h->pool_next = pool_free;
-            pool_free = h;
+        else if (h->owner > 0)
+            h->owner = -1; /* retired with its thread */
+        struct hak_shm_slot *sl = slot_of(h);
+        if (sl) {
+            sl->active = h == me;
+            sl->tid = h == me ? tid : 0;
         }
     }
     if (me) {
         hak_tls.ctr = me->ctr;
         hak_knobs_apply_tls();
     }
-    hak_proc[HAK_PROC_THREADS] = (uint64_t)threads;
-    for (hak_heap *h = all_heaps; h; h = h->all_next) {
-        struct hak_shm_slot *sl = slot_of(h);
-        if (sl) {
-            sl->active = (h == me);
-            sl->tid = h == me ? tid : 0;
-        }
-    }
+    hak_proc[HAK_PROC_THREADS] = me ? 1 : 0;
 }

@@ -229,7 +229,9 @@ void hak_init(void) {
 
 /* Initialise before main() even if nothing allocated yet, so threads the
  * program starts never race to be first. */
-static __attribute__((constructor)) void hak_ctor(void) { hak_init(); }
+static __attribute__((constructor)) void hak_ctor(void) {
+    hak_init();
+}
 
 HAK_EXPORT const char *hakmem_version(void) {
     return "hakmem 0.1 (segment ABI 1)";

@@ -132,7 +132,7 @@ struct hak_tls {
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
 typedef struct hak_heap {
-    pid_t owner;   /* tid of the owning thread, 0 when abandoned */
+    pid_t owner;   /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
     int slot;      /* counter slot index, -1 if private */
     uint64_t *ctr; /* counters (slot in the segment or private) */
     hak_span *partial[HAK_NUM_CLASSES];
@@ -169,7 +169,6 @@ extern atomic_int hak_ready; /* release-stored once phase 1 of hak_init is done 
 #define HAK_SHM_LOAD(field) __atomic_load_n(&hak_shm->field, __ATOMIC_ACQUIRE)
 #define HAK_SHM_STORE(field, v) __atomic_store_n(&hak_shm->field, (v), __ATOMIC_RELEASE)
 #define HAK_READY() atomic_load_explicit(&hak_ready, memory_order_acquire)
-extern uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
 extern uint64_t hak_proc_private[HAK_NUM_PROCS];
 extern uint64_t *hak_proc; /* process figures: in the segment or private */
 
@@ -221,7 +220,19 @@ uint64_t hak_now_ns(void);
 void hak_segmap_set(uintptr_t addr, uint8_t v);
 
 /* classes (hak_class.c) */
-int hak_size_class(size_t n);
+extern uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
+/* Class of a size above HAK_SMALL_MAX, up to HAK_CLASS_MAX: four classes
+ * per doubling, so find the doubling, then the quarter above it. */
+static inline int hak_mid_class(size_t n) {
+    size_t m = n - 1;
+    int lg = 63 - __builtin_clzl(m);          /* 2^lg <= m < 2^(lg+1) */
+    int quarter = (int)((m >> (lg - 2)) & 3); /* which quarter above 2^lg */
+    return 19 + (lg - 10) * 4 + quarter + 1;  /* class 19 is 1024 = 2^10 */
+}
+static inline int hak_size_class(size_t n) {
+    if (n <= HAK_SMALL_MAX) return hak_small_cls[(n + 15) >> 4];
+    return n <= HAK_CLASS_MAX ? hak_mid_class(n) : -1;
+}
 extern uint32_t hak_cls_shift[HAK_NUM_CLASSES], hak_cls_inv[HAK_NUM_CLASSES],
     hak_cls_lim[HAK_NUM_CLASSES];
 /* off (from the span start) is a multiple of the class size: exact division

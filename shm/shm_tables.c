@@ -57,12 +57,12 @@ int64_t hak_knob_default(int knob, int cls) {
     int64_t size = hak_class_size[cls < 0 ? 0 : cls % HAK_NUM_CLASSES], v = 1;
     switch (knob) {
     case HAK_KNOB_REFILL_COUNT:
-        v = 8192 / size;
+        v = 32768 / size;
         if (v > 64) v = 64;
         if (v < 2) v = 2;
         break;
     case HAK_KNOB_FAST_CAP:
-        v = 65536 / size; /* about 64 KiB per class, 2 blocks at least */
+        v = 262144 / size; /* about 256 KiB per class, 2 blocks at least */
         if (v > 256) v = 256;
         if (v < 2) v = 2;
         break;
