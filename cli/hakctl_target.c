@@ -68,15 +68,7 @@ const char *hk_exe(const struct hak_shm_view *v, char *buf, size_t n) {
     return buf;
 }
 
-const char *hk_user(uid_t uid, char *buf, size_t n) {
-    struct passwd pw, *res = NULL;
-    char tmp[1024];
-    if (getpwuid_r(uid, &pw, tmp, sizeof tmp, &res) == 0 && res)
-        snprintf(buf, n, "%s", pw.pw_name);
-    else
-        snprintf(buf, n, "%u", (unsigned)uid);
-    return buf;
-}
+const char *hk_user(uid_t uid, char *buf, size_t n) { return hak_user_name(uid, buf, n); }
 
 const char *hk_knob_list(char *buf, size_t n) {
     size_t len = 0;

@@ -70,6 +70,20 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh) {
     }
 }
 
+/* An ownerless heap goes back to the pool: with memory to the abandoned
+ * list (a new thread takes it over whole), without to the free list.
+ * The caller holds the pool lock. */
+static void pool_put(hak_heap *h) {
+    if (h->segs) {
+        h->pool_next = pool_abandoned;
+        pool_abandoned = h;
+        atomic_fetch_add(&abandoned_n, 1);
+    } else {
+        h->pool_next = pool_free;
+        pool_free = h;
+    }
+}
+
 static hak_heap *heap_new(void) {
     hak_heap *h = arena_alloc(sizeof(hak_heap));
     if (!h) return NULL;
@@ -127,36 +141,18 @@ void hak_thread_exit(void *arg) {
     }
     hak_remote_drain(h);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        for (hak_span *s = h->partial[c], *next; s; s = next) {
-            next = s->next;
-            if (s->used == 0) {
-                if (s->prev)
-                    s->prev->next = s->next;
-                else
-                    h->partial[c] = s->next;
-                if (s->next) s->next->prev = s->prev;
-                s->in_partial = 0;
-                hak_span_release(h, s);
-            } else {
-                HAK_CTR(c, PUBLISHED)++;
-            }
-        }
+        uint32_t kept = 0;
+        hak_release_empty(h, c, &kept);
+        HAK_CTR(c, PUBLISHED) += kept;
     }
     hak_segment_purge(h, true);
     /* help drain what other exited threads left, while we are on a slow path */
-    if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned(h);
+    if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
     struct hak_shm_slot *sl = slot_of(h);
     if (sl) sl->active = 0;
     hak_lock(&hak_pool_lock);
     h->owner = 0;
-    if (h->segs) {
-        h->pool_next = pool_abandoned;
-        pool_abandoned = h;
-        atomic_fetch_add(&abandoned_n, 1);
-    } else {
-        h->pool_next = pool_free;
-        pool_free = h;
-    }
+    pool_put(h);
     hak_unlock(&hak_pool_lock);
     HAK_PROC_SUB(THREADS, 1);
     hak_tls.heap = NULL;
@@ -167,7 +163,7 @@ void hak_thread_exit(void *arg) {
 /* Adopt: take one abandoned heap that has remote frees waiting, drain them
  * and give back every span that became empty. Memory other threads freed
  * into a dead thread's heap is reused without waiting for a new thread. */
-bool hak_heap_reclaim_abandoned(hak_heap *self) {
+bool hak_heap_reclaim_abandoned(void) {
     if (atomic_load_explicit(&abandoned_n, memory_order_relaxed) == 0) return false;
     hak_lock(&hak_pool_lock);
     hak_heap *a = NULL, **pp = &pool_abandoned;
@@ -181,41 +177,19 @@ bool hak_heap_reclaim_abandoned(hak_heap *self) {
     }
     hak_unlock(&hak_pool_lock);
     if (!a) return false;
-    uint64_t spans_before = 0, spans_after = 0;
-    for (hak_segment *g = a->segs; g; g = g->next)
-        spans_before += (uint64_t)__builtin_popcountll(g->used_mask);
     hak_remote_drain(a); /* we own `a` now: it is in no pool */
+    uint32_t released = 0, kept;
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        for (hak_span *s = a->partial[c], *next; s; s = next) {
-            next = s->next;
-            if (s->used == 0) {
-                if (s->prev)
-                    s->prev->next = s->next;
-                else
-                    a->partial[c] = s->next;
-                if (s->next) s->next->prev = s->prev;
-                s->in_partial = 0;
-                hak_span_release(a, s);
-            }
-        }
+        uint32_t n = hak_release_empty(a, c, &kept);
+        HAK_CTR(c, ADOPTED) += n;
+        released += n;
     }
-    for (hak_segment *g = a->segs; g; g = g->next)
-        spans_after += (uint64_t)__builtin_popcountll(g->used_mask);
     hak_segment_purge(a, false); /* its free pages go back to the OS on the usual delay */
-    HAK_CTR(0, ADOPTED) += spans_before - spans_after;
-    HAK_PROBE2(adopt, a, spans_before - spans_after);
+    HAK_PROBE2(adopt, a, released);
     hak_lock(&hak_pool_lock);
-    if (a->segs) {
-        a->pool_next = pool_abandoned;
-        pool_abandoned = a;
-        atomic_fetch_add(&abandoned_n, 1);
-    } else {
-        a->pool_next = pool_free;
-        pool_free = a;
-    }
+    pool_put(a);
     hak_unlock(&hak_pool_lock);
-    (void)self;
-    return spans_before != spans_after;
+    return released != 0;
 }
 
 /* Thread caps from the effective knobs; a shrunk cap flushes the excess. */
@@ -263,7 +237,7 @@ void hak_heap_poll(hak_heap *h) {
         if (now >= h->purge_ns) {
             uint64_t delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
             hak_segment_purge(h, false);
-            if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned(h);
+            if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
             hak_segment_cache_trim(false);
             hak_large_cache_trim(false);
             h->purge_ns = now + delay / 2;
@@ -280,8 +254,7 @@ void hak_trim_all(void) {
         hak_tls.trim_epoch = atomic_load(&trim_epoch);
         for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(h, c, 0);
         hak_remote_drain(h);
-        while (hak_heap_reclaim_abandoned(h)) {
-        }
+        for (int i = 0; i < 64 && hak_heap_reclaim_abandoned(); i++) continue; /* bounded */
         hak_segment_purge(h, true);
     }
     hak_segment_cache_trim(true);

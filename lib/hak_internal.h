@@ -264,12 +264,13 @@ static inline char *hak_span_start(hak_span *s) {
 
 /* spans: refill, local and remote free (hak_span.c) */
 bool hak_refill(hak_heap *h, int cls);
+uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
 void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n);
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);
-bool hak_heap_reclaim_abandoned(hak_heap *h);
+bool hak_heap_reclaim_abandoned(void);
 
 /* heaps and threads (hak_heap.c) */
 hak_heap *hak_heap_get(void);

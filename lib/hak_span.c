@@ -31,6 +31,25 @@ static void span_settle(hak_heap *h, hak_span *s, bool keep_last) {
     }
 }
 
+/* Gives back every empty span of the class, the last one too (the heap is
+ * going to the pool or being reclaimed). Returns how many; *kept gets the
+ * number of spans left because blocks are still out. */
+uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
+    uint32_t released = 0;
+    *kept = 0;
+    for (hak_span *s = h->partial[cls], *next; s; s = next) {
+        next = s->next;
+        if (s->used == 0) {
+            partial_remove(h, s);
+            hak_span_release(h, s);
+            released++;
+        } else {
+            (*kept)++;
+        }
+    }
+    return released;
+}
+
 bool hak_refill(hak_heap *h, int cls) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t want = (uint32_t)HAK_KNOB_CLS(REFILL_COUNT, cls);
@@ -48,7 +67,7 @@ bool hak_refill(hak_heap *h, int cls) {
         hak_span *s = h->partial[cls];
         if (!s) {
             if (got) break;
-            if (HAK_KNOB(ADOPT) && hak_heap_reclaim_abandoned(h) && h->partial[cls]) continue;
+            if (HAK_KNOB(ADOPT) && hak_heap_reclaim_abandoned() && h->partial[cls]) continue;
             s = hak_span_alloc(h, cls);
             if (!s) break;
             partial_push(h, s);

@@ -303,6 +303,8 @@ int hak_shm_knob_set(struct hak_shm_view *v, int knob, int cls, int64_t value, i
                      const char *reason);
 /* Finds a knob by name; -1 if unknown. */
 int hak_knob_lookup(const char *name);
+/* The user's name, or the uid in decimal if it has none. */
+const char *hak_user_name(uid_t uid, char *buf, size_t n);
 /* Asks the process to trim (return cached memory) at its next slow path. */
 void hak_shm_request_trim(struct hak_shm_view *v);
 

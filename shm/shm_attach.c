@@ -203,13 +203,13 @@ static void map_names(struct hak_shm_view *v) {
 
 /* ---------------------------------------------------------------- attach */
 
-static const char *user_name(uid_t uid, char *buf, size_t n) {
+const char *hak_user_name(uid_t uid, char *buf, size_t n) {
     struct passwd pw, *res = NULL;
     char tmp[1024];
     if (getpwuid_r(uid, &pw, tmp, sizeof tmp, &res) == 0 && res)
         snprintf(buf, n, "%s", pw.pw_name);
     else
-        snprintf(buf, n, "uid %u", (unsigned)uid);
+        snprintf(buf, n, "%u", (unsigned)uid);
     return buf;
 }
 
@@ -227,7 +227,7 @@ static int open_failed(const char *path, int writable, char *err, size_t errlen)
             char who[64];
             return fail(err, errlen, HAK_SHM_EACCES,
                         "permission denied: %s belongs to uid %u (%s); run as that user or root",
-                        path, (unsigned)st.st_uid, user_name(st.st_uid, who, sizeof who));
+                        path, (unsigned)st.st_uid, hak_user_name(st.st_uid, who, sizeof who));
         }
         if (known)
             return fail(err, errlen, HAK_SHM_EACCES, "permission denied: %s is mode 0%03o%s", path,
@@ -254,7 +254,7 @@ static int file_ok(int fd, const char *path, struct stat *st, char *err, size_t 
         char who[64];
         return fail(err, errlen, HAK_SHM_EACCES,
                     "permission denied: %s belongs to uid %u (%s), not to you (uid %u)", path,
-                    (unsigned)st->st_uid, user_name(st->st_uid, who, sizeof who), (unsigned)me);
+                    (unsigned)st->st_uid, hak_user_name(st->st_uid, who, sizeof who), (unsigned)me);
     }
     if (st->st_mode & (S_IWGRP | S_IWOTH))
         return fail(err, errlen, HAK_SHM_EACCES,
