@@ -200,7 +200,7 @@ void hak_knobs_apply_tls(void) {
         struct hak_tbin *bin = &hak_tls.bins[c];
         uint32_t cap = hak_safe_free ? 0 : (uint32_t)HAK_KNOB_CLS(FAST_CAP, c);
         uint32_t count = hak_tbin_count(bin);
-        bin->ctr = hak_tls.ctr + c * HAK_NUM_CTRS;
+        bin->ctr = hak_tls.ctr + c;
         if (count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
         count = hak_tbin_count(bin);
         bin->cap = cap;
@@ -266,16 +266,20 @@ void hak_trim_all(void) {
 /* Live and cached bytes from the counters of every heap (mallinfo). */
 void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes) {
     uint64_t live = 0, cap = 0;
+#define K(k, c, id)                                                                                \
+    __atomic_load_n(&(k)[HAK_CTR_INDEX(c, HAK_CTR_##id, HAK_NUM_CSLOTS)], __ATOMIC_RELAXED)
     hak_lock(&hak_pool_lock);
-    for (hak_heap *h = all_heaps; h; h = h->all_next) {
+    for (hak_heap *h = all_heaps;; h = h->all_next) {
+        const uint64_t *k = h ? h->ctr : hak_orphan_ctr; /* the orphan slot last */
         for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-            uint64_t *k = h->ctr + c * HAK_NUM_CTRS;
-            live += (k[HAK_CTR_ALLOCS] - k[HAK_CTR_FREES]) * hak_class_size[c];
-            cap += k[HAK_CTR_SPAN_BLOCKS] * hak_class_size[c];
+            live += (K(k, c, ALLOCS) - K(k, c, FREES)) * hak_class_size[c];
+            cap += K(k, c, SPAN_BLOCKS) * hak_class_size[c];
         }
-        live += h->ctr[HAK_CLASS_LARGE * HAK_NUM_CTRS + HAK_CTR_LARGE_BYTES];
+        live += K(k, HAK_CLASS_LARGE, LARGE_BYTES);
+        if (!h) break;
     }
     hak_unlock(&hak_pool_lock);
+#undef K
     *live_bytes = (int64_t)live < 0 ? 0 : live;
     *cached_bytes = cap > live ? cap - live : 0;
 }

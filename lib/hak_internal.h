@@ -112,7 +112,7 @@ typedef struct hak_segment {
 /* Thread cache bin: the fast path. Blocks cached = cap - room. */
 struct hak_tbin {
     hak_block *head;
-    uint64_t *ctr; /* this class's counter row in the heap's slot */
+    uint64_t *ctr; /* this class's counters in the heap's slot (stride HAK_NUM_CSLOTS) */
     uint32_t room; /* frees that fit before a flush */
     uint32_t cap;  /* fast_cap knob (0 in safe-free mode) */
     uint64_t _pad;
@@ -123,7 +123,7 @@ static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
 
 struct hak_tls {
     struct hak_tbin bins[HAK_NUM_CLASSES + 1]; /* +1: HAK_CLS_NONE, always full */
-    uint64_t *ctr; /* this heap's counter slot: ctr[cls * HAK_NUM_CTRS + id] */
+    uint64_t *ctr; /* this heap's counter slot: ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CSLOTS)] */
     struct hak_heap *heap;
     uint64_t knob_gen; /* knob generation the caps were loaded from */
     uint64_t trim_epoch;
@@ -172,19 +172,20 @@ extern atomic_int hak_ready; /* release-stored once phase 1 of hak_init is done 
 extern uint64_t hak_proc_private[HAK_NUM_PROCS];
 extern uint64_t *hak_proc; /* process figures: in the segment or private */
 
-#define HAK_CTR(cls, id) (hak_tls.ctr[(cls)*HAK_NUM_CTRS + HAK_CTR_##id])
+#define HAK_CTR(cls, id) (hak_tls.ctr[HAK_CTR_INDEX(cls, HAK_CTR_##id, HAK_NUM_CSLOTS)])
 /* Counters of threads past their exit (glibc frees thread state after the
  * TSD destructors): a shared slot, so atomic adds. */
 extern uint64_t *hak_orphan_ctr;
 static inline void hak_ctr_add(int cls, int id, uint64_t n) {
     if (HAK_LIKELY(hak_tls.heap != NULL))
-        hak_tls.ctr[cls * HAK_NUM_CTRS + id] += n;
+        hak_tls.ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CSLOTS)] += n;
     else
         __atomic_fetch_add(
-            &__atomic_load_n(&hak_orphan_ctr, __ATOMIC_ACQUIRE)[cls * HAK_NUM_CTRS + id], n,
-            __ATOMIC_RELAXED);
+            &__atomic_load_n(&hak_orphan_ctr,
+                             __ATOMIC_ACQUIRE)[HAK_CTR_INDEX(cls, id, HAK_NUM_CSLOTS)],
+            n, __ATOMIC_RELAXED);
 }
-#define HAK_BIN_CTR(bin, id) ((bin)->ctr[HAK_CTR_##id])
+#define HAK_BIN_CTR(bin, id) ((bin)->ctr[HAK_CTR_##id * HAK_NUM_CSLOTS])
 /* Fast-path counting; -DHAK_COUNTERS=0 compiles it out (only to measure its
  * cost: lib/libhakmem-nocounters.so, see docs/shm.md). */
 #ifndef HAK_COUNTERS

@@ -137,6 +137,9 @@ enum hak_ctr_id {
         HAK_NUM_CTRS
 };
 extern const char *const hak_ctr_names[HAK_NUM_CTRS];
+/* Counter i of class c in a slot: counter-major, so the hot counters
+ * (allocs, frees) of neighbouring classes share cache lines. */
+#define HAK_CTR_INDEX(c, i, cslots) ((uint64_t)(i) * (cslots) + (uint64_t)(c))
 extern const char *const hak_ctr_help[HAK_NUM_CTRS];
 
 /* Process-wide figures, updated with relaxed atomics on slow paths.
@@ -182,7 +185,8 @@ struct hak_shm_header {
     uint32_t knob_val_off, knob_val_size, knob_cslots, _pad0;
     /* counter directory: n_ctrs x char[HAK_SHM_NAME_MAX] */
     uint32_t ctr_dir_off, n_ctrs;
-    /* slots: n_slots x slot_size; inside, ctr[c*n_ctrs + i] from slot_ctr_off, c < ctr_cslots */
+    /* slots: n_slots x slot_size; inside, from slot_ctr_off, counter i of class c is
+     * ctr[HAK_CTR_INDEX(c, i, ctr_cslots)], c < ctr_cslots, i < n_ctrs */
     uint32_t slot_off, n_slots, slot_size, slot_ctr_off, ctr_cslots, _pad1;
     /* process figures: n_proc x uint64, directory n_proc x char[NAME_MAX] */
     uint32_t proc_dir_off, proc_off, n_proc, _pad2;
@@ -216,7 +220,7 @@ struct hak_shm_slot {
     volatile uint32_t active; /* 1 while a live thread owns the heap */
     volatile int32_t tid;
     uint64_t _pad[7];
-    /* then uint64 ctr[ctr_cslots][n_ctrs] at slot_ctr_off */
+    /* then uint64 ctr[n_ctrs][ctr_cslots] at slot_ctr_off (HAK_CTR_INDEX) */
 };
 
 /* Layout of the segment this build writes (computed once; see shm_layout.c) */

@@ -506,7 +506,7 @@ uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
     uint32_t n_ctrs = LOAD(&h->n_ctrs), cslots = LOAD(&h->ctr_cslots);
     uint32_t off = LOAD(&h->slot_off), n = LOAD(&h->n_slots), size = LOAD(&h->slot_size);
     uint32_t coff = LOAD(&h->slot_ctr_off);
-    uint64_t idx = (uint64_t)cls * n_ctrs + (uint64_t)v->ctr_map[ctr];
+    uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], cslots);
     if ((uint32_t)cls >= cslots || (uint32_t)v->ctr_map[ctr] >= n_ctrs || n > MAX_SLOTS ||
         coff % 8 || (uint64_t)coff + (idx + 1) * 8 > size ||
         !table_ok(off, n, size, 8, sizeof *h, v->len))
