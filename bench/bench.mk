@@ -14,7 +14,7 @@ bench/bin/%: bench/%.c bench/bench_util.h
 	@mkdir -p bench/bin
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-.PHONY: bench bench-full bench-callgrind bench-bins
+.PHONY: bench bench-full bench-callgrind bench-bins bench-overhead
 bench-bins: $(BENCH_BINS)
 
 bench: $(BENCH_BINS) $(BENCH_LIB)
@@ -30,3 +30,7 @@ bench-callgrind: $(BENCH_BINS) $(BENCH_LIB)
 	bash bench/callgrind.sh
 
 CLEAN += $(BENCH_BINS)
+
+# cost of the live counters: libhakmem.so against -DHAK_COUNTERS=0 (docs/overhead.md)
+bench-overhead: $(BENCH_BINS) lib/libhakmem.so lib/libhakmem-nocounters.so
+	bash bench/overhead.sh
