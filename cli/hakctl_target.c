@@ -68,7 +68,9 @@ const char *hk_exe(const struct hak_shm_view *v, char *buf, size_t n) {
     return buf;
 }
 
-const char *hk_user(uid_t uid, char *buf, size_t n) { return hak_user_name(uid, buf, n); }
+const char *hk_user(uid_t uid, char *buf, size_t n) {
+    return hak_user_name(uid, buf, n);
+}
 
 const char *hk_knob_list(char *buf, size_t n) {
     size_t len = 0;

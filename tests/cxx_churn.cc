@@ -30,13 +30,12 @@ static char *volatile sink;
 #define EXPECT(c)                                                                                  \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            std::fprintf(stderr, "%s:%d: EXPECT failed: %s\n", __FILE__, __LINE__, #c);           \
+            std::fprintf(stderr, "%s:%d: EXPECT failed: %s\n", __FILE__, __LINE__, #c);            \
             failures++;                                                                            \
         }                                                                                          \
     } while (0)
 
-static uint64_t mix(uint64_t h, uint64_t v)
-{
+static uint64_t mix(uint64_t h, uint64_t v) {
     h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
     return h;
 }
@@ -52,24 +51,22 @@ struct alignas(128) Line {
 static std::mutex box_m;
 static std::vector<std::unique_ptr<std::map<int, std::string>>> box;
 
-static uint64_t work(int id, int rounds)
-{
+static uint64_t work(int id, int rounds) {
     uint64_t h = (uint64_t)id;
     for (int r = 0; r < rounds; r++) {
         std::map<std::string, std::vector<int>> m;
         for (int i = 0; i < 3000; i++) {
-            std::string k = "key-" + std::to_string((i * 7919 + r) % 1500) + "-" + std::string(i % 40, 'q');
+            std::string k =
+                "key-" + std::to_string((i * 7919 + r) % 1500) + "-" + std::string(i % 40, 'q');
             m[k].push_back(i);
         }
-        for (auto &kv : m)
-            h = mix(h, kv.first.size() * 31 + kv.second.size());
+        for (auto &kv : m) h = mix(h, kv.first.size() * 31 + kv.second.size());
 
         std::unordered_map<uint64_t, std::string> um;
         for (int i = 0; i < 5000; i++)
             um[(uint64_t)i * 2654435761u % 100003] += std::string(1 + i % 17, (char)('a' + i % 26));
         uint64_t us = 0;
-        for (auto &kv : um)
-            us += kv.first * kv.second.size();
+        for (auto &kv : um) us += kv.first * kv.second.size();
         h = mix(h, us);
         um.clear();
 
@@ -77,23 +74,19 @@ static uint64_t work(int id, int rounds)
         for (int i = 0; i < 4000; i++)
             vs.emplace_back(std::to_string(i) + std::string(i % 300, 'x'));
         std::string cat;
-        for (auto &s : vs)
-            cat += s.substr(0, 5);
+        for (auto &s : vs) cat += s.substr(0, 5);
         h = mix(h, cat.size());
 
         std::list<std::vector<double>> l;
-        for (int i = 0; i < 500; i++)
-            l.emplace_back(i % 50 + 1, i * 0.5);
+        for (int i = 0; i < 500; i++) l.emplace_back(i % 50 + 1, i * 0.5);
         double ds = 0;
-        for (auto &v : l)
-            ds += v.back() * (double)v.size();
+        for (auto &v : l) ds += v.back() * (double)v.size();
         h = mix(h, (uint64_t)ds);
 
         // new[] / delete[]
         for (int i = 1; i < 200; i++) {
             int *a = new int[i * 37];
-            for (int k = 0; k < i * 37; k++)
-                a[k] = k ^ i;
+            for (int k = 0; k < i * 37; k++) a[k] = k ^ i;
             h = mix(h, (uint64_t)a[i * 37 - 1]);
             delete[] a;
             std::string *sa = new std::string[i % 20 + 1];
@@ -130,8 +123,7 @@ static uint64_t work(int id, int rounds)
 
         // cross-thread hand-off
         auto mp = std::make_unique<std::map<int, std::string>>();
-        for (int i = 0; i < 300; i++)
-            (*mp)[i] = std::string(i % 64, (char)('A' + id));
+        for (int i = 0; i < 300; i++) (*mp)[i] = std::string(i % 64, (char)('A' + id));
         {
             std::lock_guard<std::mutex> g(box_m);
             box.push_back(std::move(mp));
@@ -142,8 +134,7 @@ static uint64_t work(int id, int rounds)
     return h;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     int rounds = argc > 1 ? std::atoi(argv[1]) : 12;
     bool hak = dlsym(RTLD_DEFAULT, "hakmem_version") != nullptr;
     std::fprintf(stderr, "allocator: %s\n", hak ? "hakmem" : "other");
@@ -179,14 +170,11 @@ int main(int argc, char **argv)
 
     uint64_t res[4] = {0, 0, 0, 0};
     std::vector<std::thread> ts;
-    for (int i = 0; i < 4; i++)
-        ts.emplace_back([i, rounds, &res] { res[i] = work(i, rounds); });
-    for (auto &t : ts)
-        t.join();
+    for (int i = 0; i < 4; i++) ts.emplace_back([i, rounds, &res] { res[i] = work(i, rounds); });
+    for (auto &t : ts) t.join();
     box.clear();
     uint64_t h = 0;
-    for (int i = 0; i < 4; i++)
-        h = mix(h, res[i]);
+    for (int i = 0; i < 4; i++) h = mix(h, res[i]);
     std::printf("checksum %016llx\n", (unsigned long long)h);
     if (failures) {
         std::fprintf(stderr, "%d failures\n", failures.load());

@@ -16,48 +16,39 @@ static void (*volatile p_free)(void *) = free;
 static void *(*volatile p_malloc)(size_t) = malloc;
 static char global_buf[256] __attribute__((aligned(64)));
 
-static void announce(void *p)
-{
+static void announce(void *p) {
     printf("ADDR %p\n", p);
     fflush(stdout);
 }
 
-static void warm(void)
-{
+static void warm(void) {
     /* some ordinary traffic first so the heap is set up */
     void *v[100];
     for (int i = 0; i < 100; i++) {
         v[i] = p_malloc((size_t)(i * 37 % 3000));
-        if (!v[i])
-            exit(2);
+        if (!v[i]) exit(2);
     }
-    for (int i = 0; i < 100; i++)
-        p_free(v[i]);
+    for (int i = 0; i < 100; i++) p_free(v[i]);
 }
 
-static void double_free(size_t n)
-{
+static void double_free(size_t n) {
     char *p = p_malloc(n);
-    if (!p)
-        exit(2);
+    if (!p) exit(2);
     memset(p, 1, n);
     p_free(p);
     announce(p);
     p_free(p);
 }
 
-static void interior(size_t n, size_t off)
-{
+static void interior(size_t n, size_t off) {
     char *p = p_malloc(n);
-    if (!p)
-        exit(2);
+    if (!p) exit(2);
     memset(p, 1, n);
     announce(p + off);
     p_free(p + off);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s CASE\n", argv[0]);
         return 2;
@@ -73,16 +64,14 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "double-interleaved")) {
         /* a b a: the second free of a is not the most recent free */
         char *a = p_malloc(40), *b = p_malloc(40);
-        if (!a || !b)
-            exit(2);
+        if (!a || !b) exit(2);
         p_free(a);
         p_free(b);
         announce(a);
         p_free(a);
     } else if (!strcmp(c, "double-aligned")) {
         void *p = NULL;
-        if (posix_memalign(&p, 4096, 100))
-            exit(2);
+        if (posix_memalign(&p, 4096, 100)) exit(2);
         announce(p); /* before the first free: stdio's 4 KiB buffer would take p again */
         p_free(p);
         p_free(p);
@@ -96,8 +85,7 @@ int main(int argc, char **argv)
         p_free(global_buf);
     } else if (!strcmp(c, "mmap")) {
         char *m = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED)
-            exit(2);
+        if (m == MAP_FAILED) exit(2);
         announce(m + 4096);
         p_free(m + 4096);
     } else if (!strcmp(c, "interior-small"))

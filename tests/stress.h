@@ -24,13 +24,11 @@ struct blk {
     struct blk *next; /* for lists/batches handed between threads */
 };
 
-static inline uint64_t blk_sum(const struct blk *b)
-{
+static inline uint64_t blk_sum(const struct blk *b) {
     return tu_mix((uint64_t)(uintptr_t)b->p ^ tu_mix(b->n) ^ (uint64_t)(uintptr_t)b);
 }
 
-static inline struct blk *blk_new_n(size_t n)
-{
+static inline struct blk *blk_new_n(size_t n) {
     struct blk *b = malloc(sizeof *b);
     REQUIRE(b != NULL);
     void *p = malloc(n);
@@ -39,8 +37,7 @@ static inline struct blk *blk_new_n(size_t n)
         free(b);
         return NULL;
     }
-    if (n >= 16)
-        CHECKF(((uintptr_t)p & 15) == 0, "malloc(%zu) = %p misaligned", n, p);
+    if (n >= 16) CHECKF(((uintptr_t)p & 15) == 0, "malloc(%zu) = %p misaligned", n, p);
     pat_fill_sparse(p, n, 0);
     b->p = p;
     b->n = n;
@@ -49,19 +46,19 @@ static inline struct blk *blk_new_n(size_t n)
     return b;
 }
 
-static inline struct blk *blk_new(uint64_t *rng) { return blk_new_n(tu_stress_size(rng)); }
+static inline struct blk *blk_new(uint64_t *rng) {
+    return blk_new_n(tu_stress_size(rng));
+}
 
-static inline void blk_free(struct blk *b)
-{
-    if (!b)
-        return;
+static inline void blk_free(struct blk *b) {
+    if (!b) return;
     if (b->chk != blk_sum(b)) {
         CHECKF(0, "descriptor %p corrupted (p=%p n=%zu)", (void *)b, b->p, b->n);
         return; /* leak rather than free garbage */
     }
     size_t bad = pat_check_sparse(b->p, b->n, 0);
-    CHECKF(bad == (size_t)-1, "block %p (size %zu) corrupted at offset %zu before free", b->p,
-           b->n, bad);
+    CHECKF(bad == (size_t)-1, "block %p (size %zu) corrupted at offset %zu before free", b->p, b->n,
+           bad);
     free(b->p);
     b->chk = 0;
     free(b);

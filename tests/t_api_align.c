@@ -35,15 +35,13 @@ static void *(*volatile p_realloc)(void *, size_t) = realloc;
 enum api { API_POSIX, API_ALIGNED, API_MEMALIGN, API_N };
 static const char *api_name[] = {"posix_memalign", "aligned_alloc", "memalign"};
 
-static void *alloc_aligned(enum api a, size_t al, size_t sz)
-{
+static void *alloc_aligned(enum api a, size_t al, size_t sz) {
     void *p = NULL;
     switch (a) {
     case API_POSIX: {
         int r = p_posix_memalign(&p, al, sz);
         CHECKF(r == 0, "posix_memalign(al=%zu, sz=%zu) = %d", al, sz, r);
-        if (r)
-            p = NULL;
+        if (r) p = NULL;
         break;
     }
     case API_ALIGNED:
@@ -64,10 +62,23 @@ struct blk {
     size_t sz, us;
 };
 
-static void test_alignments(void)
-{
-    const size_t sizes[] = {0, 1, 7, 8, 15, 16, 24, 100, 1000, 4095, 4097, 12345, 65537, 131073,
-                            (1u << 20) + 3, (5u << 20) + 1};
+static void test_alignments(void) {
+    const size_t sizes[] = {0,
+                            1,
+                            7,
+                            8,
+                            15,
+                            16,
+                            24,
+                            100,
+                            1000,
+                            4095,
+                            4097,
+                            12345,
+                            65537,
+                            131073,
+                            (1u << 20) + 3,
+                            (5u << 20) + 1};
     enum { NS = sizeof sizes / sizeof sizes[0] };
     for (int a = 0; a < API_N; a++) {
         for (size_t al = sizeof(void *); al <= (4u << 20); al <<= 1) {
@@ -78,14 +89,12 @@ static void test_alignments(void)
                 for (int i = 0; i < NS; i++) {
                     size_t sz = sizes[i];
                     void *p = alloc_aligned((enum api)a, al, sz);
-                    if (!p)
-                        continue;
+                    if (!p) continue;
                     CHECKF(((uintptr_t)p & (al - 1)) == 0, "%s(al=%zu, sz=%zu) = %p misaligned",
                            api_name[a], al, sz, p);
                     size_t us = malloc_usable_size(p);
                     CHECKF(us >= sz, "%s(al=%zu, sz=%zu): usable %zu", api_name[a], al, sz, us);
-                    if (us < sz)
-                        us = sz;
+                    if (us < sz) us = sz;
                     pat_fill(p, us, al ^ sz);
                     b[nb++] = (struct blk){p, sz, us};
                 }
@@ -97,8 +106,8 @@ static void test_alignments(void)
                     if (j != i)
                         CHECKF((uintptr_t)b[i].p + b[i].us <= (uintptr_t)b[j].p ||
                                    (uintptr_t)b[j].p + b[j].us <= (uintptr_t)b[i].p,
-                               "%s(al=%zu) blocks overlap: %p+%zu, %p+%zu", api_name[a], al,
-                               b[i].p, b[i].us, b[j].p, b[j].us);
+                               "%s(al=%zu) blocks overlap: %p+%zu, %p+%zu", api_name[a], al, b[i].p,
+                               b[i].us, b[j].p, b[j].us);
             }
             /* realloc of an aligned block keeps the contents (first half of
              * the blocks), free directly the rest */
@@ -126,11 +135,11 @@ static void test_alignments(void)
     }
 }
 
-static void test_errors(void)
-{
+static void test_errors(void) {
     /* posix_memalign: bad alignments -> EINVAL, out pointer untouched */
-    const size_t bad[] = {0, 1, 2, 4, 3, 12, 24, 48, 100, 4095, 4097, 3u << 20, SIZE_MAX,
-                          (size_t)1 << (sizeof(size_t) * 8 - 1) | 8};
+    const size_t bad[] = {
+        0,  1,   2,    4,    3,        12,       24,
+        48, 100, 4095, 4097, 3u << 20, SIZE_MAX, (size_t)1 << (sizeof(size_t) * 8 - 1) | 8};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         void *sentinel = (void *)(uintptr_t)0x5a5a5a5a;
         void *p = sentinel;
@@ -138,8 +147,7 @@ static void test_errors(void)
         int r = p_posix_memalign(&p, bad[i], 64);
         CHECKF(r == EINVAL, "posix_memalign(al=%zu) = %d, want EINVAL", bad[i], r);
         CHECKF(p == sentinel, "posix_memalign(al=%zu) wrote *out = %p on error", bad[i], p);
-        if (r == 0 && p != sentinel)
-            free(p);
+        if (r == 0 && p != sentinel) free(p);
     }
     /* posix_memalign: impossible size -> ENOMEM, out untouched */
     {
@@ -172,8 +180,7 @@ static void test_errors(void)
             CHECKF(p != NULL || e == EINVAL, "aligned_alloc(%zu, 96): errno %d, want EINVAL",
                    npot[i], e);
         }
-        if (p)
-            free(p);
+        if (p) free(p);
     }
     if (!strict)
         printf("aligned_alloc bad-alignment check skipped (glibc %s < 2.38 rounds up)\n",
@@ -193,8 +200,7 @@ static void test_errors(void)
         void *p = p_memalign(mnpot[i], 200);
         if (p) {
             size_t pot = 1;
-            while (pot < mnpot[i])
-                pot <<= 1;
+            while (pot < mnpot[i]) pot <<= 1;
             CHECKF(((uintptr_t)p & (pot - 1)) == 0, "memalign(%zu) = %p not aligned to %zu",
                    mnpot[i], p, pot);
             CHECK(malloc_usable_size(p) >= 200);
@@ -213,8 +219,7 @@ static void test_errors(void)
     }
 }
 
-static void test_valloc(void)
-{
+static void test_valloc(void) {
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
     const size_t sizes[] = {0, 1, 100, 4095, 4096, 4097, 10000, 65536, 100000, (3u << 20) + 5};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -236,8 +241,7 @@ static void test_valloc(void)
             CHECKF(((uintptr_t)q & (pg - 1)) == 0, "pvalloc(%zu) = %p not page aligned", sz, q);
             size_t us = malloc_usable_size(q);
             CHECKF(us >= want, "pvalloc(%zu): usable %zu < rounded size %zu", sz, us, want);
-            if (us < sz)
-                us = sz;
+            if (us < sz) us = sz;
             pat_fill(q, us, 8);
             CHECK(pat_check(q, us, 8) == (size_t)-1);
             free(q);
@@ -252,8 +256,7 @@ static void test_valloc(void)
     CHECKF(p == NULL && errno == ENOMEM, "valloc(SIZE_MAX-100) = %p errno %d", p, errno);
 }
 
-int main(void)
-{
+int main(void) {
     tu_init("t_api_align");
     test_alignments();
     test_errors();

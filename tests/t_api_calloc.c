@@ -20,22 +20,27 @@
 static void *(*volatile p_malloc)(size_t) = malloc;
 static void *(*volatile p_calloc)(size_t, size_t) = calloc;
 
-static const size_t sizes[] = {1,      8,      16,     24,      100,      256,     1000,
-                               1024,   2000,   4096,   5000,    12345,    40000,   65536,
-                               100000, 131072, 131073, 200000,  1u << 20, (1u << 20) + 100,
-                               3u << 20, (4u << 20) + 1, 9u << 20, 16u << 20};
+static const size_t sizes[] = {1,        8,
+                               16,       24,
+                               100,      256,
+                               1000,     1024,
+                               2000,     4096,
+                               5000,     12345,
+                               40000,    65536,
+                               100000,   131072,
+                               131073,   200000,
+                               1u << 20, (1u << 20) + 100,
+                               3u << 20, (4u << 20) + 1,
+                               9u << 20, 16u << 20};
 enum { NS = sizeof sizes / sizeof sizes[0], COPIES = 8 };
 
-static size_t first_nonzero(const unsigned char *p, size_t n)
-{
+static size_t first_nonzero(const unsigned char *p, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return i;
+        if (p[i]) return i;
     return (size_t)-1;
 }
 
-static void dirty_round(void)
-{
+static void dirty_round(void) {
     void *v[NS * COPIES];
     for (int c = 0; c < COPIES; c++)
         for (int i = 0; i < NS; i++) {
@@ -44,12 +49,10 @@ static void dirty_round(void)
             memset(p, 0xAA, malloc_usable_size(p));
             v[c * NS + i] = p;
         }
-    for (int i = 0; i < NS * COPIES; i++)
-        free(v[i]);
+    for (int i = 0; i < NS * COPIES; i++) free(v[i]);
 }
 
-static void calloc_round(int reverse, const char *what)
-{
+static void calloc_round(int reverse, const char *what) {
     void *v[NS * COPIES];
     for (int k = 0; k < NS * COPIES; k++) {
         int j = reverse ? NS * COPIES - 1 - k : k;
@@ -60,19 +63,16 @@ static void calloc_round(int reverse, const char *what)
         unsigned char *p = p_calloc(nm, el);
         CHECKF(p != NULL, "%s: calloc(%zu, %zu) = NULL", what, nm, el);
         v[k] = p;
-        if (!p)
-            continue;
+        if (!p) continue;
         size_t bad = first_nonzero(p, sz);
         CHECKF(bad == (size_t)-1, "%s: calloc(%zu, %zu) = %p byte %zu is 0x%02x", what, nm, el,
                (void *)p, bad, bad == (size_t)-1 ? 0 : p[bad]);
         memset(p, 0xAA, malloc_usable_size(p));
     }
-    for (int k = 0; k < NS * COPIES; k++)
-        free(v[k]);
+    for (int k = 0; k < NS * COPIES; k++) free(v[k]);
 }
 
-static void *thread_round(void *arg)
-{
+static void *thread_round(void *arg) {
     (void)arg;
     for (int r = 0; r < 3; r++) {
         calloc_round(r & 1, "thread");
@@ -81,8 +81,7 @@ static void *thread_round(void *arg)
     return NULL;
 }
 
-static void test_zeroing(void)
-{
+static void test_zeroing(void) {
     for (int r = 0; r < 4; r++) {
         dirty_round();
         calloc_round(r & 1, r & 1 ? "reverse" : "same-order");
@@ -103,8 +102,7 @@ static void test_zeroing(void)
             REQUIRE(v[i]);
             memset(v[i], 0xAA, malloc_usable_size(v[i]));
         }
-        for (int i = 0; i < 64; i++)
-            free(v[i]);
+        for (int i = 0; i < 64; i++) free(v[i]);
         for (int i = 0; i < 64; i++) {
             unsigned char *p = p_calloc(1, sz);
             REQUIRE(p);
@@ -112,13 +110,11 @@ static void test_zeroing(void)
             CHECKF(bad == (size_t)-1, "calloc(1, %zu) after free: byte %zu nonzero", sz, bad);
             v[i] = p;
         }
-        for (int i = 0; i < 64; i++)
-            free(v[i]);
+        for (int i = 0; i < 64; i++) free(v[i]);
     }
 }
 
-static void test_zero_and_overflow(void)
-{
+static void test_zero_and_overflow(void) {
     void *a = p_calloc(0, 10), *b = p_calloc(10, 0), *c = p_calloc(0, 0);
     CHECK(a != NULL && b != NULL && c != NULL);
     CHECK(a != b && b != c && a != c);
@@ -150,8 +146,7 @@ static void test_zero_and_overflow(void)
     }
 }
 
-int main(void)
-{
+int main(void) {
     tu_init("t_api_calloc");
     test_zeroing();
     test_zero_and_overflow();

@@ -32,50 +32,44 @@ struct blk {
     size_t req, usable;
 };
 
-static int cmp_blk(const void *a, const void *b)
-{
+static int cmp_blk(const void *a, const void *b) {
     uintptr_t x = (uintptr_t)((const struct blk *)a)->p, y = (uintptr_t)((const struct blk *)b)->p;
     return x < y ? -1 : x > y;
 }
 
 /* Allocates every size in sizes[], fills all usable bytes, checks no overlap
  * with the others, verifies, frees (in an interleaved order). */
-static void sweep(const size_t *sizes, size_t n, uint64_t seed)
-{
+static void sweep(const size_t *sizes, size_t n, uint64_t seed) {
     struct blk *b = calloc(n, sizeof *b);
     REQUIRE(b);
     for (size_t i = 0; i < n; i++) {
         size_t sz = sizes[i];
         void *p = p_malloc(sz);
         CHECKF(p != NULL, "malloc(%zu) returned NULL", sz);
-        if (!p)
-            continue;
+        if (!p) continue;
         if (sz >= 16)
             CHECKF(((uintptr_t)p & 15) == 0, "malloc(%zu) = %p not 16-aligned", sz, p);
         else
             CHECKF(((uintptr_t)p & 7) == 0, "malloc(%zu) = %p not 8-aligned", sz, p);
         size_t us = malloc_usable_size(p);
         CHECKF(us >= sz, "malloc_usable_size(malloc(%zu)) = %zu", sz, us);
-        if (us < sz)
-            us = sz;
+        if (us < sz) us = sz;
         pat_fill(p, us, seed);
         b[i] = (struct blk){p, sz, us};
     }
     /* All live at once: patterns intact, no overlap of usable ranges. */
     for (size_t i = 0; i < n; i++) {
-        if (!b[i].p)
-            continue;
+        if (!b[i].p) continue;
         size_t bad = pat_check(b[i].p, b[i].usable, seed);
-        CHECKF(bad == (size_t)-1, "block %p (req %zu, usable %zu) corrupted at offset %zu",
-               b[i].p, b[i].req, b[i].usable, bad);
+        CHECKF(bad == (size_t)-1, "block %p (req %zu, usable %zu) corrupted at offset %zu", b[i].p,
+               b[i].req, b[i].usable, bad);
     }
     struct blk *s = malloc(n * sizeof *s);
     REQUIRE(s);
     memcpy(s, b, n * sizeof *s);
     qsort(s, n, sizeof *s, cmp_blk);
     for (size_t i = 1; i < n; i++) {
-        if (!s[i - 1].p)
-            continue;
+        if (!s[i - 1].p) continue;
         CHECKF((uintptr_t)s[i - 1].p + s[i - 1].usable <= (uintptr_t)s[i].p,
                "blocks overlap: %p+%zu and %p", s[i - 1].p, s[i - 1].usable, s[i].p);
     }
@@ -83,8 +77,7 @@ static void sweep(const size_t *sizes, size_t n, uint64_t seed)
     /* Free odd indices first, then even: exercises partially-empty slabs. */
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = (size_t)(1 - pass); i < n; i += 2) {
-            if (!b[i].p)
-                continue;
+            if (!b[i].p) continue;
             size_t bad = pat_check(b[i].p, b[i].usable, seed);
             CHECKF(bad == (size_t)-1, "block %p (req %zu) corrupted before free at %zu", b[i].p,
                    b[i].req, bad);
@@ -93,8 +86,7 @@ static void sweep(const size_t *sizes, size_t n, uint64_t seed)
     free(b);
 }
 
-static void test_malloc0(void)
-{
+static void test_malloc0(void) {
     enum { N = 1000 };
     struct blk b[N];
     for (int i = 0; i < N; i++) {
@@ -105,52 +97,43 @@ static void test_malloc0(void)
     }
     qsort(b, N, sizeof b[0], cmp_blk);
     for (int i = 1; i < N; i++)
-        if (b[i - 1].p)
-            CHECKF(b[i - 1].p != b[i].p, "malloc(0) returned %p twice", b[i].p);
+        if (b[i - 1].p) CHECKF(b[i - 1].p != b[i].p, "malloc(0) returned %p twice", b[i].p);
     /* usable bytes of malloc(0) blocks must not overlap either */
     for (int i = 1; i < N; i++)
         if (b[i - 1].p)
             CHECKF((uintptr_t)b[i - 1].p + b[i - 1].usable <= (uintptr_t)b[i].p,
                    "malloc(0) blocks overlap: %p+%zu, %p", b[i - 1].p, b[i - 1].usable, b[i].p);
-    for (int i = 0; i < N; i++)
-        p_free(b[i].p);
+    for (int i = 0; i < N; i++) p_free(b[i].p);
     p_free(NULL);
     p_free(NULL);
     CHECK(malloc_usable_size(NULL) == 0);
 }
 
-static void test_sizes(void)
-{
+static void test_sizes(void) {
     static size_t sizes[4097];
-    for (size_t i = 0; i <= 4096; i++)
-        sizes[i] = i;
+    for (size_t i = 0; i <= 4096; i++) sizes[i] = i;
     sweep(sizes, 4097, 1);
     /* geometric 4 KiB .. 64 MiB, with the neighbours of each step */
     size_t geo[400];
     size_t n = 0;
     for (double s = 4096; s <= 64.0 * 1024 * 1024 && n + 3 <= 400; s *= 1.25) {
         size_t z = (size_t)s & ~(size_t)15;
-        if (z <= (1u << 20))
-            geo[n++] = z - 1;
+        if (z <= (1u << 20)) geo[n++] = z - 1;
         geo[n++] = z;
-        if (z <= (1u << 20))
-            geo[n++] = z + 1;
+        if (z <= (1u << 20)) geo[n++] = z + 1;
     }
     geo[n++] = 64u << 20;
     /* powers of two and class-ish boundaries up to 64 MiB */
     for (size_t z = 8192; z <= (64u << 20) && n + 2 <= 400; z <<= 1) {
         geo[n++] = z + 16;
-        if (z <= (4u << 20))
-            geo[n++] = z - 16;
+        if (z <= (4u << 20)) geo[n++] = z - 16;
     }
     sweep(geo, n, 2);
     /* one at a time too (fresh block every time, not all live) */
-    for (size_t i = 0; i < n; i++)
-        sweep(&geo[i], 1, 3 + i);
+    for (size_t i = 0; i < n; i++) sweep(&geo[i], 1, 3 + i);
 }
 
-static void test_impossible(void)
-{
+static void test_impossible(void) {
     volatile size_t bigs[] = {SIZE_MAX, (size_t)PTRDIFF_MAX + 1, SIZE_MAX - 4096,
                               (size_t)PTRDIFF_MAX + 4096, SIZE_MAX / 2 + 12345};
     for (size_t i = 0; i < sizeof bigs / sizeof bigs[0]; i++) {
@@ -159,8 +142,7 @@ static void test_impossible(void)
         int e = errno;
         CHECKF(p == NULL, "malloc(%zu) returned %p", bigs[i], p);
         CHECKF(e == ENOMEM, "malloc(%zu): errno %d, want ENOMEM", bigs[i], e);
-        if (p)
-            p_free(p);
+        if (p) p_free(p);
     }
     /* still works afterwards */
     void *p = p_malloc(100);
@@ -168,8 +150,7 @@ static void test_impossible(void)
     p_free(p);
 }
 
-static void test_free_errno(void)
-{
+static void test_free_errno(void) {
     size_t sizes[] = {0, 8, 100, 5000, 100000, 3u << 20};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *p = p_malloc(sizes[i]);
@@ -183,8 +164,7 @@ static void test_free_errno(void)
     CHECK(errno == 777);
 }
 
-static void test_trim_mallinfo(void)
-{
+static void test_trim_mallinfo(void) {
     int r = malloc_trim(0);
     CHECKF(r == 0 || r == 1, "malloc_trim(0) = %d", r);
 
@@ -207,8 +187,7 @@ static void test_trim_mallinfo(void)
     /* total in use can not exceed what the system gave (arena + mmapped) */
     CHECKF(during.uordblks <= during.arena + during.hblkhd + (64u << 20),
            "uordblks %zu > arena %zu + hblkhd %zu", during.uordblks, during.arena, during.hblkhd);
-    for (size_t i = 0; i < N; i++)
-        p_free(v[i]);
+    for (size_t i = 0; i < N; i++) p_free(v[i]);
     free(v);
     struct mallinfo2 after = mallinfo2();
     CHECKF(after.uordblks < during.uordblks, "uordblks did not drop after free: %zu -> %zu",
@@ -222,8 +201,7 @@ static void test_trim_mallinfo(void)
     sweep(sizes, sizeof sizes / sizeof sizes[0], 99);
 }
 
-int main(void)
-{
+int main(void) {
     tu_init("t_api_malloc");
     test_malloc0();
     test_sizes();

@@ -26,19 +26,15 @@ static void *(*volatile p_realloc)(void *, size_t) = realloc;
 static void *(*volatile p_reallocarray)(void *, size_t, size_t) = reallocarray;
 
 /* Content of a realloc chain: byte i = f(seed, i), independent of address. */
-static inline uint8_t cb(uint64_t seed, size_t i)
-{
+static inline uint8_t cb(uint64_t seed, size_t i) {
     return (uint8_t)(tu_mix(seed + (i >> 3)) >> ((i & 7) * 8));
 }
 
-static void fill_range(uint8_t *p, size_t from, size_t to, uint64_t seed)
-{
-    for (size_t i = from; i < to; i++)
-        p[i] = cb(seed, i);
+static void fill_range(uint8_t *p, size_t from, size_t to, uint64_t seed) {
+    for (size_t i = from; i < to; i++) p[i] = cb(seed, i);
 }
 
-static int check_range(const uint8_t *p, size_t n, uint64_t seed, size_t *bad)
-{
+static int check_range(const uint8_t *p, size_t n, uint64_t seed, size_t *bad) {
     for (size_t i = 0; i < n; i++)
         if (p[i] != cb(seed, i)) {
             *bad = i;
@@ -48,12 +44,10 @@ static int check_range(const uint8_t *p, size_t n, uint64_t seed, size_t *bad)
 }
 
 /* Walks one block through sizes[], checking contents at every step. */
-static void walk(const size_t *sizes, size_t n, uint64_t seed, const char *what)
-{
+static void walk(const size_t *sizes, size_t n, uint64_t seed, const char *what) {
     uint8_t *p = p_realloc(NULL, sizes[0]);
     CHECKF(p != NULL || sizes[0] == 0, "%s: realloc(NULL, %zu) = NULL", what, sizes[0]);
-    if (!p)
-        return;
+    if (!p) return;
     size_t cur = sizes[0];
     fill_range(p, 0, cur, seed);
     for (size_t k = 1; k < n; k++) {
@@ -61,13 +55,11 @@ static void walk(const size_t *sizes, size_t n, uint64_t seed, const char *what)
         uint8_t *q = p_realloc(p, nsz);
         if (nsz == 0) {
             /* frees, or returns a unique pointer; start again */
-            if (q)
-                free(q);
+            if (q) free(q);
             p = p_malloc(0);
             cur = 0;
             CHECK(p != NULL);
-            if (!p)
-                return;
+            if (!p) return;
             continue;
         }
         CHECKF(q != NULL, "%s: realloc(%p, %zu -> %zu) = NULL", what, (void *)p, cur, nsz);
@@ -87,8 +79,7 @@ static void walk(const size_t *sizes, size_t n, uint64_t seed, const char *what)
         CHECKF(us >= nsz, "%s: usable %zu after realloc to %zu", what, us, nsz);
         /* write the new bytes; scribble all the slack past nsz too */
         fill_range(q, keep, nsz, seed);
-        if (us > nsz)
-            memset(q + nsz, 0xEE, us - nsz);
+        if (us > nsz) memset(q + nsz, 0xEE, us - nsz);
         p = q;
         cur = nsz;
     }
@@ -97,29 +88,43 @@ static void walk(const size_t *sizes, size_t n, uint64_t seed, const char *what)
     free(p);
 }
 
-static void test_walks(void)
-{
+static void test_walks(void) {
     /* tiny -> small -> mid -> large -> back down */
-    const size_t updown[] = {1,       3,       8,       16,      17,         33,       100,
-                             500,     1024,    1025,    4000,    4097,       16000,    65536,
-                             131072,  131073,  300000,  1048577, 3u << 20,   (8u << 20) + 7,
-                             32u << 20, 5u << 20, 1048577, 131073, 131072,    70000,    4097,
-                             4096,    1000,    129,     16,      15,         1,        0,
-                             40,      2u << 20, 24,     0,       1};
+    const size_t updown[] = {1,         3,        8,       16,       17,
+                             33,        100,      500,     1024,     1025,
+                             4000,      4097,     16000,   65536,    131072,
+                             131073,    300000,   1048577, 3u << 20, (8u << 20) + 7,
+                             32u << 20, 5u << 20, 1048577, 131073,   131072,
+                             70000,     4097,     4096,    1000,     129,
+                             16,        15,       1,       0,        40,
+                             2u << 20,  24,       0,       1};
     walk(updown, sizeof updown / sizeof updown[0], 11, "up-down");
 
     /* doubling to 64 MiB and halving back */
     size_t dbl[64];
     size_t n = 0;
-    for (size_t s = 1; s <= (64u << 20); s <<= 1)
-        dbl[n++] = s;
-    for (size_t s = 32u << 20; s >= 1; s >>= 1)
-        dbl[n++] = s;
+    for (size_t s = 1; s <= (64u << 20); s <<= 1) dbl[n++] = s;
+    for (size_t s = 32u << 20; s >= 1; s >>= 1) dbl[n++] = s;
     walk(dbl, n, 12, "doubling");
 
     /* +1 around each boundary of interest */
-    size_t edges[] = {15, 16, 17, 1023, 1024, 1025, 4095, 4096, 4097, 131071, 131072, 131073,
-                      (1u << 20) - 1, 1u << 20, (1u << 20) + 1, (4u << 20) - 1, 4u << 20,
+    size_t edges[] = {15,
+                      16,
+                      17,
+                      1023,
+                      1024,
+                      1025,
+                      4095,
+                      4096,
+                      4097,
+                      131071,
+                      131072,
+                      131073,
+                      (1u << 20) - 1,
+                      1u << 20,
+                      (1u << 20) + 1,
+                      (4u << 20) - 1,
+                      4u << 20,
                       (4u << 20) + 1};
     walk(edges, sizeof edges / sizeof edges[0], 13, "edges");
 
@@ -145,17 +150,24 @@ static void test_walks(void)
     for (int i = 0; i < 400; i++) {
         uint64_t r = tu_rand(&rs);
         switch (r % 4) {
-        case 0: rnd[i] = 1 + (r >> 8) % 256; break;
-        case 1: rnd[i] = 1 + (r >> 8) % 8192; break;
-        case 2: rnd[i] = 1 + (r >> 8) % 262144; break;
-        default: rnd[i] = 1 + (r >> 8) % (3u << 20); break;
+        case 0:
+            rnd[i] = 1 + (r >> 8) % 256;
+            break;
+        case 1:
+            rnd[i] = 1 + (r >> 8) % 8192;
+            break;
+        case 2:
+            rnd[i] = 1 + (r >> 8) % 262144;
+            break;
+        default:
+            rnd[i] = 1 + (r >> 8) % (3u << 20);
+            break;
         }
     }
     walk(rnd, 400, 16, "random");
 }
 
-static void test_null_zero(void)
-{
+static void test_null_zero(void) {
     /* realloc(NULL, n) == malloc(n) */
     for (size_t n = 0; n < 300; n += 7) {
         void *p = p_realloc(NULL, n);
@@ -180,10 +192,8 @@ static void test_null_zero(void)
         void *other = p_malloc(sizes[i]); /* must not be q if q is live */
         keep[i][0] = q;
         keep[i][1] = other;
-        CHECKF(q == NULL || q != other, "realloc(p,0) returned %p which malloc then handed out",
-               q);
-        if (other)
-            memset(other, 0x44, sizes[i]);
+        CHECKF(q == NULL || q != other, "realloc(p,0) returned %p which malloc then handed out", q);
+        if (other) memset(other, 0x44, sizes[i]);
     }
     for (int i = 0; i < 5; i++) {
         free(keep[i][0]);
@@ -191,8 +201,7 @@ static void test_null_zero(void)
     }
 }
 
-static void test_enomem(void)
-{
+static void test_enomem(void) {
     const size_t sizes[] = {10, 2000, 100000, 3u << 20};
     volatile size_t huge[] = {SIZE_MAX, (size_t)PTRDIFF_MAX + 1, SIZE_MAX - 4096};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -213,7 +222,9 @@ static void test_enomem(void)
         /* reallocarray overflow */
         struct {
             size_t a, b;
-        } ov[] = {{SIZE_MAX, 2}, {SIZE_MAX / 2 + 1, 2}, {(size_t)1 << 33, (size_t)1 << 31},
+        } ov[] = {{SIZE_MAX, 2},
+                  {SIZE_MAX / 2 + 1, 2},
+                  {(size_t)1 << 33, (size_t)1 << 31},
                   {3, SIZE_MAX / 3 + 1}};
         for (size_t k = 0; k < sizeof ov / sizeof ov[0]; k++) {
             errno = 0;
@@ -221,8 +232,7 @@ static void test_enomem(void)
             int e = errno;
             CHECKF(q == NULL, "reallocarray(p, %zu, %zu) = %p", ov[k].a, ov[k].b, q);
             CHECKF(e == ENOMEM, "reallocarray(p, %zu, %zu): errno %d", ov[k].a, ov[k].b, e);
-            if (q)
-                p = q;
+            if (q) p = q;
         }
         size_t bad;
         CHECKF(check_range(p, sizes[i], 100 + i, &bad),
@@ -246,8 +256,7 @@ static void test_enomem(void)
     free(q);
 }
 
-int main(void)
-{
+int main(void) {
     tu_init("t_api_realloc");
     test_walks();
     test_null_zero();

@@ -36,20 +36,16 @@ static const uint32_t classes[] = {
 };
 enum { NCLASS = sizeof classes / sizeof classes[0] };
 
-static size_t class_for(size_t n)
-{
+static size_t class_for(size_t n) {
     for (int i = 0; i < NCLASS; i++)
-        if (classes[i] >= n)
-            return classes[i];
+        if (classes[i] >= n) return classes[i];
     return 0;
 }
 
-static void check_size(size_t n, int hak)
-{
+static void check_size(size_t n, int hak) {
     void *p = p_malloc(n);
     CHECKF(p != NULL, "malloc(%zu) = NULL", n);
-    if (!p)
-        return;
+    if (!p) return;
     size_t us = malloc_usable_size(p);
     CHECKF(us >= n, "malloc_usable_size(malloc(%zu)) = %zu", n, us);
     if (us >= n && us > 0) {
@@ -63,15 +59,14 @@ static void check_size(size_t n, int hak)
             size_t want = class_for(n ? n : 1);
             CHECKF(us == want, "hakmem: malloc(%zu) usable %zu, want class size %zu", n, us, want);
         } else {
-            CHECKF(us < n + n / 8 + (128u << 10), "hakmem: large malloc(%zu) usable %zu too big",
-                   n, us);
+            CHECKF(us < n + n / 8 + (128u << 10), "hakmem: large malloc(%zu) usable %zu too big", n,
+                   us);
         }
     }
     free(p);
 }
 
-static void test_shm_segment(void)
-{
+static void test_shm_segment(void) {
     const char *e = getenv("HAKMEM_SHM");
     if (e && strcmp(e, "0") == 0) {
         printf("HAKMEM_SHM=0: segment check skipped\n");
@@ -81,8 +76,7 @@ static void test_shm_segment(void)
     snprintf(path, sizeof path, "/dev/shm/" HAK_SHM_PREFIX "%d", (int)getpid());
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     CHECKF(fd >= 0, "hakmem loaded but %s does not exist (%s)", path, strerror(errno));
-    if (fd < 0)
-        return;
+    if (fd < 0) return;
     struct stat st;
     REQUIRE(fstat(fd, &st) == 0);
     CHECKF((size_t)st.st_size >= sizeof(struct hak_shm_header), "%s: size %lld", path,
@@ -114,8 +108,7 @@ static void test_shm_segment(void)
     munmap((void *)m, (size_t)st.st_size);
 }
 
-int main(void)
-{
+int main(void) {
     tu_init("t_api_sizeclass");
     int hak = hakmem_loaded();
 
@@ -124,26 +117,22 @@ int main(void)
     CHECK(classes[NCLASS - 1] == HAK_CLASS_MAX);
     for (int i = 0; i < NCLASS; i++) {
         CHECKF(classes[i] % 16 == 0, "class %d size %u not a multiple of 16", i, classes[i]);
-        if (i)
-            CHECKF(classes[i] > classes[i - 1], "class %d not increasing", i);
+        if (i) CHECKF(classes[i] > classes[i - 1], "class %d not increasing", i);
         if (i && classes[i - 1] >= 128)
             CHECKF(classes[i] - classes[i - 1] <= classes[i - 1] / 4,
                    "class %d (%u) more than 25 %% above class %d", i, classes[i], i - 1);
     }
 
-    for (size_t n = 0; n <= 8192; n++)
-        check_size(n, hak);
-    for (size_t n = 8193; n <= 140000; n += 61)
-        check_size(n, hak);
+    for (size_t n = 0; n <= 8192; n++) check_size(n, hak);
+    for (size_t n = 8193; n <= 140000; n += 61) check_size(n, hak);
     for (int i = 0; i < NCLASS; i++) {
         check_size(classes[i] - 1, hak);
         check_size(classes[i], hak);
         check_size(classes[i] + 1, hak);
     }
-    const size_t large[] = {131073, 135000, 200000, 262144, 1u << 20, (1u << 20) + 1, 7u << 20,
-                            (32u << 20) + 5};
-    for (size_t i = 0; i < sizeof large / sizeof large[0]; i++)
-        check_size(large[i], hak);
+    const size_t large[] = {131073,   135000,         200000,   262144,
+                            1u << 20, (1u << 20) + 1, 7u << 20, (32u << 20) + 5};
+    for (size_t i = 0; i < sizeof large / sizeof large[0]; i++) check_size(large[i], hak);
 
     if (hak)
         test_shm_segment();

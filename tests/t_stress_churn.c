@@ -23,14 +23,13 @@
 #define NTHREADS 4
 
 static pthread_mutex_t pool_m = PTHREAD_MUTEX_INITIALIZER;
-static struct blk *pool;   /* left by the previous round */
-static struct blk *kept;   /* freed by main at the end */
+static struct blk *pool; /* left by the previous round */
+static struct blk *kept; /* freed by main at the end */
 static pthread_key_t key;
 static long rounds, per_thread;
 static _Atomic long dtor_runs;
 
-static void dtor(void *v)
-{
+static void dtor(void *v) {
     struct blk *b = v;
     /* allocate and free during thread teardown */
     void *x = malloc(100);
@@ -47,10 +46,11 @@ static void dtor(void *v)
     atomic_fetch_add(&dtor_runs, 1);
 }
 
-static void leave_early(void) { pthread_exit(NULL); }
+static void leave_early(void) {
+    pthread_exit(NULL);
+}
 
-static void *worker(void *arg)
-{
+static void *worker(void *arg) {
     long id = (long)arg;
     uint64_t rng = (uint64_t)id * 2654435761u + 17;
 
@@ -73,12 +73,20 @@ static void *worker(void *arg)
     struct blk *local = NULL, *to_pool = NULL, *to_keep = NULL;
     for (long k = 0; k < per_thread; k++) {
         struct blk *b = (k % 3 == 0) ? blk_new(&rng) : blk_new_n(tu_rand(&rng) % 700);
-        if (!b)
-            continue;
+        if (!b) continue;
         switch (tu_rand(&rng) % 4) {
-        case 0: b->next = to_pool; to_pool = b; break;
-        case 1: b->next = to_keep; to_keep = b; break;
-        default: b->next = local; local = b; break;
+        case 0:
+            b->next = to_pool;
+            to_pool = b;
+            break;
+        case 1:
+            b->next = to_keep;
+            to_keep = b;
+            break;
+        default:
+            b->next = local;
+            local = b;
+            break;
         }
     }
     /* free half of the local ones now, the rest too: the cache is warm */
@@ -110,13 +118,11 @@ static void *worker(void *arg)
         REQUIRE(p);
         free(p);
     }
-    if (id % 5 == 0)
-        leave_early();
+    if (id % 5 == 0) leave_early();
     return NULL;
 }
 
-int main(void)
-{
+int main(void) {
     tu_init("t_stress_churn");
     rounds = tu_scale(600);
     per_thread = 400;
@@ -127,8 +133,7 @@ int main(void)
         pthread_t t[NTHREADS];
         for (int i = 0; i < NTHREADS; i++)
             REQUIRE(pthread_create(&t[i], NULL, worker, (void *)id++) == 0);
-        for (int i = 0; i < NTHREADS; i++)
-            pthread_join(t[i], NULL);
+        for (int i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
         /* blocks of threads that just exited, freed by main */
         pthread_mutex_lock(&pool_m);
         struct blk *k = kept;

@@ -32,8 +32,7 @@ static atomic_int stop;
 static long nforks;
 static atomic_long child_fail;
 
-static void *worker(void *arg)
-{
+static void *worker(void *arg) {
     uint64_t rng = 31337 + (uint64_t)(long)arg;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
         for (int i = 0; i < 64; i++) {
@@ -44,8 +43,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void churn(uint64_t seed, int n)
-{
+static void churn(uint64_t seed, int n) {
     uint64_t rng = seed;
     struct blk *local[64] = {0};
     for (int i = 0; i < n; i++) {
@@ -53,18 +51,15 @@ static void churn(uint64_t seed, int n)
         blk_free(local[k]);
         local[k] = blk_new(&rng);
     }
-    for (int k = 0; k < 64; k++)
-        blk_free(local[k]);
+    for (int k = 0; k < 64; k++) blk_free(local[k]);
 }
 
-static void *child_thread(void *arg)
-{
+static void *child_thread(void *arg) {
     churn((uint64_t)(uintptr_t)arg, 5000);
     return NULL;
 }
 
-static int wait_ok(pid_t pid, const char *what)
-{
+static int wait_ok(pid_t pid, const char *what) {
     int st;
     pid_t w;
     while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
@@ -82,12 +77,10 @@ static int wait_ok(pid_t pid, const char *what)
     return WEXITSTATUS(st) == 0;
 }
 
-static void child_main(long i)
-{
+static void child_main(long i) {
     alarm(60);
     /* blocks allocated by threads that do not exist here */
-    for (int s = 0; s < NSLOTS; s++)
-        blk_free(atomic_exchange(&slots[s], NULL));
+    for (int s = 0; s < NSLOTS; s++) blk_free(atomic_exchange(&slots[s], NULL));
     churn((uint64_t)i * 3 + 1, 20000);
 #ifdef __SANITIZE_THREAD__
     /* TSAN can not start threads in the child of a multi-threaded process
@@ -107,36 +100,30 @@ static void child_main(long i)
             churn((uint64_t)i + 999, 5000);
             exit(tu_failures ? 1 : 0);
         }
-        if (g < 0 || !wait_ok(g, "grandchild"))
-            exit(4);
+        if (g < 0 || !wait_ok(g, "grandchild")) exit(4);
     }
     fflush(stdout);
     exit(tu_failures ? 1 : 0);
 }
 
-static void do_forks(long from, long to)
-{
+static void do_forks(long from, long to) {
     for (long i = from; i < to; i++) {
         /* make sure allocation is in full swing in this thread as well */
         churn((uint64_t)i, 200);
         pid_t pid = fork();
-        if (pid == 0)
-            child_main(i);
+        if (pid == 0) child_main(i);
         CHECKF(pid > 0, "fork: %s", strerror(errno));
-        if (pid > 0 && !wait_ok(pid, "child"))
-            atomic_fetch_add(&child_fail, 1);
+        if (pid > 0 && !wait_ok(pid, "child")) atomic_fetch_add(&child_fail, 1);
     }
 }
 
-static void *forker_thread(void *arg)
-{
+static void *forker_thread(void *arg) {
     (void)arg;
     do_forks(nforks * 2 / 3, nforks);
     return NULL;
 }
 
-int main(void)
-{
+int main(void) {
     tu_init("t_stress_fork");
     fflush(stdout);
     nforks = tu_scale(60);
@@ -150,10 +137,8 @@ int main(void)
     REQUIRE(pthread_create(&ft, NULL, forker_thread, NULL) == 0);
     pthread_join(ft, NULL);
     atomic_store(&stop, 1);
-    for (int i = 0; i < NWORKERS; i++)
-        pthread_join(t[i], NULL);
-    for (int s = 0; s < NSLOTS; s++)
-        blk_free(atomic_exchange(&slots[s], NULL));
+    for (int i = 0; i < NWORKERS; i++) pthread_join(t[i], NULL);
+    for (int s = 0; s < NSLOTS; s++) blk_free(atomic_exchange(&slots[s], NULL));
     printf("children failed: %ld\n", atomic_load(&child_fail));
     return tu_done();
 }

@@ -28,30 +28,26 @@ struct ring {
 static struct ring rings[NPAIRS];
 static long items;
 
-static void *producer(void *arg)
-{
+static void *producer(void *arg) {
     struct ring *r = &rings[(long)arg];
     uint64_t rng = 99 + (uint64_t)(long)arg;
     for (long i = 0; i < items; i++) {
         struct blk *b = blk_new(&rng);
         unsigned long h = atomic_load_explicit(&r->head, memory_order_relaxed);
-        while (h - atomic_load_explicit(&r->tail, memory_order_acquire) >= RING)
-            sched_yield();
+        while (h - atomic_load_explicit(&r->tail, memory_order_acquire) >= RING) sched_yield();
         atomic_store_explicit(&r->cell[h % RING], b, memory_order_relaxed);
         atomic_store_explicit(&r->head, h + 1, memory_order_release);
     }
     return NULL;
 }
 
-static void *consumer(void *arg)
-{
+static void *consumer(void *arg) {
     struct ring *r = &rings[(long)arg];
     uint64_t rng = 555 + (uint64_t)(long)arg;
     struct blk *own[16] = {0};
     for (long i = 0; i < items; i++) {
         unsigned long t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        while (atomic_load_explicit(&r->head, memory_order_acquire) == t)
-            sched_yield();
+        while (atomic_load_explicit(&r->head, memory_order_acquire) == t) sched_yield();
         struct blk *b = atomic_load_explicit(&r->cell[t % RING], memory_order_relaxed);
         atomic_store_explicit(&r->tail, t + 1, memory_order_release);
         blk_free(b);
@@ -61,8 +57,7 @@ static void *consumer(void *arg)
             own[k] = blk_new(&rng);
         }
     }
-    for (int k = 0; k < 16; k++)
-        blk_free(own[k]);
+    for (int k = 0; k < 16; k++) blk_free(own[k]);
     return NULL;
 }
 
@@ -74,22 +69,19 @@ static pthread_mutex_t qm = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t qc = PTHREAD_COND_INITIALIZER;
 static long nbatches;
 
-static void *bproducer(void *arg)
-{
+static void *bproducer(void *arg) {
     uint64_t rng = 4242 + (uint64_t)(long)arg;
     for (long i = 0; i < nbatches; i++) {
         struct blk *head = NULL;
         int len = 1 + (int)(tu_rand(&rng) % 500);
         for (int k = 0; k < len; k++) {
             struct blk *b = blk_new(&rng);
-            if (!b)
-                continue;
+            if (!b) continue;
             b->next = head;
             head = b;
         }
         pthread_mutex_lock(&qm);
-        while (qn == QCAP)
-            pthread_cond_wait(&qc, &qm);
+        while (qn == QCAP) pthread_cond_wait(&qc, &qm);
         queue[(qh + qn++) % QCAP] = head;
         pthread_cond_broadcast(&qc);
         pthread_mutex_unlock(&qm);
@@ -101,13 +93,11 @@ static void *bproducer(void *arg)
     return NULL;
 }
 
-static void *bconsumer(void *arg)
-{
+static void *bconsumer(void *arg) {
     uint64_t rng = 777 + (uint64_t)(long)arg;
     for (;;) {
         pthread_mutex_lock(&qm);
-        while (qn == 0 && producers_left > 0)
-            pthread_cond_wait(&qc, &qm);
+        while (qn == 0 && producers_left > 0) pthread_cond_wait(&qc, &qm);
         if (qn == 0) {
             pthread_mutex_unlock(&qm);
             return NULL;
@@ -124,8 +114,7 @@ static void *bconsumer(void *arg)
                 size_t nn = tu_stress_size(&rng);
                 void *q = realloc(b->p, nn);
                 if (q || nn == 0) {
-                    if (!q)
-                        q = malloc(0);
+                    if (!q) q = malloc(0);
                     REQUIRE(q);
                     b->p = q;
                     b->n = nn;
@@ -141,8 +130,7 @@ static void *bconsumer(void *arg)
     }
 }
 
-int main(void)
-{
+int main(void) {
     tu_init("t_stress_prodcons");
     items = tu_scale(400000);
     nbatches = tu_scale(600);

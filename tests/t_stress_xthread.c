@@ -25,8 +25,7 @@ static pthread_barrier_t bar;
 static struct blk *batches[NTHREADS];
 static long iters, rounds, batch;
 
-static void *worker(void *arg)
-{
+static void *worker(void *arg) {
     long id = (long)arg;
     uint64_t rng = 0x1234 + (uint64_t)id * 7919;
 
@@ -48,11 +47,9 @@ static void *worker(void *arg)
         struct blk *head = NULL;
         for (long k = 0; k < batch; k++) {
             size_t n = (size_t)(tu_rand(&rng) % 2048); /* small: slab-local blocks */
-            if (k % 64 == 0)
-                n = tu_stress_size(&rng);
+            if (k % 64 == 0) n = tu_stress_size(&rng);
             struct blk *b = blk_new_n(n);
-            if (!b)
-                continue;
+            if (!b) continue;
             b->next = head;
             head = b;
         }
@@ -92,8 +89,7 @@ static void *worker(void *arg)
         memcpy(head, b->p, hk);
         void *q = realloc(b->p, nn);
         CHECKF(q != NULL || nn == 0, "realloc(%zu -> %zu) = NULL", b->n, nn);
-        if (!q)
-            q = malloc(nn);
+        if (!q) q = malloc(nn);
         REQUIRE(q);
         CHECKF(memcmp(q, head, hk) == 0, "realloc %zu -> %zu lost contents", b->n, nn);
         b->p = q;
@@ -105,8 +101,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int main(void)
-{
+int main(void) {
     tu_init("t_stress_xthread");
     iters = tu_scale(300000);
     rounds = tu_scale(200);
@@ -116,10 +111,8 @@ int main(void)
     pthread_t t[NTHREADS];
     for (long i = 0; i < NTHREADS; i++)
         REQUIRE(pthread_create(&t[i], NULL, worker, (void *)i) == 0);
-    for (int i = 0; i < NTHREADS; i++)
-        pthread_join(t[i], NULL);
-    for (int s = 0; s < NSLOTS; s++)
-        blk_free(atomic_exchange(&slots[s], NULL));
+    for (int i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
+    for (int s = 0; s < NSLOTS; s++) blk_free(atomic_exchange(&slots[s], NULL));
     pthread_barrier_destroy(&bar);
     return tu_done();
 }

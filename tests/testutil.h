@@ -33,8 +33,7 @@
 static int tu_failures;
 static const char *tu_name = "test";
 
-static inline void tu_fail(const char *file, int line, const char *expr, const char *ctx)
-{
+static inline void tu_fail(const char *file, int line, const char *expr, const char *ctx) {
     int n = __atomic_add_fetch(&tu_failures, 1, __ATOMIC_RELAXED);
     if (n <= TU_MAX_MSGS)
         fprintf(stderr, "%s:%d: CHECK failed: %s%s%s\n", file, line, expr, ctx ? "  -- " : "",
@@ -45,8 +44,7 @@ static inline void tu_fail(const char *file, int line, const char *expr, const c
 
 #define CHECK(expr)                                                                                \
     do {                                                                                           \
-        if (!(expr))                                                                               \
-            tu_fail(__FILE__, __LINE__, #expr, NULL);                                              \
+        if (!(expr)) tu_fail(__FILE__, __LINE__, #expr, NULL);                                     \
     } while (0)
 
 #define CHECKF(expr, ...)                                                                          \
@@ -67,32 +65,31 @@ static inline void tu_fail(const char *file, int line, const char *expr, const c
         }                                                                                          \
     } while (0)
 
-static inline const char *hakmem_version_str(void)
-{
+static inline const char *hakmem_version_str(void) {
     const char *(*fn)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hakmem_version");
     return fn ? fn() : NULL;
 }
 
-static inline int hakmem_loaded(void) { return hakmem_version_str() != NULL; }
+static inline int hakmem_loaded(void) {
+    return hakmem_version_str() != NULL;
+}
 
-static inline void tu_init(const char *name)
-{
+static inline void tu_init(const char *name) {
     tu_name = name;
     const char *v = hakmem_version_str();
-    printf("%s: allocator %s%s\n", name, v ? "hakmem " : "glibc (hakmem not loaded)",
-           v ? v : "");
+    printf("%s: allocator %s%s\n", name, v ? "hakmem " : "glibc (hakmem not loaded)", v ? v : "");
     fflush(stdout);
     const char *e = getenv("HAKMEM_TEST_EXPECT_HAKMEM");
     if (e && *e == '1' && !v) {
-        fprintf(stderr, "%s: HAKMEM_TEST_EXPECT_HAKMEM=1 but hakmem_version() is not "
-                        "visible: the preload did not take\n",
+        fprintf(stderr,
+                "%s: HAKMEM_TEST_EXPECT_HAKMEM=1 but hakmem_version() is not "
+                "visible: the preload did not take\n",
                 name);
         exit(1);
     }
 }
 
-static inline int tu_done(void)
-{
+static inline int tu_done(void) {
     if (tu_failures) {
         printf("%s: FAILED (%d failed checks)\n", tu_name, tu_failures);
         return 1;
@@ -103,12 +100,10 @@ static inline int tu_done(void)
 
 /* Scale factor for iteration counts, percent (HAKMEM_TEST_SCALE, default
  * 100); the TSAN runs turn it down. Never used for timing decisions. */
-static inline long tu_scale(long n)
-{
+static inline long tu_scale(long n) {
     const char *s = getenv("HAKMEM_TEST_SCALE");
     long pct = s ? atol(s) : 100;
-    if (pct <= 0)
-        pct = 100;
+    if (pct <= 0) pct = 100;
     long r = n * pct / 100;
     return r > 0 ? r : 1;
 }
@@ -123,8 +118,7 @@ static inline long tu_scale(long n)
 #define TU_PATFN static inline
 #endif
 
-static inline uint64_t tu_mix(uint64_t x)
-{
+static inline uint64_t tu_mix(uint64_t x) {
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33;
@@ -133,98 +127,77 @@ static inline uint64_t tu_mix(uint64_t x)
     return x;
 }
 
-static inline uint64_t pat_key(const void *p, size_t n, uint64_t seed)
-{
+static inline uint64_t pat_key(const void *p, size_t n, uint64_t seed) {
     return tu_mix((uint64_t)(uintptr_t)p ^ (n * 0x9e3779b97f4a7c15ULL) ^ seed);
 }
 
-static inline uint8_t pat_byte_k(uint64_t k, size_t i)
-{
+static inline uint8_t pat_byte_k(uint64_t k, size_t i) {
     return (uint8_t)(k >> ((i & 7) * 8)) ^ (uint8_t)(i >> 3) ^ (uint8_t)(i >> 11);
 }
 
-static inline uint8_t pat_byte(const void *p, size_t n, uint64_t seed, size_t i)
-{
+static inline uint8_t pat_byte(const void *p, size_t n, uint64_t seed, size_t i) {
     return pat_byte_k(pat_key(p, n, seed), i);
 }
 
 /* Full fill: every byte. */
-TU_PATFN void pat_fill(void *p, size_t n, uint64_t seed)
-{
+TU_PATFN void pat_fill(void *p, size_t n, uint64_t seed) {
     uint8_t *b = (uint8_t *)p;
     uint64_t k = pat_key(p, n, seed);
-    for (size_t i = 0; i < n; i++)
-        b[i] = pat_byte_k(k, i);
+    for (size_t i = 0; i < n; i++) b[i] = pat_byte_k(k, i);
 }
 
 /* Returns the first bad offset, or (size_t)-1 if the block is intact. */
-TU_PATFN size_t pat_check(const void *p, size_t n, uint64_t seed)
-{
+TU_PATFN size_t pat_check(const void *p, size_t n, uint64_t seed) {
     const uint8_t *b = (const uint8_t *)p;
     uint64_t k = pat_key(p, n, seed);
     for (size_t i = 0; i < n; i++)
-        if (b[i] != pat_byte_k(k, i))
-            return i;
+        if (b[i] != pat_byte_k(k, i)) return i;
     return (size_t)-1;
 }
 
 /* Sparse variant for big blocks in stress tests: head and tail 256 bytes and
  * one byte every 4 KiB are patterned, so every page of the block is touched. */
 #define PAT_EDGE 256
-TU_PATFN void pat_fill_sparse(void *p, size_t n, uint64_t seed)
-{
+TU_PATFN void pat_fill_sparse(void *p, size_t n, uint64_t seed) {
     if (n <= 4 * PAT_EDGE) {
         pat_fill(p, n, seed);
         return;
     }
     uint8_t *b = (uint8_t *)p;
     uint64_t k = pat_key(p, n, seed);
-    for (size_t i = 0; i < PAT_EDGE; i++)
-        b[i] = pat_byte_k(k, i);
-    for (size_t i = n - PAT_EDGE; i < n; i++)
-        b[i] = pat_byte_k(k, i);
-    for (size_t i = 4096; i < n - PAT_EDGE; i += 4096)
-        b[i] = pat_byte_k(k, i);
+    for (size_t i = 0; i < PAT_EDGE; i++) b[i] = pat_byte_k(k, i);
+    for (size_t i = n - PAT_EDGE; i < n; i++) b[i] = pat_byte_k(k, i);
+    for (size_t i = 4096; i < n - PAT_EDGE; i += 4096) b[i] = pat_byte_k(k, i);
 }
 
-TU_PATFN size_t pat_check_sparse(const void *p, size_t n, uint64_t seed)
-{
-    if (n <= 4 * PAT_EDGE)
-        return pat_check(p, n, seed);
+TU_PATFN size_t pat_check_sparse(const void *p, size_t n, uint64_t seed) {
+    if (n <= 4 * PAT_EDGE) return pat_check(p, n, seed);
     const uint8_t *b = (const uint8_t *)p;
     uint64_t k = pat_key(p, n, seed);
     for (size_t i = 0; i < PAT_EDGE; i++)
-        if (b[i] != pat_byte_k(k, i))
-            return i;
+        if (b[i] != pat_byte_k(k, i)) return i;
     for (size_t i = n - PAT_EDGE; i < n; i++)
-        if (b[i] != pat_byte_k(k, i))
-            return i;
+        if (b[i] != pat_byte_k(k, i)) return i;
     for (size_t i = 4096; i < n - PAT_EDGE; i += 4096)
-        if (b[i] != pat_byte_k(k, i))
-            return i;
+        if (b[i] != pat_byte_k(k, i)) return i;
     return (size_t)-1;
 }
 
 /* Small fast PRNG (per thread state). */
-static inline uint64_t tu_rand(uint64_t *s)
-{
+static inline uint64_t tu_rand(uint64_t *s) {
     *s += 0x9e3779b97f4a7c15ULL;
     return tu_mix(*s);
 }
 
 /* Size mix for stress tests: mostly small, some mid, a few large. */
-static inline size_t tu_stress_size(uint64_t *s)
-{
+static inline size_t tu_stress_size(uint64_t *s) {
     uint64_t r = tu_rand(s);
     unsigned pick = (unsigned)(r % 1000);
     r >>= 10;
-    if (pick < 800)
-        return (size_t)(r % 1025);              /* 0..1024 */
-    if (pick < 980)
-        return 1025 + (size_t)(r % (131072 - 1024)); /* up to the last slab class */
-    if (pick < 998)
-        return 131073 + (size_t)(r % (1 << 20));  /* large, < 1.2 MiB */
-    return (2u << 20) + (size_t)(r % (2u << 20)); /* 2..4 MiB */
+    if (pick < 800) return (size_t)(r % 1025);                   /* 0..1024 */
+    if (pick < 980) return 1025 + (size_t)(r % (131072 - 1024)); /* up to the last slab class */
+    if (pick < 998) return 131073 + (size_t)(r % (1 << 20));     /* large, < 1.2 MiB */
+    return (2u << 20) + (size_t)(r % (2u << 20));                /* 2..4 MiB */
 }
 
 #endif

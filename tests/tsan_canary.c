@@ -8,16 +8,13 @@
 
 static long counter; /* racy on purpose */
 
-static void *bump(void *arg)
-{
-    for (int i = 0; i < 100000; i++)
-        counter++;
+static void *bump(void *arg) {
+    for (int i = 0; i < 100000; i++) counter++;
     free(malloc(100)); /* the allocator is in the picture too */
     return arg;
 }
 
-int main(void)
-{
+int main(void) {
     pthread_t a, b;
     pthread_create(&a, NULL, bump, NULL);
     pthread_create(&b, NULL, bump, NULL);
