@@ -191,6 +191,19 @@ HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n) {
     void *q = hak_alloc_fast(n);
     if (!q) return NULL; /* errno is ENOMEM; p is untouched */
     memcpy(q, p, n < old ? n : old);
+    hak_heap *h = hak_tls.heap;
+    if (cls >= 0 && h && hak_seg_of(p)->heap == h && n > old) {
+        /* A growing buffer leaves its class behind: the old block goes
+         * straight back to its span, not to the thread cache, where it
+         * would pin the span (and its pages) long after the class went
+         * quiet. */
+        hak_block *b = p;
+        b->key = hak_key;
+        hak_free_to_span(h, hak_span_of(hak_seg_of(p), p), b);
+        HAK_CTR(cls, FREES)++;
+        HAK_CTR(cls, FLUSH_BLOCKS)++;
+        return q;
+    }
     hak_free_fast(p);
     return q;
 }
