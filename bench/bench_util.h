@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,20 @@ static inline void *xmalloc(size_t n) {
 }
 
 /* Parse argv[i] as an integer in [lo, hi], or use def when argc <= i. */
+/* Runs fn on n threads, thread i getting (char *)args + i * stride, and
+ * returns the wall time from the first start to the last join. */
+static inline double run_threads(int n, void *(*fn)(void *), void *args, size_t stride) {
+    pthread_t *th = xmalloc(sizeof(pthread_t) * (size_t)n);
+    double t0 = now_sec();
+    for (int t = 0; t < n; t++)
+        if (pthread_create(&th[t], NULL, fn, (char *)args + (size_t)t * stride))
+            die("pthread_create");
+    for (int t = 0; t < n; t++) pthread_join(th[t], NULL);
+    double elapsed = now_sec() - t0;
+    free(th);
+    return elapsed;
+}
+
 static inline long arg_long(int argc, char **argv, int i, long def, long lo, long hi) {
     if (i >= argc) return def;
     char *end;

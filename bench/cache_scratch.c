@@ -43,21 +43,13 @@ int main(int argc, char **argv) {
     long reps = arg_long(argc, argv, 4, 2000, 1, 1L << 40);
 
     worker_t *w = xmalloc(sizeof(worker_t) * (size_t)nthreads);
-    pthread_t *th = xmalloc(sizeof(pthread_t) * (size_t)nthreads);
     for (int t = 0; t < nthreads; t++)
         w[t] = (worker_t){
             .first = xmalloc(size), .iterations = iterations, .repetitions = reps, .size = size};
-    double t0 = now_sec();
-    for (int t = 0; t < nthreads; t++)
-        if (pthread_create(&th[t], NULL, worker, &w[t])) die("pthread_create");
+    double elapsed = run_threads(nthreads, worker, w, sizeof(worker_t));
     uint64_t bad = 0;
-    for (int t = 0; t < nthreads; t++) {
-        pthread_join(th[t], NULL);
-        bad += w[t].bad;
-    }
-    double elapsed = now_sec() - t0;
+    for (int t = 0; t < nthreads; t++) bad += w[t].bad;
     free(w);
-    free(th);
     double passes = (double)nthreads * (double)iterations * (double)reps;
     printf("RESULT name=cache_scratch threads=%d iterations=%ld size=%zu repetitions=%ld "
            "bad_tags=%llu elapsed=%.4f ops_per_sec=%.0f\n",

@@ -57,25 +57,17 @@ int main(int argc, char **argv) {
     long seed = arg_long(argc, argv, 6, 1, 0, 1L << 62);
 
     worker_t *w = calloc((size_t)nthreads, sizeof(worker_t));
-    pthread_t *th = calloc((size_t)nthreads, sizeof(pthread_t));
-    if (!w || !th) die("calloc");
+    if (!w) die("calloc");
     rng_t master;
     rng_seed(&master, (uint64_t)seed);
     for (int t = 0; t < nthreads; t++) {
         w[t] = (worker_t){.cycles = cycles, .nws = nws, .lo = lo, .hi = hi};
         rng_seed(&w[t].rng, rng_next(&master));
     }
-    double t0 = now_sec();
-    for (int t = 0; t < nthreads; t++)
-        if (pthread_create(&th[t], NULL, worker, &w[t])) die("pthread_create");
+    double elapsed = run_threads(nthreads, worker, w, sizeof(worker_t));
     uint64_t bad = 0;
-    for (int t = 0; t < nthreads; t++) {
-        pthread_join(th[t], NULL);
-        bad += w[t].bad;
-    }
-    double elapsed = now_sec() - t0;
+    for (int t = 0; t < nthreads; t++) bad += w[t].bad;
     free(w);
-    free(th);
     printf("RESULT name=mid_large_mt threads=%d min=%zu max=%zu ws=%zu seed=%ld cycles=%llu "
            "bad_tags=%llu elapsed=%.4f ops_per_sec=%.0f\n",
            nthreads, lo, hi, nws, seed, (unsigned long long)(cycles * (uint64_t)nthreads),
