@@ -297,7 +297,6 @@ extern hak_lock_t hak_large_lock;
 void hak_init(void);
 void hak_knobs_reload(void);
 void hak_publish_knobs(void);
-void hak_after_fork_child(void);
 extern hak_lock_t hak_seg_lock;
 
 /* reports (hak_report.c) */
