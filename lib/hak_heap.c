@@ -19,8 +19,6 @@ static hak_heap *all_heaps;
 static atomic_int abandoned_n;
 static int next_slot;
 static char *arena_cur, *arena_end; /* heap structs and private counters */
-extern pthread_key_t hak_tkey;
-extern int hak_tkey_ready;
 static atomic_ullong trim_epoch = 1;
 static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS];
 uint64_t *hak_orphan_ctr = orphan_private;
@@ -194,7 +192,6 @@ bool hak_heap_reclaim_abandoned(void) {
 
 /* Thread caps from the effective knobs; a shrunk cap flushes the excess. */
 void hak_knobs_apply_tls(void) {
-    extern uint64_t hak_knob_gen_applied;
     hak_tls.knob_gen = __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         struct hak_tbin *bin = &hak_tls.bins[c];
@@ -211,7 +208,6 @@ void hak_knobs_apply_tls(void) {
 /* Every slow path: knob changes, trim requests, timed purges. Cheap unless
  * something changed: two loads from the segment and a counter. */
 void hak_heap_poll(hak_heap *h) {
-    extern uint64_t hak_knob_gen_applied;
     if (hak_shm) {
         if (HAK_UNLIKELY(HAK_SHM_LOAD(knob_gen) !=
                          __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE)))

@@ -293,11 +293,25 @@ void *hak_large_realloc(void *p, size_t n);
 void hak_large_cache_trim(bool force);
 extern hak_lock_t hak_large_lock;
 
-/* init, knobs, segment publication (hak_init.c) */
+/* start-up (hak_init.c) */
 void hak_init(void);
+extern pthread_key_t hak_tkey;
+extern int hak_tkey_ready;
+
+/* knobs: defaults, environment, reload from the segment (hak_knobs.c) */
+void hak_knobs_init(void);
 void hak_knobs_reload(void);
 void hak_publish_knobs(void);
-extern hak_lock_t hak_seg_lock;
+void hak_knobs_fork_lock(int op); /* 0 lock, 1 unlock */
+extern uint64_t hak_knob_gen_applied;
+
+/* the process's own segment (hak_publish.c) */
+extern int hak_shm_enabled; /* HAKMEM_SHM */
+void hak_publish_init(void);
+void hak_publish_after_fork(void);
+
+/* fork (hak_fork.c) */
+void hak_fork_init(void);
 
 /* reports (hak_report.c) */
 __attribute__((noreturn)) void hak_fatal(const char *what, const void *p);

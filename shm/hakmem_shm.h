@@ -25,7 +25,7 @@
 
 #define HAK_SHM_MAGIC 0x314d454d4b4148ULL /* "HAKMEM1\0" little-endian */
 #define HAK_SHM_ABI_MAJOR 1
-#define HAK_SHM_ABI_MINOR 0
+#define HAK_SHM_ABI_MINOR 1
 #define HAK_SHM_PREFIX "hakmem." /* /dev/shm/hakmem.<pid> */
 #define HAK_SHM_NAME_MAX 24      /* knob / counter names, NUL-padded */
 #define HAK_SHM_REASON_MAX 48
@@ -197,7 +197,22 @@ struct hak_shm_header {
     volatile uint32_t writer_lock; /* 0 free, else pid of a tool writing knobs */
     uint32_t _pad3;
     uint64_t knob_gen_seen; /* last generation the allocator applied */
+    /* ---- ABI 1.1 (readers check header_size before using these: HAK_SHM_HAS) */
+    uint64_t pid_ns; /* inode of the writer's /proc/self/ns/pid; 0 unknown */
+    /* The daemon's lease: hakmemd renews it while it manages the process.
+     * When CLOCK_MONOTONIC passes lease_ns, the allocator hands every knob
+     * whose owner is daemon back to its default, so a dead daemon leaves no
+     * stale tuning. 0 = no lease. */
+    volatile int32_t daemon_pid;
+    uint32_t _pad4;
+    volatile uint64_t lease_ns;
 };
+/* Size of an ABI 1.0 header: the smallest a reader accepts. */
+#define HAK_SHM_HEADER_MIN_SIZE offsetof(struct hak_shm_header, pid_ns)
+/* Whether the segment's header (of header_size bytes) has field f. */
+#define HAK_SHM_HAS(hdr_size, f)                                                                   \
+    ((uint64_t)(hdr_size) >=                                                                       \
+     offsetof(struct hak_shm_header, f) + sizeof(((struct hak_shm_header *)0)->f))
 
 #define HAK_SHM_F_LIVE 1u /* set at creation, cleared at clean exit */
 

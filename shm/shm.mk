@@ -1,12 +1,12 @@
 # shm/: the segment definition, compiled into libhakmem, hakctl and hakmemd.
-SHM_SRCS := shm/shm_tables.c shm/shm_create.c shm/shm_attach.c
+SHM_SRCS := shm/shm_tables.c shm/shm_create.c shm/shm_validate.c shm/shm_attach.c shm/shm_access.c
 SHM_OBJS := $(SHM_SRCS:.c=.o)
 SHM_LIB  := shm/libhakshm.a
 
 $(SHM_LIB): $(SHM_OBJS)
 	$(AR) rcs $@ $^
 
-shm/%.o: shm/%.c shm/hakmem_shm.h
+shm/%.o: shm/%.c shm/hakmem_shm.h shm/shm_private.h
 	$(CC) $(CFLAGS) -fvisibility=hidden -c -o $@ $<
 
 ALL_TARGETS += $(SHM_LIB)

@@ -10,7 +10,6 @@
  * gives wrong numbers, never a crash. (A file truncated by its owner after we
  * mapped it can still raise SIGBUS; only that uid or root can do that.)
  */
-#include "hakmem_shm.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,137 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Racy reads of fields another process writes: one untorn load each. */
-#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-
-/* Bounds that no sane segment exceeds; they keep every product below 2^63. */
-#define MAX_CLASSES 1024
-#define MAX_CSLOTS (MAX_CLASSES + 1)
-#define MAX_KNOBS 1024
-#define MAX_CTRS 1024
-#define MAX_SLOTS 65536
-#define MAX_PROCS 1024
-#define MAX_LEN (1ULL << 32)
-#define LOCK_STEAL_NS 100000000LL /* 100 ms: writers hold the lock for microseconds */
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-/* A table of n entries of stride bytes at off lies inside [hdr_size, len)
- * and is aligned to align. uint64 arithmetic: the bounds above keep n*stride
- * far from overflow. */
-static int table_ok(uint64_t off, uint64_t n, uint64_t stride, uint64_t align, uint64_t hdr_size,
-                    uint64_t len) {
-    return off % align == 0 && off >= hdr_size && off <= len && n * stride <= len - off;
-}
-
-/* ------------------------------------------------------------ validation */
-
-static int names_ok(const char *base, uint32_t off, uint32_t n, size_t stride) {
-    for (uint32_t i = 0; i < n; i++)
-        if (!memchr(base + off + (size_t)i * stride, 0, HAK_SHM_NAME_MAX)) return 0;
-    return 1;
-}
-
-static int classes_ok(const char *base, const struct hak_shm_header *h) {
-    uint32_t prev = 0;
-    for (uint32_t c = 0; c < h->n_classes; c++) {
-        uint32_t sz;
-        memcpy(&sz, base + h->class_off + (size_t)c * 4, 4);
-        if (sz <= prev) return 0; /* sizes strictly increase, none is 0 */
-        prev = sz;
-    }
-    return 1;
-}
-
-static int knob_dir_ok(const char *base, const struct hak_shm_header *h) {
-    for (uint32_t k = 0; k < h->n_knobs; k++) {
-        struct hak_shm_knob_desc d;
-        memcpy(&d, base + h->knob_dir_off + (size_t)k * sizeof d, sizeof d);
-        if (!memchr(d.name, 0, sizeof d.name)) return 0;
-        if ((d.scope != HAK_SCOPE_GLOBAL && d.scope != HAK_SCOPE_CLASS) || d.min > d.max) return 0;
-    }
-    return 1;
-}
-
-/* Geometry of a header copy: counts, alignments, every table inside len. */
-static int geometry_ok(const struct hak_shm_header *h, uint64_t len, const char **why) {
-    uint64_t hs = h->header_size;
-    *why = "table counts out of bounds";
-    if (h->n_classes == 0 || h->n_classes > MAX_CLASSES || h->n_knobs > MAX_KNOBS ||
-        h->n_ctrs > MAX_CTRS || h->n_slots > MAX_SLOTS || h->n_proc > MAX_PROCS ||
-        h->knob_cslots == 0 || h->knob_cslots > MAX_CSLOTS || h->ctr_cslots == 0 ||
-        h->ctr_cslots > MAX_CSLOTS)
-        return 0;
-    *why = "strides out of bounds";
-    if (h->knob_val_size < sizeof(struct hak_shm_knob_val) || h->knob_val_size % 8 ||
-        h->knob_val_size > 4096 || h->slot_size % 8 || h->slot_ctr_off % 8 ||
-        h->slot_ctr_off < sizeof(struct hak_shm_slot) ||
-        (uint64_t)h->slot_ctr_off + (uint64_t)h->ctr_cslots * h->n_ctrs * 8 > h->slot_size)
-        return 0;
-    *why = "class table out of bounds";
-    if (!table_ok(h->class_off, h->n_classes, 4, 4, hs, len)) return 0;
-    *why = "knob directory out of bounds";
-    if (!table_ok(h->knob_dir_off, h->n_knobs, sizeof(struct hak_shm_knob_desc), 8, hs, len))
-        return 0;
-    *why = "knob values out of bounds";
-    if (!table_ok(h->knob_val_off, (uint64_t)h->n_knobs * h->knob_cslots, h->knob_val_size, 8, hs,
-                  len))
-        return 0;
-    *why = "counter directory out of bounds";
-    if (!table_ok(h->ctr_dir_off, h->n_ctrs, HAK_SHM_NAME_MAX, 1, hs, len)) return 0;
-    *why = "counter slots out of bounds";
-    if (!table_ok(h->slot_off, h->n_slots, h->slot_size, 8, hs, len)) return 0;
-    *why = "process figures out of bounds";
-    if (!table_ok(h->proc_dir_off, h->n_proc, HAK_SHM_NAME_MAX, 1, hs, len) ||
-        !table_ok(h->proc_off, h->n_proc, 8, 8, hs, len))
-        return 0;
-    return 1;
-}
-
-int hak_shm_validate(const void *base, size_t len, char *err, size_t errlen) {
-    struct hak_shm_header h;
-    const char *why;
-    if (!base || len < sizeof h)
-        return fail(err, errlen, HAK_SHM_ECORRUPT,
-                    "segment truncated: %zu bytes, the header alone needs %zu", len, sizeof h);
-    /* Work on a copy so a concurrent writer cannot change what we checked. */
-    memcpy(&h, base, sizeof h);
-    if (h.magic != HAK_SHM_MAGIC)
-        return fail(err, errlen, HAK_SHM_ECORRUPT, "bad magic: not a hakmem segment");
-    if (h.abi_major != HAK_SHM_ABI_MAJOR)
-        return fail(err, errlen, HAK_SHM_EABI,
-                    "segment ABI %u.%u is %s than this tool understands (%d.x)", h.abi_major,
-                    h.abi_minor, h.abi_major > HAK_SHM_ABI_MAJOR ? "newer" : "older",
-                    HAK_SHM_ABI_MAJOR);
-    /* Minor versions only append, so a header is at least ours. */
-    if (h.header_size < sizeof h || h.header_size % 8 || h.header_size > len)
-        return fail(err, errlen, HAK_SHM_ECORRUPT, "bad header size %u", h.header_size);
-    if (h.total_size != len)
-        return fail(err, errlen, HAK_SHM_ECORRUPT,
-                    "size mismatch: header says %llu bytes, segment has %zu",
-                    (unsigned long long)h.total_size, len);
-    if (h.pid <= 0) return fail(err, errlen, HAK_SHM_ECORRUPT, "bad pid %d", h.pid);
-    if (!geometry_ok(&h, len, &why)) return fail(err, errlen, HAK_SHM_ECORRUPT, "%s", why);
-    if (!classes_ok(base, &h))
-        return fail(err, errlen, HAK_SHM_ECORRUPT, "class sizes are not increasing");
-    if (!knob_dir_ok(base, &h))
-        return fail(err, errlen, HAK_SHM_ECORRUPT, "corrupt knob directory");
-    if (!names_ok(base, h.ctr_dir_off, h.n_ctrs, HAK_SHM_NAME_MAX) ||
-        !names_ok(base, h.proc_dir_off, h.n_proc, HAK_SHM_NAME_MAX))
-        return fail(err, errlen, HAK_SHM_ECORRUPT, "unterminated name in a directory");
-    return HAK_SHM_OK;
-}
+#include "shm_private.h"
 
 /* ------------------------------------------------------- name resolution */
 
@@ -217,25 +86,28 @@ const char *hak_user_name(uid_t uid, char *buf, size_t n) {
 static int open_failed(const char *path, int writable, char *err, size_t errlen) {
     int e = errno;
     struct stat st;
-    if (e == ENOENT || e == ENOTDIR) return fail(err, errlen, HAK_SHM_ENOENT, "no %s", path);
-    if (e == ELOOP) return fail(err, errlen, HAK_SHM_EUNSAFE, "refusing %s: it is a symlink", path);
+    if (e == ENOENT || e == ENOTDIR) return shm_fail(err, errlen, HAK_SHM_ENOENT, "no %s", path);
+    if (e == ELOOP)
+        return shm_fail(err, errlen, HAK_SHM_EUNSAFE, "refusing %s: it is a symlink", path);
     if (e == EISDIR || e == ENXIO) /* a directory (opened for writing), a socket */
-        return fail(err, errlen, HAK_SHM_EUNSAFE, "refusing %s: not a regular file", path);
+        return shm_fail(err, errlen, HAK_SHM_EUNSAFE, "refusing %s: not a regular file", path);
     if (e == EACCES || e == EPERM) {
         int known = lstat(path, &st) == 0;
         if (known && st.st_uid != geteuid()) {
             char who[64];
-            return fail(err, errlen, HAK_SHM_EACCES,
-                        "permission denied: %s belongs to uid %u (%s); run as that user or root",
-                        path, (unsigned)st.st_uid, hak_user_name(st.st_uid, who, sizeof who));
+            return shm_fail(
+                err, errlen, HAK_SHM_EACCES,
+                "permission denied: %s belongs to uid %u (%s); run as that user or root", path,
+                (unsigned)st.st_uid, hak_user_name(st.st_uid, who, sizeof who));
         }
         if (known)
-            return fail(err, errlen, HAK_SHM_EACCES, "permission denied: %s is mode 0%03o%s", path,
-                        (unsigned)(st.st_mode & 07777),
-                        writable ? " (opening it for writing)" : "");
-        return fail(err, errlen, HAK_SHM_EACCES, "permission denied: %s: %s", path, strerror(e));
+            return shm_fail(err, errlen, HAK_SHM_EACCES, "permission denied: %s is mode 0%03o%s",
+                            path, (unsigned)(st.st_mode & 07777),
+                            writable ? " (opening it for writing)" : "");
+        return shm_fail(err, errlen, HAK_SHM_EACCES, "permission denied: %s: %s", path,
+                        strerror(e));
     }
-    fail(err, errlen, HAK_SHM_ESYS, "cannot open %s: %s", path, strerror(e));
+    shm_fail(err, errlen, HAK_SHM_ESYS, "cannot open %s: %s", path, strerror(e));
     errno = e;
     return HAK_SHM_ESYS;
 }
@@ -244,28 +116,30 @@ static int open_failed(const char *path, int writable, char *err, size_t errlen)
 static int file_ok(int fd, const char *path, struct stat *st, char *err, size_t errlen) {
     uid_t me = geteuid();
     if (fstat(fd, st) != 0)
-        return fail(err, errlen, HAK_SHM_ESYS, "cannot stat %s: %s", path, strerror(errno));
+        return shm_fail(err, errlen, HAK_SHM_ESYS, "cannot stat %s: %s", path, strerror(errno));
     if (!S_ISREG(st->st_mode))
-        return fail(err, errlen, HAK_SHM_EUNSAFE, "refusing %s: not a regular file", path);
+        return shm_fail(err, errlen, HAK_SHM_EUNSAFE, "refusing %s: not a regular file", path);
     if (st->st_nlink != 1)
-        return fail(err, errlen, HAK_SHM_EUNSAFE, "refusing %s: it has %lu hard links, expected 1",
-                    path, (unsigned long)st->st_nlink);
+        return shm_fail(err, errlen, HAK_SHM_EUNSAFE,
+                        "refusing %s: it has %lu hard links, expected 1", path,
+                        (unsigned long)st->st_nlink);
     if (me != 0 && st->st_uid != me) {
         char who[64];
-        return fail(err, errlen, HAK_SHM_EACCES,
-                    "permission denied: %s belongs to uid %u (%s), not to you (uid %u)", path,
-                    (unsigned)st->st_uid, hak_user_name(st->st_uid, who, sizeof who), (unsigned)me);
+        return shm_fail(err, errlen, HAK_SHM_EACCES,
+                        "permission denied: %s belongs to uid %u (%s), not to you (uid %u)", path,
+                        (unsigned)st->st_uid, hak_user_name(st->st_uid, who, sizeof who),
+                        (unsigned)me);
     }
     if (st->st_mode & (S_IWGRP | S_IWOTH))
-        return fail(err, errlen, HAK_SHM_EACCES,
-                    "refusing %s: mode 0%03o lets other users write it (expected 0600)", path,
-                    (unsigned)(st->st_mode & 0777));
+        return shm_fail(err, errlen, HAK_SHM_EACCES,
+                        "refusing %s: mode 0%03o lets other users write it (expected 0600)", path,
+                        (unsigned)(st->st_mode & 0777));
     if ((uint64_t)st->st_size < sizeof(struct hak_shm_header))
-        return fail(err, errlen, HAK_SHM_ECORRUPT, "%s is truncated (%lld bytes)", path,
-                    (long long)st->st_size);
+        return shm_fail(err, errlen, HAK_SHM_ECORRUPT, "%s is truncated (%lld bytes)", path,
+                        (long long)st->st_size);
     if ((uint64_t)st->st_size > MAX_LEN)
-        return fail(err, errlen, HAK_SHM_ECORRUPT, "%s is implausibly large (%lld bytes)", path,
-                    (long long)st->st_size);
+        return shm_fail(err, errlen, HAK_SHM_ECORRUPT, "%s is implausibly large (%lld bytes)", path,
+                        (long long)st->st_size);
     return HAK_SHM_OK;
 }
 
@@ -289,12 +163,12 @@ int hak_shm_attach_path(const char *path, int writable, struct hak_shm_view *v, 
     if (fd < 0) return open_failed(path, writable, err, errlen);
     rc = file_ok(fd, path, &st, err, errlen);
     if (rc == HAK_SHM_OK && pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-        rc = fail(err, errlen, HAK_SHM_ECORRUPT, "%s: cannot read its header", path);
+        rc = shm_fail(err, errlen, HAK_SHM_ECORRUPT, "%s: cannot read its header", path);
     if (rc == HAK_SHM_OK && h.magic == HAK_SHM_MAGIC && h.abi_major == HAK_SHM_ABI_MAJOR &&
         h.total_size != (uint64_t)st.st_size)
-        rc = fail(err, errlen, HAK_SHM_ECORRUPT,
-                  "%s: size mismatch: header says %llu bytes, file has %lld", path,
-                  (unsigned long long)h.total_size, (long long)st.st_size);
+        rc = shm_fail(err, errlen, HAK_SHM_ECORRUPT,
+                      "%s: size mismatch: header says %llu bytes, file has %lld", path,
+                      (unsigned long long)h.total_size, (long long)st.st_size);
     if (rc != HAK_SHM_OK) {
         close(fd);
         return rc;
@@ -305,12 +179,12 @@ int hak_shm_attach_path(const char *path, int writable, struct hak_shm_view *v, 
     close(fd);
     if (base == MAP_FAILED) {
         errno = e;
-        return fail(err, errlen, HAK_SHM_ESYS, "cannot map %s: %s", path, strerror(e));
+        return shm_fail(err, errlen, HAK_SHM_ESYS, "cannot map %s: %s", path, strerror(e));
     }
     rc = hak_shm_validate(base, len, msg, sizeof msg);
     if (rc != HAK_SHM_OK) {
         munmap(base, len);
-        return fail(err, errlen, rc, "%s: %s", path, msg);
+        return shm_fail(err, errlen, rc, "%s: %s", path, msg);
     }
     v->hdr = base;
     v->len = len;
@@ -368,7 +242,7 @@ int hak_shm_attach(pid_t pid, int writable, struct hak_shm_view *v, char *err, s
     pid_t want = pid;
     int rc;
     view_reset(v);
-    if (pid <= 0) return fail(err, errlen, HAK_SHM_ENOENT, "invalid pid %d", (int)pid);
+    if (pid <= 0) return shm_fail(err, errlen, HAK_SHM_ENOENT, "invalid pid %d", (int)pid);
     snprintf(path, sizeof path, "/dev/shm/" HAK_SHM_PREFIX "%d", pid);
     rc = hak_shm_attach_path(path, writable, v, err, errlen);
     if (rc == HAK_SHM_ENOENT && other_dev_shm(pid)) { /* a process in a container */
@@ -379,18 +253,18 @@ int hak_shm_attach(pid_t pid, int writable, struct hak_shm_view *v, char *err, s
     if (rc == HAK_SHM_ENOENT) {
         char comm[32];
         if (!process_exists(pid))
-            return fail(err, errlen, HAK_SHM_ENOENT, "no such process: %d", pid);
+            return shm_fail(err, errlen, HAK_SHM_ENOENT, "no such process: %d", pid);
         comm_of(pid, comm, sizeof comm);
-        return fail(err, errlen, HAK_SHM_ENOENT,
-                    "process %d%s%s%s does not use hakmem (no /dev/shm/" HAK_SHM_PREFIX "%d)", pid,
-                    comm[0] ? " (" : "", comm, comm[0] ? ")" : "", pid);
+        return shm_fail(err, errlen, HAK_SHM_ENOENT,
+                        "process %d%s%s%s does not use hakmem (no /dev/shm/" HAK_SHM_PREFIX "%d)",
+                        pid, comm[0] ? " (" : "", comm, comm[0] ? ")" : "", pid);
     }
     if (rc != HAK_SHM_OK) return rc;
     if (v->hdr->pid != want) {
         int other = v->hdr->pid;
         hak_shm_detach(v);
-        return fail(err, errlen, HAK_SHM_ECORRUPT, "%s: written by pid %d, not %d", path, other,
-                    want);
+        return shm_fail(err, errlen, HAK_SHM_ECORRUPT, "%s: written by pid %d, not %d", path, other,
+                        want);
     }
     v->pid = pid; /* our pid namespace's number: the one kill() and /proc use */
     return HAK_SHM_OK;
@@ -478,176 +352,4 @@ int hak_shm_list(int (*fn)(pid_t pid, const char *path, void *arg), void *arg) {
     }
     free(pids);
     return rc;
-}
-
-/* --------------------------------------------------------------- reading */
-
-static const struct hak_shm_header *hdr_of(const struct hak_shm_view *v) {
-    return v && v->hdr ? v->hdr : NULL;
-}
-
-int hak_shm_nclasses(const struct hak_shm_view *v) {
-    const struct hak_shm_header *h = hdr_of(v);
-    uint32_t n = h ? LOAD(&h->n_classes) : 0;
-    return n <= MAX_CLASSES ? (int)n : 0;
-}
-
-uint32_t hak_shm_class_size(const struct hak_shm_view *v, int cls) {
-    const struct hak_shm_header *h = hdr_of(v);
-    if (!h || cls < 0) return 0;
-    uint32_t n = LOAD(&h->n_classes), off = LOAD(&h->class_off);
-    if ((uint32_t)cls >= n || !table_ok(off, n, 4, 4, sizeof *h, v->len)) return 0;
-    return LOAD((const uint32_t *)((const char *)h + off) + cls);
-}
-
-uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
-    const struct hak_shm_header *h = hdr_of(v);
-    if (!h || ctr < 0 || ctr >= HAK_NUM_CTRS || v->ctr_map[ctr] < 0 || cls < 0) return 0;
-    uint32_t n_ctrs = LOAD(&h->n_ctrs), cslots = LOAD(&h->ctr_cslots);
-    uint32_t off = LOAD(&h->slot_off), n = LOAD(&h->n_slots), size = LOAD(&h->slot_size);
-    uint32_t coff = LOAD(&h->slot_ctr_off);
-    uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], cslots);
-    if ((uint32_t)cls >= cslots || (uint32_t)v->ctr_map[ctr] >= n_ctrs || n > MAX_SLOTS ||
-        coff % 8 || (uint64_t)coff + (idx + 1) * 8 > size ||
-        !table_ok(off, n, size, 8, sizeof *h, v->len))
-        return 0;
-    uint64_t sum = 0; /* wraps: per-slot differences (large bytes) sum correctly */
-    for (uint32_t s = 0; s < n; s++)
-        sum += LOAD((const uint64_t *)((const char *)h + off + (uint64_t)s * size + coff) + idx);
-    return sum;
-}
-
-uint64_t hak_shm_proc(const struct hak_shm_view *v, int proc) {
-    const struct hak_shm_header *h = hdr_of(v);
-    if (!h || proc < 0 || proc >= HAK_NUM_PROCS || v->proc_map[proc] < 0) return 0;
-    uint32_t off = LOAD(&h->proc_off), n = LOAD(&h->n_proc);
-    if ((uint32_t)v->proc_map[proc] >= n || !table_ok(off, n, 8, 8, sizeof *h, v->len)) return 0;
-    return LOAD((const uint64_t *)((const char *)h + off) + v->proc_map[proc]);
-}
-
-/* Directory entry of our knob in the segment, bounds re-checked. */
-static const struct hak_shm_knob_desc *knob_desc(const struct hak_shm_view *v, int knob) {
-    const struct hak_shm_header *h = hdr_of(v);
-    if (!h || knob < 0 || knob >= HAK_NUM_KNOBS || v->knob_map[knob] < 0) return NULL;
-    uint32_t off = LOAD(&h->knob_dir_off), n = LOAD(&h->n_knobs);
-    if ((uint32_t)v->knob_map[knob] >= n ||
-        !table_ok(off, n, sizeof(struct hak_shm_knob_desc), 8, sizeof *h, v->len))
-        return NULL;
-    return (const struct hak_shm_knob_desc *)((const char *)h + off) + v->knob_map[knob];
-}
-
-struct hak_shm_knob_val *hak_shm_knob(const struct hak_shm_view *v, int knob, int cls) {
-    const struct hak_shm_knob_desc *d = knob_desc(v, knob);
-    if (!d || cls < 0) return NULL;
-    const struct hak_shm_header *h = v->hdr;
-    uint32_t off = LOAD(&h->knob_val_off), n = LOAD(&h->n_knobs), cs = LOAD(&h->knob_cslots);
-    uint32_t vs = LOAD(&h->knob_val_size), nc = LOAD(&h->n_classes);
-    if (hak_knob_defs[knob].scope == HAK_SCOPE_GLOBAL)
-        cls = 0; /* global: index 0 */
-    else if ((uint32_t)cls >= nc)
-        return NULL;
-    if ((uint32_t)cls >= cs || cs > MAX_CSLOTS || vs < sizeof(struct hak_shm_knob_val) || vs % 8 ||
-        !table_ok(off, (uint64_t)n * cs, vs, 8, sizeof *h, v->len))
-        return NULL;
-    uint64_t i = (uint64_t)v->knob_map[knob] * cs + (uint64_t)cls;
-    return (struct hak_shm_knob_val *)((char *)v->hdr + off + i * vs);
-}
-
-int hak_shm_knob_range(const struct hak_shm_view *v, int knob, int cls, int64_t *min, int64_t *max,
-                       int64_t *def) {
-    const struct hak_shm_knob_desc *d = knob_desc(v, knob);
-    if (!d) return HAK_SHM_ENOENT;
-    const struct hak_knob_def *o = &hak_knob_defs[knob];
-    /* The stricter of the two ranges: the process's own and ours. */
-    int64_t lo = LOAD(&d->min), hi = LOAD(&d->max), df = LOAD(&d->def);
-    lo = lo > o->min ? lo : o->min;
-    hi = hi < o->max ? hi : o->max;
-    if (lo > hi) lo = hi = o->def >= 0 ? o->def : o->min; /* disjoint: a bad directory */
-    if (df == -1) df = hak_knob_default(knob, cls < 0 ? 0 : cls);
-    df = df < lo ? lo : df > hi ? hi : df;
-    if (min) *min = lo;
-    if (max) *max = hi;
-    if (def) *def = df;
-    return HAK_SHM_OK;
-}
-
-/* --------------------------------------------------------------- writing */
-
-static int64_t now_ns(int clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int holder_dead(uint32_t holder) {
-    return holder > INT_MAX || (kill((pid_t)holder, 0) != 0 && errno == ESRCH);
-}
-
-/* Takes writer_lock (our pid in it). A holder that died, or that holds it
- * longer than any writer should (~100 ms), loses it: knob values are only
- * hints the allocator clamps, so a rare overlap is harmless, a hang is not. */
-static uint32_t lock_take(struct hak_shm_header *h) {
-    uint32_t me = (uint32_t)getpid();
-    int64_t deadline = now_ns(CLOCK_MONOTONIC) + LOCK_STEAL_NS;
-    for (;;) {
-        uint32_t cur = 0;
-        if (__atomic_compare_exchange_n(&h->writer_lock, &cur, me, 0, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED))
-            return me;
-        if ((cur != me && holder_dead(cur)) || now_ns(CLOCK_MONOTONIC) > deadline) {
-            if (__atomic_compare_exchange_n(&h->writer_lock, &cur, me, 0, __ATOMIC_ACQUIRE,
-                                            __ATOMIC_RELAXED))
-                return me;
-            continue;
-        }
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-static void lock_drop(struct hak_shm_header *h, uint32_t me) {
-    /* only if still ours: a stealer's lock is not ours to release */
-    __atomic_compare_exchange_n(&h->writer_lock, &me, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
-}
-
-int hak_shm_knob_set(struct hak_shm_view *v, int knob, int cls, int64_t value, int owner,
-                     const char *reason) {
-    int64_t lo, hi;
-    if (!v || !v->hdr || knob < 0 || knob >= HAK_NUM_KNOBS || owner < HAK_OWNER_DEFAULT ||
-        owner > HAK_OWNER_MANUAL)
-        return -EINVAL;
-    if (!v->writable) return HAK_SHM_EACCES;
-    if (hak_shm_knob_range(v, knob, cls, &lo, &hi, NULL) != HAK_SHM_OK) return HAK_SHM_ENOENT;
-    if (value < lo || value > hi) return -ERANGE;
-    int c0 = 0, c1 = 1; /* classes [c0, c1) */
-    if (hak_knob_defs[knob].scope == HAK_SCOPE_CLASS) {
-        int n = hak_shm_nclasses(v);
-        if (cls >= n || cls < -1) return -EINVAL;
-        if (cls >= 0)
-            c0 = cls, c1 = cls + 1;
-        else
-            c1 = n;
-    } else if (cls > 0 || cls < -1) {
-        return -EINVAL;
-    }
-    uint64_t t = (uint64_t)now_ns(CLOCK_REALTIME);
-    uint32_t me = lock_take(v->hdr);
-    for (int c = c0; c < c1; c++) {
-        struct hak_shm_knob_val *kv = hak_shm_knob(v, knob, c);
-        if (!kv) continue;
-        __atomic_store_n(&kv->value, value, __ATOMIC_RELAXED);
-        __atomic_store_n(&kv->owner, (uint32_t)owner, __ATOMIC_RELAXED);
-        __atomic_store_n(&kv->set_ns, t, __ATOMIC_RELAXED);
-        /* display only; kept NUL-terminated at every instant */
-        memset(kv->reason, 0, sizeof kv->reason);
-        if (reason) memcpy(kv->reason, reason, strnlen(reason, sizeof kv->reason - 1));
-    }
-    /* release: a thread that sees the new generation sees the values */
-    __atomic_fetch_add(&v->hdr->knob_gen, 1, __ATOMIC_RELEASE);
-    lock_drop(v->hdr, me);
-    return HAK_SHM_OK;
-}
-
-void hak_shm_request_trim(struct hak_shm_view *v) {
-    if (v && v->hdr && v->writable) __atomic_fetch_add(&v->hdr->trim_req, 1, __ATOMIC_RELEASE);
 }

@@ -1,0 +1,111 @@
+/* hak_knobs.c — the effective knob values: defaults and HAKMEM_* at start,
+ * then whatever a tool writes into the segment, always clamped to the ranges
+ * compiled in (the segment may hold any bytes). */
+#include "hak_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct hak_knobs hak_knobs;
+uint64_t hak_knob_gen_applied;
+static hak_lock_t knob_lock;
+
+static bool parse_i64(const char *s, int64_t *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 0);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+static void knob_set_env(int k, int cls_from, int cls_to, const char *env) {
+    int64_t v;
+    const char *s = getenv(env);
+    if (!s) return;
+    if (!parse_i64(s, &v)) {
+        hak_log("hakmem: ignoring ");
+        hak_log(env);
+        hak_log(": not an integer\n");
+        return;
+    }
+    int64_t c = hak_knob_clamp(k, v);
+    if (c != v) {
+        hak_log("hakmem: ");
+        hak_log(env);
+        hak_log(" out of range, clamped (see docs/allocator.md for the range)\n");
+    }
+    for (int cls = cls_from; cls <= cls_to; cls++) {
+        hak_knobs.val[k][cls] = c;
+        hak_knobs.owner[k][cls] = HAK_OWNER_ENV;
+    }
+}
+
+void hak_knobs_init(void) {
+    for (int k = 0; k < HAK_NUM_KNOBS; k++)
+        for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+            hak_knobs.val[k][c] = hak_knob_default(k, c);
+            hak_knobs.owner[k][c] = HAK_OWNER_DEFAULT;
+        }
+    for (int k = 0; k < HAK_NUM_KNOBS; k++) {
+        int last = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? HAK_NUM_CLASSES - 1 : 0;
+        knob_set_env(k, 0, last, hak_knob_defs[k].env);
+    }
+    /* the original's hot-class override: classes up to 128 B */
+    knob_set_env(HAK_KNOB_REFILL_COUNT, 0, 7, "HAKMEM_TINY_REFILL_COUNT_HOT");
+    int64_t v;
+    if (parse_i64(getenv("HAKMEM_SAFE_FREE"), &v)) hak_safe_free = v != 0;
+    if (parse_i64(getenv("HAKMEM_SHM"), &v)) hak_shm_enabled = v != 0;
+}
+
+static struct hak_shm_knob_val *seg_knob(struct hak_shm_header *shm, int k, int c) {
+    return (struct hak_shm_knob_val *)((char *)shm + hak_layout.knob_val_off +
+                                       ((size_t)k * HAK_NUM_CLASSES + (size_t)c) *
+                                           sizeof(struct hak_shm_knob_val));
+}
+
+/* Writes the effective knobs into the (new) segment. */
+void hak_publish_knobs(void) {
+    if (!hak_shm) return;
+    for (int k = 0; k < HAK_NUM_KNOBS; k++)
+        for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+            struct hak_shm_knob_val *kv = seg_knob(hak_shm, k, c);
+            kv->value = hak_knobs.val[k][c];
+            kv->owner = hak_knobs.owner[k][c];
+        }
+    uint64_t gen = HAK_SHM_LOAD(knob_gen);
+    HAK_SHM_STORE(knob_gen_seen, gen);
+    __atomic_store_n(&hak_knob_gen_applied, gen, __ATOMIC_RELEASE);
+}
+
+/* A tool changed knobs: take them, clamped to our compiled ranges (the
+ * segment may hold any bytes). Whichever thread notices first does it. */
+void hak_knobs_reload(void) {
+    hak_lock(&knob_lock);
+    uint64_t gen = __atomic_load_n(&hak_shm->knob_gen, __ATOMIC_ACQUIRE);
+    if (gen != hak_knob_gen_applied) {
+        for (int k = 0; k < HAK_NUM_KNOBS; k++) {
+            int last = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? HAK_NUM_CLASSES - 1 : 0;
+            for (int c = 0; c <= last; c++) {
+                struct hak_shm_knob_val *kv = seg_knob(hak_shm, k, c);
+                int64_t v = hak_knob_clamp(k, kv->value);
+                uint32_t o = kv->owner;
+                hak_knobs.val[k][c] = v;
+                hak_knobs.owner[k][c] = (uint8_t)(o <= HAK_OWNER_MANUAL ? o : HAK_OWNER_MANUAL);
+            }
+        }
+        HAK_SHM_STORE(knob_gen_seen, gen);
+        __atomic_store_n(&hak_knob_gen_applied, gen, __ATOMIC_RELEASE);
+        HAK_PROC_ADD(KNOB_RELOADS, 1);
+        HAK_PROBE1(knob_reload, gen);
+    }
+    hak_unlock(&knob_lock);
+}
+
+void hak_knobs_fork_lock(int op) {
+    if (op == 0)
+        hak_lock(&knob_lock);
+    else
+        hak_unlock(&knob_lock);
+}

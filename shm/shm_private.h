@@ -1,0 +1,35 @@
+/* shm_private.h — what the reader-side files of shm/ share (not installed). */
+#ifndef SHM_PRIVATE_H
+#define SHM_PRIVATE_H
+
+#include "hakmem_shm.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Racy reads of fields another process writes: one untorn load each. */
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+/* Bounds that no sane segment exceeds; they keep every product below 2^63. */
+#define MAX_CLASSES 1024
+#define MAX_CSLOTS (MAX_CLASSES + 1)
+#define MAX_KNOBS 1024
+#define MAX_CTRS 1024
+#define MAX_SLOTS 65536
+#define MAX_PROCS 1024
+#define MAX_LEN (1ULL << 32)
+#define LOCK_STEAL_NS 100000000LL /* 100 ms: writers hold the lock for microseconds */
+
+/* Formats a message into err (if given) and returns code. */
+int shm_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A table of n entries of stride bytes at off lies inside [hdr_size, len)
+ * and is aligned to align. uint64 arithmetic: the bounds above keep n*stride
+ * far from overflow. */
+static inline int shm_table_ok(uint64_t off, uint64_t n, uint64_t stride, uint64_t align,
+                               uint64_t hdr_size, uint64_t len) {
+    return off % align == 0 && off >= hdr_size && off <= len && n * stride <= len - off;
+}
+
+#endif
