@@ -1,5 +1,5 @@
 # shm/: the segment definition, compiled into libhakmem, hakctl and hakmemd.
-SHM_SRCS := shm/shm_tables.c shm/shm_create.c shm/shm_validate.c shm/shm_attach.c shm/shm_access.c
+SHM_SRCS := shm/shm_tables.c shm/shm_create.c shm/shm_validate.c shm/shm_attach.c shm/shm_status.c shm/shm_access.c
 SHM_OBJS := $(SHM_SRCS:.c=.o)
 SHM_LIB  := shm/libhakshm.a
 

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Racy reads of fields another process writes: one untorn load each. */
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -31,5 +32,8 @@ static inline int shm_table_ok(uint64_t off, uint64_t n, uint64_t stride, uint64
                                uint64_t hdr_size, uint64_t len) {
     return off % align == 0 && off >= hdr_size && off <= len && n * stride <= len - off;
 }
+
+/* 1 unless kill(pid, 0) says there is no such process. */
+int shm_process_exists(pid_t pid);
 
 #endif
