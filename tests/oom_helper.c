@@ -1,0 +1,201 @@
+/* oom_helper — out-of-memory behaviour under an address-space limit; driven
+ * by tests/t_oom.sh and used by hand to measure (docs/allocator.md). Run it
+ * under `ulimit -v KIB`; not a test by itself, hence not named t_*.
+ *
+ *   oom_helper fill SIZE THREADS BIG_MIB
+ *       THREADS threads allocate blocks of SIZE bytes until malloc returns
+ *       NULL (each must say errno ENOMEM); prints the usable MiB. Then frees
+ *       everything, tries malloc(BIG_MIB MiB) (0: skip) and fills again, to
+ *       show the memory came back:
+ *         usable_mib=N errno_ok=1 big_ok=1 refill_mib=M
+ *   oom_helper mixed LIVE_MIB
+ *       random live blocks of 100 KB-900 KB up to LIVE_MIB MiB, then 20000
+ *       random replacements; prints the largest growth of the address space
+ *       (VmSize) in MiB: mapped_mib=N
+ *   oom_helper aligned SIZE COUNT
+ *       COUNT x posix_memalign(64, SIZE), free them all, COUNT x malloc(SIZE):
+ *       prints how many of the malloc'd addresses were freed aligned blocks
+ *       and how much address space the mallocs added:
+ *         reused=N of COUNT new_mib=M
+ * Exit status 0 when every allocation failure was NULL + ENOMEM, else 1.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *(*volatile p_malloc)(size_t) = malloc;
+static void (*volatile p_free)(void *) = free;
+static int (*volatile p_posix_memalign)(void **, size_t, size_t) = posix_memalign;
+
+struct filler {
+    pthread_t t;
+    size_t size;
+    void **blocks;
+    size_t n, cap;
+    int bad_errno;
+};
+
+/* Allocates until NULL; one write a page keeps the block honest without
+ * making the whole limit resident. */
+static void *fill(void *arg) {
+    struct filler *f = arg;
+    for (;;) {
+        if (f->n == f->cap) {
+            size_t cap = f->cap ? f->cap * 2 : 1024;
+            void **b = realloc(f->blocks, cap * sizeof(void *));
+            if (!b) {
+                if (errno != ENOMEM) f->bad_errno = 1;
+                break;
+            }
+            f->blocks = b;
+            f->cap = cap;
+        }
+        errno = 0;
+        char *p = p_malloc(f->size);
+        if (!p) {
+            if (errno != ENOMEM) f->bad_errno = 1;
+            break;
+        }
+        p[0] = 1;
+        p[f->size - 1] = 1;
+        f->blocks[f->n++] = p;
+    }
+    return NULL;
+}
+
+static double run_fill(struct filler *f, int threads, size_t size, int *bad) {
+    double mib = 0;
+    for (int i = 0; i < threads; i++) {
+        memset(&f[i], 0, sizeof(f[i]));
+        f[i].size = size;
+        if (pthread_create(&f[i].t, NULL, fill, &f[i])) {
+            fprintf(stderr, "pthread_create failed\n");
+            exit(2);
+        }
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_join(f[i].t, NULL);
+        mib += (double)f[i].n * (double)size / 1048576.0;
+        *bad |= f[i].bad_errno;
+    }
+    return mib;
+}
+
+static void free_all(struct filler *f, int threads) {
+    for (int i = 0; i < threads; i++) {
+        for (size_t j = 0; j < f[i].n; j++) p_free(f[i].blocks[j]);
+        free(f[i].blocks);
+        f[i].blocks = NULL;
+        f[i].n = f[i].cap = 0;
+    }
+}
+
+static int mode_fill(size_t size, int threads, size_t big_mib) {
+    struct filler f[64];
+    int bad = 0;
+    if (threads < 1 || threads > 64) return 2;
+    double mib = run_fill(f, threads, size, &bad);
+    free_all(f, threads);
+    int big_ok = 1;
+    if (big_mib) {
+        errno = 0;
+        char *p = p_malloc(big_mib << 20);
+        big_ok = p != NULL;
+        if (!p && errno != ENOMEM) bad = 1;
+        if (p) p[0] = 1;
+        p_free(p);
+    }
+    double again = run_fill(f, threads, size, &bad);
+    free_all(f, threads);
+    printf("usable_mib=%.0f errno_ok=%d big_ok=%d refill_mib=%.0f\n", mib, !bad, big_ok, again);
+    return bad;
+}
+
+static long vm_size_kib(void) {
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (fp && fgets(line, sizeof line, fp))
+        if (sscanf(line, "VmSize: %ld", &kib) == 1) break;
+    if (fp) fclose(fp);
+    return kib;
+}
+
+static int mode_mixed(size_t live_mib) {
+    enum { SLOTS = 4096 };
+    static void *slot[SLOTS];
+    static size_t slot_size[SLOTS];
+    uint64_t rnd = 88172645463325252ull;
+    size_t live = 0, target = live_mib << 20;
+    long base = vm_size_kib(), peak = base;
+    for (long op = 0; op < 20000 || live < target; op++) {
+        rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+        size_t i = rnd % SLOTS;
+        if (slot[i]) {
+            if (live < target && op < 20000) continue; /* grow first */
+            p_free(slot[i]);
+            live -= slot_size[i];
+            slot[i] = NULL;
+        }
+        if (live >= target) continue;
+        size_t n = 100000 + (rnd >> 20) % 800001;
+        char *p = p_malloc(n);
+        if (!p) {
+            printf("malloc(%zu) failed at live %zu MiB\n", n, live >> 20);
+            return 1;
+        }
+        p[0] = 1;
+        slot[i] = p;
+        slot_size[i] = n;
+        live += n;
+        long vm = vm_size_kib();
+        if (vm > peak) peak = vm;
+    }
+    printf("mapped_mib=%ld live_mib=%zu\n", (peak - base) >> 10, live >> 20);
+    return 0;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int mode_aligned(size_t size, size_t count) {
+    void **v = calloc(count, sizeof(void *));
+    if (!v) return 2;
+    for (size_t i = 0; i < count; i++) {
+        if (p_posix_memalign(&v[i], 64, size)) return 1;
+        memset(v[i], 1, 64);
+    }
+    for (size_t i = 0; i < count; i++) p_free(v[i]);
+    qsort(v, count, sizeof(void *), cmp_ptr);
+    size_t reused = 0;
+    long vm0 = vm_size_kib();
+    void **w = calloc(count, sizeof(void *));
+    if (!w) return 2;
+    for (size_t i = 0; i < count; i++) {
+        w[i] = p_malloc(size);
+        if (!w[i]) return 1;
+        if (bsearch(&w[i], v, count, sizeof(void *), cmp_ptr)) reused++;
+    }
+    long grown = vm_size_kib() - vm0;
+    for (size_t i = 0; i < count; i++) p_free(w[i]);
+    printf("reused=%zu of %zu new_mib=%ld\n", reused, count, grown >> 10);
+    free(v);
+    free(w);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 5 && strcmp(argv[1], "fill") == 0)
+        return mode_fill(strtoul(argv[2], NULL, 0), atoi(argv[3]), strtoul(argv[4], NULL, 0));
+    if (argc >= 3 && strcmp(argv[1], "mixed") == 0) return mode_mixed(strtoul(argv[2], NULL, 0));
+    if (argc >= 4 && strcmp(argv[1], "aligned") == 0)
+        return mode_aligned(strtoul(argv[2], NULL, 0), strtoul(argv[3], NULL, 0));
+    fprintf(stderr, "usage: oom_helper fill SIZE THREADS BIG_MIB | mixed LIVE_MIB | "
+                    "aligned SIZE COUNT\n");
+    return 2;
+}
