@@ -17,15 +17,47 @@
 #define HAK_API(name) name
 #endif
 
-/* Pops a block of class cls, refilling the thread cache if it is empty. */
+/* Out of address space: everything this process keeps mapped for reuse
+ * goes back (this thread's cache, empty spans, the segment and large-block
+ * caches; other threads flush at their next slow path), so that the one
+ * retry that follows can map what it needs. */
+static void release_for_retry(hak_heap *h) {
+    HAK_PROBE1(oom_release, h);
+    hak_trim_all();
+    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+        uint32_t kept;
+        hak_release_empty(h, c, &kept);
+    }
+    hak_segment_cache_trim(true); /* the segments the spans above emptied */
+}
+
+/* A large block; on a failed mapping, release and retry once. */
+static void *large_alloc(hak_heap *h, size_t n, size_t align, bool *fresh) {
+    void *p = NULL;
+    if ((n | align) >> HAK_ADDR_BITS) goto out; /* more than the address space */
+    p = hak_large_alloc(n, align, fresh);
+    if (!p) {
+        release_for_retry(h);
+        p = hak_large_alloc(n, align, fresh);
+    }
+out:
+    if (!p) errno = ENOMEM;
+    return p;
+}
+
+/* Pops a block of class cls, refilling the thread cache if it is empty
+ * (after a failed refill: release and retry once). */
 static void *alloc_cls(hak_heap *h, int cls) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     if (!bin->head) {
         hak_heap_poll(h);
         HAK_CTR(cls, ALLOC_SLOW)++;
         if (!hak_refill(h, cls)) {
-            errno = ENOMEM;
-            return NULL;
+            release_for_retry(h);
+            if (!hak_refill(h, cls)) {
+                errno = ENOMEM;
+                return NULL;
+            }
         }
     }
     hak_block *b = bin->head;
@@ -56,9 +88,7 @@ void *hak_alloc_slow(size_t n) {
     }
     if (n > HAK_CLASS_MAX) {
         hak_heap_poll(h);
-        void *p = hak_large_alloc(n, 0, NULL);
-        if (!p) errno = ENOMEM;
-        return p;
+        return large_alloc(h, n, 0, NULL);
     }
     return alloc_cls(h, hak_size_class(n));
 }
@@ -77,8 +107,9 @@ static int live_small_class(void *p, const char *api) {
     if (cls >= HAK_NUM_CLASSES || !hak_block_aligned(cls, a - (uintptr_t)hak_span_start(s)))
         invalid(api, p);
     if (((hak_block *)p)->key == hak_key) {
-        hak_fatal(strcmp(api, "free(): invalid pointer") == 0 ? "free(): double free"
-                                                              : "realloc(): pointer already freed",
+        hak_fatal(strcmp(api, "free(): invalid pointer") == 0
+                      ? "free(): double free detected in tcache 2; block already free"
+                      : "realloc(): invalid pointer; block already free",
                   p);
     }
     return cls;
@@ -92,7 +123,7 @@ void hak_free_slow(void *p) {
          * a thread that is going away; the block goes back to its owner */
         if (cls < 0) {
             if (!hak_large_free_checked(p))
-                hak_fatal("free(): invalid pointer (not allocated by hakmem)", p);
+                hak_fatal("free(): invalid pointer; not allocated by hakmem", p);
             return;
         }
         hak_remote_free(hak_span_of(hak_seg_of(p), p), p);
@@ -103,21 +134,21 @@ void hak_free_slow(void *p) {
     hak_heap *h = hak_heap_get();
     if (cls < 0) {
         if (!h || !hak_large_free_checked(p))
-            hak_fatal("free(): invalid pointer (not allocated by hakmem)", p);
+            hak_fatal("free(): invalid pointer; not allocated by hakmem", p);
         return;
     }
-    if (!h) hak_fatal("free(): no heap for this thread", p);
+    if (!h) hak_fatal("free(): invalid pointer; no heap for this thread", p);
     hak_block *b = p;
     struct hak_tbin *bin = &hak_tls.bins[cls];
     HAK_CTR(cls, FREE_SLOW)++;
     hak_heap_poll(h);
-    if (bin->room == 0) hak_flush(h, cls, bin->cap / 2);
-    if (bin->room == 0) {
-        /* cap 0 (safe-free mode): straight back to the span, checked */
+    if (bin->cap == 0) {
+        /* safe-free mode: straight back to the span, checked */
         b->next = NULL;
         b->key = hak_key;
         hak_flush_list(h, cls, b, 1);
     } else {
+        if (bin->room == 0) hak_flush(h, cls, bin->cap / 2);
         b->next = bin->head;
         b->key = hak_key;
         bin->head = b;
@@ -150,13 +181,11 @@ HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    if (n > HAK_CLASS_MAX && hak_heap_get()) {
+    hak_heap *h;
+    if (n > HAK_CLASS_MAX && (h = hak_heap_get()) != NULL) {
         bool fresh;
-        void *p = hak_large_alloc(n, 0, &fresh);
-        if (!p)
-            errno = ENOMEM;
-        else if (!fresh)
-            memset(p, 0, n); /* a new mapping is zero already: don't touch it */
+        void *p = large_alloc(h, n, 0, &fresh);
+        if (p && !fresh) memset(p, 0, n); /* a new mapping is zero already: don't touch it */
         return p;
     }
     void *p = hak_alloc_fast(n);
@@ -217,9 +246,11 @@ HAK_EXPORT void *HAK_API(reallocarray)(void *p, size_t nmemb, size_t size) {
     return HAK_API(realloc)(p, n);
 }
 
-/* Power-of-two classes are naturally aligned up to 64 KiB (spans start on
- * 64 KiB pages), so small aligned requests come from the class of
- * max(align, next power of two of n); the rest from large mappings. */
+/* Blocks of a class lie at multiples of the class size from a span start,
+ * and spans start on 64 KiB pages: a class whose size is a multiple of the
+ * alignment (up to 64 KiB) serves it. The smallest such class >= n keeps
+ * aligned requests in the classes plain malloc(n) uses, so memory freed by
+ * one is reused by the other. The rest come from large mappings. */
 void *hak_alloc_aligned(size_t align, size_t n) {
     if (align <= 16) return hak_alloc_fast(n);
     hak_heap *h = hak_heap_get();
@@ -229,29 +260,29 @@ void *hak_alloc_aligned(size_t align, size_t n) {
     }
     size_t sz = n < align ? align : n;
     if (sz <= HAK_CLASS_MAX && align <= HAK_PAGE_SIZE) {
-        size_t pow2 = 16;
-        while (pow2 < sz) pow2 <<= 1;
-        if (pow2 <= HAK_CLASS_MAX) return alloc_cls(h, hak_size_class(pow2));
+        for (int c = hak_size_class(sz); c < HAK_NUM_CLASSES; c++)
+            if (hak_class_size[c] % align == 0) return alloc_cls(h, c);
     }
-    void *p = hak_large_alloc(n, align, NULL);
-    if (!p) errno = ENOMEM;
-    return p;
+    return large_alloc(h, n, align, NULL);
 }
 
 static bool pow2(size_t a) {
     return a && !(a & (a - 1));
 }
 
+/* glibc 2.36: EINVAL unless align is a power-of-two multiple of
+ * sizeof(void *); a failed allocation returns ENOMEM and leaves errno
+ * ENOMEM too (tst-malloc-thread-fail checks both). */
 HAK_EXPORT int HAK_API(posix_memalign)(void **out, size_t align, size_t n) {
     if (!pow2(align) || align % sizeof(void *)) return EINVAL;
-    int e = errno;
     void *p = hak_alloc_aligned(align, n);
-    errno = e; /* posix_memalign reports through its result only */
     if (!p) return ENOMEM;
     *out = p;
     return 0;
 }
 
+/* C17 (DR 460) and glibc >= 2.38: a non-power-of-two alignment is EINVAL.
+ * (glibc 2.36 treated aligned_alloc as memalign.) */
 HAK_EXPORT void *HAK_API(aligned_alloc)(size_t align, size_t n) {
     if (!pow2(align)) {
         errno = EINVAL;
@@ -260,12 +291,15 @@ HAK_EXPORT void *HAK_API(aligned_alloc)(size_t align, size_t n) {
     return hak_alloc_aligned(align, n);
 }
 
+/* glibc's rules: an alignment above 2^63 is EINVAL; one of 16 or less is
+ * malloc's; any other is rounded up to a power of two; an alignment that
+ * cannot be had (2^63 included) is ENOMEM. */
 HAK_EXPORT void *HAK_API(memalign)(size_t align, size_t n) {
-    if (align > ((size_t)1 << 62)) {
+    if (align > ((size_t)1 << 63)) {
         errno = EINVAL;
         return NULL;
     }
-    size_t a = 1; /* glibc rounds a non-power-of-two alignment up */
+    size_t a = 1;
     while (a < align) a <<= 1;
     return hak_alloc_aligned(a, n);
 }
@@ -289,27 +323,4 @@ HAK_EXPORT int HAK_API(malloc_trim)(size_t pad) {
     if (!HAK_READY()) return 0;
     hak_trim_all();
     return HAK_PROC_GET(RELEASED) != before;
-}
-
-HAK_EXPORT struct mallinfo2 HAK_API(mallinfo2)(void) {
-    struct mallinfo2 mi;
-    memset(&mi, 0, sizeof(mi));
-    uint64_t live = 0, cached = 0;
-    hak_heap_sum_ctr(&live, &cached);
-    mi.arena = HAK_PROC_GET(MAPPED);
-    mi.uordblks = live;
-    mi.fordblks = cached;
-    mi.keepcost = HAK_PROC_GET(LARGE_CACHED);
-    return mi;
-}
-
-HAK_EXPORT struct mallinfo HAK_API(mallinfo)(void) {
-    struct mallinfo2 m2 = HAK_API(mallinfo2)();
-    struct mallinfo mi;
-    memset(&mi, 0, sizeof(mi));
-    mi.arena = (int)m2.arena;
-    mi.uordblks = (int)m2.uordblks;
-    mi.fordblks = (int)m2.fordblks;
-    mi.keepcost = (int)m2.keepcost;
-    return mi;
 }

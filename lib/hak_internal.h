@@ -215,6 +215,7 @@ static inline void hak_unlock(hak_lock_t *l) {
 /* ---- layers ---- */
 /* os (hak_os.c) */
 void *hak_os_map_aligned(size_t size, size_t align);
+void *hak_os_map_offset(size_t size, size_t align, size_t off); /* (p + off) % align == 0 */
 void hak_os_unmap(void *p, size_t size);
 void hak_os_purge(void *p, size_t size);
 uint64_t hak_now_ns(void);
@@ -316,6 +317,21 @@ void hak_fork_init(void);
 /* reports (hak_report.c) */
 __attribute__((noreturn)) void hak_fatal(const char *what, const void *p);
 void hak_log(const char *msg);
+
+/* Process-private usage figures for mallinfo & co (hak_mallinfo.c): never
+ * read from the segment. Relaxed atomics, updated on slow paths only. */
+struct hak_usage {
+    size_t seg_bytes;                    /* segments mapped (in heaps and cached) */
+    size_t span_bytes;                   /* pages of spans carved for classes */
+    size_t large_n, large_bytes;         /* large-block mappings (live and cached) */
+    size_t large_max_n, large_max_bytes; /* their peaks */
+    size_t system_max;                   /* peak of seg_bytes + large_bytes */
+};
+extern struct hak_usage hak_usage;
+void hak_usage_large(long n, long bytes);
+void hak_usage_seg(long bytes);
+#define HAK_USAGE_SPAN(bytes)                                                                      \
+    __atomic_fetch_add(&hak_usage.span_bytes, (size_t)(long)(bytes), __ATOMIC_RELAXED)
 
 /* slow paths of the public API (hak_api.c) */
 void *hak_alloc_slow(size_t n);

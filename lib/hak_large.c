@@ -1,5 +1,7 @@
 /* hak_large.c — blocks above the largest class: one 4 MiB-aligned mapping
- * each, a header at its start, and a bounded cache of freed mappings so a
+ * each, a header at its start (the user pointer min(align, 4 MiB) above it,
+ * so in the header's 4 MiB chunk or the next: segmap value 2 or 3, and any
+ * alignment the address space allows), and a bounded cache of freed mappings so a
  * program that frees and allocates big buffers does not hit the kernel each
  * time. The cache has its own lock; the mapping needs no owner. */
 #include "hak_internal.h"
@@ -41,9 +43,10 @@ static hak_large *large_of(void *p) {
 /* *fresh (if given) tells whether the memory is a new, zeroed mapping. */
 void *hak_large_alloc(size_t n, size_t align, bool *fresh) {
     if (align < 64) align = 64;
-    if (align > (1ul << 29)) return NULL; /* segmap offsets reach 253 chunks */
-    size_t offset = align;                /* header fits below the first aligned address */
-    if (n > (1ul << HAK_ADDR_BITS) || offset + n < n) return NULL;
+    if (n > (1ul << HAK_ADDR_BITS) || align > (1ul << HAK_ADDR_BITS)) return NULL;
+    /* the header fits below the first aligned address; for alignments of
+     * a chunk or more the map starts a chunk below an aligned address */
+    size_t offset = align < HAK_SEG_SIZE ? align : HAK_SEG_SIZE;
     size_t need = round_page(offset + (n ? n : 1)); /* malloc(0) has a usable byte */
     hak_large *l = NULL;
     hak_lock(&hak_large_lock);
@@ -62,9 +65,11 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh) {
     hak_unlock(&hak_large_lock);
     if (fresh) *fresh = l == NULL;
     if (!l) {
-        l = hak_os_map_aligned(need, align > HAK_SEG_SIZE ? align : HAK_SEG_SIZE);
+        l = align > HAK_SEG_SIZE ? hak_os_map_offset(need, align, offset)
+                                 : hak_os_map_aligned(need, HAK_SEG_SIZE);
         if (!l) return NULL;
         l->map_size = need;
+        hak_usage_large(1, (long)need);
         hak_segmap_set((uintptr_t)l, HAK_MAP_LARGE);
     }
     l->magic = LARGE_MAGIC;
@@ -79,6 +84,7 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh) {
 }
 
 static void large_unmap(hak_large *l) {
+    hak_usage_large(-1, -(long)l->map_size);
     hak_segmap_set((uintptr_t)l, HAK_MAP_NONE);
     hak_os_unmap(l, l->map_size);
 }
@@ -87,7 +93,8 @@ static void large_unmap(hak_large *l) {
 bool hak_large_free_checked(void *p) {
     hak_large *l = large_of(p);
     if (!l) return false;
-    if (l->magic != LARGE_MAGIC) hak_fatal("free(): double free", p);
+    if (l->magic != LARGE_MAGIC)
+        hak_fatal("double free or corruption (out); large block already free", p);
     size_t usable = l->map_size - l->offset;
     if (((uintptr_t)p >> HAK_SEG_SHIFT) != ((uintptr_t)l >> HAK_SEG_SHIFT))
         hak_segmap_set((uintptr_t)p, HAK_MAP_NONE);
@@ -167,6 +174,7 @@ void *hak_large_realloc(void *p, size_t n) {
     } else {
         HAK_PROC_ADD(MAPPED, need - old_size);
     }
+    hak_usage_large(0, (long)(need - old_size));
     l->map_size = need;
     hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_LARGE_BYTES, (need - l->offset) - old_usable);
     return (char *)l + l->offset;

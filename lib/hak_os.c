@@ -7,24 +7,70 @@
 
 uint8_t hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)];
 
-/* Maps size bytes aligned to align (a power of two >= page size) by
- * over-mapping and trimming. Addresses beyond the segment map are refused. */
-void *hak_os_map_aligned(size_t size, size_t align) {
-    if (size > (1ul << HAK_ADDR_BITS) || align > (1ul << 40)) return NULL;
-    size_t len = size + align;
-    char *p =
-        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-    char *a = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
-    if (a > p) munmap(p, (size_t)(a - p));
-    size_t tail = (size_t)((p + len) - (a + size));
-    if (tail) munmap(a + size, tail);
+static char *map_anon(void *at, size_t len, int flags) {
+    char *p = mmap(at, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | flags, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static bool fits(size_t off, size_t align, const char *p) {
+    return (((uintptr_t)p + off) & (align - 1)) == 0;
+}
+
+/* Maps size bytes at a p with p + off a multiple of align (a power of two
+ * >= the page size; off a multiple of the page size). Address space is
+ * taken no faster than needed, because under an address-space limit
+ * (ulimit -v) a transient over-map fails where the mapping itself fits:
+ *   1. the exact size: the kernel places mappings top-down next to the
+ *      previous one, so after one aligned segment the next usually is too;
+ *   2. else grow that mapping downwards to the aligned address below it
+ *      (MAP_FIXED_NOREPLACE; a kernel without it may return another
+ *      address, which is checked) and cut the tail;
+ *   3. else over-map by align and trim.
+ * Addresses beyond the segment map are refused. On failure errno is
+ * mmap's (ENOMEM when out of address space); on success it is unchanged. */
+void *hak_os_map_offset(size_t size, size_t align, size_t off) {
+    int e = errno;
+    if (size > (1ul << HAK_ADDR_BITS) || align > (1ul << HAK_ADDR_BITS)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *p = map_anon(NULL, size, 0), *a = NULL;
+    if (!p) return NULL;
+    if (fits(off, align, p)) {
+        a = p;
+    } else {
+        uintptr_t base = ((uintptr_t)p + off) & ~(uintptr_t)(align - 1); /* < p + off */
+        char *lo = base >= off + 65536 ? (char *)(base - off) : NULL;
+        char *got = lo ? map_anon(lo, (size_t)(p - lo), MAP_FIXED_NOREPLACE) : NULL;
+        if (got == lo && lo) {
+            munmap(lo + size, (size_t)(p - lo)); /* the tail beyond lo + size */
+            a = lo;
+        } else {
+            if (got) munmap(got, (size_t)(p - lo)); /* placed elsewhere */
+            munmap(p, size);
+            size_t len = size + align;
+            if (len < size) return NULL;
+            p = map_anon(NULL, len, 0);
+            if (!p) return NULL;
+            a = p + ((align - (((uintptr_t)p + off) & (align - 1))) & (align - 1));
+            if (a > p) munmap(p, (size_t)(a - p));
+            size_t tail = (size_t)((p + len) - (a + size));
+            if (tail) munmap(a + size, tail);
+        }
+    }
     if (((uintptr_t)a + size) >> HAK_ADDR_BITS) {
         munmap(a, size);
+        errno = ENOMEM;
         return NULL;
     }
     HAK_PROC_ADD(MAPPED, size);
+    errno = e;
     return a;
+}
+
+void *hak_os_map_aligned(size_t size, size_t align) {
+    return hak_os_map_offset(size, align, 0);
 }
 
 void hak_os_unmap(void *p, size_t size) {

@@ -25,13 +25,21 @@ static char *fmt_hex(char *p, uintptr_t v) {
 }
 
 /* An invalid or double free: the heap may already be inconsistent, so
- * report and stop rather than go on corrupting someone else's program. */
+ * report and stop rather than go on corrupting someone else's program.
+ * `what` starts with glibc's own message for the case ("free(): invalid
+ * pointer"), optionally followed by "; details". The first line is glibc's
+ * message alone, as glibc prints it, so whatever greps a log for it still
+ * matches; the second says it was hakmem, with the details and address. */
 void hak_fatal(const char *what, const void *p) {
-    char buf[256], *q = buf;
-    const char *pre = "hakmem: ";
-    size_t n = strlen(what);
-    if (n > 180) n = 180;
-    memcpy(q, pre, 8);
+    char buf[512], *q = buf;
+    size_t n = strlen(what), g;
+    if (n > 200) n = 200;
+    const char *semi = memchr(what, ';', n);
+    g = semi ? (size_t)(semi - what) : n;
+    memcpy(q, what, g);
+    q += g;
+    *q++ = '\n';
+    memcpy(q, "hakmem: ", 8);
     q += 8;
     memcpy(q, what, n);
     q += n;

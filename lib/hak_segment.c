@@ -35,6 +35,7 @@ static hak_segment *segment_new(hak_heap *h) {
     if (!seg) {
         seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
         if (!seg) return NULL;
+        hak_usage_seg((long)HAK_SEG_SIZE);
         seg->magic = HAK_SEG_MAGIC;
         for (int i = 0; i < HAK_SEG_PAGES; i++) seg->pages[i].cls = seg->page_cls[i] = HAK_CLS_NONE;
         hak_segmap_set((uintptr_t)seg, HAK_MAP_SEG);
@@ -66,6 +67,7 @@ static void segment_free(hak_heap *h, hak_segment *seg) {
     if (seg) {
         hak_segmap_set((uintptr_t)seg, HAK_MAP_NONE);
         hak_os_unmap(seg, HAK_SEG_SIZE);
+        hak_usage_seg(-(long)HAK_SEG_SIZE);
     }
 }
 
@@ -94,12 +96,51 @@ static int find_run(hak_segment *seg, int n) {
     return r ? __builtin_ctzll(r) : -1;
 }
 
+/* Longest run of free pages in the segment (its start in *first), 0 if none. */
+static int longest_run(hak_segment *seg, int *first) {
+    uint64_t r = ~seg->used_mask, prev = 0;
+    int len = 0;
+    while (r) {
+        prev = r;
+        r &= r >> 1;
+        len++;
+    }
+    if (len) *first = __builtin_ctzll(prev);
+    return len;
+}
+
+/* Pages that n pages' worth of blocks of cls really cover. */
+static int pages_for(int cls, int n) {
+    size_t size = hak_class_size[cls], blocks = (size_t)n * HAK_PAGE_SIZE / size;
+    return (int)((blocks * size + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE);
+}
+
+/* A span of the class's length in a segment of the heap; failing that, a
+ * shorter one (at least one block) in the longest free run of a segment the
+ * heap already has, before a new segment is mapped. The big classes' 32-page
+ * spans fit once in the 63 pages a segment offers, and without the shorter
+ * spans the other 31 pages would stay empty: address space mapped for
+ * nothing, which is what runs out first under an address-space limit. */
 hak_span *hak_span_alloc(hak_heap *h, int cls) {
-    int n = hak_class_span[cls], first = -1;
-    hak_segment *seg;
-    for (seg = h->segs; seg; seg = seg->next)
-        if (64 - __builtin_popcountll(seg->used_mask) >= n && (first = find_run(seg, n)) >= 0)
-            break;
+    int n = pages_for(cls, hak_class_span[cls]), first = -1;
+    int min = pages_for(cls, (int)((hak_class_size[cls] + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE));
+    hak_segment *seg, *best = NULL;
+    int best_len = 0, best_first = -1;
+    for (seg = h->segs; seg; seg = seg->next) {
+        int nfree = 64 - __builtin_popcountll(seg->used_mask);
+        if (nfree >= n && (first = find_run(seg, n)) >= 0) break;
+        int f = -1, len = nfree > best_len && nfree >= min ? longest_run(seg, &f) : 0;
+        if (len >= min && len > best_len) {
+            best = seg;
+            best_len = len;
+            best_first = f;
+        }
+    }
+    if (!seg && best) {
+        seg = best;
+        first = best_first;
+        n = pages_for(cls, best_len < n ? best_len : n);
+    }
     if (!seg) {
         seg = segment_new(h);
         if (!seg) return NULL;
@@ -116,6 +157,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
         s[i].head_off = (uint8_t)i;
         s[i].cls = seg->page_cls[first + i] = (uint8_t)cls;
     }
+    HAK_USAGE_SPAN((size_t)n * HAK_PAGE_SIZE);
     HAK_CTR(cls, SPANS_NEW)++;
     HAK_CTR(cls, SPAN_BLOCKS) += s->capacity;
     HAK_PROBE2(span_new, cls, s->capacity);
@@ -126,6 +168,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
 void hak_span_release(hak_heap *h, hak_span *s) {
     hak_segment *seg = hak_seg_of(s);
     int first = (int)(s - seg->pages), n = s->pages, cls = s->cls;
+    HAK_USAGE_SPAN(-(long)((size_t)n * HAK_PAGE_SIZE));
     HAK_CTR(cls, SPANS_FREED)++;
     HAK_CTR(cls, SPAN_BLOCKS) -= s->capacity;
     for (int i = 0; i < n; i++) {
@@ -166,6 +209,7 @@ void hak_segment_cache_trim(bool force) {
         if (!seg) return;
         hak_segmap_set((uintptr_t)seg, HAK_MAP_NONE);
         hak_os_unmap(seg, HAK_SEG_SIZE);
+        hak_usage_seg(-(long)HAK_SEG_SIZE);
     }
 }
 
