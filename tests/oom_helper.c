@@ -30,6 +30,8 @@ static void *(*volatile p_malloc)(size_t) = malloc;
 static void (*volatile p_free)(void *) = free;
 static int (*volatile p_posix_memalign)(void **, size_t, size_t) = posix_memalign;
 
+static pthread_barrier_t start; /* every thread exists before any fills */
+
 struct filler {
     pthread_t t;
     size_t size;
@@ -42,6 +44,7 @@ struct filler {
  * making the whole limit resident. */
 static void *fill(void *arg) {
     struct filler *f = arg;
+    pthread_barrier_wait(&start);
     for (;;) {
         if (f->n == f->cap) {
             size_t cap = f->cap ? f->cap * 2 : 1024;
@@ -68,6 +71,7 @@ static void *fill(void *arg) {
 
 static double run_fill(struct filler *f, int threads, size_t size, int *bad) {
     double mib = 0;
+    pthread_barrier_init(&start, NULL, (unsigned)threads);
     for (int i = 0; i < threads; i++) {
         memset(&f[i], 0, sizeof(f[i]));
         f[i].size = size;
@@ -81,6 +85,7 @@ static double run_fill(struct filler *f, int threads, size_t size, int *bad) {
         mib += (double)f[i].n * (double)size / 1048576.0;
         *bad |= f[i].bad_errno;
     }
+    pthread_barrier_destroy(&start);
     return mib;
 }
 
@@ -124,37 +129,54 @@ static long vm_size_kib(void) {
     return kib;
 }
 
-static int mode_mixed(size_t live_mib) {
-    enum { SLOTS = 4096 };
-    static void *slot[SLOTS];
-    static size_t slot_size[SLOTS];
-    uint64_t rnd = 88172645463325252ull;
-    size_t live = 0, target = live_mib << 20;
-    long base = vm_size_kib(), peak = base;
-    for (long op = 0; op < 20000 || live < target; op++) {
-        rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
-        size_t i = rnd % SLOTS;
-        if (slot[i]) {
-            if (live < target && op < 20000) continue; /* grow first */
-            p_free(slot[i]);
-            live -= slot_size[i];
-            slot[i] = NULL;
-        }
-        if (live >= target) continue;
-        size_t n = 100000 + (rnd >> 20) % 800001;
+struct mixed {
+    void *slot[4096];
+    size_t size[4096], live;
+    uint64_t rnd;
+    long peak_kib;
+};
+
+static uint64_t next_rnd(struct mixed *m) {
+    m->rnd ^= m->rnd << 13, m->rnd ^= m->rnd >> 7, m->rnd ^= m->rnd << 17;
+    return m->rnd;
+}
+
+/* Fills empty slots with 100 KB-900 KB blocks until target bytes are live. */
+static int mixed_fill(struct mixed *m, size_t target) {
+    while (m->live < target) {
+        uint64_t r = next_rnd(m);
+        size_t i = r % 4096, n = 100000 + (r >> 20) % 800001;
+        if (m->slot[i]) continue;
         char *p = p_malloc(n);
         if (!p) {
-            printf("malloc(%zu) failed at live %zu MiB\n", n, live >> 20);
+            printf("malloc(%zu) failed at live %zu MiB\n", n, m->live >> 20);
             return 1;
         }
         p[0] = 1;
-        slot[i] = p;
-        slot_size[i] = n;
-        live += n;
+        m->slot[i] = p;
+        m->size[i] = n;
+        m->live += n;
         long vm = vm_size_kib();
-        if (vm > peak) peak = vm;
+        if (vm > m->peak_kib) m->peak_kib = vm;
     }
-    printf("mapped_mib=%ld live_mib=%zu\n", (peak - base) >> 10, live >> 20);
+    return 0;
+}
+
+static int mode_mixed(size_t live_mib) {
+    static struct mixed m = {.rnd = 88172645463325252ull};
+    size_t target = live_mib << 20;
+    long base = vm_size_kib();
+    m.peak_kib = base;
+    if (mixed_fill(&m, target)) return 1;
+    for (int op = 0; op < 20000; op++) { /* replace a random live block */
+        size_t i = next_rnd(&m) % 4096;
+        if (!m.slot[i]) continue;
+        p_free(m.slot[i]);
+        m.slot[i] = NULL;
+        m.live -= m.size[i];
+        if (mixed_fill(&m, target)) return 1;
+    }
+    printf("mapped_mib=%ld live_mib=%zu\n", (m.peak_kib - base) >> 10, m.live >> 20);
     return 0;
 }
 
