@@ -41,7 +41,7 @@ run() {
     usable=$(sed -n 's/.*usable_mib=\([0-9]*\).*/\1/p' <<<"$out")
     refill=$(sed -n 's/.*refill_mib=\([0-9]*\).*/\1/p' <<<"$out")
     big_ok=$(sed -n 's/.*big_ok=\([0-9]*\).*/\1/p' <<<"$out")
-    local want=$((limit / 1024 * min / 100))
+    local want=$((limit * min / 102400))
     local problems=()
     if [ -n "$HAKMEM_LIB" ]; then # (glibc's per-thread arenas do worse under small limits)
         [ "${usable:-0}" -ge $want ] || problems+=("usable ${usable} MiB < $want MiB ($min % of the limit)")
