@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* Sanitizer builds (lib/libhakmem-tsan.a) export hak_test_malloc & co
@@ -17,12 +18,38 @@
 #define HAK_API(name) name
 #endif
 
+/* Under an address-space limit (RLIMIT_AS: ulimit -v), blocks above
+ * 128 KiB are mapped alone at page granularity, as glibc's mmap threshold
+ * does, because there address space is what runs out first, and the
+ * classes spend it: up to 12 % in rounding (200000 B takes a 229376 B
+ * block) and a segment holds only four 896 KiB blocks. Without a limit the
+ * classes serve them (thread caches, no system calls). The limit is read
+ * once, and again whenever memory runs out (a program may lower it). */
+#define ALONE_MIN ((size_t)128 << 10)
+static int as_limited = -1; /* -1 not read yet */
+
+static bool read_as_limit(void) {
+    struct rlimit rl;
+    int e = errno;
+    int v = getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+    errno = e;
+    __atomic_store_n(&as_limited, v, __ATOMIC_RELAXED);
+    return v;
+}
+
+static bool map_alone(size_t n) {
+    if (n <= ALONE_MIN || n > HAK_CLASS_MAX) return false;
+    int v = __atomic_load_n(&as_limited, __ATOMIC_RELAXED);
+    return v < 0 ? read_as_limit() : v;
+}
+
 /* Out of address space: everything this process keeps mapped for reuse
  * goes back (this thread's cache, empty spans, the segment and large-block
  * caches; other threads flush at their next slow path), so that the one
  * retry that follows can map what it needs. */
 static void release_for_retry(hak_heap *h) {
     HAK_PROBE1(oom_release, h);
+    read_as_limit();
     hak_trim_all();
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t kept;
@@ -89,6 +116,11 @@ void *hak_alloc_slow(size_t n) {
     if (n > HAK_CLASS_MAX) {
         hak_heap_poll(h);
         return large_alloc(h, n, 0, NULL);
+    }
+    if (HAK_UNLIKELY(map_alone(n))) {
+        hak_heap_poll(h);
+        void *p = large_alloc(h, n, 0, NULL);
+        if (p) return p; /* else the classes may still have room */
     }
     return alloc_cls(h, hak_size_class(n));
 }
