@@ -214,11 +214,11 @@ HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size) {
         return NULL;
     }
     hak_heap *h;
-    if (n > HAK_CLASS_MAX && (h = hak_heap_get()) != NULL) {
+    if ((n > HAK_CLASS_MAX || map_alone(n)) && (h = hak_heap_get()) != NULL) {
         bool fresh;
         void *p = large_alloc(h, n, 0, &fresh);
         if (p && !fresh) memset(p, 0, n); /* a new mapping is zero already: don't touch it */
-        return p;
+        if (p || n > HAK_CLASS_MAX) return p;
     }
     void *p = hak_alloc_fast(n);
     if (p) memset(p, 0, n);
