@@ -65,7 +65,8 @@
 
 /* segmap: one byte per 4 MiB of address space (32 MiB virtual, lazily
  * touched). 0 = not ours, 1 = small segment, 2 = large block header here,
- * 2+k = large block whose header is k chunks lower (big alignments). */
+ * 2+k = large block whose header is k chunks lower (k is 1 for alignments of
+ * 4 MiB and more: the header sits a chunk below the user pointer). */
 enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
 extern uint8_t
     hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)]; /* .bss: untouched pages cost nothing */
