@@ -150,8 +150,10 @@ HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    if (n > HAK_CLASS_MAX && hak_heap_get()) {
+    hak_heap *h;
+    if (n > HAK_CLASS_MAX && (h = hak_heap_get())) {
         bool fresh;
+        hak_heap_poll(h); /* a slow path like malloc's: knobs, trims, publishing */
         void *p = hak_large_alloc(n, 0, &fresh);
         if (!p)
             errno = ENOMEM;
