@@ -48,7 +48,7 @@ workload() {
     WPID=$!
     disown "$WPID" # no "Killed" job notices; bash still reaps it
     for i in $(seq 100); do
-        grep -q '^pid ' "$out" 2>/dev/null && [ -L "/dev/shm/hakmem.$WPID" ] && return 0
+        grep -q '^pid ' "$out" 2>/dev/null && seg_exists "$WPID" && return 0
         sleep 0.05
     done
     cat "$out"
