@@ -212,8 +212,8 @@ static void fill_header(struct hak_shm_header *h, const struct hak_shm_layout *l
     __atomic_store_n(&h->magic, HAK_SHM_MAGIC, __ATOMIC_RELEASE);
 }
 
-/* Whether entry name of dir (st: its lstat) was written by a process with
- * pid in pid namespace ns. For our own pid: its writer is gone (or was us
+/* Whether entry name of dir (st: its lstat) was written by a process of our
+ * user with pid in pid namespace ns. For our own pid: its writer is gone (or was us
  * before an exec) and the name is ours to take. Anything else, a
  * neighbour's live segment in a container sharing /dev/shm above all, is
  * left alone. */
@@ -222,7 +222,7 @@ static int written_in(int dir, const char *name, const struct stat *st, pid_t pi
     pid_t p;
     int fd;
     uint64_t pns;
-    if (ns == 0) return 0;
+    if (ns == 0 || st->st_uid != geteuid()) return 0; /* another user's is never ours */
     if (S_ISLNK(st->st_mode)) {
         ssize_t n = readlinkat(dir, name, text, sizeof text - 1);
         if (n <= 0) return 0;

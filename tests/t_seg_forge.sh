@@ -65,6 +65,26 @@ expect 1 "$msg"
 run "$HAKCTL" get "$s" adopt
 expect 1 "$msg"
 
+echo "== $u squats the name of a process before it publishes"
+if unshare -p -f --mount-proc true 2>/dev/null && ! seg_exists 1; then
+    # pid 1 of a new pid namespace (sharing /dev/shm): a name one can predict
+    RM_FILES+=(/dev/shm/hakmem.1)
+    as_u sh -c "cp '$T/forged' /dev/shm/hakmem.1 && chmod 600 /dev/shm/hakmem.1"
+    sum=$(md5sum </dev/shm/hakmem.1)
+    timeout -s KILL 30 unshare -p -f --mount-proc env LD_PRELOAD="$HAKMEM_LIB" "$WORKLOAD" -t 1 -s 0.5 \
+        >"$T/sq.out" 2>&1
+    rc=$?
+    [ $rc = 0 ] || { cat "$T/sq.out"; fail "the squatted process exited $rc"; }
+    grep -c "^hakmem: no live segment for hakctl (its name is taken" "$T/sq.out" | grep -qx 1 ||
+        { cat "$T/sq.out"; fail "expected one note that the name is taken"; }
+    [ "$(stat -c %U /dev/shm/hakmem.1)" = "$u" ] && [ "$(md5sum </dev/shm/hakmem.1)" = "$sum" ] ||
+        fail "the squatter's file was replaced or written"
+    echo "ok: the process ran without a segment (exit 0, one note); the squatter's file untouched"
+    rm -f /dev/shm/hakmem.1
+else
+    echo "note: no pid namespace here (or /dev/shm/hakmem.1 exists); squatting part skipped"
+fi
+
 echo "== root's own sparse segments of 512 MB"
 rm -f "$f"
 cp "$T/forged" "$f"
