@@ -1,9 +1,10 @@
 /* hakmem_shm.h — the one definition of the hakmem live segment.
  *
- * Every process that loads libhakmem publishes /dev/shm/hakmem.<pid>: a header,
- * the size-class table, a knob directory + knob values, a counter directory and
- * per-heap counter slots. libhakmem, hakctl and hakmemd all include this file;
- * nothing else defines the layout.
+ * Every process that loads libhakmem (and lives 50 ms: lib/hak_publish.c)
+ * publishes a segment, a sealed memfd named by the link /dev/shm/hakmem.<pid>
+ * (see the writer section): a header, the size-class table, a knob directory
+ * + knob values, a counter directory and per-heap counter slots. libhakmem, hakctl and hakmemd all
+ * include this file; nothing else defines the layout.
  *
  * Versioning: the segment describes itself. Readers find tables through the
  * offsets/counts/strides in the header and find knobs and counters BY NAME in

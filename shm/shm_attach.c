@@ -213,7 +213,7 @@ static void view_reset(struct hak_shm_view *v) {
  * its owner must be the process's user, and the fd must be a hakmem memfd. */
 static int open_link(const char *path, const struct stat *ls, pid_t *host, int flags, char *err,
                      size_t errlen) {
-    char text[HAK_SHM_LINK_MAX], fdpath[64], target[64], who[64];
+    char text[HAK_SHM_LINK_MAX], fdpath[64], target[64];
     pid_t lpid;
     int lfd;
     uint64_t lns;
@@ -221,10 +221,12 @@ static int open_link(const char *path, const struct stat *ls, pid_t *host, int f
     if (n <= 0 || (text[n] = 0, hak_shm_link_parse(text, &lpid, &lfd, &lns) != 0))
         return shm_fail(err, errlen, HAK_SHM_EUNSAFE,
                         "refusing %s: it is a symlink, and not one hakmem makes", path);
-    if (geteuid() != 0 && ls->st_uid != geteuid())
+    if (geteuid() != 0 && ls->st_uid != geteuid()) {
+        char who[64];
         return shm_fail(err, errlen, HAK_SHM_EACCES,
                         "permission denied: %s belongs to uid %u (%s); run as that user or root",
                         path, (unsigned)ls->st_uid, hak_user_name(ls->st_uid, who, sizeof who));
+    }
     if (*host == 0) {
         if (lns != hak_shm_pidns("/proc/self/ns/pid"))
             return shm_fail(err, errlen, HAK_SHM_ENOENT,

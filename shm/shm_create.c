@@ -218,12 +218,12 @@ static void fill_header(struct hak_shm_header *h, const struct hak_shm_layout *l
  * neighbour's live segment in a container sharing /dev/shm above all, is
  * left alone. */
 static int written_in(int dir, const char *name, const struct stat *st, pid_t pid, uint64_t ns) {
-    char text[HAK_SHM_LINK_MAX];
     pid_t p;
     int fd;
     uint64_t pns;
     if (ns == 0 || st->st_uid != geteuid()) return 0; /* another user's is never ours */
     if (S_ISLNK(st->st_mode)) {
+        char text[HAK_SHM_LINK_MAX];
         ssize_t n = readlinkat(dir, name, text, sizeof text - 1);
         if (n <= 0) return 0;
         text[n] = 0;

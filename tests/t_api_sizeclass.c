@@ -11,9 +11,9 @@
  *  - the class table is increasing and made of multiples of 16;
  *  - sizes above HAK_CLASS_MAX get usable >= n with bounded slack
  *    (< n/8 + 128 KiB);
- *  - unless HAKMEM_SHM=0, /dev/shm/hakmem.<pid> appears once the process has
- *    lived ~50 ms, names our memfd, which carries the magic, ABI major, our pid, the LIVE flag and the same
- *    class table.
+ *  - unless HAKMEM_SHM=0, /dev/shm/hakmem.<pid> appears once the process
+ *    has lived ~50 ms and names our memfd, which carries the magic, ABI
+ *    major, our pid, the LIVE flag and the same class table.
  * Why: the class table is shared by the allocator, hakctl and hakmemd; a
  * lookup-table off-by-one (e.g. at 1024/1025, the edge of the direct table)
  * wastes memory or, worse, under-sizes blocks.
