@@ -105,6 +105,13 @@ static void heap_publish_self(hak_heap *h) {
 }
 #define HEAP_UNBOUND(h) (HAK_UNLIKELY(!(h)->shm_bound && (h)->slot >= 0) && hak_shm)
 
+/* Copies counters their owner may be writing: a statistics read, racy by
+ * design (as a reader in another process is); a word at a time, untorn. */
+__attribute__((no_sanitize_thread)) static void snapshot_ctrs(uint64_t *dst, const uint64_t *src) {
+    for (int i = 0; i < HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
+        dst[i] = ((const volatile uint64_t *)src)[i];
+}
+
 /* The segment appears. Heaps no thread owns move their counters now. An
  * owned heap's counters are copied into its slot, so that a thread blocked
  * since before (which counts nothing meanwhile) shows exact figures; its
@@ -118,8 +125,7 @@ void hak_heaps_publish(struct hak_shm_header *shm) {
             hak_heap_bind_counters(h, false);
         } else if (h->slot >= 0 && !h->shm_bound && h->ctr) {
             if (hak_shm_reserve(shm, slot_offset(h->slot), hak_layout.slot_size) == 0)
-                memcpy(slot_ctrs(shm, h->slot), h->ctr,
-                       sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
+                snapshot_ctrs(slot_ctrs(shm, h->slot), h->ctr);
         }
     }
     hak_unlock(&hak_pool_lock);
@@ -267,7 +273,7 @@ void hak_knobs_apply_tls(void) {
 /* Every slow path: knob changes, trim requests, timed purges. Cheap unless
  * something changed: two loads from the segment and a counter. */
 void hak_heap_poll(hak_heap *h) {
-    if (HAK_UNLIKELY(hak_publish_pending)) hak_publish_poll();
+    if (HAK_UNLIKELY(HAK_PUBLISH_PENDING())) hak_publish_poll();
     if (HEAP_UNBOUND(h)) heap_publish_self(h);
     if (hak_shm) {
         if (HAK_UNLIKELY(HAK_SHM_LOAD(knob_gen) !=

@@ -312,6 +312,7 @@ extern uint64_t hak_knob_gen_applied;
 extern int hak_shm_enabled;  /* HAKMEM_SHM */
 void hak_publish_init(void); /* arms the clock: publishing waits for the process to live a while */
 extern int hak_publish_pending; /* the segment is due: hak_publish_poll on slow paths */
+#define HAK_PUBLISH_PENDING() __atomic_load_n(&hak_publish_pending, __ATOMIC_RELAXED)
 void hak_publish_poll(void);
 void hak_publish_after_fork(void);
 

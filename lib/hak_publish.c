@@ -142,7 +142,7 @@ void hak_publish_after_fork(void) {
         hak_orphan_bind();
     }
     hak_shm_release(); /* the mapping and our copy of the parent's fd */
-    hak_publish_pending = 0;
+    __atomic_store_n(&hak_publish_pending, 0, __ATOMIC_RELAXED);
     atomic_store(&publish_state, 0);
     hak_publish_init();
 }

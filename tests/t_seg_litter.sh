@@ -9,14 +9,24 @@
 . "$(dirname "$0")/hakctl_lib.sh"
 need_hakctl
 
-pids=()
-for _ in $(seq 50); do pids+=("$(LD_PRELOAD=$HAKMEM_LIB sh -c 'echo $$')"); done
-left=0
-for p in "${pids[@]}"; do
-    if seg_exists "$p"; then left=$((left + 1)); RM_FILES+=("/dev/shm/hakmem.$p"); fi
+# /dev/shm is shared: a name that was there before a run is not its doing;
+# and a run slower than the publishing delay (a loaded machine) may publish
+left=0 fast=0
+for _ in $(seq 50); do
+    t0=$EPOCHREALTIME
+    p=$(LD_PRELOAD=$HAKMEM_LIB sh -c 'echo $$')
+    ms=$(((${EPOCHREALTIME/./} - ${t0/./}) / 1000))
+    [ "$ms" -lt 40 ] || continue
+    fast=$((fast + 1))
+    # a link or file newer than the run's start is the run's
+    if seg_exists "$p" && [ "$(stat -c %Z "/dev/shm/hakmem.$p")" -ge "${t0%.*}" ]; then
+        left=$((left + 1))
+        RM_FILES+=("/dev/shm/hakmem.$p")
+    fi
 done
-[ "$left" = 0 ] || fail "$left of 50 runs of sh -c true left a segment"
-echo "ok: 50 runs of sh -c true left no segment"
+[ "$fast" -ge 10 ] || skip "the machine is too loaded: only $fast of 50 runs took < 40 ms"
+[ "$left" = 0 ] || fail "$left of $fast runs of sh -c true (< 40 ms each) left a segment"
+echo "ok: $fast runs of sh -c true (< 40 ms each) left no segment"
 
 ns=$(stat -L -c %i /proc/self/ns/pid)
 mk() { # mk PID PIDNS AGE: a link as a process PID of namespace PIDNS leaves it
