@@ -357,6 +357,8 @@ void hak_heaps_after_fork(bool child) {
     if (!child) return;
     hak_heap *me = hak_tls.heap;
     pid_t tid = gettid();
+    memset(orphan_private, 0, sizeof orphan_private); /* fresh, like every heap's */
+    hak_orphan_bind();
     for (hak_heap *h = all_heaps; h; h = h->all_next) {
         h->shm_bound = false; /* the parent's segment is not ours */
         hak_heap_bind_counters(h, true);
