@@ -59,7 +59,7 @@ static void say_no_segment(int err) {
                 {EROFS, "/dev/shm is read-only"},
                 {EACCES, "/dev/shm not writable"},
                 {EPERM, "/dev/shm not writable"},
-                {EEXIST, "its name is taken by another process (pid namespace)"},
+                {EEXIST, "its name is taken: another user's, or another pid namespace's"},
                 {EMFILE, "too many open files"}};
     const char *why = "system error";
     if (said || !hak_shm_enabled) return;

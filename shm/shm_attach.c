@@ -237,7 +237,7 @@ static int open_link(const char *path, const struct stat *ls, pid_t *host, int f
     }
     snprintf(fdpath, sizeof fdpath, "/proc/%d/ns/pid", (int)*host);
     uint64_t ns = hak_shm_pidns(fdpath);
-    if (ns != 0 && lns != ns)
+    if (ns != 0 && lns != 0 && lns != ns) /* 0: the writer had no /proc */
         return shm_fail(err, errlen, HAK_SHM_ENOENT,
                         "%s belongs to a process of another pid namespace, not to process %d", path,
                         (int)*host);
