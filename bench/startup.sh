@@ -15,9 +15,9 @@ libs=("glibc=" "hakmem=$PWD/lib/libhakmem.so")
 [ -f "$mi" ] && libs+=("mimalloc=$mi")
 libs+=("$@")
 out=docs/startup.md
-python3 - "$runs" "$out" "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "${libs[@]}" <<'PY'
+python3 - "$runs" "$out" "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$*" "${libs[@]}" <<'PY'
 import os, statistics, subprocess, sys, time
-runs, out, rev, libs = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+runs, out, rev, extra, libs = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 libs = [l.split("=", 1) for l in libs]
 times = {name: [] for name, _ in libs}
 left = {name: 0 for name, _ in libs}
@@ -33,8 +33,9 @@ for i in range(runs):
             os.unlink("/dev/shm/hakmem.%d" % pid)
 with open(out, "w") as f:
     f.write("# Start-up cost of a short process\n\n")
-    f.write("Written by `bench/startup.sh %d` on %s, %d CPUs, git %s.\n" %
-            (runs, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.cpu_count(), rev))
+    f.write("Written by `bench/startup.sh %d%s` on %s, %d CPUs, git %s.\n" %
+            (runs, " " + extra if extra else "", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+             os.cpu_count(), rev))
     f.write("Each run spawns `sh -c true` (dash: it ends with `_exit`) with the allocator\n"
             "in LD_PRELOAD and waits for it; allocators alternate run by run. Times are\n"
             "spawn to reap, in milliseconds: the machine is shared, so look at medians.\n"
