@@ -14,7 +14,7 @@ bench/bin/%: bench/%.c bench/bench_util.h
 	@mkdir -p bench/bin
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-.PHONY: bench bench-full bench-callgrind bench-bins bench-overhead
+.PHONY: bench bench-full bench-callgrind bench-bins bench-overhead bench-startup
 bench-bins: $(BENCH_BINS)
 
 bench: $(BENCH_BINS) $(BENCH_LIB)
@@ -34,3 +34,7 @@ CLEAN += $(BENCH_BINS)
 # cost of the live counters: libhakmem.so against -DHAK_COUNTERS=0 (docs/overhead.md)
 bench-overhead: $(BENCH_BINS) lib/libhakmem.so lib/libhakmem-nocounters.so
 	bash bench/overhead.sh
+
+# start-up of `sh -c true` under hakmem, glibc and mimalloc (docs/startup.md)
+bench-startup: lib/libhakmem.so
+	bash bench/startup.sh

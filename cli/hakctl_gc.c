@@ -27,7 +27,8 @@ static int stale(pid_t pid, const char *path, const char **why) {
     int alive = kill(pid, 0) == 0 || errno != ESRCH;
     *why = "process gone";
     if (!alive) return 1;
-    if (hak_shm_attach_path(path, 0, &v, msg, sizeof msg) != HAK_SHM_OK) return 0;
+    int rc = hak_shm_attach_path(path, 0, &v, msg, sizeof msg);
+    if (rc != HAK_SHM_OK) return *why = "its process no longer holds it", rc == HAK_SHM_ESTALE;
     int s = v.pid != pid || hak_shm_is_stale(&v);
     hak_shm_detach(&v);
     *why = "pid reused";

@@ -55,7 +55,7 @@ static void classify(struct hk_proc *p, const char *path) {
     int rc = hak_shm_attach_path(path, 0, &p->v, msg, sizeof msg);
     int alive = kill(p->pid, 0) == 0 || errno != ESRCH;
     if (rc != HAK_SHM_OK) {
-        p->state = alive ? HK_BAD : HK_GONE;
+        p->state = !alive ? HK_GONE : rc == HAK_SHM_ESTALE ? HK_STALE : HK_BAD;
         p->err = rc;
         snprintf(p->why, sizeof p->why, "%s", msg);
         snprintf(p->exe, sizeof p->exe, "?");

@@ -216,6 +216,7 @@ HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size) {
     hak_heap *h;
     if ((n > HAK_CLASS_MAX || map_alone(n)) && (h = hak_heap_get()) != NULL) {
         bool fresh;
+        hak_heap_poll(h); /* a slow path like malloc's: knobs, trims, publishing */
         void *p = large_alloc(h, n, 0, &fresh);
         if (p && !fresh) memset(p, 0, n); /* a new mapping is zero already: don't touch it */
         if (p || n > HAK_CLASS_MAX) return p;

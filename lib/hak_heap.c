@@ -43,29 +43,92 @@ static uint64_t *slot_ctrs(struct hak_shm_header *shm, int slot) {
     return (uint64_t *)(sl + hak_layout.slot_ctr_off);
 }
 
+static uint64_t slot_offset(int slot) {
+    return hak_layout.slot_off + (uint64_t)slot * hak_layout.slot_size;
+}
+
+/* The heap's slot, if its counters live there (its pages are reserved). */
 static struct hak_shm_slot *slot_of(hak_heap *h) {
-    if (!hak_shm || h->slot < 0) return NULL;
+    if (!hak_shm || !h->shm_bound) return NULL;
     return (struct hak_shm_slot *)((char *)hak_shm + hak_layout.slot_off +
                                    (size_t)h->slot * hak_layout.slot_size);
 }
 
-/* Counters live in the segment slot when there is one, else privately.
- * Called at creation and when the segment appears or is replaced (fork). */
-/* The orphan slot follows the segment (created, or replaced after fork). */
+int hak_heap_reserve_orphan(struct hak_shm_header *shm) {
+    return hak_shm_reserve(shm, slot_offset(ORPHAN_SLOT), hak_layout.slot_size);
+}
+
+/* The orphan slot follows the segment (created, or dropped after fork); what
+ * was counted before moves along (an add racing with the move may be lost). */
 void hak_orphan_bind(void) {
     uint64_t *o = hak_shm ? slot_ctrs(hak_shm, ORPHAN_SLOT) : orphan_private;
+    if (hak_shm)
+        for (int i = 0; i < HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
+            o[i] = __atomic_load_n(&orphan_private[i], __ATOMIC_RELAXED);
     __atomic_store_n(&hak_orphan_ctr, o, __ATOMIC_RELEASE);
 }
 
+/* Counters live in the heap's segment slot once there is a segment and the
+ * slot's pages are reserved (a write there can then never fault), else
+ * privately. Only a heap's owner, or whoever holds an ownerless heap, binds
+ * it: the counts move with no writer racing. A slot that cannot be reserved
+ * is given up: that heap counts privately for good. */
 void hak_heap_bind_counters(hak_heap *h, bool fresh) {
     uint64_t *old = h->ctr;
-    if (hak_shm && h->slot >= 0) {
-        h->ctr = slot_ctrs(hak_shm, h->slot);
-        if (old && !fresh && old != h->ctr)
-            memcpy(h->ctr, old, sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
-    } else if (!h->ctr || fresh) {
-        h->ctr = arena_alloc(sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
+    struct hak_shm_header *shm = hak_shm;
+    if (shm && h->slot >= 0 && !h->shm_bound) {
+        if (hak_shm_reserve(shm, slot_offset(h->slot), hak_layout.slot_size) == 0) {
+            h->ctr = slot_ctrs(shm, h->slot);
+            if (old && !fresh)
+                memcpy(h->ctr, old, sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
+            h->shm_bound = true;
+            return;
+        }
+        h->slot = -1;
     }
+    if (!h->shm_bound && (!h->ctr || fresh))
+        h->ctr = arena_alloc(sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
+}
+
+/* The segment appeared: the calling thread moves its own heap's counters
+ * (under the pool lock: hak_heaps_publish may be copying them). */
+static void heap_publish_self(hak_heap *h) {
+    hak_lock(&hak_pool_lock);
+    hak_heap_bind_counters(h, false);
+    hak_unlock(&hak_pool_lock);
+    struct hak_shm_slot *sl = slot_of(h);
+    if (!sl) return;
+    hak_tls.ctr = h->ctr;
+    hak_knobs_apply_tls(); /* rebinds the bins' counter rows */
+    sl->tid = h->owner;
+    sl->active = 1;
+}
+#define HEAP_UNBOUND(h) (HAK_UNLIKELY(!(h)->shm_bound && (h)->slot >= 0) && hak_shm)
+
+/* Copies counters their owner may be writing: a statistics read, racy by
+ * design (as a reader in another process is); a word at a time, untorn. */
+__attribute__((no_sanitize_thread)) static void snapshot_ctrs(uint64_t *dst, const uint64_t *src) {
+    for (int i = 0; i < HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
+        dst[i] = ((const volatile uint64_t *)src)[i];
+}
+
+/* The segment appears. Heaps no thread owns move their counters now. An
+ * owned heap's counters are copied into its slot, so that a thread blocked
+ * since before (which counts nothing meanwhile) shows exact figures; its
+ * owner moves them for good at its next slow path, copying over whatever
+ * it counted since. The pool lock orders the two copies. */
+void hak_heaps_publish(struct hak_shm_header *shm) {
+    hak_lock(&hak_pool_lock);
+    __atomic_store_n(&hak_shm_ptr, shm, __ATOMIC_RELEASE);
+    for (hak_heap *h = all_heaps; h; h = h->all_next) {
+        if (h->owner <= 0) {
+            hak_heap_bind_counters(h, false);
+        } else if (h->slot >= 0 && !h->shm_bound && h->ctr) {
+            if (hak_shm_reserve(shm, slot_offset(h->slot), hak_layout.slot_size) == 0)
+                snapshot_ctrs(slot_ctrs(shm, h->slot), h->ctr);
+        }
+    }
+    hak_unlock(&hak_pool_lock);
 }
 
 /* An ownerless heap goes back to the pool: with memory to the abandoned
@@ -111,6 +174,7 @@ hak_heap *hak_heap_get(void) {
         h = heap_new();
     }
     if (h) h->owner = gettid();
+    if (h && HEAP_UNBOUND(h)) hak_heap_bind_counters(h, false);
     hak_unlock(&hak_pool_lock);
     if (!h) return NULL;
     HAK_PROC_ADD(THREADS, 1);
@@ -133,6 +197,7 @@ hak_heap *hak_heap_get(void) {
 void hak_thread_exit(void *arg) {
     hak_heap *h = hak_tls.heap;
     if (!h) return;
+    if (HEAP_UNBOUND(h)) heap_publish_self(h);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_flush(h, c, 0);
         hak_tls.bins[c].cap = hak_tls.bins[c].room = 0;
@@ -208,6 +273,8 @@ void hak_knobs_apply_tls(void) {
 /* Every slow path: knob changes, trim requests, timed purges. Cheap unless
  * something changed: two loads from the segment and a counter. */
 void hak_heap_poll(hak_heap *h) {
+    if (HAK_UNLIKELY(HAK_PUBLISH_PENDING())) hak_publish_poll();
+    if (HEAP_UNBOUND(h)) heap_publish_self(h);
     if (hak_shm) {
         if (HAK_UNLIKELY(HAK_SHM_LOAD(knob_gen) !=
                          __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE)))
@@ -290,7 +357,10 @@ void hak_heaps_after_fork(bool child) {
     if (!child) return;
     hak_heap *me = hak_tls.heap;
     pid_t tid = gettid();
+    memset(orphan_private, 0, sizeof orphan_private); /* fresh, like every heap's */
+    hak_orphan_bind();
     for (hak_heap *h = all_heaps; h; h = h->all_next) {
+        h->shm_bound = false; /* the parent's segment is not ours */
         hak_heap_bind_counters(h, true);
         if (h == me)
             h->owner = tid;

@@ -133,9 +133,10 @@ struct hak_tls {
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
 typedef struct hak_heap {
-    pid_t owner;   /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
-    int slot;      /* counter slot index, -1 if private */
-    uint64_t *ctr; /* counters (slot in the segment or private) */
+    pid_t owner;    /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
+    int slot;       /* counter slot index, -1 if private */
+    bool shm_bound; /* ctr is the slot in the segment (its pages reserved) */
+    uint64_t *ctr;  /* counters (slot in the segment or private) */
     hak_span *partial[HAK_NUM_CLASSES];
     hak_segment *segs; /* segments owned */
     _Atomic(hak_span *) remote_spans;
@@ -282,6 +283,8 @@ void hak_thread_exit(void *arg);
 void hak_heaps_after_fork(bool child);
 void hak_heap_bind_counters(hak_heap *h, bool fresh);
 void hak_orphan_bind(void);
+int hak_heap_reserve_orphan(struct hak_shm_header *shm);
+void hak_heaps_publish(struct hak_shm_header *shm); /* sets hak_shm */
 void hak_knobs_apply_tls(void);
 void hak_trim_all(void);
 void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);
@@ -308,8 +311,11 @@ void hak_knobs_fork_lock(int op); /* 0 lock, 1 unlock */
 extern uint64_t hak_knob_gen_applied;
 
 /* the process's own segment (hak_publish.c) */
-extern int hak_shm_enabled; /* HAKMEM_SHM */
-void hak_publish_init(void);
+extern int hak_shm_enabled;  /* HAKMEM_SHM */
+void hak_publish_init(void); /* arms the clock: publishing waits for the process to live a while */
+extern int hak_publish_pending; /* the segment is due: hak_publish_poll on slow paths */
+#define HAK_PUBLISH_PENDING() __atomic_load_n(&hak_publish_pending, __ATOMIC_RELAXED)
+void hak_publish_poll(void);
 void hak_publish_after_fork(void);
 
 /* fork (hak_fork.c) */

@@ -1,20 +1,36 @@
-/* hak_publish.c — the process's own segment: created once the allocator
- * works (never from inside a recursive malloc), figures and counters moved
- * into it, unlinked at a clean exit; a fork child makes its own. */
+/* hak_publish.c — the process's own segment.
+ *
+ * A process publishes once it has lived HAK_PUBLISH_DELAY_NS, at the first
+ * slow path after that (hak_publish_poll, never inside a recursive malloc):
+ * a `sh -c true` ends long before and leaves nothing in /dev/shm; one that
+ * sits idle after its start never publishes (nothing to watch). Until then,
+ * and for good if the segment cannot be made (no memory, RLIMIT_FSIZE, no
+ * /dev/shm to publish in), everything is counted privately; the process
+ * says so on stderr once (HAKMEM_SHM=0: no segment, no message). Figures
+ * and counters move into the segment when it appears; each heap's counters
+ * by the thread that owns it (hak_heap_publish_self), so no count is lost.
+ * Unlinked at a clean exit; a fork child starts private and makes its own. */
 #include "hak_internal.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#define HAK_PUBLISH_DELAY_NS 50000000ull /* 50 ms */
+
 struct hak_shm_header *hak_shm_ptr;
 struct hak_shm_layout hak_layout;
 uint64_t hak_proc_private[HAK_NUM_PROCS];
 uint64_t *hak_proc = hak_proc_private;
 int hak_shm_enabled = 1;
-static pid_t hak_shm_pid; /* whose segment hak_shm is (not read back from it) */
+static pid_t hak_shm_pid;        /* whose segment hak_shm is (not read back from it) */
+static uint64_t publish_after;   /* hak_now_ns() from which we publish */
+int hak_publish_pending;         /* armed, not yet published */
+static atomic_int publish_state; /* 0 waiting, 1 publishing, 2 done (or given up) */
+static int said;                 /* the stderr note, once per process tree */
 
 static uint64_t read_start_time(void) {
     char buf[1024];
@@ -31,8 +47,46 @@ static uint64_t read_start_time(void) {
     return strtoull(p, NULL, 10);
 }
 
+/* One line on stderr, without stdio or strerror (either may allocate). */
+static void say_no_segment(int err) {
+    static const struct {
+        int e;
+        const char *why;
+    } whys[] = {{ENOSPC, "no space"},
+                {ENOMEM, "out of memory"},
+                {EFBIG, "file size limit (ulimit -f)"},
+                {ENOENT, "no /dev/shm"},
+                {EROFS, "/dev/shm is read-only"},
+                {EACCES, "/dev/shm not writable"},
+                {EPERM, "/dev/shm not writable"},
+                {EEXIST, "its name is taken: another user's, or another pid namespace's"},
+                {EMFILE, "too many open files"}};
+    const char *why = "system error";
+    if (said || !hak_shm_enabled) return;
+    said = 1;
+    for (size_t i = 0; i < sizeof whys / sizeof whys[0]; i++)
+        if (whys[i].e == err) why = whys[i].why;
+    char msg[256];
+    size_t n = 0;
+    const char *parts[] = {"hakmem: no live segment for hakctl (", why,
+                           "); counting privately. HAKMEM_SHM=0 silences this.\n"};
+    for (int i = 0; i < 3; i++) {
+        size_t l = strlen(parts[i]);
+        if (n + l > sizeof msg) l = sizeof msg - n;
+        memcpy(msg + n, parts[i], l);
+        n += l;
+    }
+    ssize_t w = write(2, msg, n);
+    (void)w;
+}
+
 void hak_publish_init(void) {
     if (!hak_shm_enabled) return;
+    __atomic_store_n(&publish_after, hak_now_ns() + HAK_PUBLISH_DELAY_NS, __ATOMIC_RELAXED);
+    __atomic_store_n(&hak_publish_pending, 1, __ATOMIC_RELEASE);
+}
+
+static void publish(void) {
     char path[256] = {0}, comm[64] = {0};
     ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
     if (n < 0) path[0] = 0;
@@ -43,31 +97,54 @@ void hak_publish_init(void) {
         close(fd);
     }
     struct hak_shm_header *shm = hak_shm_create(getpid(), read_start_time(), comm, path);
-    if (!shm) return;
+    if (shm && hak_heap_reserve_orphan(shm) != 0) {
+        int e = errno;
+        hak_shm_unlink(getpid());
+        hak_shm_release();
+        shm = NULL;
+        errno = e;
+    }
+    if (!shm) {
+        say_no_segment(errno);
+        return;
+    }
     hak_shm_pid = getpid();
-    hak_orphan_bind();
-    hak_shm_gc_dead(); /* what `sh -c` & co left behind: they end with _exit() */
     uint64_t *proc = (uint64_t *)((char *)shm + hak_layout.proc_off);
     /* figures counted before the segment existed move into it (an add racing
      * with the switch may be lost: these are statistics) */
     for (int i = 0; i < HAK_NUM_PROCS; i++)
         proc[i] = __atomic_load_n(&hak_proc[i], __ATOMIC_RELAXED);
     __atomic_store_n(&hak_proc, proc, __ATOMIC_RELEASE);
-    __atomic_store_n(&hak_shm_ptr, shm, __ATOMIC_RELEASE);
+    hak_heaps_publish(shm); /* sets hak_shm; owned heaps move at their next slow path */
+    hak_orphan_bind();
     hak_publish_knobs();
+    hak_shm_gc_dead(); /* what processes killed or ended with _exit() left */
 }
 
-/* Fork child: the parent's segment stays the parent's; the child makes its
- * own, with the figures it inherited. */
+void hak_publish_poll(void) {
+    if (hak_now_ns() < __atomic_load_n(&publish_after, __ATOMIC_RELAXED)) return;
+    int z = 0;
+    if (!atomic_compare_exchange_strong(&publish_state, &z, 1)) return;
+    publish();
+    __atomic_store_n(&hak_publish_pending, 0, __ATOMIC_RELAXED);
+    atomic_store(&publish_state, 2);
+}
+
+/* Fork child: the parent's segment stays the parent's. The child counts
+ * privately (from zero: hak_heaps_after_fork) and publishes its own once it
+ * has lived as long as any process must; a fork + exec publishes nothing. */
 void hak_publish_after_fork(void) {
     struct hak_shm_header *old = hak_shm;
-    if (!old) return;
-    for (int i = 0; i < HAK_NUM_PROCS; i++) hak_proc_private[i] = hak_proc[i];
-    hak_proc = hak_proc_private;
-    __atomic_store_n(&hak_shm_ptr, NULL, __ATOMIC_RELEASE);
-    hak_orphan_bind();
+    if (old) {
+        for (int i = 0; i < HAK_NUM_PROCS; i++) hak_proc_private[i] = hak_proc[i];
+        hak_proc = hak_proc_private;
+        __atomic_store_n(&hak_shm_ptr, NULL, __ATOMIC_RELEASE);
+        hak_orphan_bind();
+    }
+    hak_shm_release(); /* the mapping and our copy of the parent's fd */
+    __atomic_store_n(&hak_publish_pending, 0, __ATOMIC_RELAXED);
+    atomic_store(&publish_state, 0);
     hak_publish_init();
-    munmap(old, hak_layout.total_size);
 }
 
 static __attribute__((destructor)) void hak_fini(void) {

@@ -1,9 +1,10 @@
 /* hakmem_shm.h — the one definition of the hakmem live segment.
  *
- * Every process that loads libhakmem publishes /dev/shm/hakmem.<pid>: a header,
- * the size-class table, a knob directory + knob values, a counter directory and
- * per-heap counter slots. libhakmem, hakctl and hakmemd all include this file;
- * nothing else defines the layout.
+ * Every process that loads libhakmem (and lives 50 ms: lib/hak_publish.c)
+ * publishes a segment, a sealed memfd named by the link /dev/shm/hakmem.<pid>
+ * (see the writer section): a header, the size-class table, a knob directory
+ * + knob values, a counter directory and per-heap counter slots. libhakmem, hakctl and hakmemd all
+ * include this file; nothing else defines the layout.
  *
  * Versioning: the segment describes itself. Readers find tables through the
  * offsets/counts/strides in the header and find knobs and counters BY NAME in
@@ -251,15 +252,41 @@ int64_t hak_knob_default(int knob, int cls);
 int64_t hak_knob_clamp(int knob, int64_t v);
 
 /* ---------------------------------------------------- writer (allocator)
- * Async-signal-free, malloc-free: safe inside the allocator.               */
-/* Creates /dev/shm/hakmem.<pid> (0600, O_EXCL; a stale file of a dead
- * process with our pid is replaced) and fills in header and directories.
- * Returns the mapped base or NULL. */
+ * Async-signal-free, malloc-free: safe inside the allocator.
+ *
+ * The segment is a memfd (sealed: it cannot shrink or grow), published as
+ * the symlink /dev/shm/hakmem.<pid> whose text is
+ *   "/proc/<pid>/fd/<fd>:pidns=<inode of the writer's /proc/self/ns/pid>"
+ * Readers never follow it: they open /proc/<pid>/fd/<fd> (with the host's
+ * pid for a process in a container), after checking who owns the link.
+ * Followed blindly, it names nothing, and nothing can be created there
+ * (procfs): a tool that follows it fails instead of writing a stray file. */
+#define HAK_SHM_LINK_PID "/proc/"
+#define HAK_SHM_LINK_FD "/fd/"
+#define HAK_SHM_LINK_NS ":pidns="
+#define HAK_SHM_LINK_MAX 80
+/* Writes the link text (buf of HAK_SHM_LINK_MAX); returns its length. */
+size_t hak_shm_link_format(char *buf, pid_t pid, int fd, uint64_t pidns);
+/* Parses a link text strictly (canonical decimals, nothing more): 0 or -1. */
+int hak_shm_link_parse(const char *text, pid_t *pid, int *fd, uint64_t *pidns);
+/* Inode of a pid namespace file ("/proc/self/ns/pid"), 0 if unknown. */
+uint64_t hak_shm_pidns(const char *ns_path);
+/* Creates the memfd, makes its header and directories resident, fills them
+ * in and publishes /dev/shm/hakmem.<pid> (a link of a dead process of our
+ * pid namespace with our pid is replaced; anything else under the name is
+ * left alone: EEXIST). Returns the mapped base, or NULL with errno (EFBIG
+ * beyond RLIMIT_FSIZE, never SIGXFSZ; ENOMEM; the symlink's errors). */
 struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char *exe,
                                       const char *exe_path);
+/* Makes [off, off + len) of the segment hak_shm_create returned resident, so
+ * that no write to it can fault: 0, or -1 (ENOMEM) and nothing changed. */
+int hak_shm_reserve(struct hak_shm_header *h, uint64_t off, uint64_t len);
+/* Unmaps and closes the segment (a fork child drops its parent's). */
+void hak_shm_release(void);
+/* Removes /dev/shm/hakmem.<pid> if it is the link to our segment. */
 void hak_shm_unlink(pid_t pid);
-/* Unlinks segments of processes that no longer exist and were last modified
- * more than HAK_SHM_GC_AGE_S ago (malloc-free). */
+/* Unlinks segments of processes of our pid namespace that no longer exist
+ * and were last modified more than HAK_SHM_GC_AGE_S ago (malloc-free). */
 #define HAK_SHM_GC_AGE_S 30
 void hak_shm_gc_dead(void);
 
@@ -285,6 +312,7 @@ enum hak_shm_err {
     HAK_SHM_ECORRUPT = -4, /* bad magic, sizes or offsets */
     HAK_SHM_EABI = -5,     /* ABI major we do not understand */
     HAK_SHM_ESYS = -6,     /* other system error (errno kept) */
+    HAK_SHM_ESTALE = -7,   /* a link whose process is gone or no longer holds the segment */
 };
 
 /* Attach to pid's segment (via /proc/PID/root/dev/shm if not in /dev/shm).

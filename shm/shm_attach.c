@@ -7,8 +7,9 @@
  * is read), then every offset, count and stride is checked against the mapped
  * length (hak_shm_validate). The header can still change under us after
  * that, so each accessor re-checks the few fields it uses: a hostile segment
- * gives wrong numbers, never a crash. (A file truncated by its owner after we
- * mapped it can still raise SIGBUS; only that uid or root can do that.)
+ * gives wrong numbers, never a crash. (A segment file of an older hakmem
+ * truncated by its owner after we mapped it can still raise SIGBUS; a
+ * segment of this one is a memfd sealed against shrinking.)
  */
 
 #include <dirent.h>
@@ -112,14 +113,43 @@ static int open_failed(const char *path, int writable, char *err, size_t errlen)
     return HAK_SHM_ESYS;
 }
 
-/* The hsperfdata checks on an open file. */
-static int file_ok(int fd, const char *path, struct stat *st, char *err, size_t errlen) {
+/* The uid process pid runs as (effective: the one its files get), or -1. */
+static int proc_uid(pid_t pid, uid_t *uid) {
+    char path[64], line[256];
+    int found = -1;
+    unsigned r, e;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    while (found < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "Uid: %u %u", &r, &e) == 2) *uid = e, found = 0;
+    fclose(f);
+    return found;
+}
+
+/* The hsperfdata rule: a segment of process pid is a file of pid's user.
+ * Anyone else (another user forging "live" figures for root's processes,
+ * or a file for root's `hakctl set` to write into) is refused. */
+static int owner_ok(uid_t owner, pid_t pid, const char *path, char *err, size_t errlen) {
+    uid_t uid;
+    char who[64], whose[64];
+    if (pid <= 0 || proc_uid(pid, &uid) != 0 || owner == uid) return HAK_SHM_OK;
+    return shm_fail(err, errlen, HAK_SHM_EACCES,
+                    "refusing %s: it belongs to uid %u (%s) but process %d runs as uid %u (%s); "
+                    "only the process's own user can have made its segment",
+                    path, (unsigned)owner, hak_user_name(owner, who, sizeof who), (int)pid,
+                    (unsigned)uid, hak_user_name(uid, whose, sizeof whose));
+}
+
+/* The hsperfdata checks on an open file. memfd: the file behind a link
+ * (no name of its own, so no link count to check). */
+static int file_ok(int fd, const char *path, int memfd, struct stat *st, char *err, size_t errlen) {
     uid_t me = geteuid();
     if (fstat(fd, st) != 0)
         return shm_fail(err, errlen, HAK_SHM_ESYS, "cannot stat %s: %s", path, strerror(errno));
     if (!S_ISREG(st->st_mode))
         return shm_fail(err, errlen, HAK_SHM_EUNSAFE, "refusing %s: not a regular file", path);
-    if (st->st_nlink != 1)
+    if (!memfd && st->st_nlink != 1)
         return shm_fail(err, errlen, HAK_SHM_EUNSAFE,
                         "refusing %s: it has %lu hard links, expected 1", path,
                         (unsigned long)st->st_nlink);
@@ -143,6 +173,32 @@ static int file_ok(int fd, const char *path, struct stat *st, char *err, size_t 
     return HAK_SHM_OK;
 }
 
+/* End of the furthest table the header describes: a file larger than that
+ * (rounded to a page) is padding no writer makes, and mapping it would let
+ * a forged segment make us fault in memory for nothing. 0 if a count is
+ * beyond the ABI's bounds (validation then says which). */
+static uint64_t tables_end(const struct hak_shm_header *h) {
+    if (h->n_classes > MAX_CLASSES || h->n_knobs > MAX_KNOBS || h->knob_cslots > MAX_CSLOTS ||
+        h->n_ctrs > MAX_CTRS || h->n_slots > MAX_SLOTS || h->n_proc > MAX_PROCS ||
+        h->knob_val_size > 4096 || h->slot_size > MAX_LEN)
+        return 0;
+    uint64_t t[] =
+        {
+            h->header_size,
+            h->class_off + (uint64_t)h->n_classes * 4,
+            h->knob_dir_off + (uint64_t)h->n_knobs * sizeof(struct hak_shm_knob_desc),
+            h->knob_val_off + (uint64_t)h->n_knobs * h->knob_cslots * h->knob_val_size,
+            h->ctr_dir_off + (uint64_t)h->n_ctrs * HAK_SHM_NAME_MAX,
+            h->proc_dir_off + (uint64_t)h->n_proc * HAK_SHM_NAME_MAX,
+            h->proc_off + (uint64_t)h->n_proc * 8,
+            h->slot_off + (uint64_t)h->n_slots * h->slot_size,
+        },
+             end = 0;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (t[i] > end) end = t[i];
+    return (end + 4095) & ~(uint64_t)4095;
+}
+
 static void view_reset(struct hak_shm_view *v) {
     memset(v, 0, sizeof *v);
     for (int i = 0; i < HAK_NUM_KNOBS; i++) v->knob_map[i] = -1;
@@ -150,25 +206,97 @@ static void view_reset(struct hak_shm_view *v) {
     for (int i = 0; i < HAK_NUM_PROCS; i++) v->proc_map[i] = -1;
 }
 
-int hak_shm_attach_path(const char *path, int writable, struct hak_shm_view *v, char *err,
-                        size_t errlen) {
-    struct stat st;
+/* Where a link made by hak_shm_create points: the memfd of its process,
+ * opened through /proc/<host>/fd/<fd> (host: that process's pid in our pid
+ * namespace, 0 to take the link's own, which must then be of our
+ * namespace). Never followed: a link is only a pointer its owner wrote, so
+ * its owner must be the process's user, and the fd must be a hakmem memfd. */
+static int open_link(const char *path, const struct stat *ls, pid_t *host, int flags, char *err,
+                     size_t errlen) {
+    char text[HAK_SHM_LINK_MAX], fdpath[64], target[64];
+    pid_t lpid;
+    int lfd;
+    uint64_t lns;
+    ssize_t n = readlink(path, text, sizeof text - 1);
+    if (n <= 0 || (text[n] = 0, hak_shm_link_parse(text, &lpid, &lfd, &lns) != 0))
+        return shm_fail(err, errlen, HAK_SHM_EUNSAFE,
+                        "refusing %s: it is a symlink, and not one hakmem makes", path);
+    if (geteuid() != 0 && ls->st_uid != geteuid()) {
+        char who[64];
+        return shm_fail(err, errlen, HAK_SHM_EACCES,
+                        "permission denied: %s belongs to uid %u (%s); run as that user or root",
+                        path, (unsigned)ls->st_uid, hak_user_name(ls->st_uid, who, sizeof who));
+    }
+    if (*host == 0) {
+        if (lns != hak_shm_pidns("/proc/self/ns/pid"))
+            return shm_fail(err, errlen, HAK_SHM_ENOENT,
+                            "%s: written in another pid namespace; `hakctl stats PID` with the "
+                            "process's pid here reads it",
+                            path);
+        *host = lpid;
+    }
+    snprintf(fdpath, sizeof fdpath, "/proc/%d/ns/pid", (int)*host);
+    uint64_t ns = hak_shm_pidns(fdpath);
+    if (ns != 0 && lns != 0 && lns != ns) /* 0: the writer had no /proc */
+        return shm_fail(err, errlen, HAK_SHM_ENOENT,
+                        "%s belongs to a process of another pid namespace, not to process %d", path,
+                        (int)*host);
+    int rc = owner_ok(ls->st_uid, *host, path, err, errlen);
+    if (rc != HAK_SHM_OK) return rc;
+    if (!shm_process_exists(*host))
+        return shm_fail(err, errlen, HAK_SHM_ESTALE,
+                        "process %d is gone; %s is a stale segment (`hakctl gc` removes it)",
+                        (int)*host, path);
+    snprintf(fdpath, sizeof fdpath, "/proc/%d/fd/%d", (int)*host, lfd);
+    n = readlink(fdpath, target, sizeof target - 1);
+    if (n < 0 && (errno == EACCES || errno == EPERM))
+        return shm_fail(err, errlen, HAK_SHM_EACCES,
+                        "permission denied: cannot look into process %d; run as its user or root",
+                        (int)*host);
+    if (n <= 0 || (target[n] = 0, strncmp(target, "/memfd:hakmem", 13) != 0))
+        return shm_fail(err, errlen, HAK_SHM_ESTALE,
+                        "%s is a stale segment: process %d no longer holds it (it ran exec, or "
+                        "the pid was reused; `hakctl gc` removes it)",
+                        path, (int)*host);
+    int fd = open(fdpath, flags);
+    if (fd < 0) return open_failed(fdpath, flags & O_RDWR, err, errlen);
+    return fd;
+}
+
+/* host: the writer's pid in our namespace, or 0 to take it from the file. */
+static int attach_at(const char *path, pid_t host, int writable, struct hak_shm_view *v, char *err,
+                     size_t errlen) {
+    struct stat st, ls;
     struct hak_shm_header h;
     char msg[256];
-    int rc;
-    view_reset(v);
+    int rc, fd, memfd = 0;
     /* O_NONBLOCK: opening a FIFO planted under the name must not hang us. */
-    int fd =
-        open(path, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return open_failed(path, writable, err, errlen);
-    rc = file_ok(fd, path, &st, err, errlen);
+    int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    view_reset(v);
+    if (lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode)) {
+        fd = open_link(path, &ls, &host, flags, err, errlen);
+        memfd = 1;
+    } else {
+        fd = open(path, flags | O_NOFOLLOW);
+        if (fd < 0) return open_failed(path, writable, err, errlen);
+    }
+    if (fd < 0) return fd;
+    rc = file_ok(fd, path, memfd, &st, err, errlen);
     if (rc == HAK_SHM_OK && pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
         rc = shm_fail(err, errlen, HAK_SHM_ECORRUPT, "%s: cannot read its header", path);
-    if (rc == HAK_SHM_OK && h.magic == HAK_SHM_MAGIC && h.abi_major == HAK_SHM_ABI_MAJOR &&
-        h.total_size != (uint64_t)st.st_size)
-        rc = shm_fail(err, errlen, HAK_SHM_ECORRUPT,
-                      "%s: size mismatch: header says %llu bytes, file has %lld", path,
-                      (unsigned long long)h.total_size, (long long)st.st_size);
+    if (rc == HAK_SHM_OK && h.magic == HAK_SHM_MAGIC && h.abi_major == HAK_SHM_ABI_MAJOR) {
+        uint64_t end = tables_end(&h);
+        if (h.total_size != (uint64_t)st.st_size)
+            rc = shm_fail(err, errlen, HAK_SHM_ECORRUPT,
+                          "%s: size mismatch: header says %llu bytes, file has %lld", path,
+                          (unsigned long long)h.total_size, (long long)st.st_size);
+        else if (end && h.total_size > end)
+            rc = shm_fail(err, errlen, HAK_SHM_ECORRUPT,
+                          "%s: %llu bytes, but its tables end at %llu: refusing to map it", path,
+                          (unsigned long long)h.total_size, (unsigned long long)end);
+        else if (h.pid > 0)
+            rc = owner_ok(st.st_uid, host ? host : h.pid, path, err, errlen);
+    }
     if (rc != HAK_SHM_OK) {
         close(fd);
         return rc;
@@ -192,6 +320,11 @@ int hak_shm_attach_path(const char *path, int writable, struct hak_shm_view *v, 
     v->pid = ((const struct hak_shm_header *)base)->pid;
     map_names(v);
     return HAK_SHM_OK;
+}
+
+int hak_shm_attach_path(const char *path, int writable, struct hak_shm_view *v, char *err,
+                        size_t errlen) {
+    return attach_at(path, 0, writable, v, err, errlen);
 }
 
 /* The pid of a process as its own pid namespace sees it (last NSpid field):
@@ -233,31 +366,36 @@ static void comm_of(pid_t pid, char *buf, size_t n) {
     fclose(f);
 }
 
+/* A process publishes under the pid its own namespace gives it, in the
+ * /dev/shm it sees: /proc/PID/root/dev/shm for one in a container with its
+ * own /dev/shm, ours (shared, as in a pod) otherwise. */
 int hak_shm_attach(pid_t pid, int writable, struct hak_shm_view *v, char *err, size_t errlen) {
     char path[96];
-    pid_t want = pid;
     int rc;
     view_reset(v);
     if (pid <= 0) return shm_fail(err, errlen, HAK_SHM_ENOENT, "invalid pid %d", (int)pid);
-    snprintf(path, sizeof path, "/dev/shm/" HAK_SHM_PREFIX "%d", pid);
-    rc = hak_shm_attach_path(path, writable, v, err, errlen);
-    if (rc == HAK_SHM_ENOENT && other_dev_shm(pid)) { /* a process in a container */
-        want = ns_pid(pid);
+    pid_t want = ns_pid(pid);
+    if (other_dev_shm(pid))
         snprintf(path, sizeof path, "/proc/%d/root/dev/shm/" HAK_SHM_PREFIX "%d", pid, want);
-        rc = hak_shm_attach_path(path, writable, v, err, errlen);
-    }
-    if (rc == HAK_SHM_ENOENT) {
+    else
+        snprintf(path, sizeof path, "/dev/shm/" HAK_SHM_PREFIX "%d", want);
+    rc = attach_at(path, pid, writable, v, err, errlen);
+    if (rc == HAK_SHM_ENOENT && !shm_process_exists(pid))
+        return shm_fail(err, errlen, HAK_SHM_ENOENT, "no such process: %d", pid);
+    if (rc == HAK_SHM_ENOENT && strncmp(err ? err : "", "no ", 3) == 0) {
         char comm[32];
-        if (!shm_process_exists(pid))
-            return shm_fail(err, errlen, HAK_SHM_ENOENT, "no such process: %d", pid);
         comm_of(pid, comm, sizeof comm);
-        return shm_fail(err, errlen, HAK_SHM_ENOENT,
-                        "process %d%s%s%s does not use hakmem (no /dev/shm/" HAK_SHM_PREFIX "%d)",
-                        pid, comm[0] ? " (" : "", comm, comm[0] ? ")" : "", pid);
+        return shm_fail(err, errlen, HAK_SHM_ENOENT, "process %d%s%s%s does not use hakmem (no %s)",
+                        pid, comm[0] ? " (" : "", comm, comm[0] ? ")" : "", path);
     }
     if (rc != HAK_SHM_OK) return rc;
-    if (v->hdr->pid != want) {
-        int other = v->hdr->pid;
+    const struct hak_shm_header *h = v->hdr;
+    char nspath[64];
+    snprintf(nspath, sizeof nspath, "/proc/%d/ns/pid", pid);
+    uint64_t ns = hak_shm_pidns(nspath);
+    if (h->pid != want ||
+        (HAK_SHM_HAS(h->header_size, pid_ns) && h->pid_ns && ns && LOAD(&h->pid_ns) != ns)) {
+        int other = h->pid;
         hak_shm_detach(v);
         return shm_fail(err, errlen, HAK_SHM_ECORRUPT, "%s: written by pid %d, not %d", path, other,
                         want);

@@ -1,94 +1,192 @@
-/* shm_create.c — the allocator's side: create and fill in its own segment.
- * Runs inside malloc: no stdio, no malloc, only raw system calls. */
+/* shm_create.c — the allocator's side: create, publish and clean up its own
+ * segment. Runs inside malloc: no stdio, no malloc, only raw system calls.
+ *
+ * The segment is a memfd sealed against shrinking and growing, so no other
+ * process (not even one of our uid) can truncate it under us, and it does
+ * not live on the /dev/shm mount, so a full or small /dev/shm cannot make a
+ * write to it fault. Only the pages written are made resident, before their
+ * first write (hak_shm_reserve): a page that cannot be had is an error at
+ * reservation, never a SIGBUS later.
+ *
+ * /dev/shm/hakmem.<pid> is a symlink whose text names it (HAK_SHM_LINK_FMT).
+ * Readers never follow it: they check its owner and open /proc/<pid>/fd/<fd>
+ * themselves. The pid namespace in the text tells a start-up clean-up in a
+ * container sharing /dev/shm whether the pid in a name means anything here. */
 #include "hakmem_shm.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-static void shm_path(char *buf, pid_t pid) {
-    /* "/dev/shm/hakmem.<pid>" without snprintf (it may allocate) */
-    static const char pre[] = "/dev/shm/" HAK_SHM_PREFIX;
-    char digits[16];
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define FD_FLOOR 1000 /* our fd sits above the numbers programs expect to use */
+
+/* The segment this process created: its fd keeps it reachable for readers. */
+static int own_fd = -1;
+static struct hak_shm_header *own_base;
+static uint64_t own_len;
+
+/* ------------------------------------------------- names and link texts */
+
+static char *put_u64(char *p, uint64_t v) {
+    char d[24];
     int n = 0;
-    unsigned long v = (unsigned long)pid;
     do {
-        digits[n++] = (char)('0' + v % 10);
+        d[n++] = (char)('0' + v % 10);
         v /= 10;
-    } while (v && n < 15);
-    memcpy(buf, pre, sizeof(pre) - 1);
-    char *p = buf + sizeof(pre) - 1;
-    while (n) *p++ = digits[--n];
-    *p = 0;
+    } while (v);
+    while (n) *p++ = d[--n];
+    return p;
 }
 
-void hak_shm_unlink(pid_t pid) {
-    char path[64];
-    shm_path(path, pid);
-    unlink(path);
+static char *put_str(char *p, const char *s) {
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
 }
+
+/* "/dev/shm/hakmem.<pid>" without snprintf (it may allocate) */
+static void shm_path(char *buf, pid_t pid) {
+    *put_u64(put_str(buf, "/dev/shm/" HAK_SHM_PREFIX), (uint64_t)pid) = 0;
+}
+
+size_t hak_shm_link_format(char *buf, pid_t pid, int fd, uint64_t pidns) {
+    char *p = put_str(buf, HAK_SHM_LINK_PID);
+    p = put_u64(put_str(put_u64(p, (uint64_t)pid), HAK_SHM_LINK_FD), (uint64_t)fd);
+    p = put_u64(put_str(p, HAK_SHM_LINK_NS), pidns);
+    *p = 0;
+    return (size_t)(p - buf);
+}
+
+/* A canonical decimal (no sign, no leading zero) up to max; advances *s. */
+static int get_u64(const char **s, uint64_t max, uint64_t *v) {
+    const char *p = *s;
+    uint64_t x = 0;
+    if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9')) return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (x > (max - (uint64_t)(*p - '0')) / 10) return -1;
+        x = x * 10 + (uint64_t)(*p - '0');
+    }
+    *s = p;
+    *v = x;
+    return 0;
+}
+
+static int get_lit(const char **s, const char *lit) {
+    size_t n = strlen(lit);
+    if (strncmp(*s, lit, n) != 0) return -1;
+    *s += n;
+    return 0;
+}
+
+int hak_shm_link_parse(const char *text, pid_t *pid, int *fd, uint64_t *pidns) {
+    uint64_t p, f, ns;
+    if (get_lit(&text, HAK_SHM_LINK_PID) || get_u64(&text, 0x7fffffff, &p) || p == 0 ||
+        get_lit(&text, HAK_SHM_LINK_FD) || get_u64(&text, 0x7fffffff, &f) ||
+        get_lit(&text, HAK_SHM_LINK_NS) || get_u64(&text, UINT64_MAX, &ns) || *text)
+        return -1;
+    *pid = (pid_t)p;
+    *fd = (int)f;
+    *pidns = ns;
+    return 0;
+}
+
+uint64_t hak_shm_pidns(const char *ns_path) {
+    struct stat st;
+    return stat(ns_path, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* ------------------------------------------------------------ creation */
 
 static void copy_name(char *dst, const char *src) {
     memset(dst, 0, HAK_SHM_NAME_MAX);
     strncpy(dst, src, HAK_SHM_NAME_MAX - 1);
 }
 
-struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char *exe,
-                                      const char *exe_path) {
-    char path[64];
-    shm_path(path, pid);
-    struct hak_shm_layout l;
-    hak_shm_layout_compute(&l);
+static int memfd_open(void) {
+    unsigned base = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+    int fd = (int)syscall(SYS_memfd_create, "hakmem", base | MFD_NOEXEC_SEAL);
+    if (fd < 0 && errno == EINVAL) fd = (int)syscall(SYS_memfd_create, "hakmem", base);
+    if (fd < 0) return -1;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > FD_FLOOR + 24) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, FD_FLOOR);
+        if (high >= 0) {
+            close(fd);
+            fd = high;
+        }
+    }
+    return fd;
+}
 
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == EEXIST) {
-        /* Left by a dead process with our pid (or by our pre-exec image). */
-        unlink(path);
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+/* ftruncate with SIGXFSZ blocked in this thread (where the kernel sends it):
+ * a file-size limit is an error here, never a signal to the program. The
+ * caller checked RLIMIT_FSIZE already; this covers a limit lowered since. */
+static int grow(int fd, uint64_t size) {
+    uint64_t block = 1ull << (SIGXFSZ - 1), old = 0;
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &block, &old, sizeof block);
+    int rc = ftruncate(fd, (off_t)size), e = errno;
+    if (rc != 0 && !(old & block)) {
+        struct timespec zero = {0, 0};
+        syscall(SYS_rt_sigtimedwait, &block, NULL, &zero, sizeof block); /* consume ours */
     }
-    if (fd < 0) return NULL;
-    if (ftruncate(fd, (off_t)l.total_size) != 0) {
-        close(fd);
-        unlink(path);
-        return NULL;
-    }
-    void *base = mmap(NULL, l.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (base == MAP_FAILED) {
-        unlink(path);
-        return NULL;
-    }
-    char *b = base;
-    struct hak_shm_header *h = base;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof block);
+    errno = e;
+    return rc;
+}
+
+int hak_shm_reserve(struct hak_shm_header *h, uint64_t off, uint64_t len) {
+    if (!h || h != own_base || off >= own_len) return errno = EINVAL, -1;
+    uint64_t end = off + len > own_len ? own_len : off + len;
+    off &= ~(uint64_t)4095;
+    end = (end + 4095) & ~(uint64_t)4095;
+    if (madvise((char *)h + off, end - off, MADV_POPULATE_WRITE) == 0) return 0;
+    if (errno != EINVAL || own_fd < 0) return errno = ENOMEM, -1;
+    /* kernels before 5.14: allocate the file's pages, if the fd is still ours */
+    struct stat st;
+    if (fstat(own_fd, &st) != 0 || (uint64_t)st.st_size != own_len) return errno = EBADF, -1;
+    return fallocate(own_fd, 0, (off_t)off, (off_t)(end - off)) == 0 ? 0 : -1;
+}
+
+static void fill_header(struct hak_shm_header *h, const struct hak_shm_layout *l, pid_t pid,
+                        uint64_t start_time, const char *exe, const char *exe_path) {
+    char *b = (char *)h;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     h->abi_major = HAK_SHM_ABI_MAJOR;
     h->abi_minor = HAK_SHM_ABI_MINOR;
     h->header_size = sizeof(*h);
-    h->total_size = l.total_size;
+    h->total_size = l->total_size;
     h->pid = pid;
     h->flags = HAK_SHM_F_LIVE;
     h->start_time = start_time;
+    h->pid_ns = hak_shm_pidns("/proc/self/ns/pid");
     h->created_ns = h->heartbeat_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     strncpy(h->exe, exe ? exe : "", sizeof(h->exe) - 1);
     strncpy(h->exe_path, exe_path ? exe_path : "", sizeof(h->exe_path) - 1);
 
-    h->class_off = l.class_off;
+    h->class_off = l->class_off;
     h->n_classes = HAK_NUM_CLASSES;
-    memcpy(b + l.class_off, hak_class_size, sizeof(hak_class_size));
+    memcpy(b + l->class_off, hak_class_size, sizeof(hak_class_size));
 
-    h->knob_dir_off = l.knob_dir_off;
+    h->knob_dir_off = l->knob_dir_off;
     h->n_knobs = HAK_NUM_KNOBS;
-    h->knob_val_off = l.knob_val_off;
+    h->knob_val_off = l->knob_val_off;
     h->knob_val_size = sizeof(struct hak_shm_knob_val);
     h->knob_cslots = HAK_NUM_CLASSES;
-    struct hak_shm_knob_desc *kd = (void *)(b + l.knob_dir_off);
+    struct hak_shm_knob_desc *kd = (void *)(b + l->knob_dir_off);
     for (int k = 0; k < HAK_NUM_KNOBS; k++) {
         copy_name(kd[k].name, hak_knob_defs[k].name);
         kd[k].scope = hak_knob_defs[k].scope;
@@ -96,31 +194,134 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
         kd[k].min = hak_knob_defs[k].min;
         kd[k].max = hak_knob_defs[k].max;
     }
-    h->ctr_dir_off = l.ctr_dir_off;
+    h->ctr_dir_off = l->ctr_dir_off;
     h->n_ctrs = HAK_NUM_CTRS;
     for (int i = 0; i < HAK_NUM_CTRS; i++)
-        copy_name(b + l.ctr_dir_off + i * HAK_SHM_NAME_MAX, hak_ctr_names[i]);
-    h->proc_dir_off = l.proc_dir_off;
-    h->proc_off = l.proc_off;
+        copy_name(b + l->ctr_dir_off + i * HAK_SHM_NAME_MAX, hak_ctr_names[i]);
+    h->proc_dir_off = l->proc_dir_off;
+    h->proc_off = l->proc_off;
     h->n_proc = HAK_NUM_PROCS;
     for (int i = 0; i < HAK_NUM_PROCS; i++)
-        copy_name(b + l.proc_dir_off + i * HAK_SHM_NAME_MAX, hak_proc_names[i]);
-    h->slot_off = l.slot_off;
+        copy_name(b + l->proc_dir_off + i * HAK_SHM_NAME_MAX, hak_proc_names[i]);
+    h->slot_off = l->slot_off;
     h->n_slots = HAK_SHM_SLOTS;
-    h->slot_size = l.slot_size;
-    h->slot_ctr_off = l.slot_ctr_off;
+    h->slot_size = l->slot_size;
+    h->slot_ctr_off = l->slot_ctr_off;
     h->ctr_cslots = HAK_NUM_CSLOTS;
     /* The magic goes last: a reader that sees it sees a complete header. */
     __atomic_store_n(&h->magic, HAK_SHM_MAGIC, __ATOMIC_RELEASE);
-    return h;
 }
 
-/* Removes segments of processes that are gone (HAK_SHM_GC_AGE_S): those that ended with _exit()
- * (every `sh -c`) or a signal never unlink theirs. Called when a process
- * creates its own; reads /dev/shm with getdents64 into a stack buffer (no
- * malloc), looks at a bounded number of entries, and unlinks only what the
- * kernel lets us (the sticky /dev/shm: our own files). */
+/* Whether entry name of dir (st: its lstat) was written by a process of our
+ * user with pid in pid namespace ns. For our own pid: its writer is gone (or was us
+ * before an exec) and the name is ours to take. Anything else, a
+ * neighbour's live segment in a container sharing /dev/shm above all, is
+ * left alone. */
+static int written_in(int dir, const char *name, const struct stat *st, pid_t pid, uint64_t ns) {
+    pid_t p;
+    int fd;
+    uint64_t pns;
+    if (ns == 0 || st->st_uid != geteuid()) return 0; /* another user's is never ours */
+    if (S_ISLNK(st->st_mode)) {
+        char text[HAK_SHM_LINK_MAX];
+        ssize_t n = readlinkat(dir, name, text, sizeof text - 1);
+        if (n <= 0) return 0;
+        text[n] = 0;
+        return hak_shm_link_parse(text, &p, &fd, &pns) == 0 && p == pid && pns == ns;
+    }
+    if (!S_ISREG(st->st_mode)) return 0;
+    /* a segment file of an older hakmem: its header says whose it was */
+    struct hak_shm_header h;
+    fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = pread(fd, &h, sizeof h, 0);
+    close(fd);
+    return n == (ssize_t)sizeof h && h.magic == HAK_SHM_MAGIC && h.pid == pid &&
+           HAK_SHM_HAS(h.header_size, pid_ns) && h.pid_ns == ns;
+}
+
+static int publish(pid_t pid, int fd, uint64_t ns) {
+    char path[64], text[HAK_SHM_LINK_MAX];
+    shm_path(path, pid);
+    hak_shm_link_format(text, pid, fd, ns);
+    if (symlink(text, path) == 0) return 0;
+    if (errno != EEXIST) return -1;
+    struct stat st;
+    if (lstat(path, &st) != 0 || !written_in(AT_FDCWD, path, &st, pid, ns))
+        return errno = EEXIST, -1;
+    if (unlink(path) != 0 && errno != ENOENT) return -1;
+    return symlink(text, path);
+}
+
+struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char *exe,
+                                      const char *exe_path) {
+    struct hak_shm_layout l;
+    struct rlimit rl;
+    hak_shm_layout_compute(&l);
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < l.total_size)
+        return errno = EFBIG, NULL;
+    int fd = memfd_open();
+    if (fd < 0) return NULL;
+    void *base = MAP_FAILED;
+    if (fchmod(fd, 0600) == 0 && grow(fd, l.total_size) == 0 &&
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
+        base = mmap(NULL, l.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int e = errno;
+    if (base == MAP_FAILED) {
+        close(fd);
+        return errno = e, NULL;
+    }
+    struct hak_shm_header *prev_base = own_base;
+    int prev_fd = own_fd;
+    uint64_t prev_len = own_len;
+    own_base = base, own_fd = fd, own_len = l.total_size;
+    uint64_t ns = hak_shm_pidns("/proc/self/ns/pid");
+    /* header, tables and directories: everything but the slots */
+    if (hak_shm_reserve(base, 0, l.slot_off) == 0) {
+        fill_header(base, &l, pid, start_time, exe, exe_path);
+        if (publish(pid, fd, ns) == 0) return base;
+    }
+    e = errno;
+    munmap(base, l.total_size);
+    close(fd);
+    own_base = prev_base, own_fd = prev_fd, own_len = prev_len;
+    return errno = e, NULL;
+}
+
+void hak_shm_release(void) {
+    if (own_base) munmap(own_base, own_len);
+    if (own_fd >= 0) close(own_fd);
+    own_base = NULL;
+    own_fd = -1;
+    own_len = 0;
+}
+
+void hak_shm_unlink(pid_t pid) {
+    char path[64], text[HAK_SHM_LINK_MAX];
+    pid_t p;
+    int fd;
+    uint64_t ns;
+    shm_path(path, pid);
+    ssize_t n = readlink(path, text, sizeof text - 1);
+    if (n <= 0) return;
+    text[n] = 0;
+    /* only our own link: another process may have taken the name since */
+    if (hak_shm_link_parse(text, &p, &fd, &ns) == 0 && p == pid && fd == own_fd) unlink(path);
+}
+
+/* ------------------------------------------------------------------ gc */
+
+/* Removes what processes that are gone left (those that ended with _exit()
+ * or a signal never unlink theirs): only entries written in our pid
+ * namespace (a neighbour's pid means nothing to kill() here), whose pid
+ * kill() says is gone, unchanged for HAK_SHM_GC_AGE_S (a tool may be looking
+ * at a segment whose process just ended). Reads /dev/shm with getdents64
+ * into a stack buffer (no malloc), looks at a bounded number of entries, and
+ * unlinks only what the kernel lets us (the sticky /dev/shm: our own). */
 void hak_shm_gc_dead(void) {
+    uint64_t ns = hak_shm_pidns("/proc/self/ns/pid");
+    if (ns == 0) return;
     int fd = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return;
     char buf[4096];
@@ -139,16 +340,15 @@ void hak_shm_gc_dead(void) {
             seen++;
             if (strncmp(d->name, HAK_SHM_PREFIX, sizeof(HAK_SHM_PREFIX) - 1) != 0) continue;
             const char *p = d->name + sizeof(HAK_SHM_PREFIX) - 1;
-            long pid = 0;
-            while (*p >= '0' && *p <= '9' && pid < (1l << 31)) pid = pid * 10 + (*p++ - '0');
-            if (*p || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-            /* only files that have been dead a while: a tool (or a test) may
-             * be looking at a segment whose process just ended */
+            uint64_t pid;
+            if (get_u64(&p, 0x7fffffff, &pid) || *p || pid == 0 || kill((pid_t)pid, 0) == 0 ||
+                errno != ESRCH)
+                continue;
             struct stat st;
-            if (fstatat(fd, d->name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+            if (fstatat(fd, d->name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
                 time(NULL) - st.st_mtime < HAK_SHM_GC_AGE_S)
                 continue;
-            unlinkat(fd, d->name, 0);
+            if (written_in(fd, d->name, &st, (pid_t)pid, ns)) unlinkat(fd, d->name, 0);
         }
     }
     close(fd);

@@ -18,7 +18,7 @@
 #define MAX_CTRS 1024
 #define MAX_SLOTS 65536
 #define MAX_PROCS 1024
-#define MAX_LEN (1ULL << 32)
+#define MAX_LEN (64ULL << 20)     /* 32 times the segment this ABI writes */
 #define LOCK_STEAL_NS 100000000LL /* 100 ms: writers hold the lock for microseconds */
 
 /* Formats a message into err (if given) and returns code. */

@@ -10,7 +10,10 @@
 #   run CMD..           run CMD, keep stdout in $T/out, stderr in $T/err, status in RC
 #   expect RC [TEXT]    fail unless the last `run` exited RC (and stderr or
 #                       stdout contains TEXT)
-#   seg_patch PID FIELD VALUE   rewrite a header field of /dev/shm/hakmem.PID
+#   seg_exists PID      /dev/shm/hakmem.PID is there (a link, even a dangling one)
+#   seg_file PID        the readable file of PID's segment: /proc/PID/fd/N for
+#                       the link a live process publishes, else the name itself
+#   seg_patch PID FIELD VALUE   rewrite a header field of PID's segment
 #   start_time PID      field 22 of /proc/PID/stat
 #   tty_start CMD       run CMD in a detached tmux pane (100x40), private server
 #   tty_keys KEYS..     tmux send-keys
@@ -45,7 +48,7 @@ workload() {
     WPID=$!
     disown "$WPID" # no "Killed" job notices; bash still reaps it
     for i in $(seq 100); do
-        grep -q '^pid ' "$out" 2>/dev/null && [ -e "/dev/shm/hakmem.$WPID" ] && return 0
+        grep -q '^pid ' "$out" 2>/dev/null && seg_exists "$WPID" && return 0
         sleep 0.05
     done
     cat "$out"
@@ -84,9 +87,21 @@ expect() {
 
 start_time() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $20}'; }
 
+seg_exists() { [ -L "/dev/shm/hakmem.$1" ] || [ -e "/dev/shm/hakmem.$1" ]; }
+
+seg_file() {
+    local f=/dev/shm/hakmem.$1 t
+    if [ -L "$f" ]; then
+        t=$(readlink "$f")
+        echo "${t%%:*}"
+    else
+        echo "$f"
+    fi
+}
+
 # seg_patch PID FIELD VALUE: FIELD is pid, start_time, abi_major or total_size.
 seg_patch() {
-    python3 - "/dev/shm/hakmem.$1" "$2" "$3" <<'EOF'
+    python3 - "$(seg_file "$1")" "$2" "$3" <<'EOF'
 import struct, sys
 path, field, value = sys.argv[1], sys.argv[2], int(sys.argv[3])
 off = {"abi_major": (8, "<H"), "total_size": (16, "<Q"), "pid": (24, "<i"),
@@ -101,7 +116,7 @@ EOF
 # segments whose owner check passes, so only the property under test differs.
 seg_copy() {
     RM_FILES+=("/dev/shm/hakmem.$2")
-    cp "/dev/shm/hakmem.$1" "/dev/shm/hakmem.$2" && chmod 600 "/dev/shm/hakmem.$2"
+    cp "$(seg_file "$1")" "/dev/shm/hakmem.$2" && chmod 600 "/dev/shm/hakmem.$2"
     seg_patch "$2" pid "$2"
     seg_patch "$2" start_time "$(start_time "$2")"
 }

@@ -13,9 +13,9 @@
  *  - the class table is increasing and made of multiples of 16;
  *  - sizes above HAK_CLASS_MAX get usable >= n with bounded slack
  *    (< n/8 + 128 KiB);
- *  - unless HAKMEM_SHM=0, /dev/shm/hakmem.<pid> exists while the process
- *    runs, carries the magic, ABI major, our pid, the LIVE flag and the same
- *    class table.
+ *  - unless HAKMEM_SHM=0, /dev/shm/hakmem.<pid> appears once the process
+ *    has lived ~50 ms and names our memfd, which carries the magic, ABI
+ *    major, our pid, the LIVE flag and the same class table.
  * Why: the class table is shared by the allocator, hakctl and hakmemd; a
  * lookup-table off-by-one (e.g. at 1024/1025, the edge of the direct table)
  * wastes memory or, worse, under-sizes blocks.
@@ -77,10 +77,25 @@ static void test_shm_segment(void) {
         printf("HAKMEM_SHM=0: segment check skipped\n");
         return;
     }
-    char path[64];
+    char path[64], text[128], file[64];
+    struct stat ls;
     snprintf(path, sizeof path, "/dev/shm/" HAK_SHM_PREFIX "%d", (int)getpid());
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    CHECKF(fd >= 0, "hakmem loaded but %s does not exist (%s)", path, strerror(errno));
+    /* published once the process has lived ~50 ms, at a slow path (large
+     * blocks always take it) */
+    for (int i = 0; i < 500 && lstat(path, &ls) != 0; i++) {
+        usleep(10000);
+        free(malloc(2 << 20));
+    }
+    /* a link naming our memfd: "/proc/<pid>/fd/<fd>:pidns=<inode>" */
+    ssize_t tn = readlink(path, text, sizeof text - 1);
+    CHECKF(tn > 0, "hakmem loaded but %s is not there (%s)", path, strerror(errno));
+    if (tn <= 0) return;
+    text[tn] = 0;
+    int memfd = -1;
+    CHECKF(sscanf(text, "/proc/%*d/fd/%d:pidns=", &memfd) == 1, "%s -> %s", path, text);
+    snprintf(file, sizeof file, "/proc/self/fd/%d", memfd);
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    CHECKF(fd >= 0, "%s -> %s: cannot open %s (%s)", path, text, file, strerror(errno));
     if (fd < 0) return;
     struct stat st;
     REQUIRE(fstat(fd, &st) == 0);

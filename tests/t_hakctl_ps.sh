@@ -11,7 +11,7 @@ workload -t 1 -s 30
 dead=$WPID
 kill -9 "$dead"
 for _ in $(seq 50); do [ -e "/proc/$dead" ] || break; sleep 0.05; done
-[ -e "/dev/shm/hakmem.$dead" ] || fail "a SIGKILLed process should leave its segment behind"
+seg_exists "$dead" || fail "a SIGKILLed process should leave its segment behind"
 RM_FILES+=("/dev/shm/hakmem.$dead")
 plain sleep 30                     # a live pid whose segment is someone else's
 seg_copy "$live" "$PPID_"
@@ -59,7 +59,7 @@ while time.time() < t:
     py=$!
     KILL_PIDS+=("$py")
     disown "$py"
-    for _ in $(seq 100); do [ -e "/dev/shm/hakmem.$py" ] && break; sleep 0.05; done
+    for _ in $(seq 100); do seg_exists "$py" && break; sleep 0.05; done
     sleep 0.3
     run "$HAKCTL" ps --json
     python3 - "$T/out" "$py" <<'PY' || fail "ps does not show the python3 process"

@@ -25,6 +25,13 @@ container() {
     done
     [ -n "$CPID" ] || { cat "$T/c.out"; fail "container workload did not start"; }
     KILL_PIDS+=("$CPID")
+    local inner # it publishes after ~50 ms, under its own pid, in its /dev/shm
+    inner=$(awk '/^NSpid:/ { print $NF }' "/proc/$CPID/status")
+    for _ in $(seq 100); do
+        [ -L "/proc/$CPID/root/dev/shm/hakmem.$inner" ] && return 0
+        sleep 0.05
+    done
+    fail "container workload $CPID did not publish its segment"
 }
 
 container -m

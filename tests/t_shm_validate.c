@@ -348,6 +348,7 @@ static void test_fuzz(void) {
     check(1, "fuzz");
 }
 
+static char fake_path[64];
 static int found_pid;
 static int list_cb(pid_t pid, const char *path, void *arg) {
     if (pid == *(pid_t *)arg && strstr(path, HAK_SHM_PREFIX)) found_pid = 1;
@@ -373,9 +374,11 @@ static unsigned long long my_start(void) {
 static void test_stale_and_pids(pid_t fake) {
     struct hak_shm_view v;
     char f[128];
-    check(hak_shm_attach(fake, 0, &v, err, sizeof err) == HAK_SHM_OK, "attach fake pid %d", fake);
-    check(hak_shm_is_stale(&v), "segment of a pid that cannot exist is stale");
-    hak_shm_detach(&v);
+    check(hak_shm_attach(fake, 0, &v, err, sizeof err) == HAK_SHM_ESTALE && strstr(err, "is gone"),
+          "a pid that cannot exist: its segment is stale");
+    check(hak_shm_attach_path(fake_path, 0, &v, err, sizeof err) == HAK_SHM_ESTALE &&
+              strstr(err, "is gone"),
+          "the link of a pid that cannot exist: stale (%s)", err);
     hak_shm_list(list_cb, &fake);
     check(found_pid, "hak_shm_list finds the segment");
     /* a copy that claims to be ours: live with our start time, stale without */
@@ -402,6 +405,7 @@ static void test_stale_and_pids(pid_t fake) {
 int main(void) {
     pid_t fake = 5000000 + getpid() % 1000000; /* above PID_MAX_LIMIT (4194304) */
     struct hak_shm_header *h = hak_shm_create(fake, 0, "t_shm_validate", "/t_shm_validate");
+    snprintf(fake_path, sizeof fake_path, "/dev/shm/" HAK_SHM_PREFIX "%d", (int)fake);
     if (!h) {
         printf("SKIP: cannot create a segment in /dev/shm: %s\n", strerror(errno));
         return 77;
