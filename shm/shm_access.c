@@ -7,7 +7,9 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,21 +34,108 @@ uint32_t hak_shm_class_size(const struct hak_shm_view *v, int cls) {
     return LOAD((const uint32_t *)((const char *)h + off) + cls);
 }
 
-uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
+/* The slot table as the header describes it now, re-checked. */
+struct slot_geo {
+    uint32_t off, n, size, coff, cslots, n_ctrs;
+};
+
+static int slot_geo(const struct hak_shm_view *v, struct slot_geo *g) {
     const struct hak_shm_header *h = hdr_of(v);
-    if (!h || ctr < 0 || ctr >= HAK_NUM_CTRS || v->ctr_map[ctr] < 0 || cls < 0) return 0;
-    uint32_t n_ctrs = LOAD(&h->n_ctrs), cslots = LOAD(&h->ctr_cslots);
-    uint32_t off = LOAD(&h->slot_off), n = LOAD(&h->n_slots), size = LOAD(&h->slot_size);
-    uint32_t coff = LOAD(&h->slot_ctr_off);
-    uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], cslots);
-    if ((uint32_t)cls >= cslots || (uint32_t)v->ctr_map[ctr] >= n_ctrs || n > MAX_SLOTS ||
-        coff % 8 || (uint64_t)coff + (idx + 1) * 8 > size ||
-        !shm_table_ok(off, n, size, 8, HAK_SHM_HEADER_MIN_SIZE, v->len))
+    if (!h) return -1;
+    g->n_ctrs = LOAD(&h->n_ctrs), g->cslots = LOAD(&h->ctr_cslots);
+    g->off = LOAD(&h->slot_off), g->n = LOAD(&h->n_slots), g->size = LOAD(&h->slot_size);
+    g->coff = LOAD(&h->slot_ctr_off);
+    if (g->n > MAX_SLOTS || g->cslots > MAX_CSLOTS || g->n_ctrs > MAX_CTRS || g->coff % 8 ||
+        (uint64_t)g->coff + (uint64_t)g->cslots * g->n_ctrs * 8 > g->size ||
+        !shm_table_ok(g->off, g->n, g->size, 8, HAK_SHM_HEADER_MIN_SIZE, v->len))
+        return -1;
+    return 0;
+}
+
+/* Which pages of the slot table hold data. The allocator gives slots out in
+ * order (0, 1, 2, ... as threads first allocate; an exited thread's heap and
+ * slot, counts included, pass to the next thread) and keeps the last slot
+ * for threads past their exit, so most of the table is pages no one ever
+ * wrote: holes of the tmpfs file or memfd. mincore() tells them apart
+ * without touching them (a read through the shared mapping would allocate
+ * each one). Returns a vector with one byte per page from *first (page
+ * aligned), bit 0 set for pages that hold data, or NULL if mincore cannot
+ * answer; the caller frees it. A page the kernel swapped out also reads as
+ * not in memory: its counts are missed until it is back. */
+static uintptr_t page_size;
+
+static unsigned char *slot_pages(const struct hak_shm_view *v, const struct slot_geo *g,
+                                 uintptr_t *first, size_t *npages) {
+    if (!page_size) page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t pg = page_size;
+    uintptr_t lo = (uintptr_t)v->hdr + g->off, hi = lo + (uint64_t)g->n * g->size;
+    *first = lo & ~(pg - 1);
+    *npages = (hi - *first + pg - 1) / pg;
+    unsigned char *vec = malloc(*npages ? *npages : 1);
+    if (vec && mincore((void *)*first, *npages * pg, vec) != 0) {
+        free(vec);
+        vec = NULL;
+    }
+    return vec;
+}
+
+static int page_has_data(const unsigned char *vec, uintptr_t first, size_t npages, const void *p) {
+    size_t i = ((uintptr_t)p - first) / page_size;
+    return !vec || (i < npages && (vec[i] & 1));
+}
+
+/* Whether any page of slot s holds data: most slots are all holes. */
+static int slot_has_data(const unsigned char *vec, uintptr_t first, size_t npages, const char *slot,
+                         uint32_t size) {
+    if (!vec) return 1;
+    for (uintptr_t p = (uintptr_t)slot & ~(page_size - 1); p < (uintptr_t)slot + size;
+         p += page_size)
+        if (page_has_data(vec, first, npages, (const void *)p)) return 1;
+    return 0;
+}
+
+uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
+    struct slot_geo g;
+    uintptr_t first;
+    size_t np;
+    if (!hdr_of(v) || ctr < 0 || ctr >= HAK_NUM_CTRS || v->ctr_map[ctr] < 0 || cls < 0 ||
+        slot_geo(v, &g) != 0 || (uint32_t)cls >= g.cslots || (uint32_t)v->ctr_map[ctr] >= g.n_ctrs)
         return 0;
+    uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], g.cslots);
+    unsigned char *vec = slot_pages(v, &g, &first, &np);
     uint64_t sum = 0; /* wraps: per-slot differences (large bytes) sum correctly */
-    for (uint32_t s = 0; s < n; s++)
-        sum += LOAD((const uint64_t *)((const char *)h + off + (uint64_t)s * size + coff) + idx);
+    for (uint32_t s = 0; s < g.n; s++) {
+        const uint64_t *p =
+            (const uint64_t *)((const char *)v->hdr + g.off + (uint64_t)s * g.size + g.coff) + idx;
+        if (page_has_data(vec, first, np, p)) sum += LOAD(p);
+    }
+    free(vec);
     return sum;
+}
+
+int hak_shm_ctr_sums(const struct hak_shm_view *v, int ncls, uint64_t (*sums)[HAK_NUM_CTRS]) {
+    struct slot_geo g;
+    uintptr_t first;
+    size_t np;
+    if (ncls < 0 || !sums) return -1;
+    memset(sums, 0, sizeof *sums * ((size_t)ncls + 1));
+    if (slot_geo(v, &g) != 0) return 0; /* nothing readable: zeros, as hak_shm_ctr_sum */
+    unsigned char *vec = slot_pages(v, &g, &first, &np);
+    for (uint32_t s = 0; s < g.n; s++) {
+        const char *slot = (const char *)v->hdr + g.off + (uint64_t)s * g.size;
+        const uint64_t *ctr = (const uint64_t *)(slot + g.coff);
+        if (!slot_has_data(vec, first, np, slot, g.size)) continue;
+        for (int k = 0; k < HAK_NUM_CTRS; k++) {
+            int i = v->ctr_map[k];
+            if (i < 0 || (uint32_t)i >= g.n_ctrs) continue;
+            for (int c = 0; c <= ncls && (uint32_t)c < g.cslots; c++) {
+                const uint64_t *p = ctr + HAK_CTR_INDEX(c, i, g.cslots);
+                if (page_has_data(vec, first, np, p)) sums[c][k] += LOAD(p);
+            }
+        }
+    }
+    free(vec);
+    return 0;
 }
 
 uint64_t hak_shm_proc(const struct hak_shm_view *v, int proc) {

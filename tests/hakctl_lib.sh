@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # tests/hakctl_lib.sh — helpers for the t_hakctl_* / t_shm_* scripts (not a
 # test). Sources tests/lib.sh, then:
-#   HAKCTL              cli/hakctl (skip if not built)
+#   HAKCTL              cli/hakctl, or $HAKCTL_BIN (skip if not built)
 #   need_hakctl         skip unless cli/hakctl and tests/bin/hakctl_workload exist
 #   workload ARGS..     start tests/bin/hakctl_workload ARGS under LD_PRELOAD of
 #                       libhakmem, wait until its segment is there; sets WPID.
@@ -11,6 +11,7 @@
 #   expect RC [TEXT]    fail unless the last `run` exited RC (and stderr or
 #                       stdout contains TEXT)
 #   seg_patch PID FIELD VALUE   rewrite a header field of /dev/shm/hakmem.PID
+#   seg_blocks PID..    tmpfs blocks their segments occupy
 #   start_time PID      field 22 of /proc/PID/stat
 #   tty_start CMD       run CMD in a detached tmux pane (100x40), private server
 #   tty_keys KEYS..     tmux send-keys
@@ -18,7 +19,7 @@
 #   tty_screen          print the pane
 #   tty_exited [SEC]    wait until the program in the pane exits; fail unless with status 0
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-HAKCTL=$ROOT/cli/hakctl
+HAKCTL=${HAKCTL_BIN:-$ROOT/cli/hakctl} # HAKCTL_BIN: test another build
 # the system interpreter starts in a fraction of a version manager's shim
 python3() { if [ -x /usr/bin/python3 ]; then /usr/bin/python3 "$@"; else command python3 "$@"; fi; }
 WORKLOAD=$ROOT/tests/bin/hakctl_workload
@@ -84,17 +85,30 @@ expect() {
 
 start_time() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $20}'; }
 
-# seg_patch PID FIELD VALUE: FIELD is pid, start_time, abi_major or total_size.
+# seg_patch PID FIELD VALUE: FIELD is pid, start_time, abi_major, total_size,
+# pid_ns (numbers) or exe (a string of bytes, bash $'...' escapes welcome).
 seg_patch() {
     python3 - "/dev/shm/hakmem.$1" "$2" "$3" <<'EOF'
-import struct, sys
-path, field, value = sys.argv[1], sys.argv[2], int(sys.argv[3])
-off = {"abi_major": (8, "<H"), "total_size": (16, "<Q"), "pid": (24, "<i"),
-       "start_time": (32, "<Q")}[field]
+import os, struct, sys
+path, field = sys.argv[1], sys.argv[2]
 with open(path, "r+b") as f:
+    if field == "exe":
+        f.seek(56)  # char exe[64]
+        f.write(os.fsencode(sys.argv[3])[:63].ljust(64, b"\0"))
+        sys.exit(0)
+    off = {"abi_major": (8, "<H"), "total_size": (16, "<Q"), "pid": (24, "<i"),
+           "start_time": (32, "<Q"), "pid_ns": (496, "<Q")}[field]
     f.seek(off[0])
-    f.write(struct.pack(off[1], value))
+    f.write(struct.pack(off[1], int(sys.argv[3])))
 EOF
+}
+
+# seg_blocks PID..: tmpfs blocks (512 B) of their segments, summed: what
+# reading them must not grow.
+seg_blocks() {
+    local p s=0
+    for p in "$@"; do s=$((s + $(stat -c %b "/dev/shm/hakmem.$p"))); done
+    echo "$s"
 }
 
 # A copy of a live segment, for a process that does not use hakmem: fake
