@@ -22,8 +22,8 @@ const struct hk_cmd hk_cmds[] = {
      "uptime, threads, bytes in use, bytes cached, operations per second (allocations\n"
      "plus frees, measured over --interval, default 0.25 s) and who owns its knobs\n"
      "(default, or env:N daemon:N manual:N knobs set by each). Segments left by a\n"
-     "process that is gone, or whose pid now belongs to another program, are listed\n"
-     "as stale; `hakctl gc` removes them.\n",
+     "process that is gone, whose pid now belongs to another program, or that\n"
+     "exec'd a program without hakmem are listed as stale; `hakctl gc` removes them.\n",
      hk_opts_ps, 0, 0},
     {"stats", hk_cmd_stats, "PID [--watch SEC] [--interval SEC] [--all] [--json]",
      "per-class counters of one process",
@@ -65,9 +65,11 @@ const struct hk_cmd hk_cmds[] = {
      "Asks the process to return cached memory to the OS at its next allocator slow\n"
      "path and waits up to --wait seconds (default 1) for it to confirm.\n",
      hk_opts_trim, 1, 0},
-    {"gc", hk_cmd_gc, "[--dry-run]", "remove stale segments",
-     "Removes segments whose process is gone or whose pid was reused. Only segments\n"
-     "the caller may remove (its own, or any as root) are removed; others are listed.\n",
+    {"gc", hk_cmd_gc, "[--dry-run] [--verbose] [--json]", "remove stale segments",
+     "Removes segments whose process is gone, whose pid was reused, or whose process\n"
+     "exec'd without hakmem, and prints how many; --verbose lists each. Only segments\n"
+     "the caller may remove (its own, or any as root) are removed; others are kept.\n"
+     "Entries named like a segment that are none (a directory) are skipped in place.\n",
      hk_opts_gc, 0, 0},
     {"shell", hk_cmd_shell, "", "interactive shell with completion",
      "A readline shell running the same commands (`help`, `exit`). Tab completes\n"
@@ -117,7 +119,7 @@ int hk_help(const char *cmd) {
     if (!c) return HK_USAGE;
     printf("usage: hakctl %s %s\n\n%s\n%s", c->name, c->synopsis, c->summary, c->help);
     if (c->fn != hk_cmd_shell && c->fn != hk_cmd_set && c->fn != hk_cmd_reset &&
-        c->fn != hk_cmd_trim && c->fn != hk_cmd_gc)
+        c->fn != hk_cmd_trim)
         printf("--json prints JSON instead (schema in hakctl(1) and docs/hakctl.md).\n");
     return HK_OK;
 }

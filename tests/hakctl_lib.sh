@@ -122,8 +122,13 @@ seg_copy() {
 
 tty_start() {
     need_cmd tmux
-    tmux -L "$TMUX_SOCK" -f /dev/null new-session -d -x 100 -y 40 -s t "$@" ||
-        fail "tmux cannot start a session"
+    local i # a server still exiting from the last session may refuse: retry
+    for i in 1 2 3 4 5; do
+        tmux -L "$TMUX_SOCK" -f /dev/null new-session -d -x 100 -y 40 -s t "$@" 2>"$T/tmux.err" &&
+            break
+        [ "$i" = 5 ] && { cat "$T/tmux.err"; fail "tmux cannot start a session"; }
+        sleep 0.2
+    done
     tmux -L "$TMUX_SOCK" set-option -t t remain-on-exit on >/dev/null
 }
 tty_keys() { tmux -L "$TMUX_SOCK" send-keys -t t "$@"; }

@@ -18,11 +18,11 @@ u=$!
 KILL_PIDS+=("$u")
 c=
 for _ in $(seq 100); do
-    c=$(cat "/proc/$u/task/$u/children" 2>/dev/null | awk '{print $1}')
+    c=$(awk '{print $1}' "/proc/$u/task/$u/children" 2>/dev/null)
     [ -n "$c" ] && [ -e "$f" ] && break
     sleep 0.05
 done
-[ -n "$c" ] && [ -e "$f" ] || skip "unshare --pid did not start a process with a segment"
+{ [ -n "$c" ] && [ -e "$f" ]; } || skip "unshare --pid did not start a process with a segment"
 KILL_PIDS+=("$c")
 ns=$(stat -L -c %i "/proc/$c/ns/pid")
 [ "$ns" != "$(stat -L -c %i /proc/self/ns/pid)" ] || fail "not in another pid namespace"
