@@ -16,6 +16,8 @@ int hk_json_default;
 int hk_in_shell;
 volatile sig_atomic_t hk_interrupted;
 
+/* A command is a line here; its function and option table (hakctl_args.c,
+ * or its own file) are declared in hakctl.h. */
 const struct hk_cmd hk_cmds[] = {
     {"ps", hk_cmd_ps, "[--json] [--interval SEC]", "list processes with a hakmem segment",
      "Lists every process that publishes a segment in /dev/shm: pid, user, executable,\n"

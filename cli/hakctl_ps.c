@@ -53,7 +53,8 @@ static void classify(struct hk_proc *p, const char *path) {
     char msg[256];
     struct stat st;
     if (lstat(path, &st) == 0) p->uid = st.st_uid;
-    int rc = hak_shm_attach_path(path, 0, &p->v, msg, sizeof msg);
+    /* by pid: the library resolves how a segment is published */
+    int rc = hak_shm_attach(p->pid, 0, &p->v, msg, sizeof msg);
     int alive = kill(p->pid, 0) == 0 || errno != ESRCH;
     if (rc != HAK_SHM_OK) {
         p->state = alive ? HK_BAD : HK_GONE;
@@ -66,11 +67,7 @@ static void classify(struct hk_proc *p, const char *path) {
     }
     snprintf(p->exe, sizeof p->exe, "%.*s", (int)sizeof p->v.hdr->exe, p->v.hdr->exe);
     if (!p->exe[0]) snprintf(p->exe, sizeof p->exe, "?");
-    if (p->v.pid != p->pid) {
-        p->state = HK_BAD;
-        p->err = HAK_SHM_ECORRUPT;
-        snprintf(p->why, sizeof p->why, "%s: written by pid %d", path, p->v.pid);
-    } else if ((p->stale = hak_shm_is_stale(&p->v)) != 0) {
+    if ((p->stale = hak_shm_is_stale(&p->v)) != 0) {
         p->state = p->stale == HAK_SHM_STALE_GONE ? HK_GONE : HK_STALE;
     } else {
         p->state = HK_LIVE;
