@@ -173,8 +173,10 @@ int hk_cmd_stats(int argc, char **argv) {
         hk_sample_free(&s0);
         s0 = s1;
         if (o.watch <= 0) break;
-        if (hak_shm_is_stale(&v)) {
-            printf("process %d exited\n", o.pid);
+        int stale = hak_shm_is_stale(&v);
+        if (stale) {
+            printf("process %d %s\n", o.pid,
+                   stale == HAK_SHM_STALE_EXEC ? "exec'd a program without hakmem" : "exited");
             break;
         }
         if (!clear && !o.json) putchar('\n');

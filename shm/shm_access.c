@@ -58,83 +58,78 @@ static int slot_geo(const struct hak_shm_view *v, struct slot_geo *g) {
  * for threads past their exit, so most of the table is pages no one ever
  * wrote: holes of the tmpfs file or memfd. mincore() tells them apart
  * without touching them (a read through the shared mapping would allocate
- * each one). Returns a vector with one byte per page from *first (page
- * aligned), bit 0 set for pages that hold data, or NULL if mincore cannot
- * answer; the caller frees it. A page the kernel swapped out also reads as
- * not in memory: its counts are missed until it is back. */
-static uintptr_t page_size;
+ * each one). A page the kernel swapped out also reads as not in memory: its
+ * counts are missed until it is back. */
+struct resident {
+    unsigned char *vec; /* a byte per page from first; NULL: read every page */
+    uintptr_t first, pg;
+    size_t n;
+};
 
-static unsigned char *slot_pages(const struct hak_shm_view *v, const struct slot_geo *g,
-                                 uintptr_t *first, size_t *npages) {
-    if (!page_size) page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t pg = page_size;
+static void resident_get(const struct hak_shm_view *v, const struct slot_geo *g,
+                         struct resident *r) {
+    r->pg = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = (uintptr_t)v->hdr + g->off, hi = lo + (uint64_t)g->n * g->size;
-    *first = lo & ~(pg - 1);
-    *npages = (hi - *first + pg - 1) / pg;
-    unsigned char *vec = malloc(*npages ? *npages : 1);
-    if (vec && mincore((void *)*first, *npages * pg, vec) != 0) {
-        free(vec);
-        vec = NULL;
+    r->first = lo & ~(r->pg - 1);
+    r->n = (hi - r->first + r->pg - 1) / r->pg;
+    r->vec = malloc(r->n ? r->n : 1);
+    if (r->vec && mincore((void *)r->first, r->n * r->pg, r->vec) != 0) {
+        free(r->vec); /* cannot tell: read as before */
+        r->vec = NULL;
     }
-    return vec;
 }
 
-static int page_has_data(const unsigned char *vec, uintptr_t first, size_t npages, const void *p) {
-    size_t i = ((uintptr_t)p - first) / page_size;
-    return !vec || (i < npages && (vec[i] & 1));
+static int has_data(const struct resident *r, const void *p) {
+    size_t i = ((uintptr_t)p - r->first) / r->pg;
+    return !r->vec || (i < r->n && (r->vec[i] & 1));
 }
 
-/* Whether any page of slot s holds data: most slots are all holes. */
-static int slot_has_data(const unsigned char *vec, uintptr_t first, size_t npages, const char *slot,
-                         uint32_t size) {
-    if (!vec) return 1;
-    for (uintptr_t p = (uintptr_t)slot & ~(page_size - 1); p < (uintptr_t)slot + size;
-         p += page_size)
-        if (page_has_data(vec, first, npages, (const void *)p)) return 1;
+/* Whether any page of a slot holds data: most slots are all holes. */
+static int slot_has_data(const struct resident *r, const char *slot, uint32_t size) {
+    for (uintptr_t p = (uintptr_t)slot & ~(r->pg - 1); p < (uintptr_t)slot + size; p += r->pg)
+        if (has_data(r, (const void *)p)) return 1;
     return 0;
 }
 
 uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
     struct slot_geo g;
-    uintptr_t first;
-    size_t np;
+    struct resident r;
     if (!hdr_of(v) || ctr < 0 || ctr >= HAK_NUM_CTRS || v->ctr_map[ctr] < 0 || cls < 0 ||
         slot_geo(v, &g) != 0 || (uint32_t)cls >= g.cslots || (uint32_t)v->ctr_map[ctr] >= g.n_ctrs)
         return 0;
     uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], g.cslots);
-    unsigned char *vec = slot_pages(v, &g, &first, &np);
+    resident_get(v, &g, &r);
     uint64_t sum = 0; /* wraps: per-slot differences (large bytes) sum correctly */
     for (uint32_t s = 0; s < g.n; s++) {
         const uint64_t *p =
             (const uint64_t *)((const char *)v->hdr + g.off + (uint64_t)s * g.size + g.coff) + idx;
-        if (page_has_data(vec, first, np, p)) sum += LOAD(p);
+        if (has_data(&r, p)) sum += LOAD(p);
     }
-    free(vec);
+    free(r.vec);
     return sum;
 }
 
 int hak_shm_ctr_sums(const struct hak_shm_view *v, int ncls, uint64_t (*sums)[HAK_NUM_CTRS]) {
     struct slot_geo g;
-    uintptr_t first;
-    size_t np;
+    struct resident r;
     if (ncls < 0 || !sums) return -1;
     memset(sums, 0, sizeof *sums * ((size_t)ncls + 1));
     if (slot_geo(v, &g) != 0) return 0; /* nothing readable: zeros, as hak_shm_ctr_sum */
-    unsigned char *vec = slot_pages(v, &g, &first, &np);
+    resident_get(v, &g, &r);
     for (uint32_t s = 0; s < g.n; s++) {
         const char *slot = (const char *)v->hdr + g.off + (uint64_t)s * g.size;
         const uint64_t *ctr = (const uint64_t *)(slot + g.coff);
-        if (!slot_has_data(vec, first, np, slot, g.size)) continue;
+        if (!slot_has_data(&r, slot, g.size)) continue;
         for (int k = 0; k < HAK_NUM_CTRS; k++) {
             int i = v->ctr_map[k];
             if (i < 0 || (uint32_t)i >= g.n_ctrs) continue;
             for (int c = 0; c <= ncls && (uint32_t)c < g.cslots; c++) {
                 const uint64_t *p = ctr + HAK_CTR_INDEX(c, i, g.cslots);
-                if (page_has_data(vec, first, np, p)) sums[c][k] += LOAD(p);
+                if (has_data(&r, p)) sums[c][k] += LOAD(p);
             }
         }
     }
-    free(vec);
+    free(r.vec);
     return 0;
 }
 

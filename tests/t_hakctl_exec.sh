@@ -37,6 +37,13 @@ expect 1 "exec'd a program without hakmem"
 run "$HAKCTL" set "$live" adopt=1
 expect 0 "pid $live: adopt = 1"
 
+# stats --watch ends when its process execs away
+workload -t 1 -s 0.8 -e 60
+y=$WPID
+RM_FILES+=("/dev/shm/hakmem.$y")
+run timeout 20 "$HAKCTL" stats "$y" --watch 0.1
+expect 0 "process $y exec'd a program without hakmem"
+
 run "$HAKCTL" gc --verbose
 expect 0 "removed /dev/shm/hakmem.$x (exec'd without hakmem)"
 [ ! -e "/dev/shm/hakmem.$x" ] || fail "gc left the segment of the exec'd process"
