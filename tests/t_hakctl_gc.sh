@@ -42,8 +42,14 @@ fi
 d=/dev/shm/hakmem.4000000
 RM_FILES+=("$d")
 mkdir "$d"
+# a file of another format under such a name: skipped too
+other=/dev/shm/hakmem.4000001
+RM_FILES+=("$other")
+echo "not a segment" >"$other"
 run "$HAKCTL" gc --verbose
 expect 0 "removed /dev/shm/hakmem.$dead (process gone)"
+grep -qF "skipped $other: not a hakmem segment" "$T/out" || { cat "$T/out"; fail "a foreign file"; }
+[ -f "$other" ] || fail "gc removed a file that is not a segment"
 grep -qF "removed /dev/shm/hakmem.$reused (pid reused)" "$T/out" ||
     { cat "$T/out"; fail "gc did not remove the reused pid's segment"; }
 grep -qF "removed /dev/shm/hakmem.$unmapped (exec'd without hakmem)" "$T/out" ||
