@@ -4,6 +4,7 @@
 #include "shm_private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,24 +53,66 @@ static int slot_geo(const struct hak_shm_view *v, struct slot_geo *g) {
     return 0;
 }
 
-/* Which pages of the slot table hold data. The allocator gives slots out in
- * order (0, 1, 2, ... as threads first allocate; an exited thread's heap and
- * slot, counts included, pass to the next thread) and keeps the last slot
- * for threads past their exit, so most of the table is pages no one ever
- * wrote: holes of the tmpfs file or memfd. mincore() tells them apart
- * without touching them (a read through the shared mapping would allocate
- * each one). A page the kernel swapped out also reads as not in memory: its
- * counts are missed until it is back. */
-struct resident {
-    unsigned char *vec; /* a byte per page from first; NULL: read every page */
+/* Where the counters are read from without allocating the slot table's
+ * holes. The allocator gives slots out in order (0, 1, 2, ... as threads
+ * first allocate; an exited thread's heap and slot, counts included, pass to
+ * the next thread) and keeps the last slot for threads past their exit, so
+ * most of the table is pages no one ever wrote: holes of the tmpfs file or
+ * memfd, which a read through the shared mapping would allocate.
+ *  - A copy by pread() of the extents that hold data (SEEK_DATA/SEEK_HOLE),
+ *    holes left zero, when /proc/self/map_files gives us the mapped file
+ *    (root: it needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE). Exact: a page
+ *    swapped out is data, read back.
+ *  - Else the mapping, skipping pages mincore() says are not in memory. A
+ *    page swapped out reads as not in memory: its counts are missed until it
+ *    is back.
+ *  - Else (mincore failed) the whole mapping, as readers did before. */
+struct slots {
+    const char *base; /* the slot table: the copy, or in the mapping */
+    char *copy;
+    unsigned char *vec; /* mapping: a byte per page from first, bit 0 = holds data */
     uintptr_t first, pg;
     size_t n;
 };
 
-static void resident_get(const struct hak_shm_view *v, const struct slot_geo *g,
-                         struct resident *r) {
+static char *slots_copy(const struct hak_shm_view *v, const struct slot_geo *g, uintptr_t pg) {
+    char path[80];
+    uintptr_t lo = (uintptr_t)v->hdr, hi = lo + ((v->len + pg - 1) & ~(pg - 1));
+    snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", (unsigned long)lo,
+             (unsigned long)hi);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    off_t from = g->off, to = from + (off_t)g->n * g->size;
+    char *copy = calloc(1, (size_t)(to - from) + 1);
+    int ok = copy != NULL;
+    for (off_t d = from, h; ok && d < to; d = h) {
+        if ((d = lseek(fd, d, SEEK_DATA)) < 0) {
+            ok = errno == ENXIO; /* no data past d; else SEEK_DATA unsupported */
+            break;
+        }
+        if (d >= to) break;
+        if ((h = lseek(fd, d, SEEK_HOLE)) < 0) ok = 0;
+        if (h > to) h = to;
+        /* a short read (the file shrank) leaves zeros */
+        if (ok && pread(fd, copy + (d - from), (size_t)(h - d), d) < 0) ok = 0;
+    }
+    close(fd);
+    if (!ok) {
+        free(copy); /* read through the mapping instead */
+        copy = NULL;
+    }
+    return copy;
+}
+
+static void slots_get(const struct hak_shm_view *v, const struct slot_geo *g, struct slots *r) {
+    memset(r, 0, sizeof *r);
     r->pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if ((r->copy = slots_copy(v, g, r->pg))) {
+        r->base = r->copy;
+        return;
+    }
     uintptr_t lo = (uintptr_t)v->hdr + g->off, hi = lo + (uint64_t)g->n * g->size;
+    r->base = (const char *)lo;
     r->first = lo & ~(r->pg - 1);
     r->n = (hi - r->first + r->pg - 1) / r->pg;
     r->vec = malloc(r->n ? r->n : 1);
@@ -79,45 +122,50 @@ static void resident_get(const struct hak_shm_view *v, const struct slot_geo *g,
     }
 }
 
-static int has_data(const struct resident *r, const void *p) {
+static void slots_put(struct slots *r) {
+    free(r->copy);
+    free(r->vec);
+}
+
+static int has_data(const struct slots *r, const void *p) {
     size_t i = ((uintptr_t)p - r->first) / r->pg;
     return !r->vec || (i < r->n && (r->vec[i] & 1));
 }
 
 /* Whether any page of a slot holds data: most slots are all holes. */
-static int slot_has_data(const struct resident *r, const char *slot, uint32_t size) {
-    for (uintptr_t p = (uintptr_t)slot & ~(r->pg - 1); p < (uintptr_t)slot + size; p += r->pg)
+static int slot_has_data(const struct slots *r, const char *slot, uint32_t size) {
+    for (uintptr_t p = (uintptr_t)slot & ~(r->pg - 1); r->vec && p < (uintptr_t)slot + size;
+         p += r->pg)
         if (has_data(r, (const void *)p)) return 1;
-    return 0;
+    return !r->vec;
 }
 
 uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
     struct slot_geo g;
-    struct resident r;
+    struct slots r;
     if (!hdr_of(v) || ctr < 0 || ctr >= HAK_NUM_CTRS || v->ctr_map[ctr] < 0 || cls < 0 ||
         slot_geo(v, &g) != 0 || (uint32_t)cls >= g.cslots || (uint32_t)v->ctr_map[ctr] >= g.n_ctrs)
         return 0;
     uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], g.cslots);
-    resident_get(v, &g, &r);
+    slots_get(v, &g, &r);
     uint64_t sum = 0; /* wraps: per-slot differences (large bytes) sum correctly */
     for (uint32_t s = 0; s < g.n; s++) {
-        const uint64_t *p =
-            (const uint64_t *)((const char *)v->hdr + g.off + (uint64_t)s * g.size + g.coff) + idx;
+        const uint64_t *p = (const uint64_t *)(r.base + (uint64_t)s * g.size + g.coff) + idx;
         if (has_data(&r, p)) sum += LOAD(p);
     }
-    free(r.vec);
+    slots_put(&r);
     return sum;
 }
 
 int hak_shm_ctr_sums(const struct hak_shm_view *v, int ncls, uint64_t (*sums)[HAK_NUM_CTRS]) {
     struct slot_geo g;
-    struct resident r;
+    struct slots r;
     if (ncls < 0 || !sums) return -1;
     memset(sums, 0, sizeof *sums * ((size_t)ncls + 1));
     if (slot_geo(v, &g) != 0) return 0; /* nothing readable: zeros, as hak_shm_ctr_sum */
-    resident_get(v, &g, &r);
+    slots_get(v, &g, &r);
     for (uint32_t s = 0; s < g.n; s++) {
-        const char *slot = (const char *)v->hdr + g.off + (uint64_t)s * g.size;
+        const char *slot = r.base + (uint64_t)s * g.size;
         const uint64_t *ctr = (const uint64_t *)(slot + g.coff);
         if (!slot_has_data(&r, slot, g.size)) continue;
         for (int k = 0; k < HAK_NUM_CTRS; k++) {
@@ -129,7 +177,7 @@ int hak_shm_ctr_sums(const struct hak_shm_view *v, int ncls, uint64_t (*sums)[HA
             }
         }
     }
-    free(r.vec);
+    slots_put(&r);
     return 0;
 }
 
