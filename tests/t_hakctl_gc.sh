@@ -10,6 +10,16 @@
 . "$(dirname "$0")/hakctl_lib.sh"
 need_hakctl
 
+# a directory under a segment's name, planted by anyone: skipped, in place,
+# and gc goes on (it used to be renamed to a hidden entry, exit 1)
+d=/dev/shm/hakmem.4000000
+RM_FILES+=("$d")
+mkdir "$d"
+run "$HAKCTL" gc
+expect 0
+[ -d "$d" ] || fail "gc moved or removed the directory"
+compgen -G '/dev/shm/.hakctl-gc.*.*' >/dev/null && fail "gc left a hidden .hakctl-gc entry"
+
 workload -t 1 -s 60
 live=$WPID
 workload -t 1 -s 60
@@ -38,10 +48,6 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     expect 0 "stale segments of other users: only their owner or root may remove them (--verbose lists them)"
 fi
 
-# a directory under a segment's name, planted by anyone: skipped, in place
-d=/dev/shm/hakmem.4000000
-RM_FILES+=("$d")
-mkdir "$d"
 # a file of another format under such a name: skipped too
 other=/dev/shm/hakmem.4000001
 RM_FILES+=("$other")
