@@ -68,23 +68,25 @@ static int slot_geo(const struct hak_shm_view *v, struct slot_geo *g) {
  *    is back.
  *  - Else (mincore failed) the whole mapping, as readers did before. */
 struct slots {
-    const char *base; /* the slot table: the copy, or in the mapping */
-    char *copy;
-    unsigned char *vec; /* mapping: a byte per page from first, bit 0 = holds data */
-    uintptr_t first, pg;
-    size_t n;
+    const char *base;     /* the slot table: in the copy, or in the mapping */
+    uintptr_t origin;     /* where file offset 0 would be in that memory */
+    char *copy;           /* the copy, or NULL: the mapping */
+    unsigned char *vec;   /* a byte per file page from page0: bit 0 = holds data; */
+    size_t page0, npages; /* NULL: read every page (mincore failed) */
+    uintptr_t pg;
 };
 
-static char *slots_copy(const struct hak_shm_view *v, const struct slot_geo *g, uintptr_t pg) {
+/* The copy: 0, or -1 if it cannot be made (then the mapping is read). */
+static int slots_copy(const struct hak_shm_view *v, const struct slot_geo *g, struct slots *r) {
     char path[80];
-    uintptr_t lo = (uintptr_t)v->hdr, hi = lo + ((v->len + pg - 1) & ~(pg - 1));
+    uintptr_t lo = (uintptr_t)v->hdr, hi = lo + ((v->len + r->pg - 1) & ~(r->pg - 1));
     snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", (unsigned long)lo,
              (unsigned long)hi);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return NULL;
+    if (fd < 0) return -1;
     off_t from = g->off, to = from + (off_t)g->n * g->size;
-    char *copy = calloc(1, (size_t)(to - from) + 1);
-    int ok = copy != NULL;
+    r->copy = calloc(1, (size_t)(to - from) + 1);
+    int ok = r->copy != NULL;
     for (off_t d = from, h; ok && d < to; d = h) {
         if ((d = lseek(fd, d, SEEK_DATA)) < 0) {
             ok = errno == ENXIO; /* no data past d; else SEEK_DATA unsupported */
@@ -94,29 +96,34 @@ static char *slots_copy(const struct hak_shm_view *v, const struct slot_geo *g, 
         if ((h = lseek(fd, d, SEEK_HOLE)) < 0) ok = 0;
         if (h > to) h = to;
         /* a short read (the file shrank) leaves zeros */
-        if (ok && pread(fd, copy + (d - from), (size_t)(h - d), d) < 0) ok = 0;
+        if (ok && pread(fd, r->copy + (d - from), (size_t)(h - d), d) < 0) ok = 0;
+        for (size_t i = (size_t)d / r->pg; ok && i <= (size_t)(h - 1) / r->pg; i++)
+            r->vec[i - r->page0] = 1;
     }
     close(fd);
     if (!ok) {
-        free(copy); /* read through the mapping instead */
-        copy = NULL;
+        free(r->copy);
+        r->copy = NULL;
+        return -1;
     }
-    return copy;
+    /* from here on, read the copy */
+    r->base = r->copy;
+    r->origin = (uintptr_t)r->copy - (uintptr_t)from;
+    return 0;
 }
 
 static void slots_get(const struct hak_shm_view *v, const struct slot_geo *g, struct slots *r) {
     memset(r, 0, sizeof *r);
     r->pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    if ((r->copy = slots_copy(v, g, r->pg))) {
-        r->base = r->copy;
-        return;
-    }
-    uintptr_t lo = (uintptr_t)v->hdr + g->off, hi = lo + (uint64_t)g->n * g->size;
-    r->base = (const char *)lo;
-    r->first = lo & ~(r->pg - 1);
-    r->n = (hi - r->first + r->pg - 1) / r->pg;
-    r->vec = malloc(r->n ? r->n : 1);
-    if (r->vec && mincore((void *)r->first, r->n * r->pg, r->vec) != 0) {
+    uint64_t from = g->off, to = from + (uint64_t)g->n * g->size;
+    r->page0 = (size_t)(from / r->pg);
+    r->npages = (size_t)((to + r->pg - 1) / r->pg) - r->page0;
+    r->origin = (uintptr_t)v->hdr;
+    r->base = (const char *)v->hdr + from;
+    if (!(r->vec = calloc(r->npages ? r->npages : 1, 1))) return; /* read every page */
+    if (slots_copy(v, g, r) == 0) return;
+    memset(r->vec, 0, r->npages);
+    if (mincore((char *)v->hdr + r->page0 * r->pg, r->npages * r->pg, r->vec) != 0) {
         free(r->vec); /* cannot tell: read as before */
         r->vec = NULL;
     }
@@ -128,16 +135,17 @@ static void slots_put(struct slots *r) {
 }
 
 static int has_data(const struct slots *r, const void *p) {
-    size_t i = ((uintptr_t)p - r->first) / r->pg;
-    return !r->vec || (i < r->n && (r->vec[i] & 1));
+    size_t i = ((uintptr_t)p - r->origin) / r->pg - r->page0;
+    return !r->vec || (i < r->npages && (r->vec[i] & 1));
 }
 
 /* Whether any page of a slot holds data: most slots are all holes. */
 static int slot_has_data(const struct slots *r, const char *slot, uint32_t size) {
-    for (uintptr_t p = (uintptr_t)slot & ~(r->pg - 1); r->vec && p < (uintptr_t)slot + size;
-         p += r->pg)
-        if (has_data(r, (const void *)p)) return 1;
-    return !r->vec;
+    if (!r->vec) return 1;
+    for (uintptr_t o = (uintptr_t)slot - r->origin, end = o + size; o < end;
+         o = (o / r->pg + 1) * r->pg)
+        if (has_data(r, (const char *)r->origin + o)) return 1;
+    return 0;
 }
 
 uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {

@@ -88,7 +88,50 @@ print("allocs exact over", len(sys.argv) - 2, "processes")
 PY
 }
 
+# a forged segment of 512 MB apparent size (65536 slots), mapped by the
+# forger's live process so that it passes as live: reading it must touch
+# only what it wrote (or refuse it: too large for the ABI)
+forged() {
+    local model=$1 py=/usr/bin/python3
+    [ -x "$py" ] || py=$(type -P python3) # the binary itself: $! must be the forger
+    "$py" - "$model" <<'PY' &
+import mmap, os, struct, sys, time
+src = open("/dev/shm/hakmem.%s" % sys.argv[1], "rb").read(65536)
+slot_off, n_slots, slot_size = struct.unpack_from("<3I", src, 416)
+size = slot_off + 65536 * slot_size
+size = (size + 4095) // 4096 * 4096
+b = bytearray(src)
+struct.pack_into("<Q", b, 16, size)        # total_size
+struct.pack_into("<i", b, 24, os.getpid())  # pid
+st = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+struct.pack_into("<Q", b, 32, int(st[19]))  # start_time
+struct.pack_into("<I", b, 420, 65536)       # n_slots
+path = "/dev/shm/hakmem.%d" % os.getpid()
+fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, bytes(b))
+os.ftruncate(fd, size)
+m = mmap.mmap(fd, size, mmap.MAP_SHARED)
+print("forged", os.getpid(), flush=True)
+time.sleep(120)
+PY
+    FORGER=$!
+    KILL_PIDS+=("$FORGER")
+    RM_FILES+=("/dev/shm/hakmem.$FORGER")
+    for _ in $(seq 100); do [ -e "/dev/shm/hakmem.$FORGER" ] && break; sleep 0.05; done
+    sleep 0.2
+}
+
 check ""
+model=(/dev/shm/hakmem.*)
+forged "${model[0]#/dev/shm/hakmem.}"
+b0=$(seg_blocks "$FORGER")
+run "$HAKCTL" ps --interval 0.05
+expect 0
+grep -E "^ *$FORGER " "$T/out" || { cat "$T/out"; fail "ps does not list the forged segment"; }
+run "$HAKCTL" stats "$FORGER" --interval 0.05
+b1=$(seg_blocks "$FORGER")
+echo "forged 512 MB segment: $b0 blocks before, $b1 after ps and stats"
+[ "$b1" = "$b0" ] || fail "reading a forged sparse segment made it resident: $b0 -> $b1 blocks"
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     check 65534
 else
