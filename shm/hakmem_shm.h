@@ -313,7 +313,10 @@ int hak_shm_list(int (*fn)(pid_t pid, const char *path, void *arg), void *arg);
  * Only pages of the slot table that hold data are read: a page no thread
  * ever wrote reads as zero without being touched (a read fault on a shared
  * mapping would allocate it). hak_shm_ctr_sums fills sums[c][k] for every
- * class c in [0, ncls] (ncls = hak_shm_nclasses) in one pass; 0 or -1. */
+ * class c in [0, ncls] (ncls = hak_shm_nclasses) in one pass; 0 or -1. As
+ * root it copies the data with pread, so pages swapped out count; without
+ * that, and for hak_shm_ctr_sum, a page swapped out reads as zero until it
+ * is back in memory (see shm_access.c). */
 uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr);
 int hak_shm_ctr_sums(const struct hak_shm_view *v, int ncls, uint64_t (*sums)[HAK_NUM_CTRS]);
 uint64_t hak_shm_proc(const struct hak_shm_view *v, int proc);

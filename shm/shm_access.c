@@ -59,10 +59,11 @@ static int slot_geo(const struct hak_shm_view *v, struct slot_geo *g) {
  * the next thread) and keeps the last slot for threads past their exit, so
  * most of the table is pages no one ever wrote: holes of the tmpfs file or
  * memfd, which a read through the shared mapping would allocate.
- *  - A copy by pread() of the extents that hold data (SEEK_DATA/SEEK_HOLE),
- *    holes left zero, when /proc/self/map_files gives us the mapped file
- *    (root: it needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE). Exact: a page
- *    swapped out is data, read back.
+ *  - For all counters at once (hak_shm_ctr_sums), a copy by pread() of the
+ *    extents that hold data (SEEK_DATA/SEEK_HOLE), holes left zero, when
+ *    /proc/self/map_files gives us the mapped file (root: it needs
+ *    CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE). Exact: a page swapped out is
+ *    data, read back.
  *  - Else the mapping, skipping pages mincore() says are not in memory. A
  *    page swapped out reads as not in memory: its counts are missed until it
  *    is back.
@@ -74,6 +75,7 @@ struct slots {
     unsigned char *vec;   /* a byte per file page from page0: bit 0 = holds data; */
     size_t page0, npages; /* NULL: read every page (mincore failed) */
     uintptr_t pg;
+    unsigned char small[1024]; /* vec for up to 4 MB: no malloc per call */
 };
 
 /* The copy: 0, or -1 if it cannot be made (then the mapping is read). */
@@ -112,7 +114,10 @@ static int slots_copy(const struct hak_shm_view *v, const struct slot_geo *g, st
     return 0;
 }
 
-static void slots_get(const struct hak_shm_view *v, const struct slot_geo *g, struct slots *r) {
+/* copy: try the copy first (a pass over every counter: worth its system
+ * calls; a single counter reads the mapping). */
+static void slots_get(const struct hak_shm_view *v, const struct slot_geo *g, struct slots *r,
+                      int copy) {
     memset(r, 0, sizeof *r);
     r->pg = (uintptr_t)sysconf(_SC_PAGESIZE);
     uint64_t from = g->off, to = from + (uint64_t)g->n * g->size;
@@ -120,18 +125,19 @@ static void slots_get(const struct hak_shm_view *v, const struct slot_geo *g, st
     r->npages = (size_t)((to + r->pg - 1) / r->pg) - r->page0;
     r->origin = (uintptr_t)v->hdr;
     r->base = (const char *)v->hdr + from;
-    if (!(r->vec = calloc(r->npages ? r->npages : 1, 1))) return; /* read every page */
-    if (slots_copy(v, g, r) == 0) return;
+    r->vec = r->npages <= sizeof r->small ? r->small : calloc(r->npages, 1);
+    if (!r->vec) return; /* read every page */
+    if (copy && slots_copy(v, g, r) == 0) return;
     memset(r->vec, 0, r->npages);
     if (mincore((char *)v->hdr + r->page0 * r->pg, r->npages * r->pg, r->vec) != 0) {
-        free(r->vec); /* cannot tell: read as before */
+        if (r->vec != r->small) free(r->vec); /* cannot tell: read as before */
         r->vec = NULL;
     }
 }
 
 static void slots_put(struct slots *r) {
     free(r->copy);
-    free(r->vec);
+    if (r->vec != r->small) free(r->vec);
 }
 
 static int has_data(const struct slots *r, const void *p) {
@@ -155,7 +161,7 @@ uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
         slot_geo(v, &g) != 0 || (uint32_t)cls >= g.cslots || (uint32_t)v->ctr_map[ctr] >= g.n_ctrs)
         return 0;
     uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], g.cslots);
-    slots_get(v, &g, &r);
+    slots_get(v, &g, &r, 0);
     uint64_t sum = 0; /* wraps: per-slot differences (large bytes) sum correctly */
     for (uint32_t s = 0; s < g.n; s++) {
         const uint64_t *p = (const uint64_t *)(r.base + (uint64_t)s * g.size + g.coff) + idx;
@@ -171,7 +177,7 @@ int hak_shm_ctr_sums(const struct hak_shm_view *v, int ncls, uint64_t (*sums)[HA
     if (ncls < 0 || !sums) return -1;
     memset(sums, 0, sizeof *sums * ((size_t)ncls + 1));
     if (slot_geo(v, &g) != 0) return 0; /* nothing readable: zeros, as hak_shm_ctr_sum */
-    slots_get(v, &g, &r);
+    slots_get(v, &g, &r, 1);
     for (uint32_t s = 0; s < g.n; s++) {
         const char *slot = r.base + (uint64_t)s * g.size;
         const uint64_t *ctr = (const uint64_t *)(slot + g.coff);
