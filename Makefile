@@ -21,7 +21,7 @@ TEST_DEPS   :=
 CLEAN       :=
 INSTALL_TARGETS :=
 
-.PHONY: all test demo bench bench-full install clean format
+.PHONY: all build-tests test demo bench bench-full install clean format
 all: build-all
 
 include shm/shm.mk
@@ -36,8 +36,10 @@ build-all: $(ALL_TARGETS)
 # deps first: the build itself needs libcjson/readline/sdt headers
 test:
 	@bash scripts/deps.sh test
-	@$(MAKE) --no-print-directory build-all $(TEST_DEPS)
+	@$(MAKE) --no-print-directory build-tests
 	@bash tests/run
+
+build-tests: build-all $(TEST_DEPS)
 
 demo:
 	@bash scripts/demo.sh

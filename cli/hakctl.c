@@ -4,7 +4,8 @@
 #include "hakctl.h"
 
 #include <errno.h>
-#include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <string.h>
@@ -15,25 +16,17 @@ int hk_json_default;
 int hk_in_shell;
 volatile sig_atomic_t hk_interrupted;
 
-static const char *const o_ps[] = {"--json", "--interval", "--all", "--help", NULL};
-static const char *const o_stats[] = {"--json", "--watch", "--interval", "--all", "--help", NULL};
-static const char *const o_top[] = {"--sort", "--interval", "--iterations",
-                                    "--json", "--help",     NULL};
-static const char *const o_get[] = {"--json", "--class", "--classes", "--help", NULL};
-static const char *const o_set[] = {"--class", "--reason", "--help", NULL};
-static const char *const o_trim[] = {"--wait", "--help", NULL};
-static const char *const o_gc[] = {"--dry-run", "--help", NULL};
-static const char *const o_none[] = {"--help", NULL};
-
+/* A command is a line here; its function and option table (hakctl_args.c,
+ * or its own file) are declared in hakctl.h. */
 const struct hk_cmd hk_cmds[] = {
     {"ps", hk_cmd_ps, "[--json] [--interval SEC]", "list processes with a hakmem segment",
      "Lists every process that publishes a segment in /dev/shm: pid, user, executable,\n"
      "uptime, threads, bytes in use, bytes cached, operations per second (allocations\n"
      "plus frees, measured over --interval, default 0.25 s) and who owns its knobs\n"
      "(default, or env:N daemon:N manual:N knobs set by each). Segments left by a\n"
-     "process that is gone, or whose pid now belongs to another program, are listed\n"
-     "as stale; `hakctl gc` removes them.\n",
-     o_ps, 0, 0},
+     "process that is gone, whose pid now belongs to another program, or that\n"
+     "exec'd a program without hakmem are listed as stale; `hakctl gc` removes them.\n",
+     hk_opts_ps, 0, 0},
     {"stats", hk_cmd_stats, "PID [--watch SEC] [--interval SEC] [--all] [--json]",
      "per-class counters of one process",
      "Process totals, then one row per size class in use (--all: every class):\n"
@@ -45,43 +38,45 @@ const struct hk_cmd hk_cmds[] = {
      "  CACHED    free bytes held in slabs and thread caches\n"
      "  KNOBS     the class's knob values (named under the table)\n"
      "--watch SEC refreshes every SEC seconds until Ctrl-C (with --json: one object a line).\n",
-     o_stats, 1, 0},
+     hk_opts_stats, 1, 0},
     {"top", hk_cmd_top, "[--sort ops|mem] [--interval SEC] [--iterations N] [--json]",
      "live view of all processes",
      "Refreshes every --interval seconds (default 1), sorted by operations per second\n"
      "or by memory in use. Keys: q quits, m sorts by memory, o by ops/s.\n"
      "When standard output is not a terminal, prints --iterations frames (default 1).\n",
-     o_top, 0, 0},
+     hk_opts_top, 0, 0},
     {"get", hk_cmd_get, "PID [KNOB...] [--class N] [--classes] [--json]",
      "show knobs: value, range, owner, when and why set",
      "Shows each knob's value, allowed range, owner (default, env, daemon, manual),\n"
      "when it was set and why. Classes with the same value are grouped (0-19);\n"
      "--classes lists every class, --class N only class N.\n",
-     o_get, 1, 1},
+     hk_opts_get, 1, 1},
     {"set", hk_cmd_set, "PID KNOB=VALUE [KNOB=VALUE...] [--class N] [--reason TEXT]",
      "set knobs (owner manual)",
      "Sets knobs live; the process applies them on its next slow path. The owner\n"
      "becomes `manual`, which the daemon leaves alone until `hakctl reset`.\n"
      "A per-class knob is set for every class unless --class N is given.\n"
      "Boolean knobs take 0/1, on/off, true/false or yes/no.\n",
-     o_set, 1, 1},
+     hk_opts_set, 1, 1},
     {"reset", hk_cmd_reset, "PID [KNOB...] [--class N]",
      "hand knobs back to their defaults (and the daemon)",
      "Puts knobs (all of them when none is named) back to their built-in default\n"
      "with owner `default`, so the daemon may tune them again.\n",
-     o_set, 1, 1},
+     hk_opts_reset, 1, 1},
     {"trim", hk_cmd_trim, "PID [--wait SEC]", "ask a process to return cached memory",
      "Asks the process to return cached memory to the OS at its next allocator slow\n"
      "path and waits up to --wait seconds (default 1) for it to confirm.\n",
-     o_trim, 1, 0},
-    {"gc", hk_cmd_gc, "[--dry-run]", "remove stale segments",
-     "Removes segments whose process is gone or whose pid was reused. Only segments\n"
-     "the caller may remove (its own, or any as root) are removed; others are listed.\n",
-     o_gc, 0, 0},
+     hk_opts_trim, 1, 0},
+    {"gc", hk_cmd_gc, "[--dry-run] [--verbose] [--json]", "remove stale segments",
+     "Removes segments whose process is gone, whose pid was reused, or whose process\n"
+     "exec'd without hakmem, and prints how many; --verbose lists each. Only segments\n"
+     "the caller may remove (its own, or any as root) are removed; others are kept.\n"
+     "Entries named like a segment that are none (a directory) are skipped in place.\n",
+     hk_opts_gc, 0, 0},
     {"shell", hk_cmd_shell, "", "interactive shell with completion",
      "A readline shell running the same commands (`help`, `exit`). Tab completes\n"
      "commands, pids and knob names; history is kept in ~/.hakctl_history.\n",
-     o_none, 0, 0},
+     hk_opts_help_only, 0, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0},
 };
 
@@ -126,7 +121,7 @@ int hk_help(const char *cmd) {
     if (!c) return HK_USAGE;
     printf("usage: hakctl %s %s\n\n%s\n%s", c->name, c->synopsis, c->summary, c->help);
     if (c->fn != hk_cmd_shell && c->fn != hk_cmd_set && c->fn != hk_cmd_reset &&
-        c->fn != hk_cmd_trim && c->fn != hk_cmd_gc)
+        c->fn != hk_cmd_trim)
         printf("--json prints JSON instead (schema in hakctl(1) and docs/hakctl.md).\n");
     return HK_OK;
 }
@@ -200,6 +195,31 @@ int hk_dispatch(int argc, char **argv) {
     return rc == HK_HELPED ? HK_OK : rc;
 }
 
+static int print_pid(pid_t pid, const char *path, void *arg) {
+    (void)path, (void)arg;
+    printf("%d\n", pid);
+    return 0;
+}
+
+/* Words for bash completion, from the tables parsing uses, so completion
+ * offers only what the grammar accepts: --list-commands, --list-options CMD,
+ * --list-knobs, --list-pids (canonical segment names only). */
+static int list_words(const char *what, const char *cmd) {
+    const struct hk_cmd *c = cmd ? hk_cmd_find(cmd) : NULL;
+    if (!strcmp(what, "commands")) {
+        for (c = hk_cmds; c->name; c++) puts(c->name);
+    } else if (!strcmp(what, "options") && c) {
+        for (const struct option *o = c->opts; o->name; o++) printf("--%s\n", o->name);
+    } else if (!strcmp(what, "knobs")) {
+        for (int k = 0; k < HAK_NUM_KNOBS; k++) puts(hak_knob_defs[k].name);
+    } else if (!strcmp(what, "pids")) {
+        hak_shm_list(print_pid, NULL);
+    } else {
+        return hk_usage(NULL, "unknown option '--list-%s'", what);
+    }
+    return HK_OK;
+}
+
 int main(int argc, char **argv) {
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -212,10 +232,7 @@ int main(int argc, char **argv) {
                    HAK_SHM_ABI_MINOR);
             return HK_OK;
         }
-        if (!strcmp(argv[i], "--list-knobs")) { /* for shell completion */
-            for (int k = 0; k < HAK_NUM_KNOBS; k++) puts(hak_knob_defs[k].name);
-            return HK_OK;
-        }
+        if (!strncmp(argv[i], "--list-", 7)) return list_words(argv[i] + 7, argv[i + 1]);
         if (!strcmp(argv[i], "--json")) {
             hk_json_default = 1;
             continue;
@@ -226,6 +243,9 @@ int main(int argc, char **argv) {
         usage(stderr);
         return HK_USAGE;
     }
+    /* only the character type: numbers stay in the C format scripts parse */
+    setlocale(LC_CTYPE, "");
+    hk_utf8_locale = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     hk_catch_sigbus();
     return hk_dispatch(argc - i, argv + i);

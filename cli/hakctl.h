@@ -8,6 +8,7 @@
 #include "hakmem_shm.h"
 
 #include <cjson/cJSON.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@ struct hk_cmd {
     const char *synopsis;             /* arguments after the name */
     const char *summary;              /* one line for `hakctl --help` */
     const char *help;                 /* `hakctl CMD --help` body */
-    const char *const *opts;          /* option words, for completion */
+    const struct option *opts;        /* its options: parsing and completion */
     int pid_arg;                      /* first argument is a PID */
     int knob_args;                    /* later arguments are knob names */
 };
@@ -66,12 +67,28 @@ int hk_guard(void (*fn)(void *), void *arg);
 void hk_catch_sigbus(void);
 int hk_sleep(double sec); /* 1 if interrupted */
 
+/* ----------------------------------------------------------- arguments */
+/* The one integer grammar (hakctl_args.c): 0, HK_NUM_SYNTAX or HK_NUM_RANGE
+ * (outside lo..hi, overflow included). */
+enum { HK_NUM_SYNTAX = -1, HK_NUM_RANGE = -2 };
+int hk_num_parse(const char *s, long long lo, long long hi, long long *out);
+/* The same, with a usage message naming what and the range: HK_OK or HK_USAGE. */
+int hk_parse_int(const char *cmd, const char *what, const char *s, long long lo, long long hi,
+                 long long *out);
+int hk_parse_pid(const char *cmd, const char *s, pid_t *pid);  /* HK_OK or HK_USAGE */
+int hk_parse_sec(const char *cmd, const char *s, double *sec); /* HK_OK or HK_USAGE */
+#define HK_CLASS_ARG_MAX 1023 /* --class: then checked against the process's classes */
+/* getopt_long over a table below (short letters = val); opterr off. */
+int hk_getopt(int argc, char **argv, const struct option *lo);
+extern const struct option hk_opts_ps[], hk_opts_stats[], hk_opts_top[], hk_opts_get[],
+    hk_opts_set[], hk_opts_reset[], hk_opts_trim[], hk_opts_gc[], hk_opts_help_only[];
+
 /* -------------------------------------------------------------- target */
-int hk_parse_pid(const char *cmd, const char *s, pid_t *pid);          /* HK_OK or HK_USAGE */
-int hk_parse_sec(const char *cmd, const char *s, double *sec);         /* HK_OK or HK_USAGE */
 int hk_open(pid_t pid, int writable, struct hak_shm_view *v);          /* HK_OK or HK_ERR */
-const char *hk_exe(const struct hak_shm_view *v, char *buf, size_t n); /* printable */
+const char *hk_exe(const struct hak_shm_view *v, char *buf, size_t n); /* cleaned, for text */
 const char *hk_user(uid_t uid, char *buf, size_t n);
+/* "process gone", "pid reused", "exec'd without hakmem" (enum hak_shm_stale) */
+const char *hk_stale_why(int stale);
 
 /* --------------------------------------------------------------- model */
 struct hk_sample {
@@ -113,7 +130,11 @@ const char *hk_bytes_short(char *buf, uint64_t b); /* 34.5M               (<= 5)
 const char *hk_dur(char *buf, double sec);         /* 42s, 3m12s, 2h05m, 3d04h */
 const char *hk_pct(char *buf, double p);           /* 99.9, 100, -        (<= 4) */
 const char *hk_ago(char *buf, uint64_t realtime_ns);
-void hk_clean(char *dst, size_t n, const char *src, size_t srcmax, int ascii);
+/* Text another process wrote (segment names and reasons, /proc comm), made
+ * safe to print: printable characters only, the rest as \xHH (hakctl_fmt.c).
+ * json: for a JSON string (UTF-8 always passes), else for the terminal. */
+void hk_clean(char *dst, size_t n, const char *src, size_t srcmax, int json);
+extern int hk_utf8_locale; /* the terminal's locale is UTF-8 (set in main) */
 int hk_tty(void);
 /* Words separated by two spaces, wrapped before column 80. */
 struct hk_line {
@@ -139,8 +160,9 @@ struct hk_proc {
     uid_t uid;
     int state; /* enum hk_state; HK_BAD: could not attach (err, why) */
     int err;   /* hak_shm_err of the failed attach */
+    int stale; /* enum hak_shm_stale: why, for HK_STALE and HK_GONE */
     char why[256];
-    char exe[64];
+    char exe[64];     /* raw, as the segment or /proc has it: hk_clean to print */
     const char *path; /* during the scan only */
     struct hak_shm_view v;
     struct hk_sample prev, cur;

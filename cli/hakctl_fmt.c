@@ -99,15 +99,69 @@ const char *hk_ago(char *buf, uint64_t ns) {
     return buf;
 }
 
-/* Strings from a segment are written by another process: never send its
- * control bytes (terminal escapes) to the user's terminal; JSON gets ASCII. */
-void hk_clean(char *dst, size_t n, const char *src, size_t srcmax, int ascii) {
-    size_t i = 0;
-    for (; i + 1 < n && i < srcmax && src[i]; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c < 0x20 || c == 0x7f || (ascii && c >= 0x80)) ? '?' : (char)c;
+/* ------------------------------------------------------- foreign text
+ * Names and reasons in a segment, and /proc/PID/comm, are written by
+ * another process, maybe an attacker's: only printable characters may reach
+ * the user's terminal. Everything else is written as \xHH, one per byte (a
+ * backslash as \\): C0 controls and DEL; C1 controls, also in their UTF-8
+ * form \xc2\x80..\xc2\x9f, which terminals obey; malformed or overlong
+ * UTF-8 and surrogates; and the invisible characters that reorder or hide
+ * text (bidi controls, zero-width, tags). Other UTF-8 passes when the
+ * terminal's locale is UTF-8 and into JSON (which is UTF-8), else every
+ * byte above 0x7f is escaped. dst gets whole characters or escapes only. */
+
+int hk_utf8_locale;
+
+/* Length of the valid UTF-8 sequence at s (max bytes left), with its code
+ * point, or 0 if malformed. */
+static size_t utf8_len(const unsigned char *s, size_t max, uint32_t *cp) {
+    size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (s[0] < 0xc2 || s[0] > 0xf4 || n > max) return 0;
+    uint32_t c = s[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        c = c << 6 | (s[i] & 0x3f);
     }
-    if (n) dst[i] = 0;
+    if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+    *cp = c;
+    return n;
+}
+
+static int printable_cp(uint32_t c) {
+    return !(c < 0xa0 ||                     /* C1 */
+             (c >= 0x200b && c <= 0x200f) || /* zero-width, LRM, RLM */
+             (c >= 0x2028 && c <= 0x202e) || /* line/paragraph separators, bidi */
+             (c >= 0x2060 && c <= 0x206f) || /* word joiner, invisible, bidi isolates */
+             c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb) || (c & 0xfffe) == 0xfffe ||
+             (c >= 0xe0000 && c <= 0xe007f)); /* tags */
+}
+
+void hk_clean(char *dst, size_t n, const char *src, size_t srcmax, int json) {
+    const unsigned char *s = (const unsigned char *)src;
+    size_t i = 0, o = 0, len = strnlen(src, srcmax);
+    if (!n) return;
+    while (i < len) {
+        char unit[20];
+        size_t u = 0, k = 1;
+        uint32_t cp = 0;
+        if (s[i] >= 0x20 && s[i] < 0x7f) {
+            if (s[i] == '\\') unit[u++] = '\\';
+            unit[u++] = (char)s[i];
+        } else if (s[i] >= 0x80 && (json || hk_utf8_locale) &&
+                   (k = utf8_len(s + i, len - i, &cp)) && printable_cp(cp)) {
+            memcpy(unit, s + i, k);
+            u = k;
+        } else {
+            if (!k) k = 1;
+            for (size_t j = 0; j < k; j++) u += (size_t)snprintf(unit + u, 5, "\\x%02x", s[i + j]);
+        }
+        if (o + u + 1 > n) break;
+        memcpy(dst + o, unit, u);
+        o += u;
+        i += k;
+    }
+    dst[o] = 0;
 }
 
 int hk_tty(void) {

@@ -25,7 +25,7 @@ static void num_or_null(cJSON *o, const char *key, double v, int ok) {
 
 cJSON *hk_json_proc(const struct hak_shm_view *v) {
     cJSON *o = cJSON_CreateObject();
-    char buf[300], owners[64];
+    char buf[sizeof v->hdr->exe_path * 4 + 1], owners[64];
     cJSON_AddNumberToObject(o, "pid", v->pid);
     hk_clean(buf, sizeof buf, v->hdr->exe, sizeof v->hdr->exe, 1);
     cJSON_AddStringToObject(o, "exe", buf);

@@ -6,7 +6,7 @@
 #include "hakctl.h"
 
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -20,34 +20,28 @@ struct knob_opts {
     char **args; /* after PID */
 };
 
+/* get, set and reset: each its own option table (what completion offers). */
 static int parse(const char *cmd, int argc, char **argv, struct knob_opts *o) {
-    static const struct option lo[] = {
-        {"json", no_argument, 0, 'j'},        {"classes", no_argument, 0, 'C'},
-        {"class", required_argument, 0, 'c'}, {"reason", required_argument, 0, 'r'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
-    int c, getcmd = strcmp(cmd, "get") == 0, setcmd = strcmp(cmd, "set") == 0;
-    char *end;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":jCc:r:h", lo, NULL)) != -1) {
-        if (c == 'j' && getcmd) {
+    const struct hk_cmd *k = hk_cmd_find(cmd);
+    long long x;
+    int c, rc;
+    while ((c = hk_getopt(argc, argv, k->opts)) != -1) {
+        if (c == 'j') {
             o->json = 1;
-        } else if (c == 'C' && getcmd) {
+        } else if (c == 'C') {
             o->classes = 1;
-        } else if (c == 'r' && setcmd) {
+        } else if (c == 'r') {
             o->reason = optarg;
         } else if (c == 'c') {
-            long x = strtol(optarg, &end, 10);
-            if (end == optarg || *end || x < 0 || x > 1024)
-                return hk_usage(cmd, "--class needs a class number, not '%s'", optarg);
+            if ((rc = hk_parse_int(cmd, "--class", optarg, 0, HK_CLASS_ARG_MAX, &x)) != HK_OK)
+                return rc;
             o->cls = (int)x;
-        } else if (c == 'h' || c == ':' || c == '?') {
-            return hk_bad_option(cmd, c, argv);
         } else {
-            return hk_usage(cmd, "option '%s' does not apply to %s", argv[optind - 1], cmd);
+            return hk_bad_option(cmd, c, argv);
         }
     }
     if (optind >= argc) return hk_usage(cmd, "missing PID");
-    int rc = hk_parse_pid(cmd, argv[optind], &o->pid);
+    rc = hk_parse_pid(cmd, argv[optind], &o->pid);
     o->args = argv + optind + 1;
     o->nargs = argc - optind - 1;
     return rc;
@@ -65,9 +59,16 @@ static int knob_id(const char *name, size_t len) {
     return k;
 }
 
+/* --class must name a class of the process. */
+static int class_usable(const char *cmd, const struct hak_shm_view *v, int cls) {
+    int n = hak_shm_nclasses(v);
+    if (cls >= n)
+        return hk_usage(cmd, "no class %d: process %d has classes 0..%d", cls, v->pid, n - 1);
+    return HK_OK;
+}
+
 /* The knob must exist in the process's segment and --class must fit it. */
 static int knob_usable(const char *cmd, const struct hak_shm_view *v, int k, int cls) {
-    int n = hak_shm_nclasses(v);
     if (!hak_shm_knob(v, k, 0)) {
         hk_err("the hakmem of process %d has no knob '%s' (an older version)", v->pid,
                hak_knob_defs[k].name);
@@ -75,9 +76,7 @@ static int knob_usable(const char *cmd, const struct hak_shm_view *v, int k, int
     }
     if (cls >= 0 && hak_knob_defs[k].scope == HAK_SCOPE_GLOBAL)
         return hk_usage(cmd, "%s is a global knob: --class does not apply", hak_knob_defs[k].name);
-    if (cls >= n)
-        return hk_usage(cmd, "no class %d: process %d has classes 0..%d", cls, v->pid, n - 1);
-    return HK_OK;
+    return class_usable(cmd, v, cls);
 }
 
 /* ------------------------------------------------------------------ get */
@@ -89,12 +88,13 @@ struct kv_row {
     char reason[HAK_SHM_REASON_MAX];
 };
 
-static void read_row(const struct hak_shm_knob_val *kv, struct kv_row *r, int ascii) {
+/* reason stays raw (NUL-terminated): cleaned where it is printed */
+static void read_row(const struct hak_shm_knob_val *kv, struct kv_row *r) {
     memset(r, 0, sizeof *r);
     r->value = __atomic_load_n(&kv->value, __ATOMIC_RELAXED);
     r->owner = __atomic_load_n(&kv->owner, __ATOMIC_RELAXED);
     r->set_ns = __atomic_load_n(&kv->set_ns, __ATOMIC_RELAXED);
-    hk_clean(r->reason, sizeof r->reason, kv->reason, sizeof kv->reason, ascii);
+    memcpy(r->reason, kv->reason, sizeof r->reason - 1);
 }
 
 static int same_row(const struct kv_row *a, const struct kv_row *b) {
@@ -104,13 +104,14 @@ static int same_row(const struct kv_row *a, const struct kv_row *b) {
 
 static void print_row(const struct hak_shm_view *v, int k, const char *cls, int c0,
                       const struct kv_row *r) {
-    char range[48], ago[HK_NB];
+    char range[48], ago[HK_NB], why[16];
     int64_t lo = 0, hi = 0;
     hak_shm_knob_range(v, k, c0, &lo, &hi, NULL);
     snprintf(range, sizeof range, "%lld..%lld %s", (long long)lo, (long long)hi,
              hak_knob_defs[k].unit);
-    printf("%-14s %-5s %6lld %-16s %-7s %-10s %.15s\n", hak_knob_defs[k].name, cls,
-           (long long)r->value, range, hk_owner_name(r->owner), hk_ago(ago, r->set_ns), r->reason);
+    printf("%-14s %-5s %6lld %-16s %-7s %-10s %s\n", hak_knob_defs[k].name, cls,
+           (long long)r->value, range, hk_owner_name(r->owner), hk_ago(ago, r->set_ns),
+           (hk_clean(why, sizeof why, r->reason, sizeof r->reason, 0), why));
 }
 
 /* Rows of one knob; runs of classes with equal settings share a row. */
@@ -122,10 +123,10 @@ static void print_knob(const struct hak_shm_view *v, int k, int only, int each) 
     for (int c = first; c < last;) {
         const struct hak_shm_knob_val *kv = hak_shm_knob(v, k, c);
         if (!kv) break;
-        read_row(kv, &r, 0);
+        read_row(kv, &r);
         int end = c + 1;
         for (; !each && only < 0 && end < n && (kv = hak_shm_knob(v, k, end)); end++) {
-            read_row(kv, &next, 0);
+            read_row(kv, &next);
             if (!same_row(&r, &next)) break;
         }
         if (hak_knob_defs[k].scope == HAK_SCOPE_GLOBAL)
@@ -163,7 +164,7 @@ static void json_knob(cJSON *arr, const struct hak_shm_view *v, int k, int only)
         struct kv_row r;
         int64_t lo = 0, hi = 0, def = 0;
         if (!kv) break;
-        read_row(kv, &r, 1);
+        read_row(kv, &r);
         hak_shm_knob_range(v, k, c, &lo, &hi, &def);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", hak_knob_defs[k].name);
@@ -179,7 +180,9 @@ static void json_knob(cJSON *arr, const struct hak_shm_view *v, int k, int only)
         cJSON_AddStringToObject(o, "unit", hak_knob_defs[k].unit);
         cJSON_AddStringToObject(o, "owner", hk_owner_name(r.owner));
         json_time(o, r.set_ns);
-        cJSON_AddStringToObject(o, "reason", r.reason);
+        char why[sizeof r.reason * 4];
+        hk_clean(why, sizeof why, r.reason, sizeof r.reason, 1);
+        cJSON_AddStringToObject(o, "reason", why);
         cJSON_AddItemToArray(arr, o);
     }
 }
@@ -187,9 +190,11 @@ static void json_knob(cJSON *arr, const struct hak_shm_view *v, int k, int only)
 /* The knob ids named in args (all knobs when none): HK_OK or a status. */
 static int pick(const char *cmd, const struct hak_shm_view *v, const struct knob_opts *o, int *ids,
                 int *n) {
+    int rc = class_usable(cmd, v, o->cls);
     *n = 0;
+    if (rc != HK_OK) return rc;
     for (int i = 0; i < o->nargs; i++) {
-        int k = knob_id(o->args[i], strlen(o->args[i])), rc;
+        int k = knob_id(o->args[i], strlen(o->args[i]));
         if (k < 0) return HK_ERR;
         if ((rc = knob_usable(cmd, v, k, o->cls)) != HK_OK) return rc;
         ids[(*n)++] = k;
@@ -237,21 +242,20 @@ int hk_cmd_get(int argc, char **argv) {
 
 /* ------------------------------------------------------------ set/reset */
 
-/* Integer, or on/off, true/false, yes/no for boolean knobs. */
+/* A whole number (hk_num_parse: overflow is HK_NUM_RANGE), or on/off,
+ * true/false, yes/no for boolean knobs. */
 static int parse_value(const char *s, int k, int64_t *out) {
     static const char *const words[] = {"off", "on", "false", "true", "no", "yes"};
-    char *end;
+    long long x;
     if (strcmp(hak_knob_defs[k].unit, "bool") == 0)
         for (int i = 0; i < 6; i++)
             if (strcasecmp(s, words[i]) == 0) {
                 *out = i % 2;
                 return 0;
             }
-    errno = 0;
-    long long x = strtoll(s, &end, 0);
-    if (errno || end == s || *end) return -1;
-    *out = x;
-    return 0;
+    int rc = hk_num_parse(s, LLONG_MIN, LLONG_MAX, &x);
+    if (rc == 0) *out = x;
+    return rc;
 }
 
 /* " (all classes)", " (class 3)", or "" for a global knob. */
@@ -262,15 +266,19 @@ static const char *class_word(int k, int cls, char *buf, size_t n) {
     return buf;
 }
 
-static int set_failed(const struct hak_shm_view *v, int k, int rc, int64_t x) {
+static int out_of_range(const struct hak_shm_view *v, int k, const char *value) {
     int64_t lo = 0, hi = 0;
-    if (rc == -ERANGE) {
-        hak_shm_knob_range(v, k, 0, &lo, &hi, NULL);
-        hk_err("%lld is out of range for %s: %lld..%lld %s", (long long)x, hak_knob_defs[k].name,
-               (long long)lo, (long long)hi, hak_knob_defs[k].unit);
-    } else {
-        hk_err("cannot set %s in process %d (error %d)", hak_knob_defs[k].name, v->pid, rc);
-    }
+    hak_shm_knob_range(v, k, 0, &lo, &hi, NULL);
+    hk_err("%s is out of range for %s: %lld..%lld %s", value, hak_knob_defs[k].name, (long long)lo,
+           (long long)hi, hak_knob_defs[k].unit);
+    return HK_ERR;
+}
+
+static int set_failed(const struct hak_shm_view *v, int k, int rc, int64_t x) {
+    char num[32];
+    snprintf(num, sizeof num, "%lld", (long long)x);
+    if (rc == -ERANGE) return out_of_range(v, k, num);
+    hk_err("cannot set %s in process %d (error %d)", hak_knob_defs[k].name, v->pid, rc);
     return HK_ERR;
 }
 
@@ -282,12 +290,14 @@ static int check_pair(const struct hak_shm_view *v, const char *arg, int cls, in
     int rc;
     if ((*id = knob_id(arg, (size_t)(eq - arg))) < 0) return HK_ERR;
     if ((rc = knob_usable("set", v, *id, cls)) != HK_OK) return rc;
-    if (parse_value(eq + 1, *id, val) != 0)
+    rc = parse_value(eq + 1, *id, val);
+    if (rc == HK_NUM_SYNTAX)
         return hk_usage("set", "'%s' is not a value for %s (a whole number%s)", eq + 1,
                         hak_knob_defs[*id].name,
                         strcmp(hak_knob_defs[*id].unit, "bool") ? "" : " or on/off");
-    if (hak_shm_knob_range(v, *id, 0, &lo, &hi, NULL) == 0 && (*val < lo || *val > hi))
-        return set_failed(v, *id, -ERANGE, *val);
+    if (rc == HK_NUM_RANGE ||
+        (hak_shm_knob_range(v, *id, 0, &lo, &hi, NULL) == 0 && (*val < lo || *val > hi)))
+        return out_of_range(v, *id, eq + 1);
     return HK_OK;
 }
 
@@ -350,14 +360,11 @@ int hk_cmd_reset(int argc, char **argv) {
 /* ------------------------------------------------------------------ trim */
 
 int hk_cmd_trim(int argc, char **argv) {
-    static const struct option lo[] = {
-        {"wait", required_argument, 0, 'w'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     double wait = 1;
     int c, rc;
     pid_t pid;
     struct hak_shm_view v;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":w:h", lo, NULL)) != -1) {
+    while ((c = hk_getopt(argc, argv, hk_opts_trim)) != -1) {
         if (c != 'w') return hk_bad_option("trim", c, argv);
         if ((rc = hk_parse_sec("trim", optarg, &wait)) != HK_OK) return rc;
     }

@@ -1,5 +1,5 @@
 /* hakctl_model.c — the figures hakctl shows, derived in one place from the
- * raw counters (hak_shm_ctr_sum) so ps, stats, top and --json agree.
+ * raw counters (hak_shm_ctr_sums) so ps, stats, top and --json agree.
  *
  *   live blocks    = allocs - frees
  *   in use bytes   = sum(live * size) + large class LARGE_BYTES (current bytes)
@@ -38,9 +38,11 @@ int hk_sample_take(const struct hak_shm_view *v, struct hk_sample *s) {
     }
     s->ncls = n;
     s->t = hk_mono();
-    for (int c = 0; c <= n; c++) {
-        s->size[c] = c < n ? hak_shm_class_size(v, c) : 0;
-        for (int k = 0; k < HAK_NUM_CTRS; k++) s->ctr[c][k] = hak_shm_ctr_sum(v, c, k);
+    for (int c = 0; c <= n; c++) s->size[c] = c < n ? hak_shm_class_size(v, c) : 0;
+    /* one pass over the slots, reading only pages that hold counts */
+    if (hak_shm_ctr_sums(v, n, s->ctr) != 0) {
+        hk_sample_free(s);
+        return -1;
     }
     for (int p = 0; p < HAK_NUM_PROCS; p++) s->proc[p] = hak_shm_proc(v, p);
     return 0;

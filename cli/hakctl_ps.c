@@ -14,16 +14,17 @@ struct scan {
     int n, cap;
 };
 
+/* The process's name as /proc has it (raw: hk_clean before printing). */
 static void comm_of(pid_t pid, char *buf, size_t n) {
-    char path[64], raw[64] = "";
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    buf[0] = 0;
     FILE *f = fopen(path, "re");
     if (f) {
-        if (!fgets(raw, sizeof raw, f)) raw[0] = 0;
+        if (!fgets(buf, (int)n, f)) buf[0] = 0;
         fclose(f);
     }
-    raw[strcspn(raw, "\n")] = 0;
-    hk_clean(buf, n, raw, sizeof raw, 0);
+    buf[strcspn(buf, "\n")] = 0;
 }
 
 /* A one-phrase reason for a ps row; the full message goes to --json. */
@@ -52,23 +53,22 @@ static void classify(struct hk_proc *p, const char *path) {
     char msg[256];
     struct stat st;
     if (lstat(path, &st) == 0) p->uid = st.st_uid;
-    int rc = hak_shm_attach_path(path, 0, &p->v, msg, sizeof msg);
+    /* by pid: the library resolves how a segment is published */
+    int rc = hak_shm_attach(p->pid, 0, &p->v, msg, sizeof msg);
     int alive = kill(p->pid, 0) == 0 || errno != ESRCH;
     if (rc != HAK_SHM_OK) {
         p->state = !alive ? HK_GONE : rc == HAK_SHM_ESTALE ? HK_STALE : HK_BAD;
+        p->stale = !alive ? HAK_SHM_STALE_GONE : rc == HAK_SHM_ESTALE ? HAK_SHM_STALE_EXEC : 0;
         p->err = rc;
         snprintf(p->why, sizeof p->why, "%s", msg);
         snprintf(p->exe, sizeof p->exe, "?");
         if (alive) comm_of(p->pid, p->exe, sizeof p->exe);
         return;
     }
-    hk_exe(&p->v, p->exe, sizeof p->exe);
-    if (p->v.pid != p->pid) {
-        p->state = HK_BAD;
-        p->err = HAK_SHM_ECORRUPT;
-        snprintf(p->why, sizeof p->why, "%s: written by pid %d", path, p->v.pid);
-    } else if (hak_shm_is_stale(&p->v)) {
-        p->state = alive ? HK_STALE : HK_GONE;
+    snprintf(p->exe, sizeof p->exe, "%.*s", (int)sizeof p->v.hdr->exe, p->v.hdr->exe);
+    if (!p->exe[0]) snprintf(p->exe, sizeof p->exe, "?");
+    if ((p->stale = hak_shm_is_stale(&p->v)) != 0) {
+        p->state = p->stale == HAK_SHM_STALE_GONE ? HK_GONE : HK_STALE;
     } else {
         p->state = HK_LIVE;
         hk_procs_sample(p, 1);
@@ -185,7 +185,7 @@ static cJSON *json_entry(const struct hk_proc *p) {
     char user[64];
     cJSON *o = p->v.hdr ? hk_json_proc(&p->v) : cJSON_CreateObject();
     if (!p->v.hdr) {
-        char exe[64];
+        char exe[sizeof p->exe * 4 + 1];
         cJSON_AddNumberToObject(o, "pid", p->pid);
         hk_clean(exe, sizeof exe, p->exe, sizeof p->exe, 1);
         cJSON_AddStringToObject(o, "exe", p->state == HK_BAD ? exe : "");
@@ -194,9 +194,12 @@ static cJSON *json_entry(const struct hk_proc *p) {
     cJSON_AddStringToObject(o, "user", hk_user(p->uid, user, sizeof user));
     cJSON_AddStringToObject(o, "state", state_names[p->state]);
     if (p->state == HK_STALE || p->state == HK_GONE)
-        cJSON_AddStringToObject(o, "stale_reason",
-                                p->state == HK_GONE ? "process gone" : "pid reused");
-    if (p->why[0]) cJSON_AddStringToObject(o, "error", p->why);
+        cJSON_AddStringToObject(o, "stale_reason", hk_stale_why(p->stale));
+    if (p->why[0]) {
+        char why[sizeof p->why * 4 + 1];
+        hk_clean(why, sizeof why, p->why, sizeof p->why, 1);
+        cJSON_AddStringToObject(o, "error", why);
+    }
     if (p->state == HK_LIVE && p->nsamples) {
         cJSON_AddNumberToObject(o, "threads", (double)p->cur.proc[HAK_PROC_THREADS]);
         cJSON_AddItemToObject(o, "totals", hk_json_figs_totals(&p->f, &p->cur));
@@ -219,35 +222,39 @@ static void print_row_guarded(void *arg) {
 
 static void print_row(const struct hk_proc *p) {
     char user[64], up[HK_NB], thr[HK_NB], use[HK_NB], cache[HK_NB], ops[HK_NB], owners[64];
+    char exe[15]; /* the column: whole characters or escapes only */
     hk_user(p->uid, user, sizeof user);
+    hk_clean(exe, sizeof exe, p->exe, sizeof p->exe, 0);
     if (p->state == HK_STALE || p->state == HK_GONE) {
-        char now[64] = "";
-        if (p->state == HK_STALE) comm_of(p->pid, now, sizeof now);
-        printf("%7d %-8.8s %-14.14s stale: %s%s%s\n", p->pid, user, p->exe,
-               p->state == HK_GONE ? "process gone" : "pid reused", now[0] ? " by " : "", now);
+        char now[16] = "";
+        if (p->state == HK_STALE) { /* the program the pid runs now */
+            char raw[64];
+            comm_of(p->pid, raw, sizeof raw);
+            hk_clean(now, sizeof now, raw, sizeof raw, 0);
+        }
+        printf("%7d %-8.8s %-14s stale: %s%s%s\n", p->pid, user, exe, hk_stale_why(p->stale),
+               !now[0]                            ? ""
+               : p->stale == HAK_SHM_STALE_REUSED ? " by "
+                                                  : ", now ",
+               now);
         return;
     }
     if (p->state == HK_BAD || !p->nsamples) {
-        printf("%7d %-8.8s %-14.14s ? %s\n", p->pid, user, p->exe,
+        printf("%7d %-8.8s %-14s ? %s\n", p->pid, user, exe,
                p->err ? short_why(p->err) : "cannot sample");
         return;
     }
     hk_owner_summary(&p->v, owners, sizeof owners);
-    printf("%7d %-8.8s %-14.14s %6s %3s %6s %6s %6s %s\n", p->pid, user, p->exe,
+    printf("%7d %-8.8s %-14s %6s %3s %6s %6s %6s %s\n", p->pid, user, exe,
            hk_dur(up, hk_uptime(&p->v)), hk_num(thr, p->cur.proc[HAK_PROC_THREADS]),
            hk_bytes_short(use, p->f.in_use), hk_bytes_short(cache, p->f.cached),
            p->f.interval > 0 ? hk_rate(ops, p->f.ops_s) : "-", owners);
 }
 
 int hk_cmd_ps(int argc, char **argv) {
-    static const struct option lo[] = {{"json", no_argument, 0, 'j'},
-                                       {"interval", required_argument, 0, 'i'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
     int json = hk_json_default, c, rc;
     double interval = 0.25;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":ji:h", lo, NULL)) != -1) {
+    while ((c = hk_getopt(argc, argv, hk_opts_ps)) != -1) {
         if (c == 'j')
             json = 1;
         else if (c == 'i') {

@@ -101,7 +101,11 @@ static char **complete(const char *text, int start, int end) {
         cand_add("help");
         cand_add("exit");
     } else if (cmd && text[0] == '-') {
-        for (const char *const *o = cmd->opts; *o; o++) cand_add(*o);
+        for (const struct option *o = cmd->opts; o->name; o++) {
+            char buf[64];
+            snprintf(buf, sizeof buf, "--%s", o->name);
+            cand_add(buf);
+        }
     } else if (cmd && cmd->pid_arg && positional == 0) {
         hak_shm_list(add_pid, NULL);
     } else if (cmd && cmd->knob_args && positional >= 1) {

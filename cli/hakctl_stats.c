@@ -35,11 +35,11 @@ static void class_knobs(const struct hak_shm_view *v, int cls, char *buf, size_t
 
 static void print_totals(const struct hak_shm_view *v, const struct hk_figs *f,
                          const struct hk_sample *s) {
-    char a[HK_NB], b[HK_NB], c[HK_NB], exe[64], owners[64];
+    char a[HK_NB], b[HK_NB], c[HK_NB], exe[25], owners[64];
     struct hk_line l = {0, 0};
     hk_owner_summary(v, owners, sizeof owners);
     hk_line_add(&l, "pid %d", v->pid);
-    hk_line_add(&l, "%.24s", hk_exe(v, exe, sizeof exe));
+    hk_line_add(&l, "%s", hk_exe(v, exe, sizeof exe));
     hk_line_add(&l, "up %s", hk_dur(a, hk_uptime(v)));
     hk_line_add(&l, "threads %s", hk_num(b, s->proc[HAK_PROC_THREADS]));
     hk_line_add(&l, "knobs %s", owners);
@@ -131,13 +131,8 @@ struct stats_opts {
 };
 
 static int parse(int argc, char **argv, struct stats_opts *o) {
-    static const struct option lo[] = {
-        {"json", no_argument, 0, 'j'},        {"all", no_argument, 0, 'a'},
-        {"watch", required_argument, 0, 'w'}, {"interval", required_argument, 0, 'i'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int c, rc;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":jaw:i:h", lo, NULL)) != -1) {
+    while ((c = hk_getopt(argc, argv, hk_opts_stats)) != -1) {
         if (c == 'j')
             o->json = 1;
         else if (c == 'a')
@@ -178,8 +173,10 @@ int hk_cmd_stats(int argc, char **argv) {
         hk_sample_free(&s0);
         s0 = s1;
         if (o.watch <= 0) break;
-        if (hak_shm_is_stale(&v)) {
-            printf("process %d exited\n", o.pid);
+        int stale = hak_shm_is_stale(&v);
+        if (stale) {
+            printf("process %d %s\n", o.pid,
+                   stale == HAK_SHM_STALE_EXEC ? "exec'd a program without hakmem" : "exited");
             break;
         }
         if (!clear && !o.json) putchar('\n');

@@ -8,26 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int hk_parse_pid(const char *cmd, const char *s, pid_t *pid) {
-    char *end;
-    errno = 0;
-    long x = s ? strtol(s, &end, 10) : 0;
-    if (!s) return hk_usage(cmd, "missing PID");
-    if (errno || end == s || *end || x <= 0 || x > INT_MAX)
-        return hk_usage(cmd, "'%s' is not a process id", s);
-    *pid = (pid_t)x;
-    return HK_OK;
-}
-
-int hk_parse_sec(const char *cmd, const char *s, double *sec) {
-    char *end;
-    double x = strtod(s, &end);
-    if (end == s || *end || !(x > 0) || x > 86400)
-        return hk_usage(cmd, "'%s' is not a number of seconds (0 < SEC <= 86400)", s);
-    *sec = x;
-    return HK_OK;
-}
-
 /* Adds to the library's message the next step for the user. */
 static const char *hint(int rc, const char *msg) {
     switch (rc) {
@@ -46,16 +26,20 @@ static const char *hint(int rc, const char *msg) {
 
 int hk_open(pid_t pid, int writable, struct hak_shm_view *v) {
     char msg[512];
-    int rc = hak_shm_attach(pid, writable, v, msg, sizeof msg);
-    if (rc != HAK_SHM_OK) {
-        hk_err("%s%s", msg, hint(rc, msg));
+    int rc = hak_shm_attach(pid, writable, v, msg, sizeof msg), stale;
+    if (rc != HAK_SHM_OK) { /* the message may quote a process's name */
+        char text[sizeof msg * 4];
+        hk_clean(text, sizeof text, msg, sizeof msg, 0);
+        hk_err("%s%s", text, hint(rc, msg));
         return HK_ERR;
     }
-    if (hak_shm_is_stale(v)) {
-        int gone = kill(pid, 0) != 0 && errno == ESRCH;
+    if ((stale = hak_shm_is_stale(v)) != 0) {
+        static const char *const what[] = {
+            "", "is gone", "is another program now (pid reused)",
+            "exec'd a program without hakmem: its segment is no longer updated"};
         hk_err("process %d %s; /dev/shm/" HAK_SHM_PREFIX "%d is a stale segment "
                "(`hakctl gc` removes it)",
-               pid, gone ? "is gone" : "is another program now (pid reused)", pid);
+               pid, what[stale < 4 ? stale : 3], pid);
         hak_shm_detach(v);
         return HK_ERR;
     }
@@ -63,9 +47,20 @@ int hk_open(pid_t pid, int writable, struct hak_shm_view *v) {
 }
 
 const char *hk_exe(const struct hak_shm_view *v, char *buf, size_t n) {
-    hk_clean(buf, n, v->hdr->exe, sizeof v->hdr->exe, 0);
+    hk_clean(buf, n, v->hdr->exe, sizeof v->hdr->exe, 0); /* whole characters: n bounds it */
     if (!buf[0]) snprintf(buf, n, "?");
     return buf;
+}
+
+const char *hk_stale_why(int stale) {
+    switch (stale) {
+    case HAK_SHM_STALE_GONE:
+        return "process gone";
+    case HAK_SHM_STALE_REUSED:
+        return "pid reused";
+    default:
+        return "exec'd without hakmem";
+    }
 }
 
 const char *hk_user(uid_t uid, char *buf, size_t n) {

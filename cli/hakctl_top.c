@@ -4,10 +4,11 @@
  * Elsewhere it prints --iterations frames, like `top -b`. */
 #include "hakctl.h"
 
-#include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -70,19 +71,27 @@ static void draw(struct hk_proc *p, int n, int clear) {
            hk_rate(a, ops), hk_bytes(b, mem), sort_key == SORT_OPS ? "ops/s" : "memory");
     printf("%7s %-8s %-14s %6s %6s %6s %6s %6s %3s %4s\n", "PID", "USER", "EXE", "OPS/s", "A/s",
            "F/s", "IN USE", "CACHED", "THR", "HIT%");
-    for (int i = 0; i < n; i++) {
+    /* on a terminal, what fits: the header must not scroll away */
+    struct winsize ws;
+    int rows = n;
+    if (clear && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 3 && n > ws.ws_row - 3)
+        rows = ws.ws_row - 4;
+    for (int i = 0; i < rows; i++) {
         const struct hk_proc *x = &p[i];
+        char exe[15]; /* the column: whole characters or escapes only */
         hk_user(x->uid, user, sizeof user);
+        hk_clean(exe, sizeof exe, x->exe, sizeof x->exe, 0);
         if (x->state != HK_LIVE || !x->nsamples) {
-            printf("%7d %-8.8s %-14.14s %s\n", x->pid, user, x->exe,
+            printf("%7d %-8.8s %-14s %s\n", x->pid, user, exe,
                    x->state == HK_BAD ? "? unreadable" : "stale");
             continue;
         }
-        printf("%7d %-8.8s %-14.14s %6s %6s %6s %6s %6s %3s %4s\n", x->pid, user, x->exe,
+        printf("%7d %-8.8s %-14s %6s %6s %6s %6s %6s %3s %4s\n", x->pid, user, exe,
                hk_rate(a, x->f.ops_s), hk_rate(b, x->f.alloc_s), hk_rate(c, x->f.free_s),
                hk_bytes_short(d, x->f.in_use), hk_bytes_short(e, x->f.cached),
                hk_num(g, x->cur.proc[HAK_PROC_THREADS]), hk_pct(h, x->f.hit));
     }
+    if (rows < n) printf("... %d more (`hakctl ps` lists them all)\n", n - rows);
     fflush(stdout);
 }
 
@@ -129,19 +138,11 @@ static cJSON *frame_json(const struct hk_proc *p, int n) {
 }
 
 int hk_cmd_top(int argc, char **argv) {
-    static const struct option lo[] = {{"sort", required_argument, 0, 's'},
-                                       {"interval", required_argument, 0, 'i'},
-                                       {"iterations", required_argument, 0, 'n'},
-                                       {"json", no_argument, 0, 'j'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
     double interval = 1;
-    long iters = -1;
+    long long iters = -1;
     int c, rc, json = hk_json_default;
-    char *end;
     sort_key = SORT_OPS;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:i:n:jh", lo, NULL)) != -1) {
+    while ((c = hk_getopt(argc, argv, hk_opts_top)) != -1) {
         if (c == 's' && (!strcmp(optarg, "ops") || !strcmp(optarg, "mem")))
             sort_key = optarg[0] == 'o' ? SORT_OPS : SORT_MEM;
         else if (c == 's')
@@ -149,9 +150,8 @@ int hk_cmd_top(int argc, char **argv) {
         else if (c == 'i') {
             if ((rc = hk_parse_sec("top", optarg, &interval)) != HK_OK) return rc;
         } else if (c == 'n') {
-            iters = strtol(optarg, &end, 10);
-            if (end == optarg || *end || iters <= 0)
-                return hk_usage("top", "--iterations takes a positive count, not '%s'", optarg);
+            if ((rc = hk_parse_int("top", "--iterations", optarg, 1, INT_MAX, &iters)) != HK_OK)
+                return rc;
         } else if (c == 'j')
             json = 1;
         else
@@ -169,7 +169,7 @@ int hk_cmd_top(int argc, char **argv) {
         return HK_ERR;
     }
     if (interactive) printf("\033[H\033[Jhakctl top: sampling...\n");
-    for (long i = 0; iters < 0 || i < iters; i++) {
+    for (long long i = 0; iters < 0 || i < iters; i++) {
         if (interactive ? keys(interval) : hk_sleep(interval)) break;
         hk_procs_sample(p, n);
         qsort(p, (size_t)n, sizeof *p, cmp);

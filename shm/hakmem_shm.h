@@ -324,13 +324,29 @@ int hak_shm_attach_path(const char *path, int writable, struct hak_shm_view *v, 
 void hak_shm_detach(struct hak_shm_view *v);
 /* Checks every size/offset in a mapped segment. 0 or negative hak_shm_err. */
 int hak_shm_validate(const void *base, size_t len, char *err, size_t errlen);
-/* 1 if the process that wrote the segment is gone or the pid was reused. */
+/* Whether the process that wrote the segment is no longer there to update
+ * it: 0 if it is (or cannot be proven gone: a segment of another pid
+ * namespace whose process we cannot see), else why not. */
+enum hak_shm_stale {
+    HAK_SHM_STALE_GONE = 1,   /* no such process (exited, killed, zombie) */
+    HAK_SHM_STALE_REUSED = 2, /* the pid belongs to a process started later */
+    HAK_SHM_STALE_EXEC = 3,   /* same process, but it no longer maps the segment
+                                 (it exec'd a program without hakmem) */
+};
 int hak_shm_is_stale(const struct hak_shm_view *v);
 /* Calls fn for every /dev/shm/hakmem.<pid>; stops when fn returns non-zero. */
 int hak_shm_list(int (*fn)(pid_t pid, const char *path, void *arg), void *arg);
 
-/* Reading: summed over all slots. cls in [0, n_classes] (n_classes = large). */
+/* Reading: summed over all slots. cls in [0, n_classes] (n_classes = large).
+ * Only pages of the slot table that hold data are read: a page no thread
+ * ever wrote reads as zero without being touched (a read fault on a shared
+ * mapping would allocate it). hak_shm_ctr_sums fills sums[c][k] for every
+ * class c in [0, ncls] (ncls = hak_shm_nclasses) in one pass; 0 or -1. As
+ * root it copies the data with pread, so pages swapped out count; without
+ * that, and for hak_shm_ctr_sum, a page swapped out reads as zero until it
+ * is back in memory (see shm_access.c). */
 uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr);
+int hak_shm_ctr_sums(const struct hak_shm_view *v, int ncls, uint64_t (*sums)[HAK_NUM_CTRS]);
 uint64_t hak_shm_proc(const struct hak_shm_view *v, int proc);
 uint32_t hak_shm_class_size(const struct hak_shm_view *v, int cls);
 int hak_shm_nclasses(const struct hak_shm_view *v);

@@ -4,10 +4,13 @@
 #include "shm_private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,21 +35,164 @@ uint32_t hak_shm_class_size(const struct hak_shm_view *v, int cls) {
     return LOAD((const uint32_t *)((const char *)h + off) + cls);
 }
 
-uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
+/* The slot table as the header describes it now, re-checked. */
+struct slot_geo {
+    uint32_t off, n, size, coff, cslots, n_ctrs;
+};
+
+static int slot_geo(const struct hak_shm_view *v, struct slot_geo *g) {
     const struct hak_shm_header *h = hdr_of(v);
-    if (!h || ctr < 0 || ctr >= HAK_NUM_CTRS || v->ctr_map[ctr] < 0 || cls < 0) return 0;
-    uint32_t n_ctrs = LOAD(&h->n_ctrs), cslots = LOAD(&h->ctr_cslots);
-    uint32_t off = LOAD(&h->slot_off), n = LOAD(&h->n_slots), size = LOAD(&h->slot_size);
-    uint32_t coff = LOAD(&h->slot_ctr_off);
-    uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], cslots);
-    if ((uint32_t)cls >= cslots || (uint32_t)v->ctr_map[ctr] >= n_ctrs || n > MAX_SLOTS ||
-        coff % 8 || (uint64_t)coff + (idx + 1) * 8 > size ||
-        !shm_table_ok(off, n, size, 8, HAK_SHM_HEADER_MIN_SIZE, v->len))
+    if (!h) return -1;
+    g->n_ctrs = LOAD(&h->n_ctrs), g->cslots = LOAD(&h->ctr_cslots);
+    g->off = LOAD(&h->slot_off), g->n = LOAD(&h->n_slots), g->size = LOAD(&h->slot_size);
+    g->coff = LOAD(&h->slot_ctr_off);
+    if (g->n > MAX_SLOTS || g->cslots > MAX_CSLOTS || g->n_ctrs > MAX_CTRS || g->coff % 8 ||
+        (uint64_t)g->coff + (uint64_t)g->cslots * g->n_ctrs * 8 > g->size ||
+        !shm_table_ok(g->off, g->n, g->size, 8, HAK_SHM_HEADER_MIN_SIZE, v->len))
+        return -1;
+    return 0;
+}
+
+/* Where the counters are read from without allocating the slot table's
+ * holes. The allocator gives slots out in order (0, 1, 2, ... as threads
+ * first allocate; an exited thread's heap and slot, counts included, pass to
+ * the next thread) and keeps the last slot for threads past their exit, so
+ * most of the table is pages no one ever wrote: holes of the tmpfs file or
+ * memfd, which a read through the shared mapping would allocate.
+ *  - For all counters at once (hak_shm_ctr_sums), a copy by pread() of the
+ *    extents that hold data (SEEK_DATA/SEEK_HOLE), holes left zero, when
+ *    /proc/self/map_files gives us the mapped file (root: it needs
+ *    CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE). Exact: a page swapped out is
+ *    data, read back.
+ *  - Else the mapping, skipping pages mincore() says are not in memory. A
+ *    page swapped out reads as not in memory: its counts are missed until it
+ *    is back.
+ *  - Else (mincore failed) the whole mapping, as readers did before. */
+struct slots {
+    const char *base;     /* the slot table: in the copy, or in the mapping */
+    uintptr_t origin;     /* where file offset 0 would be in that memory */
+    char *copy;           /* the copy, or NULL: the mapping */
+    unsigned char *vec;   /* a byte per file page from page0: bit 0 = holds data; */
+    size_t page0, npages; /* NULL: read every page (mincore failed) */
+    uintptr_t pg;
+    unsigned char small[1024]; /* vec for up to 4 MB: no malloc per call */
+};
+
+/* The copy: 0, or -1 if it cannot be made (then the mapping is read). */
+static int slots_copy(const struct hak_shm_view *v, const struct slot_geo *g, struct slots *r) {
+    char path[80];
+    uintptr_t lo = (uintptr_t)v->hdr, hi = lo + ((v->len + r->pg - 1) & ~(r->pg - 1));
+    snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", (unsigned long)lo,
+             (unsigned long)hi);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    off_t from = g->off, to = from + (off_t)g->n * g->size;
+    r->copy = calloc(1, (size_t)(to - from) + 1);
+    int ok = r->copy != NULL;
+    for (off_t d = from, h; ok && d < to; d = h) {
+        if ((d = lseek(fd, d, SEEK_DATA)) < 0) {
+            ok = errno == ENXIO; /* no data past d; else SEEK_DATA unsupported */
+            break;
+        }
+        if (d >= to) break;
+        if ((h = lseek(fd, d, SEEK_HOLE)) < 0) ok = 0;
+        if (h > to) h = to;
+        /* a short read (the file shrank) leaves zeros */
+        if (ok && pread(fd, r->copy + (d - from), (size_t)(h - d), d) < 0) ok = 0;
+        for (size_t i = (size_t)d / r->pg; ok && i <= (size_t)(h - 1) / r->pg; i++)
+            r->vec[i - r->page0] = 1;
+    }
+    close(fd);
+    if (!ok) {
+        free(r->copy);
+        r->copy = NULL;
+        return -1;
+    }
+    /* from here on, read the copy */
+    r->base = r->copy;
+    r->origin = (uintptr_t)r->copy - (uintptr_t)from;
+    return 0;
+}
+
+/* copy: try the copy first (a pass over every counter: worth its system
+ * calls; a single counter reads the mapping). */
+static void slots_get(const struct hak_shm_view *v, const struct slot_geo *g, struct slots *r,
+                      int copy) {
+    memset(r, 0, sizeof *r);
+    r->pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uint64_t from = g->off, to = from + (uint64_t)g->n * g->size;
+    r->page0 = (size_t)(from / r->pg);
+    r->npages = (size_t)((to + r->pg - 1) / r->pg) - r->page0;
+    r->origin = (uintptr_t)v->hdr;
+    r->base = (const char *)v->hdr + from;
+    r->vec = r->npages <= sizeof r->small ? r->small : calloc(r->npages, 1);
+    if (!r->vec) return; /* read every page */
+    if (copy && slots_copy(v, g, r) == 0) return;
+    memset(r->vec, 0, r->npages);
+    if (mincore((char *)v->hdr + r->page0 * r->pg, r->npages * r->pg, r->vec) != 0) {
+        if (r->vec != r->small) free(r->vec); /* cannot tell: read as before */
+        r->vec = NULL;
+    }
+}
+
+static void slots_put(struct slots *r) {
+    free(r->copy);
+    if (r->vec != r->small) free(r->vec);
+}
+
+static int has_data(const struct slots *r, const void *p) {
+    size_t i = ((uintptr_t)p - r->origin) / r->pg - r->page0;
+    return !r->vec || (i < r->npages && (r->vec[i] & 1));
+}
+
+/* Whether any page of a slot holds data: most slots are all holes. */
+static int slot_has_data(const struct slots *r, const char *slot, uint32_t size) {
+    if (!r->vec) return 1;
+    for (uintptr_t o = (uintptr_t)slot - r->origin, end = o + size; o < end;
+         o = (o / r->pg + 1) * r->pg)
+        if (has_data(r, (const char *)r->origin + o)) return 1;
+    return 0;
+}
+
+uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
+    struct slot_geo g;
+    struct slots r;
+    if (!hdr_of(v) || ctr < 0 || ctr >= HAK_NUM_CTRS || v->ctr_map[ctr] < 0 || cls < 0 ||
+        slot_geo(v, &g) != 0 || (uint32_t)cls >= g.cslots || (uint32_t)v->ctr_map[ctr] >= g.n_ctrs)
         return 0;
+    uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], g.cslots);
+    slots_get(v, &g, &r, 0);
     uint64_t sum = 0; /* wraps: per-slot differences (large bytes) sum correctly */
-    for (uint32_t s = 0; s < n; s++)
-        sum += LOAD((const uint64_t *)((const char *)h + off + (uint64_t)s * size + coff) + idx);
+    for (uint32_t s = 0; s < g.n; s++) {
+        const uint64_t *p = (const uint64_t *)(r.base + (uint64_t)s * g.size + g.coff) + idx;
+        if (has_data(&r, p)) sum += LOAD(p);
+    }
+    slots_put(&r);
     return sum;
+}
+
+int hak_shm_ctr_sums(const struct hak_shm_view *v, int ncls, uint64_t (*sums)[HAK_NUM_CTRS]) {
+    struct slot_geo g;
+    struct slots r;
+    if (ncls < 0 || !sums) return -1;
+    memset(sums, 0, sizeof *sums * ((size_t)ncls + 1));
+    if (slot_geo(v, &g) != 0) return 0; /* nothing readable: zeros, as hak_shm_ctr_sum */
+    slots_get(v, &g, &r, 1);
+    for (uint32_t s = 0; s < g.n; s++) {
+        const char *slot = r.base + (uint64_t)s * g.size;
+        const uint64_t *ctr = (const uint64_t *)(slot + g.coff);
+        if (!slot_has_data(&r, slot, g.size)) continue;
+        for (int k = 0; k < HAK_NUM_CTRS; k++) {
+            int i = v->ctr_map[k];
+            if (i < 0 || (uint32_t)i >= g.n_ctrs) continue;
+            for (int c = 0; c <= ncls && (uint32_t)c < g.cslots; c++) {
+                const uint64_t *p = ctr + HAK_CTR_INDEX(c, i, g.cslots);
+                if (has_data(&r, p)) sums[c][k] += LOAD(p);
+            }
+        }
+    }
+    slots_put(&r);
+    return 0;
 }
 
 uint64_t hak_shm_proc(const struct hak_shm_view *v, int proc) {

@@ -236,8 +236,12 @@ static int open_link(const char *path, const struct stat *ls, pid_t *host, int f
         *host = lpid;
     }
     snprintf(fdpath, sizeof fdpath, "/proc/%d/ns/pid", (int)*host);
+    /* ns 0: we may not look at the process's namespace (a protected pid 1);
+     * then only a link of our own namespace can be its. lns 0: the writer
+     * had no /proc. */
     uint64_t ns = hak_shm_pidns(fdpath);
-    if (ns != 0 && lns != 0 && lns != ns) /* 0: the writer had no /proc */
+    if (ns == 0) ns = hak_shm_pidns("/proc/self/ns/pid");
+    if (ns != 0 && lns != 0 && lns != ns)
         return shm_fail(err, errlen, HAK_SHM_ENOENT,
                         "%s belongs to a process of another pid namespace, not to process %d", path,
                         (int)*host);
@@ -255,8 +259,8 @@ static int open_link(const char *path, const struct stat *ls, pid_t *host, int f
                         (int)*host);
     if (n <= 0 || (target[n] = 0, strncmp(target, "/memfd:hakmem", 13) != 0))
         return shm_fail(err, errlen, HAK_SHM_ESTALE,
-                        "%s is a stale segment: process %d no longer holds it (it ran exec, or "
-                        "the pid was reused; `hakctl gc` removes it)",
+                        "%s is a stale segment: process %d no longer holds it (it exec'd a "
+                        "program without hakmem, or the pid was reused; `hakctl gc` removes it)",
                         path, (int)*host);
     int fd = open(fdpath, flags);
     if (fd < 0) return open_failed(fdpath, flags & O_RDWR, err, errlen);
@@ -393,6 +397,7 @@ int hak_shm_attach(pid_t pid, int writable, struct hak_shm_view *v, char *err, s
     char nspath[64];
     snprintf(nspath, sizeof nspath, "/proc/%d/ns/pid", pid);
     uint64_t ns = hak_shm_pidns(nspath);
+    if (ns == 0) ns = hak_shm_pidns("/proc/self/ns/pid"); /* as in open_link */
     if (h->pid != want ||
         (HAK_SHM_HAS(h->header_size, pid_ns) && h->pid_ns && ns && LOAD(&h->pid_ns) != ns)) {
         int other = h->pid;

@@ -1,5 +1,7 @@
 /* shm_status.c — which segments exist and whether their process is still
- * the one that wrote them (pid reuse, exit, exec). */
+ * the one that wrote them: it may have exited, its pid may belong to a later
+ * process, or it may have exec'd a program without hakmem (same pid, same
+ * start time, but its segment is no longer mapped). */
 #include "shm_private.h"
 
 #include <dirent.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int shm_process_exists(pid_t pid) {
@@ -37,15 +40,141 @@ static int proc_stat(pid_t pid, char *state, unsigned long long *start) {
     return 0;
 }
 
+/* Device and inode of the file mapped at addr in our own address space: the
+ * identity of the segment a view maps, whatever name it was opened by (a
+ * /dev/shm file, a file in a container's /dev/shm, a memfd). Maps lines are
+ * "start-end perms offset major:minor inode path". */
+static int mapped_id(pid_t pid, uintptr_t addr, unsigned *maj, unsigned *min,
+                     unsigned long long *ino, int *found) {
+    char path[64], *line = NULL;
+    size_t cap = 0;
+    snprintf(path, sizeof path, "/proc/%d/maps", pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    *found = 0;
+    while (!*found && getline(&line, &cap, f) > 0) {
+        unsigned long long lo, hi, off, i;
+        unsigned a, b;
+        char perms[8];
+        if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &lo, &hi, perms, &off, &a, &b, &i) != 7)
+            continue;
+        if (addr) { /* ours: the line that starts at addr */
+            if (lo != addr) continue;
+            *maj = a, *min = b, *ino = i, *found = 1;
+        } else { /* theirs: any mapping of that file */
+            *found = a == *maj && b == *min && i == *ino;
+        }
+    }
+    free(line);
+    fclose(f);
+    return 0;
+}
+
+/* 1 if the process no longer maps the segment v maps (it exec'd a program
+ * without hakmem: same pid, same start time, frozen figures), 0 if it does,
+ * -1 if we cannot tell (its maps are not ours to read). */
+static int unmapped(const struct hak_shm_view *v, pid_t pid) {
+    unsigned maj = 0, min = 0;
+    unsigned long long ino = 0;
+    int found = 0;
+    if (mapped_id(getpid(), (uintptr_t)v->hdr, &maj, &min, &ino, &found) != 0 || !found) return -1;
+    if (mapped_id(pid, 0, &maj, &min, &ino, &found) != 0) return -1;
+    return !found;
+}
+
+/* When the maps are unreadable: 1 if /proc/PID/exe names another program
+ * than the one that created the segment. An upgraded binary reads
+ * "PATH (deleted)": the same program. */
+static int exe_changed(const struct hak_shm_view *v, pid_t pid) {
+    char path[64], now[sizeof v->hdr->exe_path + 16], was[sizeof v->hdr->exe_path];
+    snprintf(path, sizeof path, "/proc/%d/exe", pid);
+    ssize_t n = readlink(path, now, sizeof now - 1);
+    memcpy(was, v->hdr->exe_path, sizeof was);
+    was[sizeof was - 1] = 0;
+    if (n <= 0 || !was[0] || strlen(was) >= sizeof was - 1) return 0; /* unknown, or cut */
+    now[n] = 0;
+    static const char del[] = " (deleted)";
+    if ((size_t)n > sizeof del - 1 && strcmp(now + n - (sizeof del - 1), del) == 0)
+        now[n - (sizeof del - 1)] = 0;
+    return strcmp(now, was) != 0;
+}
+
+#define INIT_PID_NS 0xEFFFFFFCULL /* PROC_PID_INIT_INO: the host's pid namespace */
+
+static uint64_t pid_ns_of(pid_t pid) {
+    char path[64];
+    struct stat st;
+    snprintf(path, sizeof path, "/proc/%d/ns/pid", pid);
+    return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* The pid the process has in its own namespace (last NSpid field), 0 if
+ * gone; *levels: how many namespaces the field lists (1: it is in ours). */
+static pid_t inner_pid(pid_t pid, int *levels) {
+    char path[64], line[256];
+    pid_t inner = 0;
+    *levels = 0;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "NSpid:", 6) == 0) {
+            char *p = line + 6, *end;
+            for (long x; (x = strtol(p, &end, 10)), end != p; p = end)
+                if (x > 0 && x <= INT_MAX) inner = (pid_t)x, ++*levels;
+            break;
+        }
+    fclose(f);
+    return inner;
+}
+
+/* Our pid for the process that is `inner` in namespace ns. 0 if there is
+ * none we can see; *proven says whether that proves it gone: only when we
+ * are in the host namespace (we see every process) and could read the
+ * namespace of every candidate. */
+static pid_t find_in_ns(uint64_t ns, pid_t inner, int *proven) {
+    DIR *d = opendir("/proc");
+    pid_t found = 0;
+    *proven = pid_ns_of(getpid()) == INIT_PID_NS;
+    if (!d) return *proven = 0;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        char *end;
+        long p = strtol(e->d_name, &end, 10);
+        int levels;
+        /* one level: a process of our own namespace, which is not ns */
+        if (*end || p <= 0 || p > INT_MAX || inner_pid((pid_t)p, &levels) != inner || levels < 2)
+            continue;
+        uint64_t its = pid_ns_of((pid_t)p);
+        if (its == ns) found = (pid_t)p;
+        if (!its) *proven = 0; /* not ours to look at: cannot rule it out */
+    }
+    closedir(d);
+    return found;
+}
+
 int hak_shm_is_stale(const struct hak_shm_view *v) {
     char state;
     unsigned long long start;
-    if (!v || !v->hdr) return 1;
-    if (!shm_process_exists(v->pid)) return 1;
-    if (proc_stat(v->pid, &state, &start) != 0) return errno == ENOENT;
-    if (state == 'Z' || state == 'X') return 1; /* dead, not yet reaped */
+    if (!v || !v->hdr) return HAK_SHM_STALE_GONE;
+    pid_t pid = v->pid;
+    /* A segment from another pid namespace (a container sharing /dev/shm)
+     * names its process by that namespace's number: find it among ours
+     * before judging, and call it gone only when that is proven. */
+    uint64_t ns = HAK_SHM_HAS(LOAD(&v->hdr->header_size), pid_ns) ? LOAD(&v->hdr->pid_ns) : 0;
+    pid_t inner = LOAD(&v->hdr->pid);
+    int proven, levels;
+    if (ns && ns != pid_ns_of(getpid()) &&
+        !(pid_ns_of(pid) == ns && inner_pid(pid, &levels) == inner)) {
+        if (!(pid = find_in_ns(ns, inner, &proven))) return proven ? HAK_SHM_STALE_GONE : 0;
+    }
+    if (!shm_process_exists(pid)) return HAK_SHM_STALE_GONE;
+    if (proc_stat(pid, &state, &start) != 0) return errno == ENOENT ? HAK_SHM_STALE_GONE : 0;
+    if (state == 'Z' || state == 'X') return HAK_SHM_STALE_GONE; /* dead, not yet reaped */
     uint64_t want = LOAD(&v->hdr->start_time);
-    return want != 0 && want != start; /* 0: the allocator could not read it */
+    if (want != 0 && want != start) return HAK_SHM_STALE_REUSED; /* 0: the allocator lacked it */
+    int gone = unmapped(v, pid);
+    if (gone < 0) gone = exe_changed(v, pid);
+    return gone ? HAK_SHM_STALE_EXEC : 0;
 }
 
 static int cmp_pid(const void *a, const void *b) {

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # tests/hakctl_lib.sh — helpers for the t_hakctl_* / t_shm_* scripts (not a
 # test). Sources tests/lib.sh, then:
-#   HAKCTL              cli/hakctl (skip if not built)
+#   HAKCTL              cli/hakctl, or $HAKCTL_BIN (skip if not built)
 #   need_hakctl         skip unless cli/hakctl and tests/bin/hakctl_workload exist
 #   workload ARGS..     start tests/bin/hakctl_workload ARGS under LD_PRELOAD of
 #                       libhakmem, wait until its segment is there; sets WPID.
@@ -14,6 +14,7 @@
 #   seg_file PID        the readable file of PID's segment: /proc/PID/fd/N for
 #                       the link a live process publishes, else the name itself
 #   seg_patch PID FIELD VALUE   rewrite a header field of PID's segment
+#   seg_blocks PID..    blocks their segments occupy
 #   start_time PID      field 22 of /proc/PID/stat
 #   tty_start CMD       run CMD in a detached tmux pane (100x40), private server
 #   tty_keys KEYS..     tmux send-keys
@@ -21,7 +22,7 @@
 #   tty_screen          print the pane
 #   tty_exited [SEC]    wait until the program in the pane exits; fail unless with status 0
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-HAKCTL=$ROOT/cli/hakctl
+HAKCTL=${HAKCTL_BIN:-$ROOT/cli/hakctl} # HAKCTL_BIN: test another build
 # the system interpreter starts in a fraction of a version manager's shim
 python3() { if [ -x /usr/bin/python3 ]; then /usr/bin/python3 "$@"; else command python3 "$@"; fi; }
 WORKLOAD=$ROOT/tests/bin/hakctl_workload
@@ -99,17 +100,30 @@ seg_file() {
     fi
 }
 
-# seg_patch PID FIELD VALUE: FIELD is pid, start_time, abi_major or total_size.
+# seg_patch PID FIELD VALUE: FIELD is pid, start_time, abi_major, total_size,
+# pid_ns (numbers) or exe (a string of bytes, bash $'...' escapes welcome).
 seg_patch() {
     python3 - "$(seg_file "$1")" "$2" "$3" <<'EOF'
-import struct, sys
-path, field, value = sys.argv[1], sys.argv[2], int(sys.argv[3])
-off = {"abi_major": (8, "<H"), "total_size": (16, "<Q"), "pid": (24, "<i"),
-       "start_time": (32, "<Q")}[field]
+import os, struct, sys
+path, field = sys.argv[1], sys.argv[2]
 with open(path, "r+b") as f:
+    if field == "exe":
+        f.seek(56)  # char exe[64]
+        f.write(os.fsencode(sys.argv[3])[:63].ljust(64, b"\0"))
+        sys.exit(0)
+    off = {"abi_major": (8, "<H"), "total_size": (16, "<Q"), "pid": (24, "<i"),
+           "start_time": (32, "<Q"), "pid_ns": (496, "<Q")}[field]
     f.seek(off[0])
-    f.write(struct.pack(off[1], value))
+    f.write(struct.pack(off[1], int(sys.argv[3])))
 EOF
+}
+
+# seg_blocks PID..: tmpfs blocks (512 B) of their segments, summed: what
+# reading them must not grow.
+seg_blocks() {
+    local p s=0
+    for p in "$@"; do s=$((s + $(stat -L -c %b "$(seg_file "$p")"))); done
+    echo "$s"
 }
 
 # A copy of a live segment, for a process that does not use hakmem: fake
@@ -123,8 +137,13 @@ seg_copy() {
 
 tty_start() {
     need_cmd tmux
-    tmux -L "$TMUX_SOCK" -f /dev/null new-session -d -x 100 -y 40 -s t "$@" ||
-        fail "tmux cannot start a session"
+    local i # a server still exiting from the last session may refuse: retry
+    for i in 1 2 3 4 5; do
+        tmux -L "$TMUX_SOCK" -f /dev/null new-session -d -x 100 -y 40 -s t "$@" 2>"$T/tmux.err" &&
+            break
+        [ "$i" = 5 ] && { cat "$T/tmux.err"; fail "tmux cannot start a session"; }
+        sleep 0.2
+    done
     tmux -L "$TMUX_SOCK" set-option -t t remain-on-exit on >/dev/null
 }
 tty_keys() { tmux -L "$TMUX_SOCK" send-keys -t t "$@"; }

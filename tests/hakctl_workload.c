@@ -2,11 +2,14 @@
  * test itself): threads that allocate a batch of blocks, touch them and free
  * them, in a loop, for a while. Run it under LD_PRELOAD=libhakmem.so.
  *
- *   hakctl_workload [-t THREADS] [-s SECONDS] [-z SIZE] [-n BATCH] [-L]
+ *   hakctl_workload [-t THREADS] [-s SECONDS] [-z SIZE] [-n BATCH] [-L] [-i IDLE] [-e SEC]
  *     -z SIZE   every block SIZE bytes (default: mixed 16..2048 and a few large)
  *     -n BATCH  blocks held at once per thread (default 1000): a big batch
  *               of one size drains the thread cache, so refills run in full
  *     -L        also keep 4 large blocks (4 MiB, above every class) alive
+ *     -i IDLE   after the work, stay idle (no allocation) for IDLE seconds
+ *     -e SEC    at the end, exec `sleep SEC` without hakmem (LD_PRELOAD
+ *               removed): the pid lives on, its segment is left behind
  * Prints "pid N" on stdout once running, then works until SECONDS pass (or
  * forever with -s 0) or it is killed. Built with -fno-builtin so the compiler
  * cannot fold a malloc/free pair away. */
@@ -41,9 +44,10 @@ static void *work(void *arg) {
 
 int main(int argc, char **argv) {
     int threads = 2, c, large = 0;
-    double secs = 10;
+    double secs = 10, idle = 0;
+    const char *exec_sleep = NULL;
     void *keep[4] = {0};
-    while ((c = getopt(argc, argv, "t:s:z:n:L")) != -1) {
+    while ((c = getopt(argc, argv, "t:s:z:n:Li:e:")) != -1) {
         if (c == 't')
             threads = atoi(optarg);
         else if (c == 's')
@@ -54,8 +58,14 @@ int main(int argc, char **argv) {
             batch = atoi(optarg);
         else if (c == 'L')
             large = 1;
+        else if (c == 'i')
+            idle = atof(optarg);
+        else if (c == 'e')
+            exec_sleep = optarg;
         else {
-            fprintf(stderr, "usage: %s [-t THREADS] [-s SECONDS] [-z SIZE] [-n BATCH] [-L]\n",
+            fprintf(stderr,
+                    "usage: %s [-t THREADS] [-s SECONDS] [-z SIZE] [-n BATCH] [-L] [-i IDLE] [-e "
+                    "SEC]\n",
                     argv[0]);
             return 2;
         }
@@ -72,5 +82,12 @@ int main(int argc, char **argv) {
     stop = 1;
     for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
     for (int i = 0; i < 4; i++) free(keep[i]);
+    for (double left = idle; left > 0; left -= 0.05) nanosleep(&ts, NULL);
+    if (exec_sleep) {
+        unsetenv("LD_PRELOAD");
+        execlp("sleep", "sleep", exec_sleep, (char *)NULL);
+        perror("exec sleep");
+        return 1;
+    }
     return 0;
 }

@@ -129,7 +129,7 @@ expect 2 "adopt is a global knob: --class does not apply"
 run "$HAKCTL" set "$w" refill_count=5 --class 99
 expect 2 "no class 99"
 run "$HAKCTL" set "$w" refill_count=5 --json
-expect 2 "does not apply"
+expect 2 "hakctl set: unknown option '--json'"
 run "$HAKCTL" trim "$w" extra
 expect 2 "unexpected argument"
 echo PASS
