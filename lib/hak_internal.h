@@ -128,6 +128,8 @@ struct hak_tls {
     uint64_t knob_gen; /* knob generation the caps were loaded from */
     uint64_t trim_epoch;
     int exited; /* hak_thread_exit ran: frees from here on need no heap */
+    pid_t tid;  /* gettid(), cached for lock words (0 until the first lock); in a fork
+                 * child the parent's until the child handler refreshes it */
 };
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
@@ -203,7 +205,9 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n) {
 #define HAK_PROC_SUB(id, n)                                                                        \
     __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 
-/* A small spinlock for slow paths; yields under contention. */
+/* A small spinlock for slow paths; yields under contention. The word holds
+ * the holder's tid (0 free), so a fork child can tell a lock its own thread
+ * holds from one whose holder did not survive the fork (hak_fork.c). */
 typedef struct {
     atomic_int v;
 } hak_lock_t;
@@ -211,6 +215,9 @@ void hak_lock(hak_lock_t *l);
 static inline void hak_unlock(hak_lock_t *l) {
     atomic_store_explicit(&l->v, 0, memory_order_release);
 }
+/* If l is held by a thread that no longer exists (lost in a fork), takes it
+ * over and returns true: the caller resets what it guards and unlocks. */
+bool hak_lock_take_orphan(hak_lock_t *l);
 
 /* ---- layers ---- */
 /* os (hak_os.c) */
@@ -250,7 +257,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls);
 void hak_span_release(hak_heap *h, hak_span *s);
 void hak_segment_purge(hak_heap *h, bool force);
 void hak_segment_cache_trim(bool force);
-void hak_segment_fork_lock(int op); /* 0 lock, 1 unlock */
+void hak_segment_after_fork(void);
 static inline hak_segment *hak_seg_of(const void *p) {
     return (hak_segment *)((uintptr_t)p & ~HAK_SEG_MASK);
 }
@@ -278,6 +285,7 @@ hak_heap *hak_heap_get(void);
 void hak_heap_poll(hak_heap *h);
 void hak_thread_exit(void *arg);
 void hak_heaps_after_fork(bool child);
+void hak_pool_after_fork(void);
 void hak_heap_bind_counters(hak_heap *h, bool fresh);
 void hak_orphan_bind(void);
 void hak_knobs_apply_tls(void);
@@ -292,6 +300,7 @@ size_t hak_large_usable(void *p);
 void *hak_large_realloc(void *p, size_t n);
 void hak_large_cache_trim(bool force);
 extern hak_lock_t hak_large_lock;
+void hak_large_after_fork(void);
 
 /* start-up (hak_init.c) */
 void hak_init(void);
@@ -302,7 +311,7 @@ extern int hak_tkey_ready;
 void hak_knobs_init(void);
 void hak_knobs_reload(void);
 void hak_publish_knobs(void);
-void hak_knobs_fork_lock(int op); /* 0 lock, 1 unlock */
+void hak_knobs_after_fork(void);
 extern uint64_t hak_knob_gen_applied;
 
 /* the process's own segment (hak_publish.c) */
@@ -312,6 +321,7 @@ void hak_publish_after_fork(void);
 
 /* fork (hak_fork.c) */
 void hak_fork_init(void);
+void hak_fork_reset_orphans(void);
 
 /* reports (hak_report.c) */
 __attribute__((noreturn)) void hak_fatal(const char *what, const void *p);

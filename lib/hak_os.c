@@ -2,8 +2,11 @@
 #include "hak_internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 uint8_t hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)];
 
@@ -52,16 +55,43 @@ void hak_segmap_set(uintptr_t addr, uint8_t v) {
     __atomic_store_n(&hak_segmap[addr >> HAK_SEG_SHIFT], v, __ATOMIC_RELEASE);
 }
 
+static pid_t self_tid(void) {
+    pid_t t = hak_tls.tid;
+    if (HAK_UNLIKELY(t == 0)) t = hak_tls.tid = gettid();
+    return t;
+}
+
 void hak_lock(hak_lock_t *l) {
-    for (int spins = 0;; spins++) {
+    pid_t me = self_tid();
+    for (unsigned spins = 0;; spins++) {
         int z = 0;
         if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&l->v, &z, 1, memory_order_acquire,
+            atomic_compare_exchange_weak_explicit(&l->v, &z, me, memory_order_acquire,
                                                   memory_order_relaxed))
             return;
-        if (spins > 64)
-            sched_yield();
-        else
+        if (spins < 64) {
             __builtin_ia32_pause();
+            continue;
+        }
+        sched_yield();
+        /* Normally hak_fork.c's child handler frees the locks of threads lost
+         * in a fork. An application child handler that runs before ours and
+         * allocates would wait here for ever: look for a lost holder now and
+         * then (one system call per 1024 yields, only under contention). */
+        if ((spins & 1023) == 1023) hak_fork_reset_orphans();
     }
+}
+
+bool hak_lock_take_orphan(hak_lock_t *l) {
+    int v = atomic_load_explicit(&l->v, memory_order_acquire);
+    /* free, or held by this thread: a signal handler forked while this thread
+     * was inside; the interrupted code finishes and unlocks after the handler
+     * (in a child, hak_tls.tid is still the parent's tid here) */
+    if (v == 0 || v == hak_tls.tid) return false;
+    int e = errno;
+    /* the holder is a thread of this process, or it was lost in a fork */
+    bool lost = syscall(SYS_tgkill, getpid(), v, 0) != 0 && errno == ESRCH;
+    errno = e;
+    return lost && atomic_compare_exchange_strong_explicit(
+                       &l->v, &v, self_tid(), memory_order_acquire, memory_order_relaxed);
 }
