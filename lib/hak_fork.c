@@ -62,10 +62,11 @@ static void fork_child(void) {
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
-    hak_fork_reset_orphans();
-    /* from here this thread's locks carry its own tid; locks still held by
-     * the interrupted code keep the old one until it unlocks them */
+    /* this thread's new identity; its locks from the parent are re-stamped */
+    hak_tls.tid_in_parent = hak_tls.tid ? hak_tls.tid : -1; /* -1: held none, matches none */
     if (hak_tls.tid) hak_tls.tid = gettid();
+    hak_fork_reset_orphans();
+    hak_tls.tid_in_parent = 0;
     after_fork_hooks();
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }

@@ -127,9 +127,10 @@ struct hak_tls {
     struct hak_heap *heap;
     uint64_t knob_gen; /* knob generation the caps were loaded from */
     uint64_t trim_epoch;
-    int exited; /* hak_thread_exit ran: frees from here on need no heap */
-    pid_t tid;  /* gettid(), cached for lock words (0 until the first lock); in a fork
-                 * child the parent's until the child handler refreshes it */
+    int exited;          /* hak_thread_exit ran: frees from here on need no heap */
+    pid_t tid;           /* gettid(), cached for lock words (0 until the first lock) */
+    pid_t tid_in_parent; /* only while the fork child handler runs: this thread's tid in
+                          * the parent (locks it held there carry it), or -1 */
 };
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
