@@ -51,9 +51,6 @@ static void keep_parent_segment(void *old, size_t size) {
 /* After-fork work of the components, in the child, once every lock is
  * usable. New hooks (a background thread to restart, ...) go here. */
 static void after_fork_hooks(void) {
-    void *old = hak_shm;
-    hak_publish_after_fork();
-    keep_parent_segment(old, hak_layout.total_size);
     hak_heaps_after_fork(true);
 }
 
@@ -65,6 +62,11 @@ static void fork_child(void) {
     /* this thread's new identity; its locks from the parent are re-stamped */
     hak_tls.tid_in_parent = hak_tls.tid ? hak_tls.tid : -1; /* -1: held none, matches none */
     if (hak_tls.tid) hak_tls.tid = gettid();
+    /* first off the parent's segment (no allocator lock needed), so that
+     * nothing below writes figures into it */
+    void *old = hak_shm;
+    hak_publish_after_fork();
+    keep_parent_segment(old, hak_layout.total_size);
     hak_fork_reset_orphans();
     hak_tls.tid_in_parent = 0;
     after_fork_hooks();
