@@ -86,24 +86,21 @@ bool hak_lock_take_orphan(hak_lock_t *l) {
     int v = atomic_load_explicit(&l->v, memory_order_acquire);
     pid_t me = self_tid();
     if (v == 0 || v == me) return false; /* free, or ours */
+    /* set only in the fork child handler: this thread's tid in the parent */
     pid_t was_me = hak_tls.tid_in_parent;
-    if (was_me) {
-        /* The fork child handler: this thread is the only one. Held by this
-         * thread in the parent: a signal handler forked while it was inside;
-         * the interrupted code finishes and unlocks after the handler, under
-         * this thread's new tid. Any other holder is lost. */
-        if (v == was_me) {
-            atomic_compare_exchange_strong(&l->v, &v, me);
-            return false;
-        }
-    } else {
-        /* A long wait (hak_lock): the holder is a live thread of this process,
-         * unless it was lost in a fork whose child handler has not run yet */
-        int e = errno;
-        bool lost = syscall(SYS_tgkill, getpid(), v, 0) != 0 && errno == ESRCH;
-        errno = e;
-        if (!lost) return false;
+    if (v == was_me) {
+        /* held by this thread in the parent: a signal handler forked while it
+         * was inside; the interrupted code finishes and unlocks after the
+         * handler returns, now under this thread's new tid */
+        atomic_compare_exchange_strong(&l->v, &v, me);
+        return false;
     }
-    return atomic_compare_exchange_strong_explicit(&l->v, &v, me, memory_order_acquire,
-                                                   memory_order_relaxed);
+    /* Is the holder a thread of this process? After a fork only if an
+     * application child handler that ran before ours started it. In the
+     * child handler a tgkill that a sandbox refuses also means lost. */
+    int e = errno;
+    bool lost = syscall(SYS_tgkill, getpid(), v, 0) != 0 && (errno == ESRCH || was_me);
+    errno = e;
+    return lost && atomic_compare_exchange_strong_explicit(&l->v, &v, me, memory_order_acquire,
+                                                           memory_order_relaxed);
 }
