@@ -2,9 +2,9 @@
  *
  * The worker is single-threaded. Its main loop forks (the child mallocs and
  * _exit(0)s) and mallocs, reallocs and frees small, mid and large blocks
- * non-stop. A second process sends it SIGUSR1 at random moments, 0-300 us
- * after the previous handler's fork is done;
- * the handler calls fork() too, so it interrupts the main loop anywhere:
+ * non-stop. A second process sends it SIGUSR1 at random moments (see
+ * start_sender); the handler calls fork() too, so it interrupts the main
+ * loop anywhere:
  * inside fork() (between the atfork handlers), inside malloc holding an
  * allocator lock, or in the fast path. Three of four handler children
  * _exit(0) at once; the fourth returns from the handler and finishes what
@@ -76,22 +76,41 @@ static void child_resumed(void) {
     _exit(churn(&rng, 200) ? 5 : 0);
 }
 
-/* Signals at random moments, but never more than one handler fork in
- * flight (a fork costs far more than the gap), so the main loop keeps
- * running between them and is caught at every kind of point. */
+static void sleep_us(long us) {
+    struct timespec ts = {us / 1000000, us % 1000000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits (bounded) until role r moves past `seen`. */
+static void wait_tick(int r, unsigned long seen, int max_ms) {
+    for (int i = 0; i < max_ms * 10 && fw_ticks(r) == seen && !atomic_load(&fw->done); i++)
+        sleep_us(100);
+}
+
+/* Signals at random moments, one handler fork in flight at a time, 0-300 us
+ * (one in four: 0-3 ms) after the previous one is done. A signal restarts a
+ * fork() the kernel is in the middle of, so after four signals in one main
+ * loop iteration the sender waits for the iteration to end: the main loop
+ * keeps forking and allocating between signals and is caught at every kind
+ * of point. */
 static pid_t start_sender(void) {
     pid_t s = fork();
     if (s != 0) return s;
     uint64_t rng = 7;
+    unsigned long main_seen = fw_ticks(R_ALLOC);
+    int signals_this_round = 0;
     while (!atomic_load(&fw->done) && getppid() == worker_pid) {
+        if (signals_this_round >= 4) wait_tick(R_ALLOC, main_seen, 1000);
+        if (fw_ticks(R_ALLOC) != main_seen) {
+            main_seen = fw_ticks(R_ALLOC);
+            signals_this_round = 0;
+        }
+        signals_this_round++;
         unsigned long seen = fw_ticks(R_SIGFORK);
         kill(worker_pid, SIGUSR1);
-        for (int i = 0; i < 500 && fw_ticks(R_SIGFORK) == seen && !atomic_load(&fw->done); i++) {
-            struct timespec ts = {0, 10000};
-            nanosleep(&ts, NULL);
-        }
-        struct timespec ts = {0, (long)(tu_rand(&rng) % 300000)};
-        nanosleep(&ts, NULL);
+        wait_tick(R_SIGFORK, seen, 1000);
+        uint64_t r = tu_rand(&rng);
+        sleep_us((long)(r % 4 == 0 ? (r >> 8) % 3000 : (r >> 8) % 300));
     }
     _exit(0);
 }
