@@ -110,7 +110,9 @@ static void *forker(void *arg) {
         }
         int st = fw_wait(p);
         double t2 = fw_now();
-        if (t2 - t0 > 0.5) fprintf(stderr, "SLOW fork %.3f wait %.3f\n", t1 - t0, t2 - t1);
+        /* not a failure; shown to tell lock starvation (fork() waiting for
+         * the unfair stdio list lock) from a hang */
+        if (t2 - t0 > 0.5) fprintf(stderr, "slow fork %.3f s, wait %.3f s\n", t1 - t0, t2 - t1);
         if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
             fprintf(stderr, "child %d: status %#x\n", (int)p, st);
             atomic_fetch_add(&failures, 1);
