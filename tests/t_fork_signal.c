@@ -1,11 +1,10 @@
 /* t_fork_signal — fork() from a signal handler in a single-threaded process.
  *
  * The worker is single-threaded. Its main loop forks (the child mallocs and
- * _exit(0)s) and mallocs, reallocs and frees small, mid and large blocks
- * non-stop. A second process sends it SIGUSR1 at random moments (see
- * start_sender); the handler calls fork() too, so it interrupts the main
- * loop anywhere:
- * inside fork() (between the atfork handlers), inside malloc holding an
+ * _exit(0)s), mallocs, reallocs and frees small, mid and large blocks, and
+ * fills, empties and trims a few segments (cache_cycle), non-stop. A second process sends it
+ * SIGUSR1 at random moments (see start_sender); the handler calls fork() too, so it interrupts the
+ * main loop anywhere: inside fork() (between the atfork handlers), inside malloc holding an
  * allocator lock, or in the fast path. Three of four handler children
  * _exit(0) at once; the fourth returns from the handler and finishes what
  * the signal interrupted, then mallocs and frees (verified) and exits 0, so
@@ -18,6 +17,7 @@
 #include "fork_watch.h"
 #include "testutil.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 
 static int R_FORK, R_ALLOC, R_SIGFORK;
@@ -67,6 +67,27 @@ static int churn(uint64_t *rng, int rounds) {
         free(z);
         free(q);
     }
+    return bad;
+}
+
+/* Fills a few segments with mid-size blocks, frees them and trims: the
+ * emptied segments' pages are purged under the segment-cache lock, a long
+ * locked region for a signal to land in (and the large-block and pool
+ * locks are taken on the way). */
+static int cache_cycle(void) {
+    enum { N = 48, SIZE = 180000 };
+    char *b[N];
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        b[i] = malloc(SIZE);
+        if (!b[i]) return 1;
+        memset(b[i], i, SIZE);
+    }
+    for (int i = 0; i < N; i++) {
+        bad |= b[i][SIZE - 1] != (char)i;
+        free(b[i]);
+    }
+    malloc_trim(0);
     return bad;
 }
 
@@ -126,17 +147,19 @@ static int work(double seconds) {
     REQUIRE(sender > 0);
     uint64_t rng = 1;
     double end = fw_now() + seconds;
-    while (fw_now() < end) {
-        pid_t p = fork();
-        if (p == 0) {
-            char *b = malloc(5000);
-            _exit(b ? 0 : 3);
+    for (long i = 0; fw_now() < end; i++) {
+        if (i % 4 == 0) {
+            pid_t p = fork();
+            if (p == 0) {
+                char *b = malloc(5000);
+                _exit(b ? 0 : 3);
+            }
+            if (getpid() != worker_pid) child_resumed();
+            if (p < 0 || !status_ok(fw_wait(p))) atomic_fetch_add(&failures, 1);
+            if (getpid() != worker_pid) child_resumed();
+            fw_tick(R_FORK);
         }
-        if (getpid() != worker_pid) child_resumed();
-        if (p < 0 || !status_ok(fw_wait(p))) atomic_fetch_add(&failures, 1);
-        if (getpid() != worker_pid) child_resumed();
-        fw_tick(R_FORK);
-        if (churn(&rng, 20)) atomic_fetch_add(&failures, 1);
+        if (churn(&rng, 20) || cache_cycle()) atomic_fetch_add(&failures, 1);
         if (getpid() != worker_pid) child_resumed();
         fw_tick(R_ALLOC);
     }
