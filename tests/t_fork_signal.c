@@ -163,8 +163,10 @@ static int work(double seconds) {
         if (getpid() != worker_pid) child_resumed();
         fw_tick(R_ALLOC);
     }
+    signal(SIGUSR1, SIG_IGN); /* no handler forks from here */
+    /* a handler child may have resumed right before the loop ended */
+    if (getpid() != worker_pid) child_resumed();
     fw_done();
-    signal(SIGUSR1, SIG_IGN);
     int st = fw_wait(sender);
     printf("forks %lu, churn rounds %lu, forks from the handler %lu, failures %ld, sender %s\n",
            fw_ticks(R_FORK), fw_ticks(R_ALLOC), fw_ticks(R_SIGFORK), atomic_load(&failures),
