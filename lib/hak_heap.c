@@ -155,7 +155,9 @@ static hak_heap *heap_new(void) {
     if (!h->ctr) return NULL;
     hak_heap_bind_counters(h, false);
     h->all_next = all_heaps;
-    all_heaps = h;
+    /* release: a fork child walks the list without the lock (its holder may
+     * be lost), so a heap is linked only once complete */
+    __atomic_store_n(&all_heaps, h, __ATOMIC_RELEASE);
     HAK_PROC_ADD(HEAPS, 1);
     return h;
 }
@@ -347,21 +349,40 @@ void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes) {
     *cached_bytes = cap > live ? cap - live : 0;
 }
 
+/* Fork child, the pool lock's holder lost half-way (hak_fork.c): the pools
+ * and the arena tail may be broken. Forget them: the pooled heaps stay out
+ * of use with their memory (a bounded leak in the child), all_heaps is
+ * whole (linked last, see heap_new). */
+void hak_pool_after_fork(void) {
+    if (!hak_lock_take_orphan(&hak_pool_lock)) return;
+    pool_abandoned = pool_free = NULL;
+    atomic_store(&abandoned_n, 0);
+    arena_cur = arena_end = NULL;
+    hak_unlock(&hak_pool_lock);
+}
+
 /* Fork child: only this thread survives. The heaps of the other live
  * threads may have been in the middle of an update (their owners take no
  * lock), so they are retired, never reused: a bounded leak in the child,
- * which usually execs anyway. The pools were under the pool lock across
- * fork, so they are consistent and stay. Every heap gets fresh counters in
- * the child's own segment. */
+ * which usually execs anyway. Pooled heaps are whole (or the pools were
+ * forgotten, hak_pool_after_fork) and stay. Every heap counts afresh: in its
+ * slot of the child's segment, else in place (zeroed; hak_fork.c keeps the
+ * parent's segment range mapped as private memory). Never from the arena: a
+ * signal handler's fork may have interrupted this thread carving it. */
 void hak_heaps_after_fork(bool child) {
     if (!child) return;
     hak_heap *me = hak_tls.heap;
     pid_t tid = gettid();
     memset(orphan_private, 0, sizeof orphan_private); /* fresh, like every heap's */
     hak_orphan_bind();
-    for (hak_heap *h = all_heaps; h; h = h->all_next) {
-        h->shm_bound = false; /* the parent's segment is not ours */
-        hak_heap_bind_counters(h, true);
+    for (hak_heap *h = __atomic_load_n(&all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next) {
+        if (h->shm_bound) { /* the parent's segment is not ours: fresh private counters */
+            h->shm_bound = false;
+            hak_heap_bind_counters(h, true);
+        } else { /* word by word: the kept range reads as zero pages, never touched */
+            for (size_t i = 0; i < (size_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
+                if (h->ctr[i]) h->ctr[i] = 0;
+        }
         if (h == me)
             h->owner = tid;
         else if (h->owner > 0)

@@ -12,13 +12,36 @@ int hak_safe_free;
 atomic_int hak_ready;
 pthread_key_t hak_tkey;
 int hak_tkey_ready;
-static atomic_int init_state; /* 0 not started, 1 running, 2 done */
-static pid_t init_tid;
+static _Atomic pid_t init_pid; /* 0 not started, else the process init runs in */
+static atomic_int init_done;
+static __thread int init_here; /* this thread is in init (survives fork, unlike a tid) */
+
+static void init_run(void);
 
 void hak_init(void) {
-    int z = 0;
-    if (atomic_compare_exchange_strong(&init_state, &z, 1)) {
-        init_tid = gettid();
+    if (init_here) return; /* recursion from inside init */
+    pid_t me = getpid();
+    while (!atomic_load(&init_done)) {
+        pid_t p = atomic_load(&init_pid);
+        /* p not 0 nor us: a fork child whose initializer was another thread,
+         * which does not exist here. Before hak_ready it had touched nothing
+         * shared, so start over; after, malloc works and the rest (segment,
+         * thread key, fork handler) was the lost thread's: go without. */
+        if (p != 0 && p != me && HAK_READY()) return;
+        if (p != me && atomic_compare_exchange_strong(&init_pid, &p, me)) {
+            init_here = 1;
+            init_run();
+            init_here = 0;
+            atomic_store(&init_done, 1);
+            return;
+        }
+        sched_yield();
+    }
+}
+
+static void init_run(void) {
+    {
+        int z = 0;
         hak_class_init();
         hak_shm_layout_compute(&hak_layout);
         const uintptr_t *rnd = (const uintptr_t *)getauxval(AT_RANDOM);
@@ -36,11 +59,7 @@ void hak_init(void) {
             hak_knobs_apply_tls(); /* rebinds the bins' counter rows */
             if (hak_tkey_ready) pthread_setspecific(hak_tkey, hak_tls.heap);
         }
-        atomic_store(&init_state, 2);
-        return;
     }
-    if (init_tid == gettid()) return; /* recursion from inside init */
-    while (atomic_load(&init_state) != 2) sched_yield();
 }
 
 /* Initialise before main() even if nothing allocated yet, so threads the

@@ -128,7 +128,10 @@ struct hak_tls {
     struct hak_heap *heap;
     uint64_t knob_gen; /* knob generation the caps were loaded from */
     uint64_t trim_epoch;
-    int exited; /* hak_thread_exit ran: frees from here on need no heap */
+    int exited;          /* hak_thread_exit ran: frees from here on need no heap */
+    pid_t tid;           /* gettid(), cached for lock words (0 until the first lock) */
+    pid_t tid_in_parent; /* only while the fork child handler runs: this thread's tid in
+                          * the parent (locks it held there carry it), or -1 */
 };
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
@@ -205,7 +208,9 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n) {
 #define HAK_PROC_SUB(id, n)                                                                        \
     __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 
-/* A small spinlock for slow paths; yields under contention. */
+/* A small spinlock for slow paths; yields under contention. The word holds
+ * the holder's tid (0 free), so a fork child can tell a lock its own thread
+ * holds from one whose holder did not survive the fork (hak_fork.c). */
 typedef struct {
     atomic_int v;
 } hak_lock_t;
@@ -213,6 +218,9 @@ void hak_lock(hak_lock_t *l);
 static inline void hak_unlock(hak_lock_t *l) {
     atomic_store_explicit(&l->v, 0, memory_order_release);
 }
+/* If l is held by a thread that no longer exists (lost in a fork), takes it
+ * over and returns true: the caller resets what it guards and unlocks. */
+bool hak_lock_take_orphan(hak_lock_t *l);
 
 /* ---- layers ---- */
 /* os (hak_os.c) */
@@ -253,7 +261,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls);
 void hak_span_release(hak_heap *h, hak_span *s);
 void hak_segment_purge(hak_heap *h, bool force);
 void hak_segment_cache_trim(bool force);
-void hak_segment_fork_lock(int op); /* 0 lock, 1 unlock */
+void hak_segment_after_fork(void);
 static inline hak_segment *hak_seg_of(const void *p) {
     return (hak_segment *)((uintptr_t)p & ~HAK_SEG_MASK);
 }
@@ -281,6 +289,7 @@ hak_heap *hak_heap_get(void);
 void hak_heap_poll(hak_heap *h);
 void hak_thread_exit(void *arg);
 void hak_heaps_after_fork(bool child);
+void hak_pool_after_fork(void);
 void hak_heap_bind_counters(hak_heap *h, bool fresh);
 void hak_orphan_bind(void);
 int hak_heap_reserve_orphan(struct hak_shm_header *shm);
@@ -297,6 +306,7 @@ size_t hak_large_usable(void *p);
 void *hak_large_realloc(void *p, size_t n);
 void hak_large_cache_trim(bool force);
 extern hak_lock_t hak_large_lock;
+void hak_large_after_fork(void);
 
 /* start-up (hak_init.c) */
 void hak_init(void);
@@ -307,7 +317,7 @@ extern int hak_tkey_ready;
 void hak_knobs_init(void);
 void hak_knobs_reload(void);
 void hak_publish_knobs(void);
-void hak_knobs_fork_lock(int op); /* 0 lock, 1 unlock */
+void hak_knobs_after_fork(void);
 extern uint64_t hak_knob_gen_applied;
 
 /* the process's own segment (hak_publish.c) */
@@ -320,6 +330,7 @@ void hak_publish_after_fork(void);
 
 /* fork (hak_fork.c) */
 void hak_fork_init(void);
+void hak_fork_reset_orphans(void);
 
 /* reports (hak_report.c) */
 __attribute__((noreturn)) void hak_fatal(const char *what, const void *p);

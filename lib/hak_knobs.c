@@ -103,9 +103,8 @@ void hak_knobs_reload(void) {
     hak_unlock(&knob_lock);
 }
 
-void hak_knobs_fork_lock(int op) {
-    if (op == 0)
-        hak_lock(&knob_lock);
-    else
-        hak_unlock(&knob_lock);
+/* Fork child: a reload lost half-way leaves a mix of old and new values,
+ * each clamped and valid on its own, so only the lock needs releasing. */
+void hak_knobs_after_fork(void) {
+    if (hak_lock_take_orphan(&knob_lock)) hak_unlock(&knob_lock);
 }

@@ -179,3 +179,15 @@ void *hak_large_realloc(void *p, size_t n) {
     hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_LARGE_BYTES, (need - l->offset) - old_usable);
     return (char *)l + l->offset;
 }
+
+/* Fork child: a holder lost half-way may have left the cache list broken.
+ * Forget the cached blocks: they stay mapped, unused (at most
+ * large_cache_mb of address space leaked in the child). */
+void hak_large_after_fork(void) {
+    if (!hak_lock_take_orphan(&hak_large_lock)) return;
+    HAK_PROC_SUB(LARGE_CACHED, cache_bytes);
+    cache = NULL;
+    cache_n = 0;
+    cache_bytes = 0;
+    hak_unlock(&hak_large_lock);
+}

@@ -2,8 +2,11 @@
 #include "hak_internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 uint8_t hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)];
 
@@ -98,16 +101,52 @@ void hak_segmap_set(uintptr_t addr, uint8_t v) {
     __atomic_store_n(&hak_segmap[addr >> HAK_SEG_SHIFT], v, __ATOMIC_RELEASE);
 }
 
+static pid_t self_tid(void) {
+    pid_t t = hak_tls.tid;
+    if (HAK_UNLIKELY(t == 0)) t = hak_tls.tid = gettid();
+    return t;
+}
+
 void hak_lock(hak_lock_t *l) {
-    for (int spins = 0;; spins++) {
+    pid_t me = self_tid();
+    for (unsigned spins = 0;; spins++) {
         int z = 0;
         if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&l->v, &z, 1, memory_order_acquire,
+            atomic_compare_exchange_weak_explicit(&l->v, &z, me, memory_order_acquire,
                                                   memory_order_relaxed))
             return;
-        if (spins > 64)
-            sched_yield();
-        else
+        if (spins < 64) {
             __builtin_ia32_pause();
+            continue;
+        }
+        sched_yield();
+        /* Normally hak_fork.c's child handler frees the locks of threads lost
+         * in a fork. An application child handler that runs before ours and
+         * allocates would wait here for ever: look for a lost holder now and
+         * then (one system call per 1024 yields, only under contention). */
+        if ((spins & 1023) == 1023) hak_fork_reset_orphans();
     }
+}
+
+bool hak_lock_take_orphan(hak_lock_t *l) {
+    int v = atomic_load_explicit(&l->v, memory_order_acquire);
+    pid_t me = self_tid();
+    if (v == 0 || v == me) return false; /* free, or ours */
+    /* set only in the fork child handler: this thread's tid in the parent */
+    pid_t was_me = hak_tls.tid_in_parent;
+    if (v == was_me) {
+        /* held by this thread in the parent: a signal handler forked while it
+         * was inside; the interrupted code finishes and unlocks after the
+         * handler returns, now under this thread's new tid */
+        atomic_compare_exchange_strong(&l->v, &v, me);
+        return false;
+    }
+    /* Is the holder a thread of this process? After a fork only if an
+     * application child handler that ran before ours started it. In the
+     * child handler a tgkill that a sandbox refuses also means lost. */
+    int e = errno;
+    bool lost = syscall(SYS_tgkill, getpid(), v, 0) != 0 && (errno == ESRCH || was_me);
+    errno = e;
+    return lost && atomic_compare_exchange_strong_explicit(&l->v, &v, me, memory_order_acquire,
+                                                           memory_order_relaxed);
 }

@@ -213,9 +213,12 @@ void hak_segment_cache_trim(bool force) {
     }
 }
 
-void hak_segment_fork_lock(int op) {
-    if (op == 0)
-        hak_lock(&seg_cache_lock);
-    else
-        hak_unlock(&seg_cache_lock);
+/* Fork child: a holder lost half-way may have left the cache list broken.
+ * Forget the cached segments: they stay mapped, unused (a leak of at most
+ * seg_cache x 4 MiB of address space in the child). */
+void hak_segment_after_fork(void) {
+    if (!hak_lock_take_orphan(&seg_cache_lock)) return;
+    seg_cache = NULL;
+    seg_cache_n = 0;
+    hak_unlock(&seg_cache_lock);
 }
