@@ -18,6 +18,7 @@ static void fork_child(void) {
     fork_parent();
     hak_publish_after_fork();
     hak_heaps_after_fork(true);
+    hak_purger_after_fork();
 }
 
 void hak_fork_init(void) {

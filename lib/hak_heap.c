@@ -143,7 +143,9 @@ void hak_thread_exit(void *arg) {
         hak_release_empty(h, c, &kept);
         HAK_CTR(c, PUBLISHED) += kept;
     }
-    hak_segment_purge(h, true);
+    /* no forced purge: the next thread to take this heap reuses its free
+     * pages warm; the purge delay (or the background purger) returns them */
+    hak_segment_purge(h, false);
     /* help drain what other exited threads left, while we are on a slow path */
     if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
     struct hak_shm_slot *sl = slot_of(h);
@@ -224,6 +226,7 @@ void hak_heap_poll(hak_heap *h) {
         hak_segment_purge(h, true);
     }
     if ((++h->polls & 63) == 0) {
+        hak_purger_tick(); /* may start the purger: nothing held, heap consistent */
         uint64_t now = hak_now_ns();
         if (hak_shm) {
             struct timespec ts;
@@ -253,10 +256,38 @@ void hak_trim_all(void) {
         for (int i = 0; i < 64 && hak_heap_reclaim_abandoned(); i++) continue; /* bounded */
         hak_segment_purge(h, true);
     }
+    hak_heaps_purge_all(true); /* threads that sleep do not come to do their part */
     hak_segment_cache_trim(true);
     hak_large_cache_trim(true);
     if (hak_shm) HAK_SHM_STORE(trim_done, HAK_SHM_LOAD(trim_req));
     HAK_PROC_ADD(TRIMS, 1);
+}
+
+/* The heap whose seg_lock the purger holds (for a fork child). */
+static hak_heap *_Atomic purging;
+
+/* Purges the due free pages of every heap, owned or abandoned, never
+ * waiting for an owner (a retired heap whose thread died in a fork holding
+ * its lock stays locked and is skipped). Heaps are never freed and all_next never changes after a
+ * heap is linked, so the walk needs the pool lock only for the head. */
+bool hak_heaps_purge_all(bool force) {
+    hak_lock(&hak_pool_lock);
+    hak_heap *h = all_heaps;
+    hak_unlock(&hak_pool_lock);
+    bool left = false;
+    for (; h; h = h->all_next) {
+        atomic_store(&purging, h);
+        left |= hak_segment_purge_try(h, force);
+        atomic_store(&purging, NULL);
+    }
+    return left;
+}
+
+/* Fork child: the purger stayed in the parent, maybe holding a seg_lock. */
+void hak_heaps_unlock_after_fork(void) {
+    hak_heap *h = atomic_load(&purging);
+    if (h) hak_unlock(&h->seg_lock);
+    atomic_store(&purging, NULL);
 }
 
 /* Live and cached bytes from the counters of every heap (mallinfo). */

@@ -55,6 +55,11 @@
 #define HAK_PROBE3(n, a, b, c) ((void)0)
 #endif
 
+/* A small spinlock for slow paths; yields under contention. */
+typedef struct {
+    atomic_int v;
+} hak_lock_t;
+
 #define HAK_SEG_SIZE (1ul << HAK_SEG_SHIFT)
 #define HAK_SEG_MASK (HAK_SEG_SIZE - 1)
 #define HAK_PAGE_SIZE (1ul << HAK_PAGE_SHIFT)
@@ -103,6 +108,7 @@ typedef struct hak_segment {
     uint64_t used_mask;                  /* pages in spans (bit 0: the header page) */
     uint64_t dirty_mask;                 /* free pages still resident (to purge) */
     uint64_t dirty_ns;                   /* when the oldest dirty page was freed */
+    uint64_t purged_mask;                /* free pages purged since last in a span */
     struct hak_segment *next, *prev;     /* heap segment list / cache list */
     hak_span pages[HAK_SEG_PAGES];
 } hak_segment;
@@ -132,9 +138,10 @@ struct hak_tls {
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
 typedef struct hak_heap {
-    pid_t owner;   /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
-    int slot;      /* counter slot index, -1 if private */
-    uint64_t *ctr; /* counters (slot in the segment or private) */
+    pid_t owner;         /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
+    hak_lock_t seg_lock; /* segs, segment masks: owner vs the background purger */
+    int slot;            /* counter slot index, -1 if private */
+    uint64_t *ctr;       /* counters (slot in the segment or private) */
     hak_span *partial[HAK_NUM_CLASSES];
     hak_segment *segs; /* segments owned */
     _Atomic(hak_span *) remote_spans;
@@ -203,10 +210,6 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n) {
 #define HAK_PROC_SUB(id, n)                                                                        \
     __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 
-/* A small spinlock for slow paths; yields under contention. */
-typedef struct {
-    atomic_int v;
-} hak_lock_t;
 void hak_lock(hak_lock_t *l);
 static inline void hak_unlock(hak_lock_t *l) {
     atomic_store_explicit(&l->v, 0, memory_order_release);
@@ -249,8 +252,8 @@ void hak_class_init(void);
 hak_span *hak_span_alloc(hak_heap *h, int cls);
 void hak_span_release(hak_heap *h, hak_span *s);
 void hak_segment_purge(hak_heap *h, bool force);
-void hak_segment_cache_trim(bool force);
-void hak_segment_fork_lock(int op); /* 0 lock, 1 unlock */
+bool hak_segment_cache_trim(bool force); /* true: dirty pages remain */
+void hak_segment_fork_lock(int op);      /* 0 lock, 1 unlock */
 static inline hak_segment *hak_seg_of(const void *p) {
     return (hak_segment *)((uintptr_t)p & ~HAK_SEG_MASK);
 }
@@ -285,12 +288,22 @@ void hak_trim_all(void);
 void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);
 extern hak_lock_t hak_pool_lock;
 
+/* background purger (hak_purger.c) */
+void hak_purger_tick(void);      /* every 64th slow path: starts the purger when wanted */
+void hak_purger_wake_soon(void); /* something was freed: an idle purger should look */
+void hak_purger_after_fork(void);
+/* hak_heap.c: every heap's due free pages (try-lock); true if some remain */
+bool hak_heaps_purge_all(bool force);
+void hak_heaps_unlock_after_fork(void);
+bool hak_segment_purge_try(hak_heap *h, bool force);
+
 /* large blocks (hak_large.c) */
 void *hak_large_alloc(size_t n, size_t align, bool *fresh);
 bool hak_large_free_checked(void *p);
 size_t hak_large_usable(void *p);
 void *hak_large_realloc(void *p, size_t n);
 void hak_large_cache_trim(bool force);
+bool hak_large_cache_busy(void);
 extern hak_lock_t hak_large_lock;
 
 /* start-up (hak_init.c) */
