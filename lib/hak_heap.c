@@ -286,7 +286,7 @@ bool hak_heaps_purge_all(bool force) {
 /* Fork child: the purger stayed in the parent, maybe holding a seg_lock. */
 void hak_heaps_unlock_after_fork(void) {
     hak_heap *h = atomic_load(&purging);
-    if (h) hak_unlock(&h->seg_lock);
+    if (h && atomic_load_explicit(&h->seg_lock.v, memory_order_relaxed)) hak_heap_lock_reset(h);
     atomic_store(&purging, NULL);
 }
 

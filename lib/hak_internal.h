@@ -99,6 +99,7 @@ typedef struct hak_span {
     _Atomic(hak_block *) remote;
     struct hak_span *next, *prev; /* heap partial list of the class */
     struct hak_span *remote_next; /* heap remote_spans stack link */
+    uint64_t free_dirty_ns;       /* big classes: oldest free block not purged yet (0: none) */
 } hak_span;
 
 typedef struct hak_segment {
@@ -138,10 +139,14 @@ struct hak_tls {
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
 typedef struct hak_heap {
-    pid_t owner;         /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
-    hak_lock_t seg_lock; /* segs, segment masks: owner vs the background purger */
-    int slot;            /* counter slot index, -1 if private */
-    uint64_t *ctr;       /* counters (slot in the segment or private) */
+    pid_t owner; /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
+    /* segs, segment masks, and the spans of big classes (HAK_PURGE_CLS_MIN):
+     * the owner (recursively) against the background purger (try-lock) */
+    hak_lock_t seg_lock;
+    void *_Atomic lock_holder; /* &hak_tls of the thread holding seg_lock */
+    uint32_t lock_depth;
+    int slot;      /* counter slot index, -1 if private */
+    uint64_t *ctr; /* counters (slot in the segment or private) */
     hak_span *partial[HAK_NUM_CLASSES];
     hak_segment *segs; /* segments owned */
     _Atomic(hak_span *) remote_spans;
@@ -248,7 +253,16 @@ static inline bool hak_block_aligned(int cls, uintptr_t off) {
 }
 void hak_class_init(void);
 
+/* Classes whose blocks can hold a whole OS page past their header: their
+ * free blocks' pages are purged too (hak_span_purge_free). */
+#define HAK_PURGE_CLS_MIN 28 /* 5120 B */
+#define HAK_OS_PAGE 4096ul
+
 /* segments (hak_segment.c) */
+void hak_heap_lock(hak_heap *h); /* recursive for the holder */
+void hak_heap_unlock(hak_heap *h);
+bool hak_heap_trylock(hak_heap *h);
+void hak_heap_lock_reset(hak_heap *h); /* fork child: the holder is gone */
 hak_span *hak_span_alloc(hak_heap *h, int cls);
 void hak_span_release(hak_heap *h, hak_span *s);
 void hak_segment_purge(hak_heap *h, bool force);
@@ -274,6 +288,7 @@ void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n);
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);
+bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force);
 bool hak_heap_reclaim_abandoned(void);
 
 /* heaps and threads (hak_heap.c) */

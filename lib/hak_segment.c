@@ -17,10 +17,40 @@ static uint64_t span_bits(int first, int n) {
     return (n >= 64 ? ~0ull : ((1ull << n) - 1)) << first;
 }
 
-static bool try_lock(hak_lock_t *l) {
+/* The heap lock: the owner (or an adopter) takes it per span carved or
+ * given back, and around span work of big classes; it may nest (a refill
+ * carving a span). The holder is known by its &hak_tls. */
+void hak_heap_lock(hak_heap *h) {
+    void *me = &hak_tls;
+    if (atomic_load_explicit(&h->lock_holder, memory_order_relaxed) == me) {
+        h->lock_depth++;
+        return;
+    }
+    hak_lock(&h->seg_lock);
+    atomic_store_explicit(&h->lock_holder, me, memory_order_relaxed);
+    h->lock_depth = 1;
+}
+
+void hak_heap_unlock(hak_heap *h) {
+    if (--h->lock_depth) return;
+    atomic_store_explicit(&h->lock_holder, NULL, memory_order_relaxed);
+    hak_unlock(&h->seg_lock);
+}
+
+bool hak_heap_trylock(hak_heap *h) {
     int z = 0;
-    return atomic_compare_exchange_strong_explicit(&l->v, &z, 1, memory_order_acquire,
-                                                   memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&h->seg_lock.v, &z, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return false;
+    atomic_store_explicit(&h->lock_holder, (void *)&hak_tls, memory_order_relaxed);
+    h->lock_depth = 1;
+    return true;
+}
+
+void hak_heap_lock_reset(hak_heap *h) {
+    h->lock_depth = 0;
+    atomic_store_explicit(&h->lock_holder, NULL, memory_order_relaxed);
+    hak_unlock(&h->seg_lock);
 }
 
 /* Returns the free pages in mask to the OS (they read as zero after). */
@@ -111,14 +141,14 @@ static int find_run(hak_segment *seg, int n) {
 hak_span *hak_span_alloc(hak_heap *h, int cls) {
     int n = hak_class_span[cls], first = -1;
     hak_segment *seg;
-    hak_lock(&h->seg_lock);
+    hak_heap_lock(h);
     for (seg = h->segs; seg; seg = seg->next)
         if (64 - __builtin_popcountll(seg->used_mask) >= n && (first = find_run(seg, n)) >= 0)
             break;
     if (!seg) {
         seg = segment_new(h);
         if (!seg) {
-            hak_unlock(&h->seg_lock);
+            hak_heap_unlock(h);
             return NULL;
         }
         first = find_run(seg, n);
@@ -128,7 +158,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     seg->dirty_mask &= ~bits;
     uint64_t refault = seg->purged_mask & bits;
     seg->purged_mask &= ~bits;
-    hak_unlock(&h->seg_lock);
+    hak_heap_unlock(h);
     if (refault)
         HAK_PROC_ADD(REFAULT_BYTES, (uint64_t)__builtin_popcountll(refault) * HAK_PAGE_SIZE);
     hak_span *s = &seg->pages[first];
@@ -156,20 +186,21 @@ void hak_span_release(hak_heap *h, hak_span *s) {
         s[i].head_off = 0;
     }
     uint64_t bits = span_bits(first, n);
-    hak_lock(&h->seg_lock);
+    hak_heap_lock(h);
     seg->used_mask &= ~bits;
     if (!seg->dirty_mask) seg->dirty_ns = hak_now_ns();
     seg->dirty_mask |= bits;
     if (seg->used_mask == 1) segment_free(h, seg); /* pages purged by the cache's timer */
-    hak_unlock(&h->seg_lock);
+    hak_heap_unlock(h);
     hak_purger_wake_soon();
 }
 
 /* Purges free pages that have been free longer than purge_delay_ms (all if
- * force); the caller holds h->seg_lock. Returns whether dirty pages remain. */
+ * force), and the pages inside free blocks of big classes; the caller holds
+ * the heap lock. Returns whether dirty pages remain. */
 static bool purge_locked(hak_heap *h, bool force) {
     uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
-    bool left = false;
+    bool left = hak_span_purge_free(h, now, delay, force);
     for (hak_segment *seg = h->segs; seg; seg = seg->next) {
         if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
             purge_mask(seg, seg->dirty_mask);
@@ -181,18 +212,18 @@ static bool purge_locked(hak_heap *h, bool force) {
 }
 
 void hak_segment_purge(hak_heap *h, bool force) {
-    hak_lock(&h->seg_lock);
+    hak_heap_lock(h);
     purge_locked(h, force);
-    hak_unlock(&h->seg_lock);
+    hak_heap_unlock(h);
 }
 
 /* The background purger's way in: never waits for the owner (it will be
  * back at the next pass). Returns whether dirty pages remain (or the heap
  * was busy). */
 bool hak_segment_purge_try(hak_heap *h, bool force) {
-    if (!try_lock(&h->seg_lock)) return true;
+    if (!hak_heap_trylock(h)) return true;
     bool left = purge_locked(h, force);
-    hak_unlock(&h->seg_lock);
+    hak_heap_unlock(h);
     return left;
 }
 

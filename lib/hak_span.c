@@ -34,9 +34,21 @@ static void span_settle(hak_heap *h, hak_span *s, bool keep_last) {
 /* Gives back every empty span of the class, the last one too (the heap is
  * going to the pool or being reclaimed). Returns how many; *kept gets the
  * number of spans left because blocks are still out. */
+/* Spans of big classes are walked by the background purger: their lists
+ * change under the heap lock (see hak_span_purge_free). */
+static inline bool big_cls(int cls) {
+    return cls >= HAK_PURGE_CLS_MIN;
+}
+
+/* A block of a big class went onto s->free: it is due for a purge later. */
+static inline void free_dirty(hak_span *s) {
+    if (!s->free_dirty_ns) s->free_dirty_ns = hak_now_ns();
+}
+
 uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
     uint32_t released = 0;
     *kept = 0;
+    if (big_cls(cls)) hak_heap_lock(h);
     for (hak_span *s = h->partial[cls], *next; s; s = next) {
         next = s->next;
         if (s->used == 0) {
@@ -47,6 +59,7 @@ uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
             (*kept)++;
         }
     }
+    if (big_cls(cls)) hak_heap_unlock(h);
     return released;
 }
 
@@ -55,6 +68,7 @@ bool hak_refill(hak_heap *h, int cls) {
     uint32_t want = (uint32_t)HAK_KNOB_CLS(REFILL_COUNT, cls);
     if (want > bin->room) want = bin->room;
     if (want == 0) want = 1; /* cap 0 (safe-free mode): one block at a time */
+    if (big_cls(cls)) hak_heap_lock(h);
 
     if (++h->refills_since_drain >= HAK_KNOB(DRAIN_INTERVAL) || !h->partial[cls]) {
         h->refills_since_drain = 0;
@@ -98,6 +112,7 @@ bool hak_refill(hak_heap *h, int cls) {
     }
     bin->head = head;
     bin->room = bin->room > got ? bin->room - got : 0; /* cap 0: the block goes out at once */
+    if (big_cls(cls)) hak_heap_unlock(h);
     HAK_CTR(cls, REFILLS)++;
     HAK_CTR(cls, REFILL_BLOCKS) += got;
     HAK_PROBE2(refill, cls, got);
@@ -105,6 +120,16 @@ bool hak_refill(hak_heap *h, int cls) {
 }
 
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
+    if (HAK_UNLIKELY(big_cls(s->cls))) {
+        hak_heap_lock(h);
+        b->next = s->free;
+        s->free = b;
+        s->used--;
+        free_dirty(s);
+        span_settle(h, s, true);
+        hak_heap_unlock(h);
+        return;
+    }
     b->next = s->free;
     s->free = b;
     s->used--;
@@ -147,6 +172,8 @@ void hak_remote_drain(hak_heap *h) {
          * that finds the list empty re-queues the span (and rewrites it) */
         hak_block *list = atomic_exchange_explicit(&s->remote, NULL, memory_order_acq_rel);
         if (list) {
+            bool big = big_cls(s->cls);
+            if (big) hak_heap_lock(h);
             uint32_t n = 1;
             hak_block *tail = list;
             while (tail->next) {
@@ -158,7 +185,9 @@ void hak_remote_drain(hak_heap *h) {
             s->used -= n;
             HAK_CTR(s->cls, REMOTE_DRAINED) += n;
             HAK_PROBE2(remote_drain, s->cls, n);
+            if (big) free_dirty(s);
             span_settle(h, s, true);
+            if (big) hak_heap_unlock(h);
         }
         s = next;
     }
@@ -221,4 +250,38 @@ void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     HAK_CTR(cls, FLUSH_BLOCKS) += n;
     HAK_CTR(cls, REMOTE_FREES) += nremote;
     HAK_PROBE3(flush, cls, n, nremote);
+}
+
+/* Returns the whole OS pages inside the free blocks of big classes (past
+ * each block's header, which keeps it on its free list) once the span has
+ * held unpurged free blocks for the purge delay (all if force). glibc's
+ * trim does this for its free chunks; a span that keeps a few live blocks
+ * no longer pins the pages of its free ones. Caller holds the heap lock,
+ * which every change to these spans' lists takes. Returns whether some
+ * are left for later. */
+bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force) {
+    bool left = false;
+    for (int c = HAK_PURGE_CLS_MIN; c < HAK_NUM_CLASSES; c++) {
+        uintptr_t size = hak_class_size[c];
+        for (hak_span *s = h->partial[c]; s; s = s->next) {
+            if (!s->free_dirty_ns) continue;
+            if (!force && now - s->free_dirty_ns < delay) {
+                left = true;
+                continue;
+            }
+            uint64_t calls = 0;
+            for (hak_block *b = s->free; b; b = b->next) {
+                uintptr_t lo =
+                    ((uintptr_t)b + sizeof(hak_block) + HAK_OS_PAGE - 1) & ~(HAK_OS_PAGE - 1);
+                uintptr_t hi = ((uintptr_t)b + size) & ~(HAK_OS_PAGE - 1);
+                if (hi > lo) {
+                    hak_os_purge((void *)lo, hi - lo);
+                    calls++;
+                }
+            }
+            HAK_PROC_ADD(PURGES, calls);
+            s->free_dirty_ns = 0;
+        }
+    }
+    return left;
 }

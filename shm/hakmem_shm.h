@@ -155,7 +155,7 @@ extern const char *const hak_ctr_help[HAK_NUM_CTRS];
     X(TRIMS, "trims", "trim requests served")                                                      \
     X(KNOB_RELOADS, "knob_reloads", "knob generations applied")                                    \
     X(DOUBLE_FREES, "invalid_frees", "invalid or double frees detected")                           \
-    X(PURGES, "purges", "madvise calls that returned free pages of segments")                      \
+    X(PURGES, "purges", "madvise calls that returned free pages of spans, blocks")                 \
     X(REFAULT_BYTES, "refault_bytes", "purged pages taken into spans again (they fault back in)")  \
     X(LARGE_REUSED, "large_reused", "large blocks served from a cached mapping")                   \
     X(LARGE_GROWN, "large_grown", "large blocks served by growing a smaller cached mapping")       \
