@@ -66,6 +66,11 @@ uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
 bool hak_refill(hak_heap *h, int cls) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t want = (uint32_t)HAK_KNOB_CLS(REFILL_COUNT, cls);
+    /* slow start: a heap's first refills of a class carve 2, 4, 8, ...
+     * blocks, so a thread that uses a few blocks of many classes (a pool of
+     * mostly idle threads) does not write (fault in) a full batch of each */
+    uint64_t nth = HAK_CTR(cls, REFILLS);
+    if (nth < 5 && want > 2u << nth) want = 2u << nth;
     if (want > bin->room) want = bin->room;
     if (want == 0) want = 1; /* cap 0 (safe-free mode): one block at a time */
     if (big_cls(cls)) hak_heap_lock(h);
