@@ -124,21 +124,21 @@ bool hak_refill(hak_heap *h, int cls) {
     return got > 0;
 }
 
-void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
-    if (HAK_UNLIKELY(big_cls(s->cls))) {
-        hak_heap_lock(h);
-        b->next = s->free;
-        s->free = b;
-        s->used--;
-        free_dirty(s);
-        span_settle(h, s, true);
-        hak_heap_unlock(h);
-        return;
-    }
-    b->next = s->free;
-    s->free = b;
-    s->used--;
+/* Puts the chain first..last (n blocks of span s, ours) on the span's free
+ * list; settles the span once. */
+static void local_push(hak_heap *h, hak_span *s, hak_block *first, hak_block *last, uint32_t n) {
+    bool big = big_cls(s->cls);
+    if (HAK_UNLIKELY(big)) hak_heap_lock(h);
+    last->next = s->free;
+    s->free = first;
+    s->used -= n;
+    if (HAK_UNLIKELY(big)) free_dirty(s);
     span_settle(h, s, true);
+    if (HAK_UNLIKELY(big)) hak_heap_unlock(h);
+}
+
+void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
+    local_push(h, s, b, b, 1);
 }
 
 /* Pushes the chain first..last (blocks of span s) on the span's remote list;
@@ -223,8 +223,9 @@ void hak_flush(hak_heap *h, int cls, uint32_t keep) {
 void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     uint32_t nremote = 0;
 
-    hak_span *cur = NULL;
-    hak_block *first = NULL, *last = NULL;
+    hak_span *cur = NULL, *own = NULL; /* the current remote run, own run */
+    hak_block *first = NULL, *last = NULL, *ofirst = NULL, *olast = NULL;
+    uint32_t on = 0;
     while (list) {
         hak_block *b = list;
         list = b->next;
@@ -236,7 +237,16 @@ void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
             /* carved is the owner's: only checked for our own spans */
             if ((char *)b >= hak_span_start(s) + (size_t)s->carved * hak_class_size[cls])
                 hak_fatal("free(): invalid pointer", b);
-            hak_free_to_span(h, s, b);
+            if (s != own) { /* runs of one span go back in one splice */
+                if (own) local_push(h, own, ofirst, olast, on);
+                own = s;
+                ofirst = olast = b;
+                on = 1;
+            } else {
+                b->next = ofirst;
+                ofirst = b;
+                on++;
+            }
             continue;
         }
         nremote++;
@@ -250,6 +260,7 @@ void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
             first = b;
         }
     }
+    if (own) local_push(h, own, ofirst, olast, on);
     if (cur) remote_push(cur, first, last);
     HAK_CTR(cls, FLUSHES)++;
     HAK_CTR(cls, FLUSH_BLOCKS) += n;
