@@ -35,7 +35,8 @@ static long rss_mib(void) { /* no malloc: raw read of statm */
 
 static void nap_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) && errno == EINTR) continue;
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+    }
 }
 
 /* Fills 144 MiB and frees most of it; returns the MiB given back within 3 s
