@@ -3,7 +3,9 @@
  *   rss_wrap OUT_FILE PRELOAD -- COMMAND [ARGS...]
  *
  * Forks COMMAND with LD_PRELOAD=PRELOAD (empty: none), waits for it and writes
- * "maxrss_kb=N status=exit:C" (or "status=signal:S") to OUT_FILE. Its exit
+ * "maxrss_kb=N minflt=F majflt=M status=exit:C" (or "status=signal:S") to
+ * OUT_FILE (minflt/majflt: the page faults of the command and its waited-for
+ * children, from the same rusage). Its exit
  * status mirrors the command's (128+S when killed by a signal).
  *
  * Why a wrapper: ru_maxrss survives exec, so a child forked straight from the
@@ -50,9 +52,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (WIFSIGNALED(status))
-        fprintf(f, "maxrss_kb=%ld status=signal:%d\n", ru.ru_maxrss, WTERMSIG(status));
+        fprintf(f, "maxrss_kb=%ld minflt=%ld majflt=%ld status=signal:%d\n", ru.ru_maxrss,
+                ru.ru_minflt, ru.ru_majflt, WTERMSIG(status));
     else
-        fprintf(f, "maxrss_kb=%ld status=exit:%d\n", ru.ru_maxrss, WEXITSTATUS(status));
+        fprintf(f, "maxrss_kb=%ld minflt=%ld majflt=%ld status=exit:%d\n", ru.ru_maxrss,
+                ru.ru_minflt, ru.ru_majflt, WEXITSTATUS(status));
     fclose(f);
     return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }

@@ -52,6 +52,7 @@ static void keep_parent_segment(void *old, size_t size) {
  * usable. New hooks (a background thread to restart, ...) go here. */
 static void after_fork_hooks(void) {
     hak_heaps_after_fork(true);
+    hak_purger_after_fork();
 }
 
 static void fork_child(void) {

@@ -13,6 +13,7 @@
 __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
 hak_lock_t hak_pool_lock;
+atomic_int hak_live_threads;     /* threads with a heap: private, unlike the segment's figure */
 static hak_heap *pool_abandoned; /* heaps with memory, no owner */
 static hak_heap *pool_free;      /* heaps with nothing, no owner */
 static hak_heap *all_heaps;
@@ -180,6 +181,7 @@ hak_heap *hak_heap_get(void) {
     hak_unlock(&hak_pool_lock);
     if (!h) return NULL;
     HAK_PROC_ADD(THREADS, 1);
+    atomic_fetch_add(&hak_live_threads, 1);
     hak_tls.heap = h;
     hak_tls.ctr = h->ctr;
     hak_tls.trim_epoch = atomic_load(&trim_epoch);
@@ -210,7 +212,9 @@ void hak_thread_exit(void *arg) {
         hak_release_empty(h, c, &kept);
         HAK_CTR(c, PUBLISHED) += kept;
     }
-    hak_segment_purge(h, true);
+    /* no forced purge: the next thread to take this heap reuses its free
+     * pages warm; the purge delay (or the background purger) returns them */
+    hak_segment_purge(h, false);
     /* help drain what other exited threads left, while we are on a slow path */
     if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
     struct hak_shm_slot *sl = slot_of(h);
@@ -220,6 +224,7 @@ void hak_thread_exit(void *arg) {
     pool_put(h);
     hak_unlock(&hak_pool_lock);
     HAK_PROC_SUB(THREADS, 1);
+    atomic_fetch_sub(&hak_live_threads, 1);
     hak_tls.heap = NULL;
     hak_tls.exited = 1;
     (void)arg;
@@ -293,6 +298,7 @@ void hak_heap_poll(hak_heap *h) {
         hak_segment_purge(h, true);
     }
     if ((++h->polls & 63) == 0) {
+        hak_purger_tick(); /* may start the purger: nothing held, heap consistent */
         uint64_t now = hak_now_ns();
         if (hak_shm) {
             struct timespec ts;
@@ -322,10 +328,38 @@ void hak_trim_all(void) {
         for (int i = 0; i < 64 && hak_heap_reclaim_abandoned(); i++) continue; /* bounded */
         hak_segment_purge(h, true);
     }
+    hak_heaps_purge_all(true); /* threads that sleep do not come to do their part */
     hak_segment_cache_trim(true);
     hak_large_cache_trim(true);
     if (hak_shm) HAK_SHM_STORE(trim_done, HAK_SHM_LOAD(trim_req));
     HAK_PROC_ADD(TRIMS, 1);
+}
+
+/* The heap whose seg_lock the purger holds (for a fork child). */
+static hak_heap *_Atomic purging;
+
+/* Purges the due free pages of every heap, owned or abandoned, never
+ * waiting for an owner (a retired heap whose thread died in a fork holding
+ * its lock stays locked and is skipped). Heaps are never freed and all_next never changes after a
+ * heap is linked, so the walk needs the pool lock only for the head. */
+bool hak_heaps_purge_all(bool force) {
+    hak_lock(&hak_pool_lock);
+    hak_heap *h = all_heaps;
+    hak_unlock(&hak_pool_lock);
+    bool left = false;
+    for (; h; h = h->all_next) {
+        atomic_store(&purging, h);
+        left |= hak_segment_purge_try(h, force);
+        atomic_store(&purging, NULL);
+    }
+    return left;
+}
+
+/* Fork child: the purger stayed in the parent, maybe holding a seg_lock. */
+void hak_heaps_unlock_after_fork(void) {
+    hak_heap *h = atomic_load(&purging);
+    if (h && atomic_load_explicit(&h->seg_lock.v, memory_order_relaxed)) hak_heap_lock_reset(h);
+    atomic_store(&purging, NULL);
 }
 
 /* Live and cached bytes from the counters of every heap (mallinfo). */
@@ -398,4 +432,5 @@ void hak_heaps_after_fork(bool child) {
         hak_knobs_apply_tls();
     }
     hak_proc[HAK_PROC_THREADS] = me ? 1 : 0;
+    atomic_store(&hak_live_threads, me ? 1 : 0);
 }

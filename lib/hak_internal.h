@@ -55,6 +55,13 @@
 #define HAK_PROBE3(n, a, b, c) ((void)0)
 #endif
 
+/* A small spinlock for slow paths; yields under contention. The word holds
+ * the holder's tid (0 free), so a fork child can tell a lock its own thread
+ * holds from one whose holder did not survive the fork (hak_fork.c). */
+typedef struct {
+    atomic_int v;
+} hak_lock_t;
+
 #define HAK_SEG_SIZE (1ul << HAK_SEG_SHIFT)
 #define HAK_SEG_MASK (HAK_SEG_SIZE - 1)
 #define HAK_PAGE_SIZE (1ul << HAK_PAGE_SHIFT)
@@ -95,6 +102,7 @@ typedef struct hak_span {
     _Atomic(hak_block *) remote;
     struct hak_span *next, *prev; /* heap partial list of the class */
     struct hak_span *remote_next; /* heap remote_spans stack link */
+    uint64_t free_dirty_ns;       /* big classes: oldest free block not purged yet (0: none) */
 } hak_span;
 
 typedef struct hak_segment {
@@ -104,6 +112,7 @@ typedef struct hak_segment {
     uint64_t used_mask;                  /* pages in spans (bit 0: the header page) */
     uint64_t dirty_mask;                 /* free pages still resident (to purge) */
     uint64_t dirty_ns;                   /* when the oldest dirty page was freed */
+    uint64_t purged_mask;                /* free pages purged since last in a span */
     struct hak_segment *next, *prev;     /* heap segment list / cache list */
     hak_span pages[HAK_SEG_PAGES];
 } hak_segment;
@@ -136,7 +145,12 @@ struct hak_tls {
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
 typedef struct hak_heap {
-    pid_t owner;    /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
+    pid_t owner; /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
+    /* segs, segment masks, and the spans of big classes (HAK_PURGE_CLS_MIN):
+     * the owner (recursively) against the background purger (try-lock) */
+    hak_lock_t seg_lock;
+    void *_Atomic lock_holder; /* &hak_tls of the thread holding seg_lock */
+    uint32_t lock_depth;
     int slot;       /* counter slot index, -1 if private */
     bool shm_bound; /* ctr is the slot in the segment (its pages reserved) */
     uint64_t *ctr;  /* counters (slot in the segment or private) */
@@ -208,13 +222,8 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n) {
 #define HAK_PROC_SUB(id, n)                                                                        \
     __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 
-/* A small spinlock for slow paths; yields under contention. The word holds
- * the holder's tid (0 free), so a fork child can tell a lock its own thread
- * holds from one whose holder did not survive the fork (hak_fork.c). */
-typedef struct {
-    atomic_int v;
-} hak_lock_t;
 void hak_lock(hak_lock_t *l);
+bool hak_trylock(hak_lock_t *l); /* the holder's tid too: see hak_fork.c */
 static inline void hak_unlock(hak_lock_t *l) {
     atomic_store_explicit(&l->v, 0, memory_order_release);
 }
@@ -256,11 +265,20 @@ static inline bool hak_block_aligned(int cls, uintptr_t off) {
 }
 void hak_class_init(void);
 
+/* Classes whose blocks can hold a whole OS page past their header: their
+ * free blocks' pages are purged too (hak_span_purge_free). */
+#define HAK_PURGE_CLS_MIN 28 /* 5120 B */
+#define HAK_OS_PAGE 4096ul
+
 /* segments (hak_segment.c) */
+void hak_heap_lock(hak_heap *h); /* recursive for the holder */
+void hak_heap_unlock(hak_heap *h);
+bool hak_heap_trylock(hak_heap *h);
+void hak_heap_lock_reset(hak_heap *h); /* fork child: the holder is gone */
 hak_span *hak_span_alloc(hak_heap *h, int cls);
 void hak_span_release(hak_heap *h, hak_span *s);
 void hak_segment_purge(hak_heap *h, bool force);
-void hak_segment_cache_trim(bool force);
+bool hak_segment_cache_trim(bool force); /* true: dirty pages remain */
 void hak_segment_after_fork(void);
 static inline hak_segment *hak_seg_of(const void *p) {
     return (hak_segment *)((uintptr_t)p & ~HAK_SEG_MASK);
@@ -282,6 +300,7 @@ void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n);
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);
+bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force);
 bool hak_heap_reclaim_abandoned(void);
 
 /* heaps and threads (hak_heap.c) */
@@ -298,6 +317,16 @@ void hak_knobs_apply_tls(void);
 void hak_trim_all(void);
 void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);
 extern hak_lock_t hak_pool_lock;
+extern atomic_int hak_live_threads;
+
+/* background purger (hak_purger.c) */
+void hak_purger_tick(void);      /* every 64th slow path: starts the purger when wanted */
+void hak_purger_wake_soon(void); /* something was freed: an idle purger should look */
+void hak_purger_after_fork(void);
+/* hak_heap.c: every heap's due free pages (try-lock); true if some remain */
+bool hak_heaps_purge_all(bool force);
+void hak_heaps_unlock_after_fork(void);
+bool hak_segment_purge_try(hak_heap *h, bool force);
 
 /* large blocks (hak_large.c) */
 void *hak_large_alloc(size_t n, size_t align, bool *fresh);
@@ -305,6 +334,7 @@ bool hak_large_free_checked(void *p);
 size_t hak_large_usable(void *p);
 void *hak_large_realloc(void *p, size_t n);
 void hak_large_cache_trim(bool force);
+bool hak_large_cache_busy(void);
 extern hak_lock_t hak_large_lock;
 void hak_large_after_fork(void);
 

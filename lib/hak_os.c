@@ -128,6 +128,12 @@ void hak_lock(hak_lock_t *l) {
     }
 }
 
+bool hak_trylock(hak_lock_t *l) {
+    int z = 0;
+    return atomic_compare_exchange_strong_explicit(&l->v, &z, self_tid(), memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
 bool hak_lock_take_orphan(hak_lock_t *l) {
     int v = atomic_load_explicit(&l->v, memory_order_acquire);
     pid_t me = self_tid();

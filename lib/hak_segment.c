@@ -1,7 +1,10 @@
 /* hak_segment.c — segments and spans: carving 4 MiB segments into spans of
  * 64 KiB pages, giving empty spans back, purging free pages to the OS, and a
- * small cache of empty segments. Called by the heap's owner thread only,
- * except the segment cache (its own lock). */
+ * small cache of empty segments. Called by the heap's owner thread, except
+ * the segment cache (its own lock) and the purge of a heap's free pages,
+ * which the background purger may do too: a heap's segment list and masks
+ * are under its seg_lock (taken once per span carved or given back, never
+ * contended by another owner). */
 #include "hak_internal.h"
 
 #include <string.h>
@@ -14,12 +17,47 @@ static uint64_t span_bits(int first, int n) {
     return (n >= 64 ? ~0ull : ((1ull << n) - 1)) << first;
 }
 
-/* Returns the purged bytes in [mask] to the "resident again" column. */
+/* The heap lock: the owner (or an adopter) takes it per span carved or
+ * given back, and around span work of big classes; it may nest (a refill
+ * carving a span). The holder is known by its &hak_tls. */
+void hak_heap_lock(hak_heap *h) {
+    void *me = &hak_tls;
+    if (atomic_load_explicit(&h->lock_holder, memory_order_relaxed) == me) {
+        h->lock_depth++;
+        return;
+    }
+    hak_lock(&h->seg_lock);
+    atomic_store_explicit(&h->lock_holder, me, memory_order_relaxed);
+    h->lock_depth = 1;
+}
+
+void hak_heap_unlock(hak_heap *h) {
+    if (--h->lock_depth) return;
+    atomic_store_explicit(&h->lock_holder, NULL, memory_order_relaxed);
+    hak_unlock(&h->seg_lock);
+}
+
+bool hak_heap_trylock(hak_heap *h) {
+    if (!hak_trylock(&h->seg_lock)) return false;
+    atomic_store_explicit(&h->lock_holder, (void *)&hak_tls, memory_order_relaxed);
+    h->lock_depth = 1;
+    return true;
+}
+
+void hak_heap_lock_reset(hak_heap *h) {
+    h->lock_depth = 0;
+    atomic_store_explicit(&h->lock_holder, NULL, memory_order_relaxed);
+    hak_unlock(&h->seg_lock);
+}
+
+/* Returns the free pages in mask to the OS (they read as zero after). */
 static void purge_mask(hak_segment *seg, uint64_t mask) {
+    seg->purged_mask |= mask;
     while (mask) {
         int first = __builtin_ctzll(mask), n = 0;
         while (first + n < 64 && (mask >> (first + n) & 1)) n++;
         hak_os_purge((char *)seg + (size_t)first * HAK_PAGE_SIZE, (size_t)n * HAK_PAGE_SIZE);
+        HAK_PROC_ADD(PURGES, 1);
         mask &= ~span_bits(first, n);
     }
 }
@@ -74,16 +112,19 @@ static void segment_free(hak_heap *h, hak_segment *seg) {
 /* Purges the free pages of cached segments that have been dirty for the
  * purge delay (all of them if force). Under the cache lock: nobody can take
  * a segment while its pages go. */
-static void cache_purge(bool force) {
+static bool cache_purge(bool force) {
     uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
+    bool left = false;
     hak_lock(&seg_cache_lock);
     for (hak_segment *seg = seg_cache; seg; seg = seg->next) {
         if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
             purge_mask(seg, seg->dirty_mask);
             seg->dirty_mask = 0;
         }
+        left |= seg->dirty_mask != 0;
     }
     hak_unlock(&seg_cache_lock);
+    return left;
 }
 
 /* First run of n free pages in the segment, or -1. */
@@ -141,14 +182,23 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
         first = best_first;
         n = pages_for(cls, best_len < n ? best_len : n);
     }
+    hak_heap_lock(h);
     if (!seg) {
         seg = segment_new(h);
-        if (!seg) return NULL;
+        if (!seg) {
+            hak_heap_unlock(h);
+            return NULL;
+        }
         first = find_run(seg, n);
     }
     uint64_t bits = span_bits(first, n);
     seg->used_mask |= bits;
     seg->dirty_mask &= ~bits;
+    uint64_t refault = seg->purged_mask & bits;
+    seg->purged_mask &= ~bits;
+    hak_heap_unlock(h);
+    if (refault)
+        HAK_PROC_ADD(REFAULT_BYTES, (uint64_t)__builtin_popcountll(refault) * HAK_PAGE_SIZE);
     hak_span *s = &seg->pages[first];
     memset(s, 0, sizeof(*s));
     s->pages = (uint8_t)n;
@@ -176,27 +226,51 @@ void hak_span_release(hak_heap *h, hak_span *s) {
         s[i].head_off = 0;
     }
     uint64_t bits = span_bits(first, n);
+    hak_heap_lock(h);
     seg->used_mask &= ~bits;
     if (!seg->dirty_mask) seg->dirty_ns = hak_now_ns();
     seg->dirty_mask |= bits;
     if (seg->used_mask == 1) segment_free(h, seg); /* pages purged by the cache's timer */
+    hak_heap_unlock(h);
+    hak_purger_wake_soon();
 }
 
-/* Purges free pages that have been free longer than purge_delay_ms. */
-void hak_segment_purge(hak_heap *h, bool force) {
+/* Purges free pages that have been free longer than purge_delay_ms (all if
+ * force), and the pages inside free blocks of big classes; the caller holds
+ * the heap lock. Returns whether dirty pages remain. */
+static bool purge_locked(hak_heap *h, bool force) {
     uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
+    bool left = hak_span_purge_free(h, now, delay, force);
     for (hak_segment *seg = h->segs; seg; seg = seg->next) {
         if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
             purge_mask(seg, seg->dirty_mask);
             seg->dirty_mask = 0;
         }
+        left |= seg->dirty_mask != 0;
     }
+    return left;
+}
+
+void hak_segment_purge(hak_heap *h, bool force) {
+    hak_heap_lock(h);
+    purge_locked(h, force);
+    hak_heap_unlock(h);
+}
+
+/* The background purger's way in: never waits for the owner (it will be
+ * back at the next pass). Returns whether dirty pages remain (or the heap
+ * was busy). */
+bool hak_segment_purge_try(hak_heap *h, bool force) {
+    if (!hak_heap_trylock(h)) return true;
+    bool left = purge_locked(h, force);
+    hak_heap_unlock(h);
+    return left;
 }
 
 /* Unmaps cached empty segments beyond the seg_cache knob (all if force)
  * and purges the pages of the rest once they have been free long enough. */
-void hak_segment_cache_trim(bool force) {
-    cache_purge(force);
+bool hak_segment_cache_trim(bool force) {
+    bool left = cache_purge(force);
     for (;;) {
         hak_lock(&seg_cache_lock);
         hak_segment *seg = NULL;
@@ -206,7 +280,7 @@ void hak_segment_cache_trim(bool force) {
             seg_cache_n--;
         }
         hak_unlock(&seg_cache_lock);
-        if (!seg) return;
+        if (!seg) return left;
         hak_segmap_set((uintptr_t)seg, HAK_MAP_NONE);
         hak_os_unmap(seg, HAK_SEG_SIZE);
         hak_usage_seg(-(long)HAK_SEG_SIZE);

@@ -34,9 +34,21 @@ static void span_settle(hak_heap *h, hak_span *s, bool keep_last) {
 /* Gives back every empty span of the class, the last one too (the heap is
  * going to the pool or being reclaimed). Returns how many; *kept gets the
  * number of spans left because blocks are still out. */
+/* Spans of big classes are walked by the background purger: their lists
+ * change under the heap lock (see hak_span_purge_free). */
+static inline bool big_cls(int cls) {
+    return cls >= HAK_PURGE_CLS_MIN;
+}
+
+/* A block of a big class went onto s->free: it is due for a purge later. */
+static inline void free_dirty(hak_span *s) {
+    if (!s->free_dirty_ns) s->free_dirty_ns = hak_now_ns();
+}
+
 uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
     uint32_t released = 0;
     *kept = 0;
+    if (big_cls(cls)) hak_heap_lock(h);
     for (hak_span *s = h->partial[cls], *next; s; s = next) {
         next = s->next;
         if (s->used == 0) {
@@ -47,14 +59,21 @@ uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
             (*kept)++;
         }
     }
+    if (big_cls(cls)) hak_heap_unlock(h);
     return released;
 }
 
 bool hak_refill(hak_heap *h, int cls) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t want = (uint32_t)HAK_KNOB_CLS(REFILL_COUNT, cls);
+    /* slow start: a heap's first refills of a class carve 2, 4, 8, ...
+     * blocks, so a thread that uses a few blocks of many classes (a pool of
+     * mostly idle threads) does not write (fault in) a full batch of each */
+    uint64_t nth = HAK_CTR(cls, REFILLS);
+    if (nth < 5 && want > 2u << nth) want = 2u << nth;
     if (want > bin->room) want = bin->room;
     if (want == 0) want = 1; /* cap 0 (safe-free mode): one block at a time */
+    if (big_cls(cls)) hak_heap_lock(h);
 
     if (++h->refills_since_drain >= HAK_KNOB(DRAIN_INTERVAL) || !h->partial[cls]) {
         h->refills_since_drain = 0;
@@ -98,17 +117,28 @@ bool hak_refill(hak_heap *h, int cls) {
     }
     bin->head = head;
     bin->room = bin->room > got ? bin->room - got : 0; /* cap 0: the block goes out at once */
+    if (big_cls(cls)) hak_heap_unlock(h);
     HAK_CTR(cls, REFILLS)++;
     HAK_CTR(cls, REFILL_BLOCKS) += got;
     HAK_PROBE2(refill, cls, got);
     return got > 0;
 }
 
-void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
-    b->next = s->free;
-    s->free = b;
-    s->used--;
+/* Puts the chain first..last (n blocks of span s, ours) on the span's free
+ * list; settles the span once. */
+static void local_push(hak_heap *h, hak_span *s, hak_block *first, hak_block *last, uint32_t n) {
+    bool big = big_cls(s->cls);
+    if (HAK_UNLIKELY(big)) hak_heap_lock(h);
+    last->next = s->free;
+    s->free = first;
+    s->used -= n;
+    if (HAK_UNLIKELY(big)) free_dirty(s);
     span_settle(h, s, true);
+    if (HAK_UNLIKELY(big)) hak_heap_unlock(h);
+}
+
+void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
+    local_push(h, s, b, b, 1);
 }
 
 /* Pushes the chain first..last (blocks of span s) on the span's remote list;
@@ -147,6 +177,8 @@ void hak_remote_drain(hak_heap *h) {
          * that finds the list empty re-queues the span (and rewrites it) */
         hak_block *list = atomic_exchange_explicit(&s->remote, NULL, memory_order_acq_rel);
         if (list) {
+            bool big = big_cls(s->cls);
+            if (big) hak_heap_lock(h);
             uint32_t n = 1;
             hak_block *tail = list;
             while (tail->next) {
@@ -158,7 +190,9 @@ void hak_remote_drain(hak_heap *h) {
             s->used -= n;
             HAK_CTR(s->cls, REMOTE_DRAINED) += n;
             HAK_PROBE2(remote_drain, s->cls, n);
+            if (big) free_dirty(s);
             span_settle(h, s, true);
+            if (big) hak_heap_unlock(h);
         }
         s = next;
     }
@@ -189,8 +223,9 @@ void hak_flush(hak_heap *h, int cls, uint32_t keep) {
 void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     uint32_t nremote = 0;
 
-    hak_span *cur = NULL;
-    hak_block *first = NULL, *last = NULL;
+    hak_span *cur = NULL, *own = NULL; /* the current remote run, own run */
+    hak_block *first = NULL, *last = NULL, *ofirst = NULL, *olast = NULL;
+    uint32_t on = 0;
     while (list) {
         hak_block *b = list;
         list = b->next;
@@ -202,7 +237,16 @@ void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
             /* carved is the owner's: only checked for our own spans */
             if ((char *)b >= hak_span_start(s) + (size_t)s->carved * hak_class_size[cls])
                 hak_fatal("free(): invalid pointer", b);
-            hak_free_to_span(h, s, b);
+            if (s != own) { /* runs of one span go back in one splice */
+                if (own) local_push(h, own, ofirst, olast, on);
+                own = s;
+                ofirst = olast = b;
+                on = 1;
+            } else {
+                b->next = ofirst;
+                ofirst = b;
+                on++;
+            }
             continue;
         }
         nremote++;
@@ -216,9 +260,44 @@ void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
             first = b;
         }
     }
+    if (own) local_push(h, own, ofirst, olast, on);
     if (cur) remote_push(cur, first, last);
     HAK_CTR(cls, FLUSHES)++;
     HAK_CTR(cls, FLUSH_BLOCKS) += n;
     HAK_CTR(cls, REMOTE_FREES) += nremote;
     HAK_PROBE3(flush, cls, n, nremote);
+}
+
+/* Returns the whole OS pages inside the free blocks of big classes (past
+ * each block's header, which keeps it on its free list) once the span has
+ * held unpurged free blocks for the purge delay (all if force). glibc's
+ * trim does this for its free chunks; a span that keeps a few live blocks
+ * no longer pins the pages of its free ones. Caller holds the heap lock,
+ * which every change to these spans' lists takes. Returns whether some
+ * are left for later. */
+bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force) {
+    bool left = false;
+    for (int c = HAK_PURGE_CLS_MIN; c < HAK_NUM_CLASSES; c++) {
+        uintptr_t size = hak_class_size[c];
+        for (hak_span *s = h->partial[c]; s; s = s->next) {
+            if (!s->free_dirty_ns) continue;
+            if (!force && now - s->free_dirty_ns < delay) {
+                left = true;
+                continue;
+            }
+            uint64_t calls = 0;
+            for (hak_block *b = s->free; b; b = b->next) {
+                uintptr_t lo =
+                    ((uintptr_t)b + sizeof(hak_block) + HAK_OS_PAGE - 1) & ~(HAK_OS_PAGE - 1);
+                uintptr_t hi = ((uintptr_t)b + size) & ~(HAK_OS_PAGE - 1);
+                if (hi > lo) {
+                    hak_os_purge((void *)lo, hi - lo);
+                    calls++;
+                }
+            }
+            HAK_PROC_ADD(PURGES, calls);
+            s->free_dirty_ns = 0;
+        }
+    }
+    return left;
 }

@@ -87,7 +87,9 @@ extern const uint8_t hak_class_span[HAK_NUM_CLASSES];
     X(SEG_CACHE, "seg_cache", HAK_SCOPE_GLOBAL, 16, 0, 256, "segments", "HAKMEM_SEG_CACHE",        \
       "empty 4 MiB segments kept mapped for reuse")                                                \
     X(LARGE_CACHE_MB, "large_cache_mb", HAK_SCOPE_GLOBAL, 64, 0, 4096, "MiB",                      \
-      "HAKMEM_LARGE_CACHE_MB", "freed large blocks kept mapped for reuse, per process")
+      "HAKMEM_LARGE_CACHE_MB", "freed large blocks kept mapped for reuse, per process")            \
+    X(BACKGROUND, "background", HAK_SCOPE_GLOBAL, 1, 0, 1, "bool", "HAKMEM_BACKGROUND",            \
+      "a background thread returns idle free memory after the purge delay")
 
 enum { HAK_SCOPE_GLOBAL = 0, HAK_SCOPE_CLASS = 1 };
 
@@ -153,7 +155,12 @@ extern const char *const hak_ctr_help[HAK_NUM_CTRS];
     X(HEAPS, "heaps", "heaps created (live + abandoned)")                                          \
     X(TRIMS, "trims", "trim requests served")                                                      \
     X(KNOB_RELOADS, "knob_reloads", "knob generations applied")                                    \
-    X(DOUBLE_FREES, "invalid_frees", "invalid or double frees detected")
+    X(DOUBLE_FREES, "invalid_frees", "invalid or double frees detected")                           \
+    X(PURGES, "purges", "madvise calls that returned free pages of spans, blocks")                 \
+    X(REFAULT_BYTES, "refault_bytes", "purged pages taken into spans again (they fault back in)")  \
+    X(LARGE_REUSED, "large_reused", "large blocks served from a cached mapping")                   \
+    X(LARGE_GROWN, "large_grown", "large blocks served by growing a smaller cached mapping")       \
+    X(BG_PASSES, "bg_passes", "background purger passes")
 
 enum hak_proc_id {
 #define HAK_PROC_ENUM(id, ...) HAK_PROC_##id,

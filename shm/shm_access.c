@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -329,5 +331,8 @@ int hak_shm_knob_set(struct hak_shm_view *v, int knob, int cls, int64_t value, i
 }
 
 void hak_shm_request_trim(struct hak_shm_view *v) {
-    if (v && v->hdr && v->writable) __atomic_fetch_add(&v->hdr->trim_req, 1, __ATOMIC_RELEASE);
+    if (!v || !v->hdr || !v->writable) return;
+    __atomic_fetch_add(&v->hdr->trim_req, 1, __ATOMIC_RELEASE);
+    /* wakes the process's background purger, asleep on the word's low half */
+    syscall(SYS_futex, (uint32_t *)&v->hdr->trim_req, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
