@@ -24,6 +24,7 @@ static const char *const o_set[] = {"--class", "--reason", "--help", NULL};
 static const char *const o_trim[] = {"--wait", "--help", NULL};
 static const char *const o_gc[] = {"--dry-run", "--help", NULL};
 static const char *const o_none[] = {"--help", NULL};
+static const char *const o_daemon[] = {"--status", "--json", "--help", NULL};
 
 const struct hk_cmd hk_cmds[] = {
     {"ps", hk_cmd_ps, "[--json] [--interval SEC]", "list processes with a hakmem segment",
@@ -78,6 +79,11 @@ const struct hk_cmd hk_cmds[] = {
      "Removes segments whose process is gone or whose pid was reused. Only segments\n"
      "the caller may remove (its own, or any as root) are removed; others are listed.\n",
      o_gc, 0, 0},
+    {"daemon", hk_cmd_daemon, "[--status FILE] [--json]", "is hakmemd up, and what is it doing",
+     "Reads hakmemd's status file (default /run/hakmemd/status.json, else\n"
+     "/var/lib/hakmemd/status.json): up or down, pid, processes managed, decisions\n"
+     "in the last minute, BPF on or off. Exit status 0 if up, 1 if not.\n",
+     o_daemon, 0, 0},
     {"shell", hk_cmd_shell, "", "interactive shell with completion",
      "A readline shell running the same commands (`help`, `exit`). Tab completes\n"
      "commands, pids and knob names; history is kept in ~/.hakctl_history.\n",

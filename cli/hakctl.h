@@ -46,6 +46,11 @@ int hk_cmd_reset(int argc, char **argv);
 int hk_cmd_trim(int argc, char **argv);
 int hk_cmd_gc(int argc, char **argv);
 int hk_cmd_shell(int argc, char **argv);
+int hk_cmd_daemon(int argc, char **argv); /* hakctl_daemon.c */
+/* Daemon-managed processes (a live hakmemd lease): a mark appended to a ps
+ * row's text, and "managed_by" in its JSON. */
+void hk_daemon_mark(const struct hak_shm_view *v, char *buf, size_t n);
+void hk_daemon_json(const struct hak_shm_view *v, cJSON *o);
 
 /* Messages: "hakctl: ..." on stderr. hk_usage also points at --help and
  * returns HK_USAGE; hk_help prints a command's help on stdout. */

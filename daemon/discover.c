@@ -1,0 +1,362 @@
+/* discover.c — which processes hakmemd manages: inotify on /dev/shm plus a
+ * periodic rescan (and containers' /dev/shm through /proc/PID/root, as
+ * hakctl finds them), attach and detach through shm/ (no second parser), and
+ * clean-up: the segment of a process that died without unlinking it is
+ * removed as soon as its exit is seen (pidfd, or a BPF exit event).
+ *
+ * Nothing in a segment is trusted: attach validates it (shm/), a file that
+ * fails is logged once and left alone (it is not ours to judge), and every
+ * read of a mapped segment runs under the SIGBUS guard, since its owner may
+ * truncate it under us. */
+#include "hakd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+__thread sigjmp_buf *hakd_bus_jmp;
+
+/* A truncated segment faults on access: jump back to the guarded caller. */
+static void on_sigbus(int sig, siginfo_t *si, void *uc) {
+    if (hakd_bus_jmp) siglongjmp(*hakd_bus_jmp, 1);
+    signal(sig, SIG_DFL); /* not in a guarded section: a real bug */
+    raise(sig);
+}
+
+void hakd_bus_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+/* ------------------------------------------------- files we do not manage
+ * A file that is not ours to manage (excluded program, bad segment) is
+ * remembered by pid and inode, so it is judged and logged once, not every
+ * rescan. */
+#define IGN_MAX 2048
+static struct {
+    pid_t pid;
+    ino_t ino;
+} ign[IGN_MAX];
+static int n_ign, ign_next;
+
+static int ignored(pid_t pid, ino_t ino) {
+    for (int i = 0; i < n_ign; i++)
+        if (ign[i].pid == pid && ign[i].ino == ino) return 1;
+    return 0;
+}
+
+static void ignore(pid_t pid, ino_t ino) {
+    int i = n_ign < IGN_MAX ? n_ign++ : (ign_next++ % IGN_MAX);
+    ign[i].pid = pid;
+    ign[i].ino = ino;
+}
+
+static struct hakd_proc *find(struct hakd_state *st, pid_t pid) {
+    for (int i = 0; i < st->nprocs; i++)
+        if (st->procs[i]->pid == pid) return st->procs[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------- clean-up */
+
+/* Removes the segment file if it is still the very inode we attached: it is
+ * renamed away first and checked, so a new process that took the pid and
+ * the name meanwhile keeps its segment (as hakctl gc does). */
+static int remove_segment(const char *path, dev_t dev, ino_t ino) {
+    char tmp[160];
+    struct stat s;
+    const char *slash = strrchr(path, '/');
+    if (!slash) return -1;
+    snprintf(tmp, sizeof tmp, "%.*s/.hakmemd-gc.%d", (int)(slash - path), path, (int)getpid());
+    if (rename(path, tmp) != 0) return errno == ENOENT ? 0 : -1;
+    if (lstat(tmp, &s) == 0 && s.st_ino == ino && s.st_dev == dev) return unlink(tmp);
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0) unlink(tmp);
+    errno = EAGAIN;
+    return -1;
+}
+
+static void drop(struct hakd_state *st, int i, const char *why) {
+    struct hakd_proc *p = st->procs[i];
+    if (p->dead && !st->dry_run) {
+        struct stat s;
+        if (lstat(p->path, &s) == 0 && s.st_ino == p->ino) {
+            if (remove_segment(p->path, p->dev, p->ino) == 0) {
+                st->removed_total++;
+                hakd_log(HAKD_INFO, "pid %d (%s): exited without cleaning up: removed %s", p->pid,
+                         p->exe, p->path);
+            } else {
+                hakd_log(HAKD_WARN, "pid %d: cannot remove %s: %s", p->pid, p->path,
+                         strerror(errno));
+            }
+        }
+    }
+    if (p->managed && p->ps.nphases) hakd_profile_save(st, p);
+    hakd_log(HAKD_INFO, "pid %d (%s): detached (%s)", p->pid, p->exe, why);
+    if (st->bpf_on) hakd_bpf_unwatch(p->pid);
+    if (p->pidfd >= 0) close(p->pidfd);
+    hak_shm_detach(&p->view);
+    free(p);
+    st->procs[i] = st->procs[--st->nprocs];
+    st->detach_total++;
+}
+
+void hakd_discover_reap(struct hakd_state *st) {
+    for (int i = st->nprocs - 1; i >= 0; i--) {
+        struct hakd_proc *p = st->procs[i];
+        if (p->broken) {
+            drop(st, i, "segment became unreadable");
+        } else if (p->dead || hak_shm_is_stale(&p->view)) {
+            p->dead = 1;
+            drop(st, i, "process exited");
+        }
+    }
+}
+
+void hakd_discover_exit(struct hakd_state *st, pid_t pid) {
+    struct hakd_proc *p = find(st, pid);
+    if (p) p->dead = 1;
+}
+
+/* ---------------------------------------------------------------- attach */
+
+static void read_link(const char *path, char *out, size_t n) {
+    ssize_t k = readlink(path, out, n - 1);
+    out[k > 0 ? k : 0] = 0;
+}
+
+static void read_first_line(const char *path, char *out, size_t n) {
+    out[0] = 0;
+    FILE *f = fopen(path, "re");
+    if (!f) return;
+    if (fgets(out, (int)n, f)) out[strcspn(out, "\n")] = 0;
+    fclose(f);
+}
+
+static int guarded_copy(struct hakd_proc *p) {
+    sigjmp_buf jb;
+    if (sigsetjmp(jb, 1)) {
+        hakd_bus_jmp = NULL;
+        return -1;
+    }
+    hakd_bus_jmp = &jb;
+    const struct hak_shm_header *h = p->view.hdr;
+    memcpy(p->exe, h->exe, sizeof p->exe - 1);
+    memcpy(p->exe_path, h->exe_path, sizeof p->exe_path - 1);
+    hakd_bus_jmp = NULL;
+    p->exe[sizeof p->exe - 1] = p->exe_path[sizeof p->exe_path - 1] = 0;
+    return 0;
+}
+
+/* The cgroup v2 directory of a process, for memory.events / memory.high. */
+static void cgroup_of(pid_t pid, char *out, size_t n) {
+    char path[64], line[240];
+    out[0] = 0;
+    snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
+    read_first_line(path, line, sizeof line);
+    if (strncmp(line, "0::/", 4) == 0) snprintf(out, n, "/sys/fs/cgroup%s", line + 3);
+}
+
+/* Attaches pid (found as path); files we must not or cannot manage are
+ * remembered and skipped from then on. */
+static void consider(struct hakd_state *st, pid_t pid, const char *path) {
+    struct stat s;
+    char err[256], comm[64] = "", exe[256] = "", tmp[64];
+    if (find(st, pid) || lstat(path, &s) != 0 || ignored(pid, s.st_ino)) return;
+    int alive = kill(pid, 0) == 0 || errno != ESRCH;
+    if (alive) { /* judge by /proc first: no need to map what we exclude */
+        snprintf(tmp, sizeof tmp, "/proc/%d/comm", pid);
+        read_first_line(tmp, comm, sizeof comm);
+        snprintf(tmp, sizeof tmp, "/proc/%d/exe", pid);
+        read_link(tmp, exe, sizeof exe);
+        if ((comm[0] || exe[0]) && !hakd_config_wants(&st->cfg, comm, exe)) {
+            ignore(pid, s.st_ino);
+            hakd_log(HAKD_DEBUG, "pid %d (%s): not included by the config", pid, comm);
+            return;
+        }
+    }
+    if (st->nprocs >= st->cfg.max_procs) {
+        static uint64_t said;
+        if (st->ticks - said > 60 || !said)
+            hakd_log(HAKD_WARN, "managing %d processes already (max_procs): pid %d waits",
+                     st->nprocs, pid);
+        said = st->ticks ? st->ticks : 1;
+        return;
+    }
+    struct hakd_proc *p = calloc(1, sizeof *p);
+    if (!p) return;
+    int rc = hak_shm_attach(pid, !st->dry_run, &p->view, err, sizeof err);
+    if (rc != HAK_SHM_OK) {
+        if (rc != HAK_SHM_ENOENT) { /* ENOENT: it went away meanwhile */
+            hakd_log(HAKD_WARN, "pid %d: skipping segment: %s", pid, err);
+            st->errors_total++;
+            ignore(pid, s.st_ino);
+        }
+        free(p);
+        return;
+    }
+    p->pid = pid;
+    p->pidfd = -1;
+    p->dev = s.st_dev;
+    p->ino = s.st_ino;
+    snprintf(p->path, sizeof p->path, "%s", path);
+    if (guarded_copy(p) != 0) {
+        hakd_log(HAKD_WARN, "pid %d: %s faulted while reading its header (truncated)", pid, path);
+        hak_shm_detach(&p->view);
+        free(p);
+        ignore(pid, s.st_ino);
+        return;
+    }
+    if (!alive || !(comm[0] || exe[0])) { /* judged by the segment's own names */
+        if (!hakd_config_wants(&st->cfg, p->exe, p->exe_path)) {
+            hak_shm_detach(&p->view);
+            free(p);
+            ignore(pid, s.st_ino);
+            return;
+        }
+    }
+    if (exe[0]) snprintf(p->exe_path, sizeof p->exe_path, "%s", exe);
+    p->managed = 1;
+    st->procs[st->nprocs++] = p;
+    st->attach_total++;
+    /* the pidfd after the staleness check would race; before it, a pid
+     * reused meanwhile is caught by the check itself */
+    p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (hak_shm_is_stale(&p->view)) {
+        p->dead = 1;
+        hakd_log(HAKD_INFO, "pid %d (%s): segment of a process that is gone", pid, p->exe);
+        return; /* reaped (and removed) this tick */
+    }
+    hakd_profile_key(pid, p->exe_path, p->key, sizeof p->key);
+    cgroup_of(pid, p->cgroup, sizeof p->cgroup);
+    if (st->bpf_on) hakd_bpf_watch(pid);
+    hakd_log(HAKD_INFO, "pid %d (%s): attached %s%s", pid, p->exe, path,
+             st->dry_run ? " (read-only: dry run)" : "");
+}
+
+static int list_one(pid_t pid, const char *path, void *arg) {
+    consider(arg, pid, path);
+    return 0;
+}
+
+/* Processes in another mount namespace (containers): their /dev/shm is
+ * reached through /proc/PID/root; hak_shm_attach finds the segment there. */
+static void scan_containers(struct hakd_state *st) {
+    struct stat ours, theirs;
+    if (stat("/dev/shm", &ours) != 0) return;
+    DIR *d = opendir("/proc");
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        char *end, path[160];
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0 || pid > INT_MAX || find(st, (pid_t)pid)) continue;
+        snprintf(path, sizeof path, "/proc/%ld/root/dev/shm", pid);
+        if (stat(path, &theirs) != 0) continue;
+        if (theirs.st_dev == ours.st_dev && theirs.st_ino == ours.st_ino) continue;
+        /* the segment is named by the pid inside the namespace: any
+         * hakmem.* there may be this process's; attach sorts it out */
+        DIR *c = opendir(path);
+        if (!c) continue;
+        int has = 0;
+        for (struct dirent *f; (f = readdir(c));)
+            if (strncmp(f->d_name, HAK_SHM_PREFIX, strlen(HAK_SHM_PREFIX)) == 0) has = 1;
+        closedir(c);
+        if (has) {
+            char ns_pid[32] = "", line[256], st_path[64];
+            snprintf(st_path, sizeof st_path, "/proc/%ld/status", pid);
+            FILE *f = fopen(st_path, "re");
+            while (f && fgets(line, sizeof line, f))
+                if (strncmp(line, "NSpid:", 6) == 0) {
+                    char *last = strrchr(line, '\t');
+                    snprintf(ns_pid, sizeof ns_pid, "%s", last ? last + 1 : "");
+                    ns_pid[strcspn(ns_pid, "\n")] = 0;
+                }
+            if (f) fclose(f);
+            snprintf(path, sizeof path, "/proc/%ld/root/dev/shm/" HAK_SHM_PREFIX "%s", pid, ns_pid);
+            if (ns_pid[0] && access(path, F_OK) == 0) consider(st, (pid_t)pid, path);
+        }
+    }
+    closedir(d);
+}
+
+/* ----------------------------------------------------------------- inotify */
+static int inotify_fd = -1;
+
+int hakd_discover_open(struct hakd_state *st) {
+    inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_fd >= 0 &&
+        inotify_add_watch(inotify_fd, "/dev/shm",
+                          IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR) < 0) {
+        hakd_log(HAKD_WARN, "inotify on /dev/shm: %s; finding processes by rescan only",
+                 strerror(errno));
+        close(inotify_fd);
+        inotify_fd = -1;
+    }
+    return inotify_fd;
+}
+
+static pid_t name_pid(const char *name) {
+    size_t pl = strlen(HAK_SHM_PREFIX);
+    if (strncmp(name, HAK_SHM_PREFIX, pl) != 0) return 0;
+    char *end;
+    long v = strtol(name + pl, &end, 10);
+    return *end || v <= 0 || v > INT_MAX || name[pl] == '0' ? 0 : (pid_t)v;
+}
+
+void hakd_discover_inotify(struct hakd_state *st) {
+    char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t n = read(inotify_fd, buf, sizeof buf);
+        if (n <= 0) break;
+        for (char *q = buf; q < buf + n;) {
+            const struct inotify_event *ev = (const void *)q;
+            q += sizeof *ev + ev->len;
+            pid_t pid = ev->len ? name_pid(ev->name) : 0;
+            if (!pid) continue;
+            char path[64];
+            snprintf(path, sizeof path, "/dev/shm/%s", ev->name);
+            if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
+                consider(st, pid, path);
+            } else {
+                struct hakd_proc *p = find(st, pid);
+                /* the process unlinked its segment: it is exiting cleanly */
+                if (p && strcmp(p->path, path) == 0) {
+                    struct stat s;
+                    if (lstat(path, &s) != 0 || s.st_ino != p->ino) p->broken = 1;
+                }
+            }
+        }
+    }
+}
+
+void hakd_discover_tick(struct hakd_state *st, int force_rescan) {
+    static uint64_t last_scan, scans;
+    uint64_t now = hakd_now_ns();
+    if (force_rescan || inotify_fd < 0 ||
+        now - last_scan >= (uint64_t)st->cfg.rescan_ms * 1000000ull) {
+        last_scan = now;
+        hak_shm_list(list_one, st);
+        if (scans++ % 5 == 0) scan_containers(st);
+    }
+}
+
+void hakd_discover_close(struct hakd_state *st) {
+    while (st->nprocs) {
+        st->procs[st->nprocs - 1]->dead = 0; /* alive: keep their segments */
+        drop(st, st->nprocs - 1, "daemon stopping");
+    }
+    if (inotify_fd >= 0) close(inotify_fd);
+    inotify_fd = -1;
+}
