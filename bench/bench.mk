@@ -34,3 +34,4 @@ CLEAN += $(BENCH_BINS)
 # cost of the live counters: libhakmem.so against -DHAK_COUNTERS=0 (docs/overhead.md)
 bench-overhead: $(BENCH_BINS) lib/libhakmem.so lib/libhakmem-nocounters.so
 	bash bench/overhead.sh
+bench-adaptive: bench/bin/adaptive $(BENCH_LIB) daemon/hakmemd ; bash bench/adaptive.sh $(ADAPTIVE_ARGS)
