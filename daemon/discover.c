@@ -46,22 +46,28 @@ void hakd_bus_install(void) {
  * remembered by pid and inode, so it is judged and logged once, not every
  * rescan. */
 #define IGN_MAX 2048
-static struct {
+static struct ign {
     pid_t pid;
     ino_t ino;
+    off_t size;
+    struct timespec mtime; /* a file that changes is judged again */
 } ign[IGN_MAX];
 static int n_ign, ign_next;
 
-static int ignored(pid_t pid, ino_t ino) {
+static int same(const struct ign *g, pid_t pid, const struct stat *s) {
+    return g->pid == pid && g->ino == s->st_ino && g->size == s->st_size &&
+           g->mtime.tv_sec == s->st_mtim.tv_sec && g->mtime.tv_nsec == s->st_mtim.tv_nsec;
+}
+
+static int ignored(pid_t pid, const struct stat *s) {
     for (int i = 0; i < n_ign; i++)
-        if (ign[i].pid == pid && ign[i].ino == ino) return 1;
+        if (same(&ign[i], pid, s)) return 1;
     return 0;
 }
 
-static void ignore(pid_t pid, ino_t ino) {
+static void ignore(pid_t pid, const struct stat *s) {
     int i = n_ign < IGN_MAX ? n_ign++ : (ign_next++ % IGN_MAX);
-    ign[i].pid = pid;
-    ign[i].ino = ino;
+    ign[i] = (struct ign){pid, s->st_ino, s->st_size, s->st_mtim};
 }
 
 static struct hakd_proc *find(struct hakd_state *st, pid_t pid) {
@@ -174,7 +180,7 @@ static void cgroup_of(pid_t pid, char *out, size_t n) {
 static void consider(struct hakd_state *st, pid_t pid, const char *path) {
     struct stat s;
     char err[256], comm[64] = "", exe[256] = "", tmp[64];
-    if (find(st, pid) || lstat(path, &s) != 0 || ignored(pid, s.st_ino)) return;
+    if (find(st, pid) || lstat(path, &s) != 0 || ignored(pid, &s)) return;
     int alive = kill(pid, 0) == 0 || errno != ESRCH;
     if (alive) { /* judge by /proc first: no need to map what we exclude */
         snprintf(tmp, sizeof tmp, "/proc/%d/comm", pid);
@@ -182,7 +188,7 @@ static void consider(struct hakd_state *st, pid_t pid, const char *path) {
         snprintf(tmp, sizeof tmp, "/proc/%d/exe", pid);
         read_link(tmp, exe, sizeof exe);
         if ((comm[0] || exe[0]) && !hakd_config_wants(&st->cfg, comm, exe)) {
-            ignore(pid, s.st_ino);
+            ignore(pid, &s);
             hakd_log(HAKD_DEBUG, "pid %d (%s): not included by the config", pid, comm);
             return;
         }
@@ -202,7 +208,7 @@ static void consider(struct hakd_state *st, pid_t pid, const char *path) {
         if (rc != HAK_SHM_ENOENT) { /* ENOENT: it went away meanwhile */
             hakd_log(HAKD_WARN, "pid %d: skipping segment: %s", pid, err);
             st->errors_total++;
-            ignore(pid, s.st_ino);
+            ignore(pid, &s);
         }
         free(p);
         return;
@@ -216,14 +222,14 @@ static void consider(struct hakd_state *st, pid_t pid, const char *path) {
         hakd_log(HAKD_WARN, "pid %d: %s faulted while reading its header (truncated)", pid, path);
         hak_shm_detach(&p->view);
         free(p);
-        ignore(pid, s.st_ino);
+        ignore(pid, &s);
         return;
     }
     if (!alive || !(comm[0] || exe[0])) { /* judged by the segment's own names */
         if (!hakd_config_wants(&st->cfg, p->exe, p->exe_path)) {
             hak_shm_detach(&p->view);
             free(p);
-            ignore(pid, s.st_ino);
+            ignore(pid, &s);
             return;
         }
     }
@@ -296,9 +302,9 @@ static int inotify_fd = -1;
 
 int hakd_discover_open(struct hakd_state *st) {
     inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (inotify_fd >= 0 &&
-        inotify_add_watch(inotify_fd, "/dev/shm",
-                          IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR) < 0) {
+    if (inotify_fd >= 0 && inotify_add_watch(inotify_fd, "/dev/shm",
+                                             IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE |
+                                                 IN_MOVED_FROM | IN_ONLYDIR) < 0) {
         hakd_log(HAKD_WARN, "inotify on /dev/shm: %s; finding processes by rescan only",
                  strerror(errno));
         close(inotify_fd);
@@ -327,14 +333,14 @@ void hakd_discover_inotify(struct hakd_state *st) {
             if (!pid) continue;
             char path[64];
             snprintf(path, sizeof path, "/dev/shm/%s", ev->name);
-            if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
+            if (ev->mask & (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO)) {
                 consider(st, pid, path);
             } else {
                 struct hakd_proc *p = find(st, pid);
                 /* the process unlinked its segment: it is exiting cleanly */
                 if (p && strcmp(p->path, path) == 0) {
                     struct stat s;
-                    if (lstat(path, &s) != 0 || s.st_ino != p->ino) p->broken = 1;
+                    if (lstat(path, &s) != 0 || s.st_ino != p->ino) p->dead = 1;
                 }
             }
         }

@@ -348,7 +348,7 @@ static void judge(const struct hakd_state *st, struct hakd_proc *p, struct hakd_
             if (!tunable(p, ch->knob, ch->cls) || p->knobs.val[ch->knob][ch->cls] != ch->after)
                 continue; /* someone else moved it meanwhile */
             char why[HAK_SHM_REASON_MAX];
-            snprintf(why, sizeof why, "rollback: %.0f ns/op > %.0f", obj, s->obj_before);
+            snprintf(why, sizeof why, "rollback: %.1f ns/op > %.1f", obj, s->obj_before);
             emit(d, n, max, p, -3, ch->knob, ch->cls, ch->after, ch->before, why);
             s->ks[ch->knob][ch->cls].blocked[ch->after > ch->before] = HAKD_BLOCK;
             s->ks[ch->knob][ch->cls].quiet = HAKD_QUIET;
