@@ -56,8 +56,49 @@ static int on_exit_event(void *ctx, void *data, size_t len) {
     return 0;
 }
 
-int hakd_bpf_open(char *why, size_t whylen) {
+/* Opens, loads and attaches the skeleton with the syscalls counted by fentry
+ * or by the sys_enter tracepoint. 0, or a positive errno with the step that
+ * failed in *step. */
+static int load(int fentry, const char **step) {
     int err;
+
+    skel = hakmemd_bpf__open();
+    if (!skel) {
+        *step = "cannot open the BPF object";
+        return errno ? errno : EINVAL;
+    }
+    skel->rodata->nr_mmap = SYS_mmap;
+    skel->rodata->nr_munmap = SYS_munmap;
+    skel->rodata->nr_madvise = SYS_madvise;
+    skel->rodata->madv_dontneed = MADV_DONTNEED;
+    skel->rodata->madv_free = MADV_FREE;
+    bpf_program__set_autoload(skel->progs.hakd_mmap, fentry);
+    bpf_program__set_autoload(skel->progs.hakd_munmap, fentry);
+    bpf_program__set_autoload(skel->progs.hakd_madvise, fentry);
+    bpf_program__set_autoload(skel->progs.hakd_sys_enter, !fentry);
+    err = hakmemd_bpf__load(skel);
+    if (err) {
+        *step = "cannot load the BPF program";
+        return -err;
+    }
+    err = hakmemd_bpf__attach(skel);
+    if (err) {
+        *step = "cannot attach the BPF program (kernel too old?)";
+        return -err;
+    }
+    return 0;
+}
+
+static void unload(void) {
+    hakmemd_bpf__destroy(skel);
+    skel = NULL;
+}
+
+/* HAKMEMD_BPF_SYSCALLS=fentry|tracepoint forces one way of counting the
+ * syscalls (tests, diagnosis); by default fentry, else the tracepoint. */
+int hakd_bpf_open(char *why, size_t whylen) {
+    const char *mode = getenv("HAKMEMD_BPF_SYSCALLS"), *step = "";
+    int err = 0;
 
     if (skel) return 0;
     last_msg[0] = '\0';
@@ -69,23 +110,25 @@ int hakd_bpf_open(char *why, size_t whylen) {
     percpu = calloc((size_t)ncpus, sizeof(*percpu));
     if (!percpu) return off(why, whylen, "out of memory", ENOMEM);
 
-    skel = hakmemd_bpf__open();
-    if (!skel) return off(why, whylen, "cannot open the BPF object", errno);
-    skel->rodata->nr_mmap = SYS_mmap;
-    skel->rodata->nr_munmap = SYS_munmap;
-    skel->rodata->nr_madvise = SYS_madvise;
-    skel->rodata->madv_dontneed = MADV_DONTNEED;
-    skel->rodata->madv_free = MADV_FREE;
-    err = hakmemd_bpf__load(skel);
-    if (err) {
-        err = -err;
-        if (err == EPERM || err == EACCES)
-            return off(why, whylen,
-                       "not permitted to load BPF (root or CAP_BPF+CAP_PERFMON needed)", 0);
-        return off(why, whylen, "cannot load the BPF program", err);
+    if (!mode || strcmp(mode, "tracepoint") != 0) {
+        err = load(1, &step);
+        /* any failure, EPERM included: some kernels refuse fentry to root
+         * (seen on 6.18 here) and take the tracepoint */
+        if (err && !(mode && strcmp(mode, "fentry") == 0)) {
+            unload();
+            last_msg[0] = '\0';
+            err = load(0, &step);
+        }
+    } else {
+        err = load(0, &step);
     }
-    err = hakmemd_bpf__attach(skel);
-    if (err) return off(why, whylen, "cannot attach the tracepoints (kernel too old?)", -err);
+    if ((err == EPERM || err == EACCES) && geteuid() != 0)
+        return off(why, whylen, "not permitted to load BPF (root or CAP_BPF+CAP_PERFMON needed)",
+                   0);
+    if (err == EPERM || err == EACCES)
+        return off(why, whylen, "the kernel refused the BPF program to root (lockdown or an LSM?)",
+                   0);
+    if (err) return off(why, whylen, step, err);
     exit_rb = ring_buffer__new(bpf_map__fd(skel->maps.exits), on_exit_event, NULL, NULL);
     if (!exit_rb) return off(why, whylen, "cannot open the exit ring buffer", errno);
     return 0;
@@ -149,8 +192,7 @@ int hakd_bpf_drain_exits(void (*fn)(pid_t pid, void *arg), void *arg) {
 void hakd_bpf_close(void) {
     ring_buffer__free(exit_rb);
     exit_rb = NULL;
-    hakmemd_bpf__destroy(skel);
-    skel = NULL;
+    unload();
     free(percpu);
     percpu = NULL;
 }
