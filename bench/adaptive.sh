@@ -158,12 +158,24 @@ stop_daemon() { # [cpu file]: the daemon's CPU seconds and lifetime, then stop i
 }
 trap 'stop_daemon' EXIT
 
+# Other hakmemd instances on the machine (not ours) could tune the workload in
+# the no-daemon rows: count them around every run, for the report.
+foreign() {
+    local n=0 p
+    for p in $(pgrep -x hakmemd || true); do
+        [ -n "$DPID" ] && [ "$(ps -o ppid= -p "$p" | tr -d ' ')" = "$DPID" ] && continue
+        n=$((n + 1))
+    done
+    echo $n
+}
+
 configs=(defaults fixed)
 [ $have_daemon = 1 ] && configs+=(daemon profile)
 for r in $(seq 1 "$rounds"); do
     for c in "${configs[@]}"; do
         log=$OUT/$c.r$r.log
         echo "== round $r/$rounds: $c" >&2
+        f0=$(foreign)
         case $c in
         defaults) run_wl /dev/null "$log" "${wl_args[@]}" ;;
         fixed) run_wl "$OUT/best_fixed.env" "$log" "${wl_args[@]}" ;;
@@ -183,6 +195,7 @@ for r in $(seq 1 "$rounds"); do
             stop_daemon "$OUT/$c.r$r.dcpu"
             ;;
         esac
+        echo "$f0 $(foreign)" >"$OUT/$c.r$r.foreign"
         grep '^RESULT' "$log" >&2
     done
 done

@@ -186,18 +186,17 @@ def chart(outdir, png, runs, best, decs):
         with open(dat, "w") as f:
             for t, p, o, r in run["ticks"]:
                 rel = o / best[p] if best.get(p) else 0
-                f.write(f"{t - TICK / 2:.2f} {min(rel, 1.6):.4f} {r:.1f}\n")
+                f.write(f"{t - TICK / 2:.2f} {min(rel, 1.4):.4f} {r:.1f}\n")
         plots_t.append(f"'{dat}' u 1:2 w steps lw 1.5 lc rgb '{colors[c]}' t '{desc}'")
         plots_r.append(f"'{dat}' u 1:3 w steps lw 1.5 lc rgb '{colors[c]}' t '{desc}'")
         if decs.get(c):
             dd = os.path.join(outdir, f"dec_{c}.dat")
-            y = 1.45 if c == "daemon" else 1.53
+            y = 1.5 if c == "daemon" else 1.6
             with open(dd, "w") as f:
                 for t, _txt in decs[c]:
                     f.write(f"{t:.2f} {y}\n")
-            marks.append(f"'{dd}' u 1:2 w impulses lw 1 lc rgb '{colors[c]}' notitle, "
-                         f"'{dd}' u 1:2 w points pt 9 ps 1.2 lc rgb '{colors[c]}' "
-                         f"t 'decision ({c})'")
+            marks.append(f"'{dd}' u 1:2 w points pt 9 ps 1.3 lc rgb '{colors[c]}' "
+                         f"t 'knob decision ({c})'")
     base = runs["defaults"][0][1]
     labels = []
     for name, _c, t0, _t1, _n, _cpu in base["phases"]:
@@ -215,13 +214,15 @@ def chart(outdir, png, runs, best, decs):
             "set grid ytics",
             "set key outside right top",
             "set ylabel \"ops/s / phase's best steady rate\"",
-            "set yrange [0:1.6]",
+            "set yrange [0:1.8]",
+            "set ytics 0,0.2,1.4",
             *labels,
             "plot " + ", ".join(plots_t + marks),
             "unset label",
             "set ylabel 'RSS (MiB)'",
             "set xlabel 'seconds'",
             "set yrange [0:*]",
+            "set ytics auto",
             "plot " + ", ".join(plots_r),
             "unset multiplot",
         ]) + "\n")
@@ -417,6 +418,17 @@ def report(outdir, md_path, png_path):
         env = " ".join(open(f).read().split()) or "(defaults)"
         w("| %s | `%s` | %.3f |" % (os.path.basename(f)[:-4], env,
                                    score(d0, parse_wl(f[:-4] + ".log"))))
+    w("")
+    seen = []
+    for f in sorted(glob.glob(os.path.join(outdir, "*.foreign"))):
+        w_ = open(f).read().split()
+        if any(x != "0" for x in w_):
+            seen.append("%s (%s)" % (os.path.basename(f)[:-8], "/".join(w_)))
+    if seen:
+        w("Other hakmemd instances (not this benchmark's) were running at the start/end of: "
+          "%s. They may have tuned the workload, if their config included it." % ", ".join(seen))
+    else:
+        w("No other hakmemd instance was running at the start or end of any run.")
     w("")
     w("Load on the machine at the start: %s. The machine's 2 CPUs are shared with other "
       "work, so single 0.5 s ticks are noisy; the per-round column shows the spread." %
