@@ -43,7 +43,7 @@ static int write_one(struct hakd_state *st, struct hakd_decision *x) {
     struct hakd_proc *p = x->proc;
     sigjmp_buf jb;
     volatile int rc = 0;
-    if (sigsetjmp(jb, 1)) {
+    if (sigsetjmp(jb, 0)) {
         hakd_bus_jmp = NULL;
         hakd_log(HAKD_WARN, "pid %d: segment truncated under us while writing", p->pid);
         p->broken = 1;
@@ -95,17 +95,18 @@ int hakd_apply(struct hakd_state *st, struct hakd_decision *d, int n) {
 }
 
 static void lease_all(struct hakd_state *st, uint64_t ms) {
+    pid_t me = getpid();
     for (int i = 0; i < st->nprocs; i++) {
         struct hakd_proc *p = st->procs[i];
         if (!p->managed || p->dead || p->broken) continue;
         sigjmp_buf jb;
-        if (sigsetjmp(jb, 1)) {
+        if (sigsetjmp(jb, 0)) {
             hakd_bus_jmp = NULL;
             p->broken = 1;
             continue;
         }
         hakd_bus_jmp = &jb;
-        hak_shm_lease_renew(&p->view, getpid(), ms); /* ENOENT: an ABI 1.0 segment */
+        hak_shm_lease_renew(&p->view, me, ms); /* ENOENT: an ABI 1.0 segment */
         hakd_bus_jmp = NULL;
     }
 }

@@ -3,7 +3,7 @@
  *     "interval_ms": 1000,        tick, 50..60000
  *     "lease_ms": 10000,          daemon knobs revert this long after the daemon goes silent
  *     "profile_save_s": 60,       periodic profile save
- *     "rescan_ms": 2000,          full rescan of /dev/shm (inotify does the rest)
+ *     "rescan_ms": 5000,          full rescan of /dev/shm (inotify does the rest)
  *     "idle_trim_ticks": 3,       ticks at ~zero operations before a trim request
  *     "cache_budget_mb": 1024,    all thread caches of all managed processes
  *     "memory_budget_mb": 0,      per process: cached memory is priced above 80 % of it
@@ -29,7 +29,7 @@ void hakd_config_defaults(struct hakd_config *c) {
     c->interval_ms = 1000;
     c->lease_ms = 10000;
     c->profile_save_s = 60;
-    c->rescan_ms = 2000;
+    c->rescan_ms = 5000;
     c->idle_trim_ticks = 3;
     c->cache_budget_mb = 1024;
     c->memory_budget_mb = 0;

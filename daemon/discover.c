@@ -22,11 +22,14 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 __thread sigjmp_buf *hakd_bus_jmp;
 
-/* A truncated segment faults on access: jump back to the guarded caller. */
+/* A truncated segment faults on access: jump back to the guarded caller.
+ * SA_NODEFER leaves SIGBUS unblocked in the handler, so the guards use
+ * sigsetjmp(jb, 0): no signal-mask system call for every guarded read. */
 static void on_sigbus(int sig, siginfo_t *si, void *uc) {
     if (hakd_bus_jmp) siglongjmp(*hakd_bus_jmp, 1);
     signal(sig, SIG_DFL); /* not in a guarded section: a real bug */
@@ -43,32 +46,46 @@ void hakd_bus_install(void) {
 
 /* ------------------------------------------------- files we do not manage
  * A file that is not ours to manage (excluded program, bad segment) is
- * remembered by pid and inode, so it is judged and logged once, not every
- * rescan. */
-#define IGN_MAX 2048
+ * remembered by pid, so it is judged and logged once, not every rescan;
+ * /dev/shm may hold thousands of them. An open-addressing table keyed by
+ * pid: a lookup is O(1); when it fills up it is emptied (files are then
+ * judged once more). */
+#define IGN_SIZE 16384 /* a power of two */
 static struct ign {
-    pid_t pid;
+    pid_t pid;     /* 0: empty */
+    int by_config; /* excluded: holds while the file does (its bytes change) */
     ino_t ino;
     off_t size;
-    struct timespec mtime; /* a file that changes is judged again */
-} ign[IGN_MAX];
-static int n_ign, ign_next;
+    struct timespec mtime; /* a bad file that changes is judged again */
+} ign[IGN_SIZE];
+static int n_ign;
 
-static int same(const struct ign *g, pid_t pid, const struct stat *s) {
-    return g->pid == pid && g->ino == s->st_ino && g->size == s->st_size &&
-           g->mtime.tv_sec == s->st_mtim.tv_sec && g->mtime.tv_nsec == s->st_mtim.tv_nsec;
+static struct ign *ign_slot(pid_t pid) {
+    for (uint32_t h = ((uint32_t)pid * 2654435761u) & (IGN_SIZE - 1);; h = (h + 1) & (IGN_SIZE - 1))
+        if (ign[h].pid == pid || ign[h].pid == 0) return &ign[h];
 }
 
 static int ignored(pid_t pid, const struct stat *s) {
-    for (int i = 0; i < n_ign; i++)
-        if (same(&ign[i], pid, s)) return 1;
-    return 0;
+    const struct ign *g = ign_slot(pid);
+    return g->pid == pid && g->ino == s->st_ino &&
+           (g->by_config || (g->size == s->st_size && g->mtime.tv_sec == s->st_mtim.tv_sec &&
+                             g->mtime.tv_nsec == s->st_mtim.tv_nsec));
 }
 
-static void ignore(pid_t pid, const struct stat *s) {
-    int i = n_ign < IGN_MAX ? n_ign++ : (ign_next++ % IGN_MAX);
-    ign[i] = (struct ign){pid, s->st_ino, s->st_size, s->st_mtim};
+static void ignore(pid_t pid, const struct stat *s, int by_config) {
+    if (n_ign >= IGN_SIZE * 3 / 4) hakd_discover_forget();
+    struct ign *g = ign_slot(pid);
+    if (g->pid == 0) n_ign++;
+    *g = (struct ign){pid, by_config, s->st_ino, s->st_size, s->st_mtim};
 }
+
+/* The config changed (SIGHUP): what it excluded may be included now. */
+void hakd_discover_forget(void) {
+    memset(ign, 0, sizeof ign);
+    n_ign = 0;
+}
+
+static int rescan_soon; /* a young segment failed to attach: look again next tick */
 
 static struct hakd_proc *find(struct hakd_state *st, pid_t pid) {
     for (int i = 0; i < st->nprocs; i++)
@@ -113,6 +130,7 @@ static void drop(struct hakd_state *st, int i, const char *why) {
     hakd_log(HAKD_INFO, "pid %d (%s): detached (%s)", p->pid, p->exe, why);
     if (st->bpf_on) hakd_bpf_unwatch(p->pid);
     if (p->pidfd >= 0) close(p->pidfd);
+    if (p->stat_fd >= 0) close(p->stat_fd);
     hak_shm_detach(&p->view);
     free(p);
     st->procs[i] = st->procs[--st->nprocs];
@@ -124,7 +142,8 @@ void hakd_discover_reap(struct hakd_state *st) {
         struct hakd_proc *p = st->procs[i];
         if (p->broken) {
             drop(st, i, "segment became unreadable");
-        } else if (p->dead || hak_shm_is_stale(&p->view)) {
+        } else if (p->dead || (p->pidfd < 0 && !st->bpf_on && hak_shm_is_stale(&p->view))) {
+            /* with a pidfd or BPF, an exit is signalled; else it is polled */
             p->dead = 1;
             drop(st, i, "process exited");
         }
@@ -153,7 +172,7 @@ static void read_first_line(const char *path, char *out, size_t n) {
 
 static int guarded_copy(struct hakd_proc *p) {
     sigjmp_buf jb;
-    if (sigsetjmp(jb, 1)) {
+    if (sigsetjmp(jb, 0)) {
         hakd_bus_jmp = NULL;
         return -1;
     }
@@ -179,16 +198,17 @@ static void cgroup_of(pid_t pid, char *out, size_t n) {
  * remembered and skipped from then on. */
 static void consider(struct hakd_state *st, pid_t pid, const char *path) {
     struct stat s;
-    char err[256], comm[64] = "", exe[256] = "", tmp[64];
+    char err[256], exe[256] = "";
     if (find(st, pid) || lstat(path, &s) != 0 || ignored(pid, &s)) return;
     int alive = kill(pid, 0) == 0 || errno != ESRCH;
     if (alive) { /* judge by /proc first: no need to map what we exclude */
+        char tmp[64], comm[64] = "";
         snprintf(tmp, sizeof tmp, "/proc/%d/comm", pid);
         read_first_line(tmp, comm, sizeof comm);
         snprintf(tmp, sizeof tmp, "/proc/%d/exe", pid);
         read_link(tmp, exe, sizeof exe);
-        if ((comm[0] || exe[0]) && !hakd_config_wants(&st->cfg, comm, exe)) {
-            ignore(pid, &s);
+        if (exe[0] && !hakd_config_wants(&st->cfg, comm, exe)) {
+            ignore(pid, &s, 1);
             hakd_log(HAKD_DEBUG, "pid %d (%s): not included by the config", pid, comm);
             return;
         }
@@ -201,38 +221,47 @@ static void consider(struct hakd_state *st, pid_t pid, const char *path) {
         said = st->ticks ? st->ticks : 1;
         return;
     }
-    struct hakd_proc *p = calloc(1, sizeof *p);
-    if (!p) return;
+    static struct hakd_proc tmpl; /* filled first; allocated once it is wanted */
+    struct hakd_proc *p = &tmpl;
+    memset(p, 0, offsetof(struct hakd_proc, raw));
     int rc = hak_shm_attach(pid, !st->dry_run, &p->view, err, sizeof err);
     if (rc != HAK_SHM_OK) {
-        if (rc != HAK_SHM_ENOENT) { /* ENOENT: it went away meanwhile */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (rc == HAK_SHM_ECORRUPT && now.tv_sec - s.st_mtim.tv_sec < 2) {
+            /* a segment being created (the allocator sizes and fills it in
+             * place): judged again at the next ticks, logged once it is old */
+            hakd_log(HAKD_DEBUG, "pid %d: segment not ready yet: %s", pid, err);
+            rescan_soon = 1;
+        } else if (rc != HAK_SHM_ENOENT) { /* ENOENT: it went away meanwhile */
             hakd_log(HAKD_WARN, "pid %d: skipping segment: %s", pid, err);
             st->errors_total++;
-            ignore(pid, &s);
+            ignore(pid, &s, 0);
         }
-        free(p);
         return;
     }
-    p->pid = pid;
-    p->pidfd = -1;
-    p->dev = s.st_dev;
-    p->ino = s.st_ino;
-    snprintf(p->path, sizeof p->path, "%s", path);
     if (guarded_copy(p) != 0) {
         hakd_log(HAKD_WARN, "pid %d: %s faulted while reading its header (truncated)", pid, path);
         hak_shm_detach(&p->view);
-        free(p);
-        ignore(pid, &s);
+        ignore(pid, &s, 0);
         return;
     }
-    if (!alive || !(comm[0] || exe[0])) { /* judged by the segment's own names */
-        if (!hakd_config_wants(&st->cfg, p->exe, p->exe_path)) {
-            hak_shm_detach(&p->view);
-            free(p);
-            ignore(pid, &s);
-            return;
-        }
+    if ((!alive || !exe[0]) && /* judged by the segment's own names */
+        !hakd_config_wants(&st->cfg, p->exe, p->exe_path)) {
+        hak_shm_detach(&p->view);
+        ignore(pid, &s, 1);
+        return;
     }
+    if (!(p = calloc(1, sizeof *p))) {
+        hak_shm_detach(&tmpl.view);
+        return;
+    }
+    memcpy(p, &tmpl, offsetof(struct hakd_proc, raw));
+    p->pid = pid;
+    p->pidfd = p->stat_fd = -1;
+    p->dev = s.st_dev;
+    p->ino = s.st_ino;
+    snprintf(p->path, sizeof p->path, "%s", path);
     if (exe[0]) snprintf(p->exe_path, sizeof p->exe_path, "%s", exe);
     p->managed = 1;
     st->procs[st->nprocs++] = p;
@@ -329,6 +358,7 @@ void hakd_discover_inotify(struct hakd_state *st) {
         for (char *q = buf; q < buf + n;) {
             const struct inotify_event *ev = (const void *)q;
             q += sizeof *ev + ev->len;
+            if (ev->mask & IN_Q_OVERFLOW) rescan_soon = 1; /* events lost: look at all */
             pid_t pid = ev->len ? name_pid(ev->name) : 0;
             if (!pid) continue;
             char path[64];
@@ -348,12 +378,14 @@ void hakd_discover_inotify(struct hakd_state *st) {
 }
 
 void hakd_discover_tick(struct hakd_state *st, int force_rescan) {
-    static uint64_t last_scan, scans;
+    static uint64_t last_scan;
     uint64_t now = hakd_now_ns();
-    if (force_rescan || inotify_fd < 0 ||
+    if (force_rescan || inotify_fd < 0 || rescan_soon ||
         now - last_scan >= (uint64_t)st->cfg.rescan_ms * 1000000ull) {
         last_scan = now;
+        rescan_soon = 0;
         hak_shm_list(list_one, st);
+        static uint64_t scans; /* containers: every 5th rescan */
         if (scans++ % 5 == 0) scan_containers(st);
     }
 }

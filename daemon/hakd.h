@@ -147,6 +147,7 @@ struct hakd_proc {
     dev_t dev;
     ino_t ino;   /* the segment file's identity, for a safe removal */
     int pidfd;   /* readable when the process exits; -1 */
+    int stat_fd; /* /proc/PID/stat, kept open; -1 */
     int managed; /* config includes it */
     int dead, broken;
     char exe[64], exe_path[256], key[96]; /* key: the program, for profiles */
@@ -156,6 +157,8 @@ struct hakd_proc {
     int cur; /* raw[cur] is the latest */
     struct hakd_rec rec;
     struct hakd_knobs_now knobs;
+    uint64_t knob_gen; /* the segment's knob_gen when knobs were read */
+    int knobs_read;
     struct hakd_pstate ps;
     uint64_t decisions;
 };
@@ -183,6 +186,7 @@ void hakd_discover_inotify(struct hakd_state *st);
 void hakd_discover_exit(struct hakd_state *st, pid_t pid); /* BPF / pidfd said it exited */
 void hakd_discover_reap(struct hakd_state *st);            /* detach and clean up the dead */
 void hakd_discover_close(struct hakd_state *st);
+void hakd_discover_forget(void); /* config reloaded: judge every file again */
 /* SIGBUS guard around reads/writes of a segment: 0 normally, nonzero when a
  * truncated segment faulted (the process is then marked broken). */
 #include <setjmp.h>

@@ -171,6 +171,7 @@ static void proc_exited(pid_t pid, void *arg) {
 static int tick(struct hakd_state *st) {
     int n = 0;
     st->ticks++;
+    hakd_discover_inotify(st);
     hakd_discover_tick(st, 0);
     hakd_discover_reap(st);
     st->psi_some10 = hakd_read_psi();
@@ -265,7 +266,7 @@ int main(int argc, char **argv) {
     hakd_log(st.bpf_on ? HAKD_INFO : HAKD_WARN, "%s",
              st.bpf_on ? "BPF on: page faults, mmap/munmap/madvise and exits from the kernel"
                        : st.bpf_why);
-    int ifd = hakd_discover_open(&st);
+    hakd_discover_open(&st);
     hakd_log(HAKD_INFO, "started: pid %d, interval %d ms, lease %d ms, state %s, status %s%s%s%s",
              getpid(), st.cfg.interval_ms, st.cfg.lease_ms, st.state_dir, st.status_path,
              st.dry_run ? ", dry run" : "", o.metrics ? ", metrics on " : "",
@@ -319,7 +320,9 @@ int main(int argc, char **argv) {
         static struct hakd_proc *owner[HAKD_MAX_PROCS + 32];
         int n = 0, bfd = st.bpf_on ? hakd_bpf_exit_fd() : -1, cfds[8];
         pf[n++] = (struct pollfd){sfd, POLLIN, 0};
-        pf[n++] = (struct pollfd){ifd, POLLIN, 0};
+        /* inotify is drained at each tick, not polled: the churn of other
+         * programs' segments must not wake the daemon between ticks */
+        pf[n++] = (struct pollfd){-1, POLLIN, 0};
         pf[n++] = (struct pollfd){bfd, POLLIN, 0};
         pf[n++] = (struct pollfd){lfd, POLLIN, 0};
         int nc = lfd >= 0 ? hakd_metrics_fds(cfds, 8) : 0;
@@ -346,6 +349,7 @@ int main(int argc, char **argv) {
                     } else {
                         if (o.interval_ms) c.interval_ms = o.interval_ms;
                         st.cfg = c;
+                        hakd_discover_forget();
                         hakd_log(HAKD_INFO, "SIGHUP: config %s reloaded", config);
                     }
                 } else {
@@ -354,7 +358,6 @@ int main(int argc, char **argv) {
                 }
             }
         }
-        if (pf[1].revents) hakd_discover_inotify(&st);
         if (pf[2].revents) hakd_bpf_drain_exits(proc_exited, &st);
         if (pf[3].revents) hakd_metrics_accept(&st, lfd);
         for (int i = 4; i < base; i++)

@@ -228,7 +228,8 @@ static void page(struct hakd_state *st, struct buf *b) {
 
 void hakd_metrics_serve(struct hakd_state *st, int fd) {
     int i;
-    for (i = 0; i < nclients && clients[i].fd != fd; i++) continue;
+    for (i = 0; i < nclients; i++)
+        if (clients[i].fd == fd) break;
     if (i == nclients) return;
     struct client *c = &clients[i];
     ssize_t k = read(fd, c->req + c->len, sizeof c->req - 1 - c->len);

@@ -31,6 +31,9 @@
 #define FAULTS_HIGH 5000.0 /* minor faults/s that count as refaulting */
 #define PSI_HIGH 10.0      /* % of time some task stalled on memory */
 #define MIB (1024.0 * 1024.0)
+#define DRAIN_LAZY                                                                                 \
+    64 /* drain_interval the daemon grows to at most: a return                                     \
+        * of remote frees is answered by one step back to 1 */
 
 typedef int signal_fn(const struct hakd_state *st, const struct hakd_proc *p, int c, double *v);
 
@@ -93,16 +96,17 @@ static int sig_remote_none(const struct hakd_state *st, const struct hakd_proc *
     double refills = 0;
     for (int i = 0; i < HAK_NUM_CLASSES; i++) refills += p->rec.refills[i];
     *v = refills;
-    return p->rec.ops >= HOT_OPS && p->rec.remote_share < 0.001 && refills > 1000;
+    return p->rec.ops >= HOT_OPS && p->rec.remote_share < 0.001 && refills > 1000 &&
+           knob(p, HAK_KNOB_DRAIN_INTERVAL, 0) < DRAIN_LAZY;
 }
 static int sig_large_churn(const struct hakd_state *st, const struct hakd_proc *p, int c,
                            double *v) {
     const struct hakd_rec *r = &p->rec;
     double churn = r->munmap_bps > r->released_bps ? r->munmap_bps : r->released_bps;
     *v = churn / MIB;
-    /* large blocks come and go faster than the cache keeps them */
-    return !pressure(st, p) && r->large_ops > 10 && churn > CHURN_BPS &&
-           r->large_cached < 0.75 * (double)knob(p, HAK_KNOB_LARGE_CACHE_MB, 0) * MIB;
+    /* large blocks go back to the kernel as fast as they come: the cache is
+     * too small for the working set of freed blocks */
+    return !pressure(st, p) && r->large_ops > 2 && churn > CHURN_BPS;
 }
 static int sig_seg_churn(const struct hakd_state *st, const struct hakd_proc *p, int c, double *v) {
     const struct hakd_rec *r = &p->rec;
@@ -153,7 +157,7 @@ static const struct rule rules[] = {
  {"tight_cap",     K(FAST_CAP),        1, -1, 0,  0,  0,  1,         sig_tight_cap,   "memory pressure %.0f%% -> shrink"},
  {"cold_cap",      K(FAST_CAP),        1, -1, 0,  1,  0,  10,        sig_cold_cap,    "cold, %.0f KiB cached -> shrink"},
  {"cold_refill",   K(REFILL_COUNT),    1, -1, 0,  1,  0,  10,        sig_cold_refill, "cold, %.1f ops/s -> shrink"},
- {"remote_heavy",  K(DRAIN_INTERVAL),  0, -1, 0,  0,  0,  HAKD_HYST, sig_remote_heavy,"remote frees %.0f%% -> drain sooner"},
+ {"remote_heavy",  K(DRAIN_INTERVAL),  0,  0, 1,  0,  0,  HAKD_HYST, sig_remote_heavy,"remote frees %.0f%% -> drain sooner"},
  {"remote_none",   K(DRAIN_INTERVAL),  0, +1, 0,  0,  1,  HAKD_HYST, sig_remote_none, "no remote frees, %.0f refills/s -> drain less"},
  {"large_churn",   K(LARGE_CACHE_MB),  0, +1, 0,  0,  1,  HAKD_HYST, sig_large_churn, "unmap %.0f MiB/s -> grow"},
  {"seg_churn",     K(SEG_CACHE),       0, +1, 0,  0,  1,  HAKD_HYST, sig_seg_churn,   "release %.0f MiB/s -> grow"},
@@ -314,8 +318,10 @@ static void phase_track(const struct hakd_state *st, struct hakd_proc *p, struct
     struct hakd_pstate *s = &p->ps;
     if (!strcmp(key, s->phase)) {
         s->phase_ticks++;
+        snprintf(s->phase_next, sizeof s->phase_next, "%s", key);
         return;
     }
+    s->pending = s->nset = 0;         /* the workload moves: a change now cannot be judged */
     if (strcmp(key, s->phase_next)) { /* seen once: wait for a second tick */
         snprintf(s->phase_next, sizeof s->phase_next, "%s", key);
         return;
@@ -342,7 +348,10 @@ static void judge(const struct hakd_state *st, struct hakd_proc *p, struct hakd_
     double cpu_ticks = s->cpu_after * (double)sysconf(_SC_CLK_TCK);
     double tol = s->noise > 0.03 ? s->noise : 0.03;
     if (cpu_ticks > 0 && 2 / cpu_ticks > tol) tol = 2 / cpu_ticks;
-    if (s->obj_before > 0 && obj > s->obj_before * (1 + tol)) {
+    if (obj > 3 * s->obj_before || 3 * obj < s->obj_before) {
+        /* no knob step moves the cost per operation threefold: the workload
+         * changed under the experiment; nothing can be concluded */
+    } else if (s->obj_before > 0 && obj > s->obj_before * (1 + tol)) {
         for (int i = 0; i < s->nset; i++) {
             struct hakd_change *ch = &s->set[i];
             if (!tunable(p, ch->knob, ch->cls) || p->knobs.val[ch->knob][ch->cls] != ch->after)

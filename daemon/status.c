@@ -12,9 +12,8 @@
 static int last_minute(const struct hakd_state *st) {
     uint64_t now = hakd_now_ns();
     int n = 0;
-    unsigned k = st->ndt < 256 ? st->ndt : 256;
-    for (unsigned i = 0; i < k; i++)
-        if (now - st->decision_times[i] < 60000000000ull) n++;
+    for (unsigned i = 0; i < 256; i++) /* the ring: 0 = never used */
+        if (st->decision_times[i] && now - st->decision_times[i] < 60000000000ull) n++;
     return n;
 }
 

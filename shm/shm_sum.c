@@ -33,8 +33,12 @@ int hak_shm_ctr_sum_all(const struct hak_shm_view *v, const int *ctrs, int n, ui
     if (!res) return HAK_SHM_ESYS;
     if (mincore(v->hdr, v->len, res) != 0) memset(res, 1, npages); /* unknown: read all */
     const char *b = (const char *)h;
+    uint64_t span = (uint64_t)n_ctrs * cs * 8, upg = (uint64_t)pg;
     for (uint32_t s = 0; s < ns; s++) {
         uint64_t slot = off + (uint64_t)s * size + coff;
+        int any = 0; /* a slot no thread ever used is all holes: skip it whole */
+        for (uint64_t q = slot / upg; q <= (slot + span - 1) / upg && !any; q++) any = res[q] & 1;
+        if (!any) continue;
         for (int i = 0; i < n; i++) {
             int k = ctrs[i] >= 0 && ctrs[i] < HAK_NUM_CTRS ? v->ctr_map[ctrs[i]] : -1;
             if (k < 0 || (uint32_t)k >= n_ctrs) continue;
