@@ -9,6 +9,7 @@
 #include "hakd.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,21 +22,23 @@ static void note_decision(struct hakd_state *st, struct hakd_decision *x) {
     if (x->rule >= 0 && x->rule < HAKD_RULES_MAX) st->rule_count[x->rule]++;
 }
 
+/* One line a decision: the log, and stdout too with --once. */
 static void say(const struct hakd_state *st, const struct hakd_decision *x) {
     const struct hakd_proc *p = x->proc;
-    const char *dry = st->dry_run ? "dry-run: " : "";
-    if (x->knob < 0) {
-        hakd_log(HAKD_INFO, "%spid %d (%s): trim [%s] %s", dry, p->pid, p->exe,
-                 hakd_rule_name(x->rule), x->reason);
-    } else if (hak_knob_defs[x->knob].scope == HAK_SCOPE_CLASS) {
-        hakd_log(HAKD_INFO, "%spid %d (%s): %s[%d] %lld -> %lld [%s] %s", dry, p->pid, p->exe,
-                 hak_knob_defs[x->knob].name, x->cls, (long long)x->from, (long long)x->to,
-                 hakd_rule_name(x->rule), x->reason);
-    } else {
-        hakd_log(HAKD_INFO, "%spid %d (%s): %s %lld -> %lld [%s] %s", dry, p->pid, p->exe,
-                 hak_knob_defs[x->knob].name, (long long)x->from, (long long)x->to,
-                 hakd_rule_name(x->rule), x->reason);
-    }
+    char what[160];
+    if (x->knob < 0)
+        snprintf(what, sizeof what, "trim");
+    else if (hak_knob_defs[x->knob].scope == HAK_SCOPE_CLASS)
+        snprintf(what, sizeof what, "%s[%d] %lld -> %lld", hak_knob_defs[x->knob].name, x->cls,
+                 (long long)x->from, (long long)x->to);
+    else
+        snprintf(what, sizeof what, "%s %lld -> %lld", hak_knob_defs[x->knob].name,
+                 (long long)x->from, (long long)x->to);
+    hakd_log(HAKD_INFO, "%spid %d (%s): %s [%s] %s", st->dry_run ? "dry-run: " : "", p->pid, p->exe,
+             what, hakd_rule_name(x->rule), x->reason);
+    if (st->once)
+        printf("pid %d (%s): %s [%s] %s\n", p->pid, p->exe, what, hakd_rule_name(x->rule),
+               x->reason);
 }
 
 /* One write, guarded. 0 done, -1 refused or failed (logged). */
