@@ -34,3 +34,10 @@ install-daemon: daemon/hakmemd
 	install -D -m 644 docs/hakmemd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hakmemd.8
 	install -D -m 644 docs/hakmemd.md $(DESTDIR)$(PREFIX)/share/doc/hakmem/hakmemd.md
 INSTALL_TARGETS += install-daemon
+
+# the phase-alternating workload tests/t_daemon_phases.sh drives
+tests/bin/daemon_phases: tests/daemon_phases.c
+	@mkdir -p tests/bin
+	$(CC) $(CFLAGS) -fno-builtin -o $@ $< $(LDLIBS)
+TEST_DEPS += tests/bin/daemon_phases
+CLEAN += tests/bin/daemon_phases
