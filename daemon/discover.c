@@ -185,13 +185,44 @@ static int guarded_copy(struct hakd_proc *p) {
     return 0;
 }
 
+/* Where cgroup v2 is mounted (/sys/fs/cgroup, or .../unified on a hybrid
+ * system), from our mountinfo; "" if it is not. */
+static const char *cgroup2_root(void) {
+    static char root[200];
+    static int done;
+    if (done) return root;
+    done = 1;
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        char mnt[200], fstype[32];
+        const char *dash = strstr(line, " - ");
+        if (dash && sscanf(dash, " - %31s", fstype) == 1 && !strcmp(fstype, "cgroup2") &&
+            sscanf(line, "%*s %*s %*s %*s %199s", mnt) == 1) {
+            snprintf(root, sizeof root, "%s", mnt);
+            break;
+        }
+    }
+    if (f) fclose(f);
+    return root;
+}
+
 /* The cgroup v2 directory of a process, for memory.events / memory.high. */
 static void cgroup_of(pid_t pid, char *out, size_t n) {
     char path[64], line[240];
     out[0] = 0;
     snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
-    read_first_line(path, line, sizeof line);
-    if (strncmp(line, "0::/", 4) == 0) snprintf(out, n, "/sys/fs/cgroup%s", line + 3);
+    FILE *f = fopen(path, "re");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "0::/", 4) == 0 && cgroup2_root()[0]) {
+            line[strcspn(line, "\n")] = 0;
+            size_t k = strlen(cgroup2_root());
+            if (k + strlen(line + 3) < n) {
+                memcpy(out, cgroup2_root(), k);
+                memcpy(out + k, line + 3, strlen(line + 3) + 1);
+            }
+        }
+    if (f) fclose(f);
 }
 
 /* Attaches pid (found as path); files we must not or cannot manage are
