@@ -190,6 +190,7 @@ for r in $(seq 1 "$rounds"); do
             # the profile the previous (no-profile) daemon run learned
             rm -rf "$OUT/pstate.r$r"
             cp -a "$OUT/state.r$r" "$OUT/pstate.r$r"
+            find "$OUT/pstate.r$r" -name '*.json' -path '*profiles*' | wc -l >"$OUT/$c.r$r.nprof"
             start_daemon "$OUT/pstate.r$r" "$OUT/$c.r$r.dlog"
             run_wl /dev/null "$log" "${wl_args[@]}"
             stop_daemon "$OUT/$c.r$r.dcpu"

@@ -272,6 +272,14 @@ def report(outdir, md_path, png_path):
     w("Raw logs: `bench/out/adaptive/`. Every figure below is computed from them by "
       "`bench/adaptive_report.py`; nothing is edited by hand.")
     w("")
+    empty = []
+    for f in sorted(glob.glob(os.path.join(outdir, "profile.r*.nprof"))):
+        if open(f).read().strip() == "0":
+            empty.append(os.path.basename(f)[:-6])
+    if empty:
+        w("**The previous daemon run saved no profile before %s: those runs started from "
+          "nothing, like the no-profile row.**" % ", ".join(empty))
+        w("")
     if meta.get("daemon") != "1":
         w("**daemon/hakmemd was not built when this ran: the two daemon rows are missing.**")
         w("")
