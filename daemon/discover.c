@@ -44,6 +44,35 @@ void hakd_bus_install(void) {
     sigaction(SIGBUS, &sa, NULL);
 }
 
+/* hak_shm_attach and hak_shm_is_stale read the mapping (validation, the
+ * header's start time): a file truncated at that moment faults there too. */
+static int guarded_attach(pid_t pid, int writable, struct hak_shm_view *v, char *err, size_t n) {
+    sigjmp_buf jb;
+    if (sigsetjmp(jb, 0)) {
+        hakd_bus_jmp = NULL;
+        memset(v, 0, sizeof *v); /* its mapping is lost to us: a rare, bounded leak */
+        snprintf(err, n, "segment of pid %d truncated while being validated", pid);
+        return HAK_SHM_ECORRUPT;
+    }
+    hakd_bus_jmp = &jb;
+    int rc = hak_shm_attach(pid, writable, v, err, n);
+    hakd_bus_jmp = NULL;
+    return rc;
+}
+
+static int guarded_stale(struct hakd_proc *p) {
+    sigjmp_buf jb;
+    if (sigsetjmp(jb, 0)) {
+        hakd_bus_jmp = NULL;
+        p->broken = 1;
+        return 1;
+    }
+    hakd_bus_jmp = &jb;
+    int stale = hak_shm_is_stale(&p->view);
+    hakd_bus_jmp = NULL;
+    return stale;
+}
+
 /* ------------------------------------------------- files we do not manage
  * A file that is not ours to manage (excluded program, bad segment) is
  * remembered by pid, so it is judged and logged once, not every rescan;
@@ -142,7 +171,7 @@ void hakd_discover_reap(struct hakd_state *st) {
         struct hakd_proc *p = st->procs[i];
         if (p->broken) {
             drop(st, i, "segment became unreadable");
-        } else if (p->dead || (p->pidfd < 0 && !st->bpf_on && hak_shm_is_stale(&p->view))) {
+        } else if (p->dead || (p->pidfd < 0 && !st->bpf_on && guarded_stale(p))) {
             /* with a pidfd or BPF, an exit is signalled; else it is polled */
             p->dead = 1;
             drop(st, i, "process exited");
@@ -255,7 +284,7 @@ static void consider(struct hakd_state *st, pid_t pid, const char *path) {
     static struct hakd_proc tmpl; /* filled first; allocated once it is wanted */
     struct hakd_proc *p = &tmpl;
     memset(p, 0, offsetof(struct hakd_proc, raw));
-    int rc = hak_shm_attach(pid, !st->dry_run, &p->view, err, sizeof err);
+    int rc = guarded_attach(pid, !st->dry_run, &p->view, err, sizeof err);
     if (rc != HAK_SHM_OK) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
@@ -300,7 +329,7 @@ static void consider(struct hakd_state *st, pid_t pid, const char *path) {
     /* the pidfd after the staleness check would race; before it, a pid
      * reused meanwhile is caught by the check itself */
     p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (hak_shm_is_stale(&p->view)) {
+    if (guarded_stale(p)) {
         p->dead = 1;
         hakd_log(HAKD_INFO, "pid %d (%s): segment of a process that is gone", pid, p->exe);
         return; /* reaped (and removed) this tick */
@@ -394,15 +423,19 @@ void hakd_discover_inotify(struct hakd_state *st) {
             if (!pid) continue;
             char path[64];
             snprintf(path, sizeof path, "/dev/shm/%s", ev->name);
-            if (ev->mask & (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO)) {
-                consider(st, pid, path);
-            } else {
-                struct hakd_proc *p = find(st, pid);
-                /* the process unlinked its segment: it is exiting cleanly */
-                if (p && strcmp(p->path, path) == 0) {
-                    struct stat s;
-                    if (lstat(path, &s) != 0 || s.st_ino != p->ino) p->dead = 1;
+            struct hakd_proc *known = find(st, pid);
+            struct stat now;
+            if (known && strcmp(known->path, path) == 0) {
+                int exists = lstat(path, &now) == 0;
+                if (!exists || now.st_ino != known->ino) {
+                    /* unlinked (a clean exit), or another file under the name
+                     * (the program exec'd and made a new segment): drop ours;
+                     * a new one is attached by the rescan of the next tick */
+                    known->dead = 1;
+                    if (exists) rescan_soon = 1;
                 }
+            } else if (ev->mask & (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO)) {
+                consider(st, pid, path);
             }
         }
     }

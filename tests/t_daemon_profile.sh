@@ -60,8 +60,8 @@ for i in $(seq 10); do # two ticks
     sleep 0.1
 done
 [ "$v" = "$learned" ] && [ "$o" = daemon ] || fail "run 2 starts with refill_count[3] $v ($o), not $learned"
-"$HAKCTL" get "$w" refill_count --class 3 --json | grep -q '"reason":.*"profile tiny/local: learned"' ||
-    fail "run 2: the reason does not name the profile"
+grep -q "pid $w (wl): refill_count\[3\] 64 -> $learned \[profile\] profile tiny/local: learned" "$T/d.log" ||
+    { grep "pid $w " "$T/d.log"; fail "run 2: no decision from the profile"; }
 kill "$w"
 echo "ok: run 2 started with refill_count[3] = $v from the profile"
 
