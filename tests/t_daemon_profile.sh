@@ -118,3 +118,29 @@ expect 2 "--interval-ms 0: expected 50..60000"
 run timeout -s KILL 10 "$HAKMEMD" --bogus
 expect 2 "usage: hakmemd"
 echo "ok: bad configs and flags refused"
+
+# ---- SIGHUP: a good config is taken, a bad one is refused and the old kept
+dconfig '"profile_save_s": 1'
+dstart
+dconfig '"profile_save_s": 2, "exclude": ["wl"]'
+kill -HUP "$DPID"
+wait_log "SIGHUP: config $T/cfg.json reloaded" 5
+printf '{ "interval_ms": -1 }\n' >"$T/cfg.json"
+kill -HUP "$DPID"
+wait_log "SIGHUP: config not reloaded: $T/cfg.json: field \"interval_ms\": -1 is out of range" 5
+kill -0 "$DPID" || fail "a bad config on SIGHUP stopped the daemon"
+dstop
+echo "ok: SIGHUP reloads a good config, keeps the old one over a bad one"
+
+# ---- --once: one pass, its decisions on stdout
+dconfig
+dwork -t 1 -s 100 -z 64 -n 20000
+run timeout -s KILL 30 "$HAKMEMD" --once --dry-run --no-bpf --config "$T/cfg.json" \
+    --state-dir "$T/once" --interval-ms 200
+expect 0 "hakmemd --once: 1 process(es)"
+grep -q "^pid $WPID (wl): refill_count\[3\] [0-9]* -> [0-9]* \[" "$T/out" ||
+    { cat "$T/out"; fail "--once printed no decision for $WPID"; }
+grep -q "(dry run: nothing written)" "$T/out" || fail "--once --dry-run does not say so"
+read -r v o <<<"$(knob "$WPID" refill_count 3)"
+[ "$o" = default ] || fail "--dry-run wrote refill_count[3] ($v $o)"
+echo "ok: --once --dry-run prints its decisions and writes nothing"
