@@ -438,7 +438,9 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
             int k = r->knob;
             struct hakd_kstate *ks = &s->ks[k][c];
             /* one experiment at a time; memory-saving rules may act meanwhile */
-            if (!tunable(p, k, c) || ks->quiet || (r->experiment && s->pending)) continue;
+            if (!tunable(p, k, c) || ks->quiet ||
+                (r->experiment && (s->pending || nset == HAKD_SET_MAX)))
+                continue; /* the set is full: the rest wait for the next one */
             int64_t cur = p->knobs.val[k][c], lo, hi, to;
             range(st, k, c, &lo, &hi);
             to = r->step > 0 ? cur * 2 : r->step < 0 ? cur / 2 : r->value;
@@ -454,7 +456,7 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
             if (!emit(d, n, max, p, i, k, c, cur, to, why)) return;
             *streak = 0;
             ks->quiet = HAKD_QUIET;
-            if (r->experiment && nset < HAKD_SET_MAX)
+            if (r->experiment)
                 s->set[nset++] = (struct hakd_change){(uint8_t)k, (uint8_t)c, cur, to};
         }
     }
