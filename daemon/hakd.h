@@ -105,8 +105,9 @@ struct hakd_kstate {    /* one knob (of one class) of one process */
     uint8_t blocked[2]; /* ticks left a step down (0) / up (1) is not retried */
 };
 struct hakd_change { /* one knob of the change set being judged */
-    uint8_t knob, cls;
+    uint8_t knob, cls, rule;
     int64_t before, after;
+    double signal; /* the rule's signal when it acted */
 };
 #define HAKD_SET_MAX 8
 struct hakd_phase_mem {

@@ -137,36 +137,40 @@ static int sig_idle(const struct hakd_state *st, const struct hakd_proc *p, int 
 /* --------------------------------------------------------------- the table
  * name, knob (-1 = trim request), per class, step (+1 x2, -1 /2, 0 = value),
  * floor at the default (shrinks that only undo growth), experiment (judged by
- * the objective and rolled back if worse), hold (ticks), signal, reason.   */
+ * the objective and rolled back if worse), hold (ticks), fall (the signal
+ * must fall 10 % after the step, else it is undone), signal, reason.      */
 struct rule {
     const char *name;
     int knob, per_class, step;
     int64_t value;
     int floor_default, experiment, hold;
+    /* the signal's value must fall by 10 % after the step, else the step is
+     * undone as useless (e.g. a refill larger than a span gives no more) */
+    int must_fall;
     signal_fn *signal;
     const char *reason; /* printf of the signal's value; shown by hakctl get */
 };
 #define K(id) HAK_KNOB_##id
 /* clang-format off */
 static const struct rule rules[] = {
- /* name           knob               cls step val flr exp hold signal           reason */
- {"alloc_miss",    K(REFILL_COUNT),    1, +1, 0,  0,  1,  HAKD_HYST, sig_alloc_miss,  "alloc_slow %.1f%% -> grow"},
- {"cap_room",      K(FAST_CAP),        1, +1, 0,  0,  1,  HAKD_HYST, sig_cap_room,    "refill %.0f needs room -> grow"},
- {"free_miss",     K(FAST_CAP),        1, +1, 0,  0,  1,  HAKD_HYST, sig_free_miss,   "free_slow %.1f%% -> grow"},
- {"over_budget",   K(FAST_CAP),        1, -1, 0,  1,  0,  1,         sig_over_budget, "cache budget, %.0f KiB -> shrink"},
- {"tight_cap",     K(FAST_CAP),        1, -1, 0,  0,  0,  1,         sig_tight_cap,   "memory pressure %.0f%% -> shrink"},
- {"cold_cap",      K(FAST_CAP),        1, -1, 0,  1,  0,  10,        sig_cold_cap,    "cold, %.0f KiB cached -> shrink"},
- {"cold_refill",   K(REFILL_COUNT),    1, -1, 0,  1,  0,  10,        sig_cold_refill, "cold, %.1f ops/s -> shrink"},
- {"remote_heavy",  K(DRAIN_INTERVAL),  0,  0, 1,  0,  0,  HAKD_HYST, sig_remote_heavy,"remote frees %.0f%% -> drain sooner"},
- {"remote_none",   K(DRAIN_INTERVAL),  0, +1, 0,  0,  1,  HAKD_HYST, sig_remote_none, "no remote frees, %.0f refills/s -> drain less"},
- {"large_churn",   K(LARGE_CACHE_MB),  0, +1, 0,  0,  1,  HAKD_HYST, sig_large_churn, "unmap %.0f MiB/s -> grow"},
- {"seg_churn",     K(SEG_CACHE),       0, +1, 0,  0,  1,  HAKD_HYST, sig_seg_churn,   "release %.0f MiB/s -> grow"},
- {"refault",       K(PURGE_DELAY_MS),  0, +1, 0,  0,  1,  HAKD_HYST, sig_refault,     "%.0f faults/s -> purge later"},
- {"tight_large",   K(LARGE_CACHE_MB),  0, -1, 0,  0,  0,  1,         sig_tight,       "memory pressure %.0f%% -> shrink"},
- {"tight_seg",     K(SEG_CACHE),       0, -1, 0,  0,  0,  1,         sig_tight,       "memory pressure %.0f%% -> shrink"},
- {"tight_purge",   K(PURGE_DELAY_MS),  0, -1, 0,  0,  0,  1,         sig_tight,       "memory pressure %.0f%% -> purge sooner"},
- {"orphans",       K(ADOPT),           0,  0, 1,  0,  0,  HAKD_HYST, sig_orphans,     "%.0f orphan spans/s -> adopt"},
- {"idle_trim",     -1,                 0,  0, 0,  0,  0,  0,         sig_idle,        "idle, %.1f MiB cached -> trim"},
+ /* name          knob               cls step val flr exp hold       fall signal            reason */
+ {"alloc_miss",   K(REFILL_COUNT),    1, +1, 0,  0,  1,  HAKD_HYST, 1, sig_alloc_miss,   "alloc_slow %.1f%% -> grow"},
+ {"cap_room",     K(FAST_CAP),        1, +1, 0,  0,  1,  HAKD_HYST, 0, sig_cap_room,     "refill %.0f needs room -> grow"},
+ {"free_miss",    K(FAST_CAP),        1, +1, 0,  0,  1,  HAKD_HYST, 1, sig_free_miss,    "free_slow %.1f%% -> grow"},
+ {"over_budget",  K(FAST_CAP),        1, -1, 0,  1,  0,  1,         0, sig_over_budget,  "cache budget, %.0f KiB -> shrink"},
+ {"tight_cap",    K(FAST_CAP),        1, -1, 0,  0,  0,  1,         0, sig_tight_cap,    "memory pressure %.0f%% -> shrink"},
+ {"cold_cap",     K(FAST_CAP),        1, -1, 0,  1,  0,  10,        0, sig_cold_cap,     "cold, %.0f KiB cached -> shrink"},
+ {"cold_refill",  K(REFILL_COUNT),    1, -1, 0,  1,  0,  10,        0, sig_cold_refill,  "cold, %.1f ops/s -> shrink"},
+ {"remote_heavy", K(DRAIN_INTERVAL),  0,  0, 1,  0,  0,  HAKD_HYST, 0, sig_remote_heavy, "remote frees %.0f%% -> drain sooner"},
+ {"remote_none",  K(DRAIN_INTERVAL),  0, +1, 0,  0,  1,  HAKD_HYST, 0, sig_remote_none,  "no remote frees, %.0f refills/s -> drain less"},
+ {"large_churn",  K(LARGE_CACHE_MB),  0, +1, 0,  0,  1,  HAKD_HYST, 1, sig_large_churn,  "unmap %.0f MiB/s -> grow"},
+ {"seg_churn",    K(SEG_CACHE),       0, +1, 0,  0,  1,  HAKD_HYST, 1, sig_seg_churn,    "release %.0f MiB/s -> grow"},
+ {"refault",      K(PURGE_DELAY_MS),  0, +1, 0,  0,  1,  HAKD_HYST, 1, sig_refault,      "%.0f faults/s -> purge later"},
+ {"tight_large",  K(LARGE_CACHE_MB),  0, -1, 0,  0,  0,  1,         0, sig_tight,        "memory pressure %.0f%% -> shrink"},
+ {"tight_seg",    K(SEG_CACHE),       0, -1, 0,  0,  0,  1,         0, sig_tight,        "memory pressure %.0f%% -> shrink"},
+ {"tight_purge",  K(PURGE_DELAY_MS),  0, -1, 0,  0,  0,  1,         0, sig_tight,        "memory pressure %.0f%% -> purge sooner"},
+ {"orphans",      K(ADOPT),           0,  0, 1,  0,  0,  HAKD_HYST, 0, sig_orphans,      "%.0f orphan spans/s -> adopt"},
+ {"idle_trim",    -1,                 0,  0, 0,  0,  0,  0,         0, sig_idle,         "idle, %.1f MiB cached -> trim"},
 };
 /* clang-format on */
 #define NRULES ((int)(sizeof rules / sizeof rules[0]))
@@ -363,6 +367,22 @@ static void judge(const struct hakd_state *st, struct hakd_proc *p, struct hakd_
             s->ks[ch->knob][ch->cls].quiet = HAKD_QUIET;
         }
     } else if (obj > 0) {
+        for (int i = 0; i < s->nset; i++) { /* kept, unless it did nothing */
+            struct hakd_change *ch = &s->set[i];
+            const struct rule *r = &rules[ch->rule];
+            double now = 0;
+            if (!r->must_fall || !tunable(p, ch->knob, ch->cls) ||
+                p->knobs.val[ch->knob][ch->cls] != ch->after)
+                continue;
+            r->signal(st, p, ch->cls, &now);
+            if (now < 0.9 * ch->signal) continue;
+            char why[HAK_SHM_REASON_MAX];
+            snprintf(why, sizeof why, "no effect: %s %.1f -> %.1f", r->name, ch->signal, now);
+            emit(d, n, max, p, -3, ch->knob, ch->cls, ch->after, ch->before, why);
+            s->ks[ch->knob][ch->cls].blocked[ch->after > ch->before] = HAKD_BLOCK;
+            s->ks[ch->knob][ch->cls].quiet = HAKD_QUIET;
+            p->knobs.val[ch->knob][ch->cls] = ch->before; /* what the phase keeps */
+        }
         phase_remember(p, obj);
     }
     s->nset = 0;
@@ -457,7 +477,8 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
             *streak = 0;
             ks->quiet = HAKD_QUIET;
             if (r->experiment)
-                s->set[nset++] = (struct hakd_change){(uint8_t)k, (uint8_t)c, cur, to};
+                s->set[nset++] =
+                    (struct hakd_change){(uint8_t)k, (uint8_t)c, (uint8_t)i, cur, to, v};
         }
     }
     if (nset) { /* judged HAKD_QUIET ticks from now against the recent level */

@@ -28,10 +28,12 @@ between=0
 [ "$restore" -gt $((back + 1)) ] &&
     between=$(sed -n "$((back + 1)),$((restore - 1))p" "$T/d.log" | grep -c "pid $w (phases): .*\[")
 [ "$between" = 0 ] || fail "$between other decisions came before the restore"
-# what came back is what was learned in phase A
-learned=$(grep "pid $w (phases): refill_count\[3\] .* \[alloc_miss\]" "$T/d.log" | sed -n '$s/.* -> \([0-9]*\) .*/\1/p' | head -1)
+# what came back is what phase A ran with when it ended (its last step on
+# refill_count[3], a grow or a rollback, before the phase changed)
+left=$(grep -n "pid $w (phases): phase tiny/local -> mid/local" "$T/d.log" | head -1 | cut -d: -f1)
+learned=$(head -n "$left" "$T/d.log" | grep "pid $w (phases): refill_count\[3\] " | tail -1 | sed 's/.* -> \([0-9]*\) .*/\1/')
 restored=$(sed -n "${restore}p" "$T/d.log" | sed 's/.* -> \([0-9]*\) .*/\1/')
-echo "refill_count[3]: learned up to $learned in phase A; the first restore set ${restored}"
+echo "refill_count[3]: phase A ended with $learned; the first restore set ${restored}"
 [ "$restored" = "$learned" ] || fail "phase A learned refill_count[3] = $learned, the restore set $restored"
 wait "$w" || fail "the workload failed"
 echo "ok: phase A's setting came back in the tick the phase returned"
