@@ -162,7 +162,7 @@ static const struct rule rules[] = {
  {"cold_cap",     K(FAST_CAP),        1, -1, 0,  1,  0,  10,        0, sig_cold_cap,     "cold, %.0f KiB cached -> shrink"},
  {"cold_refill",  K(REFILL_COUNT),    1, -1, 0,  1,  0,  10,        0, sig_cold_refill,  "cold, %.1f ops/s -> shrink"},
  {"remote_heavy", K(DRAIN_INTERVAL),  0,  0, 1,  0,  0,  HAKD_HYST, 0, sig_remote_heavy, "remote frees %.0f%% -> drain sooner"},
- {"remote_none",  K(DRAIN_INTERVAL),  0, +1, 0,  0,  1,  HAKD_HYST, 0, sig_remote_none,  "no remote frees, %.0f refills/s -> drain less"},
+ {"remote_none",  K(DRAIN_INTERVAL),  0, +1, 0,  0,  1,  10,        0, sig_remote_none,  "no remote frees, %.0f refills/s -> drain less"},
  {"large_churn",  K(LARGE_CACHE_MB),  0, +1, 0,  0,  1,  HAKD_HYST, 1, sig_large_churn,  "unmap %.0f MiB/s -> grow"},
  {"seg_churn",    K(SEG_CACHE),       0, +1, 0,  0,  1,  HAKD_HYST, 1, sig_seg_churn,    "release %.0f MiB/s -> grow"},
  {"refault",      K(PURGE_DELAY_MS),  0, +1, 0,  0,  1,  HAKD_HYST, 1, sig_refault,      "%.0f faults/s -> purge later"},
