@@ -159,7 +159,7 @@ struct hakd_proc {
     struct hakd_rec rec;
     struct hakd_knobs_now knobs;
     uint64_t knob_gen; /* the segment's knob_gen when knobs were read */
-    int knobs_read;
+    int knobs_ok;      /* every value in its compiled range: ready to tune */
     struct hakd_pstate ps;
     uint64_t decisions;
 };

@@ -180,7 +180,7 @@ static int tick(struct hakd_state *st) {
         if (p->dead || p->broken) continue;
         hakd_sample(st, p);
         /* a new process of a known program starts with what was learned */
-        if (!p->ps.profile_applied && p->managed && !p->dead && !p->broken) {
+        if (!p->ps.profile_applied && p->managed && !p->dead && !p->broken && p->knobs_ok) {
             int k = hakd_profile_load(st, p, decisions + n, HAKD_MAX_DECISIONS - n);
             n += k > 0 ? k : 0;
         }

@@ -498,7 +498,7 @@ int hakd_policy(struct hakd_state *st, struct hakd_decision *d, int max) {
         if (st->procs[i]->managed) cache_estimate += proc_cache_bytes(st->procs[i]);
     for (int i = 0; i < st->nprocs; i++) {
         struct hakd_proc *p = st->procs[i];
-        if (!p->managed || p->dead || p->broken || !p->rec.valid) continue;
+        if (!p->managed || p->dead || p->broken || !p->rec.valid || !p->knobs_ok) continue;
         decide_proc(st, p, d, &n, max < n + 16 ? max : n + 16); /* at most 16 a process a tick */
     }
     return n;

@@ -90,9 +90,12 @@ static void cgroup_sample(struct hakd_proc *p) {
     if (h > 0) p->rec.cg_near = c / h;
 }
 
-/* Knob values and owners in force (read every tick: hakctl may change them). */
+/* Knob values and owners in force. A value outside the compiled range means
+ * the segment is not ready (the allocator fills its knobs in just after it
+ * creates the file) or not sane: the process is not tuned until it is. */
 static void read_knobs(struct hakd_proc *p) {
     int nc = hak_shm_nclasses(&p->view);
+    p->knobs_ok = 1;
     for (int k = 0; k < HAK_NUM_KNOBS; k++) {
         int last = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? HAK_NUM_CLASSES : 1;
         p->knobs.present[k] = 0;
@@ -104,6 +107,9 @@ static void read_knobs(struct hakd_proc *p) {
             }
             p->knobs.present[k] = 1;
             p->knobs.val[k][c] = __atomic_load_n(&kv->value, __ATOMIC_RELAXED);
+            if (p->knobs.val[k][c] < hak_knob_defs[k].min ||
+                p->knobs.val[k][c] > hak_knob_defs[k].max)
+                p->knobs_ok = 0;
             uint32_t o = __atomic_load_n(&kv->owner, __ATOMIC_RELAXED);
             p->knobs.owner[k][c] = o <= HAK_OWNER_MANUAL ? (uint8_t)o : HAK_OWNER_MANUAL;
         }
@@ -179,13 +185,12 @@ void hakd_sample(struct hakd_state *st, struct hakd_proc *p) {
         return;
     }
     hakd_bus_jmp = &jb;
+    int idle = prev->valid && now->cpu_ticks == prev->cpu_ticks;
     uint64_t gen = __atomic_load_n(&p->view.hdr->knob_gen, __ATOMIC_ACQUIRE);
-    if (!p->knobs_read || gen != p->knob_gen) { /* only when someone wrote knobs */
+    if (!idle || !p->knobs_ok || gen != p->knob_gen) { /* an idle process: when written */
         read_knobs(p);
         p->knob_gen = gen;
-        p->knobs_read = 1;
     }
-    int idle = prev->valid && now->cpu_ticks == prev->cpu_ticks;
     if (idle) { /* nothing moved: keep the last reading, rates are zero */
         uint64_t t = now->t_ns, mf = now->minflt, cpu = now->cpu_ticks;
         memcpy(now, prev, sizeof *now);

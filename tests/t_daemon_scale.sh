@@ -43,6 +43,10 @@ for p in $(cat "$T/killed"); do
     grep "pid $p " "$T/d.log"
 done
 [ "$missed" = 0 ] || fail "$missed of the $killed killed processes' segments were not removed by the daemon"
+# a segment is visible a moment before its knobs are filled in: the daemon
+# must not mistake those zeros for values (it once set refill_count to 1)
+! grep -E "(refill_count|fast_cap)\[[0-9]+\] 0 -> |drain_interval 0 -> " "$T/d.log" ||
+    fail "a decision was taken from knobs not yet published"
 kill -0 "$DPID" || fail "the daemon died"
 sleep 0.5 # a tick: the status file counts what is left
 python3 - "$T/state/status.json" <<'PY' || fail "status"
