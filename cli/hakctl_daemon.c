@@ -71,7 +71,11 @@ int hk_cmd_daemon(int argc, char **argv) {
                                        {"json", no_argument, 0, 'j'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-    const char *paths[] = {"/run/hakmemd/status.json", "/var/lib/hakmemd/status.json", NULL};
+    char mine[512] = "";
+    const char *home = getenv("HOME");
+    if (home && home[0]) snprintf(mine, sizeof mine, "%s/.local/state/hakmemd/status.json", home);
+    const char *paths[] = {"/run/hakmemd/status.json", "/var/lib/hakmemd/status.json",
+                           mine[0] ? mine : NULL, NULL};
     const char *path = NULL, *why = "";
     int json = hk_json_default, c;
     opterr = 0;

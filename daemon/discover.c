@@ -294,7 +294,9 @@ static void consider(struct hakd_state *st, pid_t pid, const char *path) {
             hakd_log(HAKD_DEBUG, "pid %d: segment not ready yet: %s", pid, err);
             rescan_soon = 1;
         } else if (rc != HAK_SHM_ENOENT) { /* ENOENT: it went away meanwhile */
-            hakd_log(HAKD_WARN, "pid %d: skipping segment: %s", pid, err);
+            /* another user's segment is expected when running unprivileged */
+            hakd_log(rc == HAK_SHM_EACCES && geteuid() != 0 ? HAKD_DEBUG : HAKD_WARN,
+                     "pid %d: skipping segment: %s", pid, err);
             st->errors_total++;
             ignore(pid, &s, 0);
         }

@@ -218,6 +218,18 @@ int main(int argc, char **argv) {
     }
     st.dry_run = o.dry_run;
     st.once = o.once;
+    /* a user running it for their own processes keeps its state at home */
+    static char user_state[512];
+    const char *home = getenv("HOME");
+    if (!o.state_dir && geteuid() != 0 && home && home[0]) {
+        snprintf(user_state, sizeof user_state, "%s/.local/state/hakmemd", home);
+        char parent[512];
+        snprintf(parent, sizeof parent, "%s/.local", home);
+        mkdir(parent, 0700);
+        snprintf(parent, sizeof parent, "%s/.local/state", home);
+        mkdir(parent, 0700);
+        o.state_dir = user_state;
+    }
     st.state_dir = o.state_dir ? o.state_dir : DEFAULT_STATE;
     if (mkdir(st.state_dir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "hakmemd: state directory %s: %s\n", st.state_dir, strerror(errno));
