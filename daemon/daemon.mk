@@ -30,7 +30,9 @@ CLEAN += daemon/hakmemd $(HAKD_OBJS)
 .PHONY: install-daemon
 install-daemon: daemon/hakmemd
 	install -D -m 755 daemon/hakmemd $(DESTDIR)$(PREFIX)/sbin/hakmemd
-	install -D -m 644 systemd/hakmemd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/hakmemd.service
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's#/usr/local/sbin/hakmemd#$(PREFIX)/sbin/hakmemd#' systemd/hakmemd.service \
+		>$(DESTDIR)$(PREFIX)/lib/systemd/system/hakmemd.service
 	install -D -m 644 docs/hakmemd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hakmemd.8
 	install -D -m 644 docs/hakmemd.md $(DESTDIR)$(PREFIX)/share/doc/hakmem/hakmemd.md
 INSTALL_TARGETS += install-daemon

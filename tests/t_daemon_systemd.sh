@@ -54,6 +54,8 @@ for f in sbin/hakmemd lib/systemd/system/hakmemd.service share/man/man8/hakmemd.
     share/doc/hakmem/hakmemd.md; do
     [ -f "$T/root/usr/$f" ] || fail "make install did not install $f"
 done
+grep -q "^ExecStart=/usr/sbin/hakmemd --foreground" "$T/root/usr/lib/systemd/system/hakmemd.service" ||
+    fail "the installed unit does not start the installed daemon"
 grep -q 'install-daemon' <(make -s -C "$ROOT" -pn install 2>/dev/null | grep '^install:') ||
     fail "install-daemon is not part of 'make install'"
 if command -v man >/dev/null; then
