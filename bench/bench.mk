@@ -38,3 +38,6 @@ bench-overhead: $(BENCH_BINS) lib/libhakmem.so lib/libhakmem-nocounters.so
 # start-up of `sh -c true` under hakmem, glibc and mimalloc (docs/startup.md)
 bench-startup: lib/libhakmem.so
 	bash bench/startup.sh
+
+# what the daemon is worth: the phase-shifting workload (docs/adaptive.md)
+bench-adaptive: bench/bin/adaptive $(BENCH_LIB) daemon/hakmemd ; bash bench/adaptive.sh $(ADAPTIVE_ARGS)

@@ -2,7 +2,8 @@
 # bash completion; plus the segment tests that need no allocator.
 CLI_SRCS := cli/hakctl.c cli/hakctl_args.c cli/hakctl_fmt.c cli/hakctl_model.c cli/hakctl_target.c \
             cli/hakctl_json.c cli/hakctl_ps.c cli/hakctl_stats.c cli/hakctl_knobs.c \
-            cli/hakctl_top.c cli/hakctl_gc.c cli/hakctl_shell.c
+            cli/hakctl_top.c cli/hakctl_gc.c cli/hakctl_shell.c \
+            cli/hakctl_daemon.c
 CLI_OBJS := $(CLI_SRCS:.c=.o)
 CLI_LIBS := -lcjson -lreadline
 

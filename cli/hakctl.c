@@ -73,6 +73,11 @@ const struct hk_cmd hk_cmds[] = {
      "the caller may remove (its own, or any as root) are removed; others are kept.\n"
      "Entries named like a segment that are none (a directory) are skipped in place.\n",
      hk_opts_gc, 0, 0},
+    {"daemon", hk_cmd_daemon, "[--status FILE] [--json]", "is hakmemd up, and what is it doing",
+     "Reads hakmemd's status file (default /run/hakmemd/status.json, else\n"
+     "/var/lib/hakmemd/status.json): up or down, pid, processes managed, decisions\n"
+     "in the last minute, BPF on or off. Exit status 0 if up, 1 if not.\n",
+     hk_opts_daemon, 0, 0},
     {"shell", hk_cmd_shell, "", "interactive shell with completion",
      "A readline shell running the same commands (`help`, `exit`). Tab completes\n"
      "commands, pids and knob names; history is kept in ~/.hakctl_history.\n",

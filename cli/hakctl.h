@@ -47,6 +47,11 @@ int hk_cmd_reset(int argc, char **argv);
 int hk_cmd_trim(int argc, char **argv);
 int hk_cmd_gc(int argc, char **argv);
 int hk_cmd_shell(int argc, char **argv);
+int hk_cmd_daemon(int argc, char **argv); /* hakctl_daemon.c */
+/* Daemon-managed processes (a live hakmemd lease): a mark appended to a ps
+ * row's text, and "managed_by" in its JSON. */
+void hk_daemon_mark(const struct hak_shm_view *v, char *buf, size_t n);
+void hk_daemon_json(const struct hak_shm_view *v, cJSON *o);
 
 /* Messages: "hakctl: ..." on stderr. hk_usage also points at --help and
  * returns HK_USAGE; hk_help prints a command's help on stdout. */
@@ -81,7 +86,7 @@ int hk_parse_sec(const char *cmd, const char *s, double *sec); /* HK_OK or HK_US
 /* getopt_long over a table below (short letters = val); opterr off. */
 int hk_getopt(int argc, char **argv, const struct option *lo);
 extern const struct option hk_opts_ps[], hk_opts_stats[], hk_opts_top[], hk_opts_get[],
-    hk_opts_set[], hk_opts_reset[], hk_opts_trim[], hk_opts_gc[], hk_opts_help_only[];
+    hk_opts_set[], hk_opts_reset[], hk_opts_trim[], hk_opts_gc[], hk_opts_daemon[], hk_opts_help_only[];
 
 /* -------------------------------------------------------------- target */
 int hk_open(pid_t pid, int writable, struct hak_shm_view *v);          /* HK_OK or HK_ERR */

@@ -116,4 +116,6 @@ const struct option hk_opts_gc[] = {{"dry-run", no_argument, 0, 'n'},
                                     OPT_JSON,
                                     OPT_HELP,
                                     OPT_END};
+const struct option hk_opts_daemon[] = {
+    {"status", required_argument, 0, 's'}, OPT_JSON, OPT_HELP, OPT_END};
 const struct option hk_opts_help_only[] = {OPT_HELP, OPT_END};

@@ -205,6 +205,7 @@ static cJSON *json_entry(const struct hk_proc *p) {
         cJSON_AddItemToObject(o, "totals", hk_json_figs_totals(&p->f, &p->cur));
         cJSON_AddNumberToObject(o, "bytes_in_use", (double)p->f.in_use);
         cJSON_AddNumberToObject(o, "bytes_cached", (double)p->f.cached);
+        hk_daemon_json(&p->v, o);
         if (p->f.interval > 0)
             cJSON_AddNumberToObject(o, "ops_per_s", p->f.ops_s);
         else
@@ -245,6 +246,7 @@ static void print_row(const struct hk_proc *p) {
         return;
     }
     hk_owner_summary(&p->v, owners, sizeof owners);
+    hk_daemon_mark(&p->v, owners, sizeof owners);
     printf("%7d %-8.8s %-14s %6s %3s %6s %6s %6s %s\n", p->pid, user, exe,
            hk_dur(up, hk_uptime(&p->v)), hk_num(thr, p->cur.proc[HAK_PROC_THREADS]),
            hk_bytes_short(use, p->f.in_use), hk_bytes_short(cache, p->f.cached),

@@ -304,6 +304,7 @@ void hak_heap_poll(hak_heap *h) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             HAK_SHM_STORE(heartbeat_ns, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+            hak_knobs_lease_check(now);
         }
         if (now >= h->purge_ns) {
             uint64_t delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;

@@ -348,6 +348,7 @@ void hak_knobs_init(void);
 void hak_knobs_reload(void);
 void hak_publish_knobs(void);
 void hak_knobs_after_fork(void);
+void hak_knobs_lease_check(uint64_t now_ns); /* daemon lease expired: its knobs to defaults */
 extern uint64_t hak_knob_gen_applied;
 
 /* the process's own segment (hak_publish.c) */

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 struct hak_knobs hak_knobs;
 uint64_t hak_knob_gen_applied;
@@ -107,4 +109,36 @@ void hak_knobs_reload(void) {
  * each clamped and valid on its own, so only the lock needs releasing. */
 void hak_knobs_after_fork(void) {
     if (hak_lock_take_orphan(&knob_lock)) hak_unlock(&knob_lock);
+}
+
+/* The daemon's lease ran out (hakmemd died or stopped managing us): every
+ * knob the daemon set goes back to its default, so no stale tuning outlives
+ * it. Called from the timed part of hak_heap_poll (every 64th slow path);
+ * the CAS on lease_ns makes one thread do it, and loses to a renewal. */
+void hak_knobs_lease_check(uint64_t now_ns) {
+    if (!HAK_SHM_HAS(hak_shm->header_size, lease_ns)) return;
+    uint64_t until = HAK_SHM_LOAD(lease_ns);
+    if (until == 0 || now_ns < until) return;
+    if (!__atomic_compare_exchange_n(&hak_shm->lease_ns, &until, 0, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    hak_lock(&knob_lock);
+    int changed = 0;
+    for (int k = 0; k < HAK_NUM_KNOBS; k++) {
+        int last = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? HAK_NUM_CLASSES - 1 : 0;
+        for (int c = 0; c <= last; c++) {
+            struct hak_shm_knob_val *kv = seg_knob(hak_shm, k, c);
+            if (kv->owner != HAK_OWNER_DAEMON) continue;
+            kv->value = hak_knob_default(k, c);
+            kv->owner = HAK_OWNER_DEFAULT;
+            kv->set_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+            memcpy(kv->reason, "daemon lease expired", sizeof "daemon lease expired");
+            changed = 1;
+        }
+    }
+    /* the reload below (next poll) applies the values like any tool's write */
+    if (changed) __atomic_fetch_add(&hak_shm->knob_gen, 1, __ATOMIC_RELEASE);
+    hak_unlock(&knob_lock);
 }

@@ -377,5 +377,16 @@ int hak_knob_lookup(const char *name);
 const char *hak_user_name(uid_t uid, char *buf, size_t n);
 /* Asks the process to trim (return cached memory) at its next slow path. */
 void hak_shm_request_trim(struct hak_shm_view *v);
+/* The daemon's lease (ABI 1.1; HAK_SHM_ENOENT for an older segment):
+ * renew it for lease_ms from now (0 ends it at once), or read it: 1 valid,
+ * 0 expired or none; daemon pid and milliseconds left. shm_lease.c */
+int hak_shm_lease_renew(struct hak_shm_view *v, pid_t daemon, uint64_t lease_ms);
+int hak_shm_lease_get(const struct hak_shm_view *v, pid_t *daemon, uint64_t *left_ms);
+/* Every counter in ctrs[0..n) of every class, summed over all slots in one
+ * pass: out[i * cslots + c], cslots = *ncls_out (classes + large). Pages of
+ * the segment that were never written (tmpfs holes) are skipped, not read:
+ * reading one would allocate it. 0 or a negative hak_shm_err. shm_sum.c */
+int hak_shm_ctr_sum_all(const struct hak_shm_view *v, const int *ctrs, int n, uint64_t *out,
+                        int outcap, int *ncls_out);
 
 #endif

@@ -1,5 +1,6 @@
 # shm/: the segment definition, compiled into libhakmem, hakctl and hakmemd.
-SHM_SRCS := shm/shm_tables.c shm/shm_create.c shm/shm_validate.c shm/shm_attach.c shm/shm_status.c shm/shm_access.c
+SHM_SRCS := shm/shm_tables.c shm/shm_create.c shm/shm_validate.c shm/shm_attach.c shm/shm_status.c shm/shm_access.c \
+            shm/shm_lease.c shm/shm_sum.c
 SHM_OBJS := $(SHM_SRCS:.c=.o)
 SHM_LIB  := shm/libhakshm.a
 

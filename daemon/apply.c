@@ -1,0 +1,125 @@
+/* apply.c — the only code in hakmemd that writes a segment: knob values
+ * (through hak_shm_knob_set, owner daemon, with the reason hakctl get shows),
+ * trim requests, and the lease. With --dry-run it logs and writes nothing.
+ *
+ * Rate limits: policy.c proposes at most 16 changes a process a tick and
+ * rests each knob HAKD_QUIET ticks; here at most HAKD_WRITES_PER_TICK writes
+ * go out a tick in all, so a thousand processes changing phase at once cost
+ * a bounded amount of work. Every write runs under the SIGBUS guard. */
+#include "hakd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HAKD_WRITES_PER_TICK 256
+
+static void note_decision(struct hakd_state *st, struct hakd_decision *x) {
+    st->decision_times[st->ndt++ % 256] = hakd_now_ns();
+    st->decisions_total++;
+    x->proc->decisions++;
+    if (x->rule >= 0 && x->rule < HAKD_RULES_MAX) st->rule_count[x->rule]++;
+}
+
+/* One line a decision: the log, and stdout too with --once. */
+static void say(const struct hakd_state *st, const struct hakd_decision *x) {
+    const struct hakd_proc *p = x->proc;
+    char what[160];
+    if (x->knob < 0)
+        snprintf(what, sizeof what, "trim");
+    else if (hak_knob_defs[x->knob].scope == HAK_SCOPE_CLASS)
+        snprintf(what, sizeof what, "%s[%d] %lld -> %lld", hak_knob_defs[x->knob].name, x->cls,
+                 (long long)x->from, (long long)x->to);
+    else
+        snprintf(what, sizeof what, "%s %lld -> %lld", hak_knob_defs[x->knob].name,
+                 (long long)x->from, (long long)x->to);
+    hakd_log(HAKD_INFO, "%spid %d (%s): %s [%s] %s", st->dry_run ? "dry-run: " : "", p->pid, p->exe,
+             what, hakd_rule_name(x->rule), x->reason);
+    if (st->once)
+        printf("pid %d (%s): %s [%s] %s\n", p->pid, p->exe, what, hakd_rule_name(x->rule),
+               x->reason);
+}
+
+/* One write, guarded. 0 done, -1 refused or failed (logged). */
+static int write_one(struct hakd_state *st, struct hakd_decision *x) {
+    struct hakd_proc *p = x->proc;
+    sigjmp_buf jb;
+    volatile int rc = 0;
+    if (sigsetjmp(jb, 0)) {
+        hakd_bus_jmp = NULL;
+        hakd_log(HAKD_WARN, "pid %d: segment truncated under us while writing", p->pid);
+        p->broken = 1;
+        return -1;
+    }
+    hakd_bus_jmp = &jb;
+    if (x->knob < 0) {
+        hak_shm_request_trim(&p->view);
+    } else {
+        /* a person may have pinned it since the sample: look again */
+        struct hak_shm_knob_val *kv = hak_shm_knob(&p->view, x->knob, x->cls);
+        uint32_t o = kv ? __atomic_load_n(&kv->owner, __ATOMIC_RELAXED) : HAK_OWNER_MANUAL;
+        if (o != HAK_OWNER_DEFAULT && o != HAK_OWNER_DAEMON)
+            rc = 1;
+        else
+            rc = hak_shm_knob_set(&p->view, x->knob, x->cls, x->to, HAK_OWNER_DAEMON, x->reason);
+    }
+    hakd_bus_jmp = NULL;
+    if (rc == 1) {
+        hakd_log(HAKD_INFO, "pid %d: %s[%d] is %s now: left alone", p->pid,
+                 hak_knob_defs[x->knob].name, x->cls, hak_owner_names[HAK_OWNER_MANUAL]);
+        return -1;
+    }
+    if (rc != HAK_SHM_OK) {
+        hakd_log(HAKD_WARN, "pid %d: cannot set %s[%d]=%lld: %s", p->pid,
+                 hak_knob_defs[x->knob].name, x->cls, (long long)x->to,
+                 rc == -ERANGE ? "out of the process's range" : "segment refused the write");
+        st->errors_total++;
+        return -1;
+    }
+    return 0;
+}
+
+int hakd_apply(struct hakd_state *st, struct hakd_decision *d, int n) {
+    int done = 0;
+    for (int i = 0; i < n; i++) {
+        struct hakd_decision *x = &d[i];
+        if (x->proc->broken || x->proc->dead) continue;
+        if (i >= HAKD_WRITES_PER_TICK) {
+            hakd_log(HAKD_DEBUG, "rate limit: %d decisions deferred to later ticks", n - i);
+            break;
+        }
+        if (!st->dry_run && write_one(st, x) != 0) continue;
+        say(st, x);
+        note_decision(st, x);
+        done++;
+    }
+    return done;
+}
+
+static void lease_all(struct hakd_state *st, uint64_t ms) {
+    pid_t me = getpid();
+    for (int i = 0; i < st->nprocs; i++) {
+        struct hakd_proc *p = st->procs[i];
+        if (!p->managed || p->dead || p->broken) continue;
+        sigjmp_buf jb;
+        if (sigsetjmp(jb, 0)) {
+            hakd_bus_jmp = NULL;
+            p->broken = 1;
+            continue;
+        }
+        hakd_bus_jmp = &jb;
+        hak_shm_lease_renew(&p->view, me, ms); /* ENOENT: an ABI 1.0 segment */
+        hakd_bus_jmp = NULL;
+    }
+}
+
+void hakd_apply_leases(struct hakd_state *st) {
+    if (!st->dry_run) lease_all(st, (uint64_t)st->cfg.lease_ms);
+}
+
+/* Stopping: the leases end now, so every process hands the daemon's knobs
+ * back to their defaults at its next slow path. */
+void hakd_apply_release(struct hakd_state *st) {
+    if (!st->dry_run) lease_all(st, 0);
+}

@@ -1,0 +1,50 @@
+/* status.c — the status file `hakctl daemon` reads (JSON, replaced
+ * atomically every tick): up, pid, processes managed, decisions in the last
+ * minute, BPF on/off and why. */
+#include "hakd.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static int last_minute(const struct hakd_state *st) {
+    uint64_t now = hakd_now_ns();
+    int n = 0;
+    for (unsigned i = 0; i < 256; i++) /* the ring: 0 = never used */
+        if (st->decision_times[i] && now - st->decision_times[i] < 60000000000ull) n++;
+    return n;
+}
+
+void hakd_status_write(struct hakd_state *st, int up) {
+    char tmp[600];
+    int managed = 0;
+    for (int i = 0; i < st->nprocs; i++) managed += st->procs[i]->managed;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "hakmemd_status", 1);
+    cJSON_AddBoolToObject(o, "up", up);
+    cJSON_AddNumberToObject(o, "pid", getpid());
+    cJSON_AddNumberToObject(o, "updated", (double)time(NULL));
+    cJSON_AddNumberToObject(o, "uptime_s", (double)(hakd_now_ns() - st->started_ns) / 1e9);
+    cJSON_AddNumberToObject(o, "interval_ms", st->cfg.interval_ms);
+    cJSON_AddNumberToObject(o, "processes", managed);
+    cJSON_AddNumberToObject(o, "decisions_last_minute", last_minute(st));
+    cJSON_AddNumberToObject(o, "decisions_total", (double)st->decisions_total);
+    cJSON_AddNumberToObject(o, "segments_removed", (double)st->removed_total);
+    cJSON_AddBoolToObject(o, "bpf", st->bpf_on);
+    cJSON_AddStringToObject(o, "bpf_reason", st->bpf_on ? "loaded" : st->bpf_why);
+    cJSON_AddBoolToObject(o, "dry_run", st->dry_run);
+    cJSON_AddStringToObject(o, "state_dir", st->state_dir);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!text) return;
+    snprintf(tmp, sizeof tmp, "%s.tmp", st->status_path);
+    FILE *f = fopen(tmp, "we");
+    if (f) {
+        int bad = fputs(text, f) < 0;
+        bad |= fclose(f) != 0;
+        if (bad || rename(tmp, st->status_path) != 0) unlink(tmp);
+    }
+    free(text);
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# What hakmemd costs, measured (the numbers in docs/hakmemd.md come from here):
+#  1. its own CPU (/proc/PID/schedstat: nanoseconds on a CPU, exact for its
+#     one thread; utime + stime count 10 ms ticks) over SECONDS while it watches
+#     PROCS idle preloaded processes, at the default 1 s tick;
+#  2. the slowdown of a watched process in --dry-run mode against no daemon:
+#     bench/bin/larson (2 threads), RUNS runs each, alternating, medians of
+#     ops/s and of ops per CPU second.
+# Usage: scripts/hakmemd_cost.sh [--procs N] [--seconds S] [--runs R]
+# The daemon is restricted (config include) to this script's own processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+procs=100 seconds=60 runs=9
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --procs) procs=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    *) echo "usage: $0 [--procs N] [--seconds S] [--runs R]" >&2; exit 2 ;;
+    esac
+done
+make -s daemon/hakmemd lib/libhakmem.so bench/bin/larson >/dev/null
+LIB=$PWD/lib/libhakmem.so
+T=$(mktemp -d /tmp/hakmemd-cost.XXXXXX)
+pids=() dto=
+cleanup() {
+    [ -n "$dto" ] && kill -9 -- "-$dto" 2>/dev/null
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+mkdir -p "$T/bin" "$T/state"
+cp /bin/sleep "$T/bin/idle"
+cp bench/bin/larson "$T/bin/larson"
+printf '{ "include": ["%s/bin/*"] }\n' "$T" >"$T/cfg.json"
+cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
+start_daemon() { # start_daemon ARGS..: sets dto (timeout's pid = its group) and dpid
+    rm -f "$T/state/status.json"
+    timeout -s KILL 3600 daemon/hakmemd --foreground --no-bpf --config "$T/cfg.json" \
+        --state-dir "$T/state" --log-level warning "$@" 2>>"$T/d.log" &
+    dto=$!
+    for _ in $(seq 100); do
+        dpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' \
+            "$T/state/status.json" 2>/dev/null) && return 0
+        sleep 0.05
+    done
+    echo "hakmemd did not start" >&2
+    exit 1
+}
+stop_daemon() { kill -TERM "$dpid"; wait "$dto" 2>/dev/null || true; dto=; }
+
+# ---- 1. CPU with PROCS idle processes
+for _ in $(seq "$procs"); do
+    LD_PRELOAD=$LIB "$T/bin/idle" 3600 &
+    pids+=($!)
+    disown $! # no "Killed" notices at the end
+done
+sleep 1
+start_daemon
+sleep 5 # attached, first samples taken
+managed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["processes"])' "$T/state/status.json")
+c0=$(cpu_ns "$dpid")
+sleep "$seconds"
+c1=$(cpu_ns "$dpid")
+stop_daemon
+for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+pids=()
+python3 - "$c0" "$c1" "$seconds" "$managed" <<'PY'
+import sys
+c0, c1, s, n = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+cpu = (c1 - c0) / 1e9
+print("daemon CPU with %s idle watched processes: %.3f s over %.0f s = %.3f %% of one core"
+      % (n, cpu, s, 100 * cpu / s))
+PY
+
+# ---- 2. slowdown of a watched process in --dry-run
+run_larson() {
+    LD_PRELOAD=$LIB "$T/bin/larson" 2 8 128 1024 1 12345 2 |
+        sed -n 's/.*cpu_ops_per_sec=\([0-9]*\) ops_per_sec=\([0-9]*\).*/\2 \1/p'
+}
+: >"$T/off"
+: >"$T/dry"
+for r in $(seq "$runs"); do
+    run_larson >>"$T/off"
+    start_daemon --dry-run
+    run_larson >>"$T/dry"
+    stop_daemon
+done
+python3 - "$T/off" "$T/dry" "$runs" <<'PY'
+import statistics, sys
+off = [tuple(map(float, l.split())) for l in open(sys.argv[1])]
+dry = [tuple(map(float, l.split())) for l in open(sys.argv[2])]
+for i, what in ((0, "ops/s"), (1, "ops per CPU second")):
+    a, b = statistics.median(x[i] for x in off), statistics.median(x[i] for x in dry)
+    print("larson-2t %s, median of %s alternating runs: no daemon %.3g, daemon --dry-run %.3g: %+.1f %%"
+          % (what, sys.argv[3], a, b, 100 * (b / a - 1)))
+PY
+grep -v "BPF off" "$T/d.log" | head -5 || true

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# t_daemon_phases — phases are recognised and their settings remembered: a
+# program alternating 64-byte batches (phase tiny/local) and 2048-byte
+# batches (mid/local) is tuned in each phase; when it comes back to a phase
+# it has been in, the daemon puts that phase's learned setting back at once
+# (decisions of rule "phase", "known setting"), in the tick the phase change
+# is confirmed, not after the hysteresis of the rules.
+. "$(dirname "$0")/daemon_lib.sh"
+need_daemon
+[ -x "$ROOT/tests/bin/daemon_phases" ] || skip "tests/bin/daemon_phases not built"
+cp "$ROOT/tests/bin/daemon_phases" "$T/bin/phases"
+dconfig
+dstart
+LD_PRELOAD=$HAKMEM_LIB "$T/bin/phases" 4 2 20000 >"$T/ph.out" 2>&1 &
+w=$!
+KILL_PIDS+=("$w")
+wait_log "pid $w (phases): phase - -> tiny/local" 5
+wait_log "pid $w (phases): phase tiny/local -> mid/local" 8
+wait_log "pid $w (phases): phase mid/local -> tiny/local" 8
+wait_log "[phase] phase tiny/local: known setting" 3
+grep "pid $w " "$T/d.log" | sed 's/^hakmemd: info: //'
+# the restore comes in the tick that confirms the phase: no rule could act
+# before 3 ticks of signal
+back=$(grep -n "pid $w (phases): phase mid/local -> tiny/local" "$T/d.log" | head -1 | cut -d: -f1)
+restore=$(grep -n "pid $w (phases): .*\[phase\] phase tiny/local: known setting" "$T/d.log" | head -1 | cut -d: -f1)
+[ "$restore" -gt "$back" ] || fail "restore before the phase change?"
+between=0
+[ "$restore" -gt $((back + 1)) ] &&
+    between=$(sed -n "$((back + 1)),$((restore - 1))p" "$T/d.log" | grep -c "pid $w (phases): .*\[")
+[ "$between" = 0 ] || fail "$between other decisions came before the restore"
+# what came back is what phase A ran with when it ended (its last step on
+# refill_count[3], a grow or a rollback, before the phase changed)
+left=$(grep -n "pid $w (phases): phase tiny/local -> mid/local" "$T/d.log" | head -1 | cut -d: -f1)
+learned=$(head -n "$left" "$T/d.log" | grep "pid $w (phases): refill_count\[3\] " | tail -1 | sed 's/.* -> \([0-9]*\) .*/\1/')
+restored=$(sed -n "${restore}p" "$T/d.log" | sed 's/.* -> \([0-9]*\) .*/\1/')
+echo "refill_count[3]: phase A ended with $learned; the first restore set ${restored}"
+[ "$restored" = "$learned" ] || fail "phase A learned refill_count[3] = $learned, the restore set $restored"
+wait "$w" || fail "the workload failed"
+echo "ok: phase A's setting came back in the tick the phase returned"
+dstop
