@@ -382,7 +382,8 @@ static void scan_containers(struct hakd_state *st) {
                 }
             if (f) fclose(f);
             snprintf(path, sizeof path, "/proc/%ld/root/dev/shm/" HAK_SHM_PREFIX "%s", pid, ns_pid);
-            if (ns_pid[0] && access(path, F_OK) == 0) consider(st, (pid_t)pid, path);
+            struct stat ls; /* lstat: a segment is published as a link (never followed) */
+            if (ns_pid[0] && lstat(path, &ls) == 0) consider(st, (pid_t)pid, path);
         }
     }
     closedir(d);

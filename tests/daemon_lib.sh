@@ -42,7 +42,7 @@ dwork() {
     KILL_PIDS+=("$WPID")
     disown "$WPID"
     for i in $(seq 100); do
-        grep -q '^pid ' "$out" 2>/dev/null && [ -e "/dev/shm/hakmem.$WPID" ] && return 0
+        grep -q '^pid ' "$out" 2>/dev/null && seg_exists "${WPID}" && return 0
         sleep 0.05
     done
     cat "$out"

@@ -31,7 +31,7 @@ container() {
 for ns in "-m" "-m -p -f"; do
     # shellcheck disable=SC2086
     container $ns
-    [ -e "/dev/shm/hakmem.$CPID" ] && fail "the container's segment is in the host /dev/shm"
+    seg_exists "${CPID}" && fail "the container's segment is in the host /dev/shm"
     wait_log "pid $CPID (wl): attached /proc/$CPID/root/dev/shm/hakmem." 10
     for _ in $(seq 100); do
         read -r v o <<<"$(knob "$CPID" refill_count 3)"

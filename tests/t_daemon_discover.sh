@@ -38,7 +38,7 @@ w=$WPID
 wait_log "pid $w (wl): attached" 5
 kill -9 "$w"
 t0=$(date +%s%N)
-while [ -e "/dev/shm/hakmem.$w" ]; do
+while seg_exists "${w}"; do
     [ $(( $(date +%s%N) - t0 )) -lt 1000000000 ] || fail "segment of killed $w still there after 1 s"
     sleep 0.01
 done
@@ -46,8 +46,27 @@ echo "ok: segment of SIGKILLed $w removed after $(( ($(date +%s%N) - t0) / 10000
 wait_log "pid $w (wl): exited without cleaning up: removed /dev/shm/hakmem.$w" 2
 
 # ---- hostile segments under the name of a live, included process
-cp /bin/sleep "$T/bin/sleeper"
-"$T/bin/sleeper" 120 &
+# The process maps whatever file stands under its segment's name (as a
+# process of an older hakmem mapped its regular file): a segment its process
+# does not map is stale and removed, never attached.
+cp "$(python3 -c 'import sys; print(sys.executable)')" "$T/bin/sleeper" # an included exe
+cat >"$T/sleeper.py" <<'PY'
+import mmap, os, time
+path, ino, m = "/dev/shm/hakmem.%d" % os.getpid(), None, None
+end = time.time() + 120
+while time.time() < end:
+    try:
+        st = os.lstat(path)
+        if st.st_ino != ino and st.st_size > 0:
+            fd = os.open(path, os.O_RDONLY)
+            m = mmap.mmap(fd, os.fstat(fd).st_size, mmap.MAP_SHARED, mmap.PROT_READ)
+            os.close(fd)
+            ino = st.st_ino
+    except (OSError, ValueError):
+        pass
+    time.sleep(0.02)
+PY
+"$T/bin/sleeper" "$T/sleeper.py" &
 s=$!
 KILL_PIDS+=("$s")
 disown "$s"
@@ -59,7 +78,7 @@ RM_FILES+=("$f")
 # name and renamed into place, so the daemon sees it whole (as the allocator
 # publishes its own); then damaged by the caller's python code, if any.
 mkseg() {
-    cp "/dev/shm/hakmem.$w" "/dev/shm/.t_daemon.$$" && chmod 600 "/dev/shm/.t_daemon.$$"
+    cp "$(seg_file "$w")" "/dev/shm/.t_daemon.$$" && chmod 600 "/dev/shm/.t_daemon.$$"
     RM_FILES+=("/dev/shm/.t_daemon.$$")
     python3 - "/dev/shm/.t_daemon.$$" "$s" "$(start_time "$s")" "${1:-}" <<'PY'
 import struct, sys

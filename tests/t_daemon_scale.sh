@@ -17,7 +17,7 @@ for batch in $(seq 10); do
     done
     sleep 0.3
     for i in $(seq 0 2 19); do # half die without cleaning up
-        [ -e "/dev/shm/hakmem.${b[$i]}" ] && kill -9 "${b[$i]}" 2>/dev/null && echo "${b[$i]}" >>"$T/killed"
+        seg_exists "${b[$i]}" && kill -9 "${b[$i]}" 2>/dev/null && echo "${b[$i]}" >>"$T/killed"
     done
     wait "${b[@]}" 2>/dev/null
     pids+=("${b[@]}")
@@ -25,9 +25,11 @@ done
 # a segment of ours: pids wrap fast on a busy machine, and a new process of
 # another program may have taken the pid and the name since (header: exe at 56)
 ours() {
+    # a link naming the pid: ours (its process is one of ours, gone or not)
+    [ -L "/dev/shm/hakmem.$1" ] && readlink "/dev/shm/hakmem.$1" | grep -q "^/proc/$1/" && return 0
     [ -e "/dev/shm/hakmem.$1" ] && python3 -c 'import sys
 with open(sys.argv[1], "rb") as f:
-    f.seek(56); sys.exit(f.read(64).split(b"\0")[0] != b"wl")' "/dev/shm/hakmem.$1" 2>/dev/null
+    f.seek(56); sys.exit(f.read(64).split(b"\0")[0] != b"wl")' "$(seg_file "$1")" 2>/dev/null
 }
 t0=$(date +%s%N)
 for i in $(seq 60); do
@@ -63,7 +65,7 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["up"] and s["processes"] == 0, s
 PY
-maps=$(grep -c "/dev/shm/hakmem" "/proc/$DPID/maps")
+maps=$(grep -cE "/dev/shm/hakmem|memfd:hakmem" "/proc/$DPID/maps")
 fds=$(ls "/proc/$DPID/fd" | wc -l)
 [ "$maps" = 0 ] || fail "$maps segments still mapped by the daemon"
 [ "$fds" -le "$fds0" ] || fail "the daemon holds $fds fds, $fds0 before: a leak"

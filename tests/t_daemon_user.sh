@@ -23,7 +23,7 @@ setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$home" LD_PRELOA
     "$WL" -t 1 -s 60 -z 64 -n 20000 >"$out" 2>&1 &
 KILL_PIDS+=("$!")
 user_w=$!
-for _ in $(seq 100); do [ -e "/dev/shm/hakmem.$user_w" ] && break; sleep 0.05; done
+for _ in $(seq 100); do seg_exists "${user_w}" && break; sleep 0.05; done
 timeout -s KILL 60 setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$home" \
     "$HAKMEMD" --foreground --no-bpf --config "$T/cfg.json" --interval-ms 200 >"$T/d.log" 2>&1 &
 DTO=$!

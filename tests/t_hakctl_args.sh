@@ -55,6 +55,7 @@ value() {
         --iterations) echo 1 ;;
         --sort) echo mem ;;
         --reason) echo test ;;
+        --status) echo /nonexistent/status.json ;;
     esac
 }
 # the words bash completion offers after "hakctl CMD [PID] --"
