@@ -185,8 +185,9 @@ def chart(outdir, png, runs, best, decs):
         dat = os.path.join(outdir, f"chart_{c}.dat")
         with open(dat, "w") as f:
             for t, p, o, r in run["ticks"]:
-                rel = o / best[p] if best.get(p) else 0
-                f.write(f"{t - TICK / 2:.2f} {min(rel, 1.4):.4f} {r:.1f}\n")
+                # idle has no throughput worth comparing: a gap in the curve
+                rel = f"{min(o / best[p], 1.4):.4f}" if best.get(p) and p != "idle" else "NaN"
+                f.write(f"{t - TICK / 2:.2f} {rel} {r:.1f}\n")
         plots_t.append(f"'{dat}' u 1:2 w steps lw 1.5 lc rgb '{colors[c]}' t '{desc}'")
         plots_r.append(f"'{dat}' u 1:3 w steps lw 1.5 lc rgb '{colors[c]}' t '{desc}'")
         if decs.get(c):
