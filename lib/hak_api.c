@@ -37,10 +37,15 @@ static bool read_as_limit(void) {
     return v;
 }
 
-static bool map_alone(size_t n) {
-    if (n <= ALONE_MIN || n > HAK_CLASS_MAX) return false;
+/* Whether the process runs under an address-space limit (ulimit -v). */
+bool hak_as_limited(void) {
     int v = __atomic_load_n(&as_limited, __ATOMIC_RELAXED);
     return v < 0 ? read_as_limit() : v;
+}
+
+static bool map_alone(size_t n) {
+    if (n <= ALONE_MIN || n > HAK_CLASS_MAX) return false;
+    return hak_as_limited();
 }
 
 /* Out of address space: everything this process keeps mapped for reuse

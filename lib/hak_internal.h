@@ -386,5 +386,6 @@ void hak_usage_seg(long bytes);
 void *hak_alloc_slow(size_t n);
 void hak_free_slow(void *p);
 void *hak_alloc_aligned(size_t align, size_t n);
+bool hak_as_limited(void); /* RLIMIT_AS is set: spend address space sparingly */
 
 #endif

@@ -140,11 +140,12 @@ static void cache_split(hak_large *l, size_t need) {
     hak_usage_large(1, 0); /* one mapping more, the same bytes */
     hak_segmap_set((uintptr_t)t, HAK_MAP_LARGE);
     cache_push(t);
-    /* what lies between need and the boundary is neither the block nor
-     * cached: give the address space (and its pages) back now, or a big
-     * mapping cut into small blocks would cost 4 MiB each */
+    /* Under an address-space limit, what lies between need and the
+     * boundary (neither the block nor cached) goes back now, or a big
+     * mapping cut into small blocks would cost 4 MiB of it each. Without
+     * one it stays with the block: its pages are warm for a later grow. */
     size_t used = round_page(need);
-    if (keep > used) {
+    if (keep > used && hak_as_limited()) {
         hak_os_unmap((char *)l + used, keep - used);
         hak_usage_large(0, -(long)(keep - used));
         l->map_size = used;
