@@ -86,7 +86,8 @@ int hk_parse_sec(const char *cmd, const char *s, double *sec); /* HK_OK or HK_US
 /* getopt_long over a table below (short letters = val); opterr off. */
 int hk_getopt(int argc, char **argv, const struct option *lo);
 extern const struct option hk_opts_ps[], hk_opts_stats[], hk_opts_top[], hk_opts_get[],
-    hk_opts_set[], hk_opts_reset[], hk_opts_trim[], hk_opts_gc[], hk_opts_daemon[], hk_opts_help_only[];
+    hk_opts_set[], hk_opts_reset[], hk_opts_trim[], hk_opts_gc[], hk_opts_daemon[],
+    hk_opts_help_only[];
 
 /* -------------------------------------------------------------- target */
 int hk_open(pid_t pid, int writable, struct hak_shm_view *v);          /* HK_OK or HK_ERR */

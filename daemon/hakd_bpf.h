@@ -15,7 +15,7 @@
 
 /* Cumulative per-pid (tgid) counts since hakd_bpf_watch(pid). */
 struct hakd_bpf_stats {
-    uint64_t faults;         /* user page faults (exceptions:page_fault_user) */
+    uint64_t faults; /* user page faults (exceptions:page_fault_user) */
     uint64_t mmap_calls, mmap_bytes;
     uint64_t munmap_calls, munmap_bytes;
     uint64_t madvise_calls, madvise_bytes; /* MADV_DONTNEED/FREE: memory handed back */
