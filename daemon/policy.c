@@ -330,6 +330,11 @@ static void phase_track(const struct hakd_state *st, struct hakd_proc *p, struct
         snprintf(s->phase_next, sizeof s->phase_next, "%s", key);
         return;
     }
+    /* A phase that ends before any change could be judged (short phases)
+     * still leaves what it ran with, once, so that a return to it (and the
+     * profile) starts from there; a judged setting replaces it later. */
+    if (s->phase[0] && s->phase_ticks >= 3 && !phase_find(p, s->phase, 0))
+        phase_remember(p, s->nhist ? s->hist[0] : 0);
     hakd_log(HAKD_INFO, "pid %d (%s): phase %s -> %s", p->pid, p->exe, s->phase[0] ? s->phase : "-",
              key);
     snprintf(s->phase, sizeof s->phase, "%s", key);

@@ -69,5 +69,5 @@ endif
 tests-tsan: $(TSAN_BINS)
 tests-static: $(STATIC_BINS)
 
-TEST_DEPS += $(TESTS_BIN) $(TEST_HELPERS)
+TEST_DEPS += $(TESTS_BIN) $(TEST_HELPERS) bench/bin/adaptive # t_daemon_shortphase
 CLEAN += $(TESTS_BIN) $(TEST_HELPERS) $(TSAN_BINS) $(STATIC_BINS) tests/out/*.log
