@@ -19,6 +19,8 @@
  *         reused=N of COUNT new_mib=M
  * Exit status 0 when every allocation failure was NULL + ENOMEM, else 1.
  */
+#include "testutil.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -119,16 +121,6 @@ static int mode_fill(size_t size, int threads, size_t big_mib) {
     return bad;
 }
 
-static long vm_size_kib(void) {
-    FILE *fp = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (fp && fgets(line, sizeof line, fp))
-        if (sscanf(line, "VmSize: %ld", &kib) == 1) break;
-    if (fp) fclose(fp);
-    return kib;
-}
-
 struct mixed {
     void *slot[4096];
     size_t size[4096], live;
@@ -156,7 +148,7 @@ static int mixed_fill(struct mixed *m, size_t target) {
         m->slot[i] = p;
         m->size[i] = n;
         m->live += n;
-        long vm = vm_size_kib();
+        long vm = tu_vm_kib();
         if (vm > m->peak_kib) m->peak_kib = vm;
     }
     return 0;
@@ -165,7 +157,7 @@ static int mixed_fill(struct mixed *m, size_t target) {
 static int mode_mixed(size_t live_mib) {
     static struct mixed m = {.rnd = 88172645463325252ull};
     size_t target = live_mib << 20;
-    long base = vm_size_kib();
+    long base = tu_vm_kib();
     m.peak_kib = base;
     if (mixed_fill(&m, target)) return 1;
     for (int op = 0; op < 20000; op++) { /* replace a random live block */
@@ -195,7 +187,7 @@ static int mode_aligned(size_t size, size_t count) {
     for (size_t i = 0; i < count; i++) p_free(v[i]);
     qsort(v, count, sizeof(void *), cmp_ptr);
     size_t reused = 0;
-    long vm0 = vm_size_kib();
+    long vm0 = tu_vm_kib();
     void **w = calloc(count, sizeof(void *));
     if (!w) return 2;
     for (size_t i = 0; i < count; i++) {
@@ -203,7 +195,7 @@ static int mode_aligned(size_t size, size_t count) {
         if (!w[i]) return 1;
         if (bsearch(&w[i], v, count, sizeof(void *), cmp_ptr)) reused++;
     }
-    long grown = vm_size_kib() - vm0;
+    long grown = tu_vm_kib() - vm0;
     for (size_t i = 0; i < count; i++) p_free(w[i]);
     printf("reused=%zu of %zu new_mib=%ld\n", reused, count, grown >> 10);
     free(v);

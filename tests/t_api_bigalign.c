@@ -19,16 +19,6 @@ static void *(*volatile p_memalign)(size_t, size_t) = memalign;
 static int (*volatile p_posix_memalign)(void **, size_t, size_t) = posix_memalign;
 static void *(*volatile p_realloc)(void *, size_t) = realloc;
 
-static long vm_kib(void) {
-    FILE *fp = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (fp && fgets(line, sizeof line, fp))
-        if (sscanf(line, "VmSize: %ld", &kib) == 1) break;
-    if (fp) fclose(fp);
-    return kib;
-}
-
 static void check_block(const char *api, char *p, size_t al, size_t n) {
     CHECKF(p != NULL, "%s(%#zx, %zu) = NULL, errno %d", api, al, n, errno);
     if (!p) return;
@@ -66,13 +56,13 @@ int main(void) {
     }
     /* free gives big-aligned mappings back */
     for (int i = 0; i < 3; i++) free(p_aligned_alloc((size_t)1 << 30, 1));
-    long before = vm_kib();
+    long before = tu_vm_kib();
     for (int i = 0; i < 200; i++) {
         char *p = p_aligned_alloc((size_t)1 << 30, 1);
         check_block("aligned_alloc", p, (size_t)1 << 30, 1);
         free(p);
     }
-    long after = vm_kib();
+    long after = tu_vm_kib();
     CHECKF(after - before < 64 * 1024,
            "200 x aligned_alloc(1 GiB) + free grew VmSize %ld -> %ld KiB", before, after);
     return tu_done();

@@ -27,16 +27,6 @@
 
 static void *(*volatile p_malloc)(size_t) = malloc;
 
-static long vm_kib(void) {
-    FILE *fp = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (fp && fgets(line, sizeof line, fp))
-        if (sscanf(line, "VmSize: %ld", &kib) == 1) break;
-    if (fp) fclose(fp);
-    return kib;
-}
-
 /* malloc_stats' output, captured from fd 2 */
 static void test_stats(int hak) {
     char path[] = "/tmp/t_api_mallinfo.XXXXXX";
@@ -143,7 +133,7 @@ int main(void) {
         void *more = p_malloc(100); /* a slow path or two with the segment scribbled */
         free(more);
         struct mallinfo2 mi = mallinfo2();
-        long vm = vm_kib();
+        long vm = tu_vm_kib();
         printf("mallinfo2: arena %zu uordblks %zu fordblks %zu hblkhd %zu keepcost %zu; VmSize "
                "%ld KiB\n",
                mi.arena, mi.uordblks, mi.fordblks, mi.hblkhd, mi.keepcost, vm);

@@ -74,6 +74,17 @@ static inline int hakmem_loaded(void) {
     return hakmem_version_str() != NULL;
 }
 
+/* The process's address space (VmSize of /proc/self/status), KiB; -1 if unknown. */
+static inline long tu_vm_kib(void) {
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (fp && fgets(line, sizeof line, fp))
+        if (sscanf(line, "VmSize: %ld", &kib) == 1) break;
+    if (fp) fclose(fp);
+    return kib;
+}
+
 static inline void tu_init(const char *name) {
     tu_name = name;
     const char *v = hakmem_version_str();
