@@ -154,4 +154,48 @@ static inline int fw_run(int (*work)(double seconds), double seconds) {
     }
 }
 
+/* ---- the workload's side: shared by the t_fork_* programs ---- */
+
+/* Set when the run is over; every workload thread polls it. */
+static atomic_int fw_stop;
+/* Problems the workload saw (a child's bad status, a failed call). */
+static atomic_long fw_failures;
+
+static inline int fw_running(void) {
+    return !atomic_load_explicit(&fw_stop, memory_order_relaxed);
+}
+
+/* The main thread of work(): lets the threads run for `seconds`, then stops
+ * them and starts the exit window (join them after this). */
+static inline void fw_run_for(double seconds) {
+    double end = fw_now() + seconds;
+    while (fw_now() < end) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&fw_stop, 1);
+    fw_done();
+}
+
+/* A child's wait status must be a clean exit 0; anything else counts. */
+static inline void fw_check_child(pid_t p, int st, const char *what) {
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "%s child %d: status %#x\n", what, (int)p, st);
+        atomic_fetch_add(&fw_failures, 1);
+    }
+}
+
+/* A fork child's whole life: allocate, fill and free each size `rounds`
+ * times, then _exit(0) (3 if malloc failed). */
+static inline void fw_child_alloc_exit(const size_t *sizes, int n, int rounds, int byte) {
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < n; i++) {
+            char *p = malloc(sizes[i]);
+            if (!p) _exit(3);
+            memset(p, byte, sizes[i]);
+            free(p);
+        }
+    _exit(0);
+}
+
 #endif

@@ -14,30 +14,17 @@
  */
 #include "fork_watch.h"
 #include "stress.h"
+#include "fork_churn.h"
 
 #include <fcntl.h>
 #include <spawn.h>
 
 #define NCHURN 3
 #define NSPAWNERS 3
-#define NSLOTS 256
 
 extern char **environ;
-static int R_SPAWN, R_CHURN;
-static atomic_int stop;
-static atomic_long failures;
-static _Atomic(struct blk *) slots[NSLOTS];
+static int R_SPAWN;
 static char self[4096];
-
-static void *churn_thread(void *arg) {
-    uint64_t rng = 99 + (uint64_t)(uintptr_t)arg;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-        for (int i = 0; i < 32; i++)
-            blk_free(atomic_exchange(&slots[tu_rand(&rng) % NSLOTS], blk_new(&rng)));
-        fw_tick(R_CHURN);
-    }
-    return NULL;
-}
 
 /* The exec'd program. */
 static void *exec_child_thread(void *arg) {
@@ -81,12 +68,12 @@ static pid_t start(int how) {
 static void *spawner(void *arg) {
     int how = (int)(uintptr_t)arg % 3;
     static const char *names[] = {"fork+exec", "vfork+exec", "posix_spawn"};
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    while (fw_running()) {
         pid_t p = start(how);
         int st = p > 0 ? fw_wait(p) : -1;
         if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
             fprintf(stderr, "%s: child %d status %#x\n", names[how], (int)p, st);
-            atomic_fetch_add(&failures, 1);
+            atomic_fetch_add(&fw_failures, 1);
         }
         fw_tick(R_SPAWN);
         how = (how + 1) % 3;
@@ -101,21 +88,15 @@ static int work(double seconds) {
     pthread_t t[NCHURN + NSPAWNERS];
     int n = 0;
     for (int i = 0; i < NCHURN; i++)
-        REQUIRE(pthread_create(&t[n++], NULL, churn_thread, (void *)(uintptr_t)i) == 0);
+        REQUIRE(pthread_create(&t[n++], NULL, fc_churn_thread, (void *)(uintptr_t)i) == 0);
     for (int i = 0; i < NSPAWNERS; i++)
         REQUIRE(pthread_create(&t[n++], NULL, spawner, (void *)(uintptr_t)i) == 0);
-    double end = fw_now() + seconds;
-    while (fw_now() < end) {
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    atomic_store(&stop, 1);
-    fw_done();
+    fw_run_for(seconds);
     for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
-    for (int s = 0; s < NSLOTS; s++) blk_free(atomic_exchange(&slots[s], NULL));
+    fc_drain();
     fprintf(stderr, "programs started %lu, churn rounds %lu, failures %ld\n", fw_ticks(R_SPAWN),
-            fw_ticks(R_CHURN), atomic_load(&failures));
-    return atomic_load(&failures) || tu_failures ? 1 : 0;
+            fw_ticks(fc_role), atomic_load(&fw_failures));
+    return atomic_load(&fw_failures) || tu_failures ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -126,7 +107,7 @@ int main(int argc, char **argv) {
     self[n] = 0;
     double seconds = argc > 1 ? atof(argv[1]) : 2;
     R_SPAWN = fw_role("spawns");
-    R_CHURN = fw_role("churn");
+    fc_role = fw_role("churn");
     if (fw_run(work, seconds)) tu_fail(__FILE__, __LINE__, "worker passed", NULL);
     return tu_done();
 }

@@ -20,35 +20,22 @@
  */
 #include "fork_watch.h"
 #include "stress.h"
+#include "fork_churn.h"
 
 #include <sys/syscall.h>
 
 #define NCHURN 3
 #define NFORKERS 2
-#define NSLOTS 256
 
-static int R_FORK, R_RAW = -1, R_CHURN;
-static atomic_int stop;
-static atomic_long failures;
-static _Atomic(struct blk *) slots[NSLOTS];
+static int R_FORK, R_RAW = -1;
 static __thread struct blk *held[3]; /* allocated by prepare, in the forking thread */
 static atomic_long prepares, parents, children;
-
-static void *churn_thread(void *arg) {
-    uint64_t rng = 5 + (uint64_t)(uintptr_t)arg;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-        for (int i = 0; i < 32; i++)
-            blk_free(atomic_exchange(&slots[tu_rand(&rng) % NSLOTS], blk_new(&rng)));
-        fw_tick(R_CHURN);
-    }
-    return NULL;
-}
 
 /* Large blocks back to back: the large-block lock is held much of the time,
  * so raw fork children often find it held by a thread they do not have. */
 static void *large_churn_thread(void *arg) {
     uint64_t rng = 77 + (uint64_t)(uintptr_t)arg;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    while (fw_running()) {
         for (int i = 0; i < 64; i++) {
             size_t n = (2u << 20) + tu_rand(&rng) % 65536;
             char *p = malloc(n);
@@ -56,7 +43,7 @@ static void *large_churn_thread(void *arg) {
             if (p) p[n - 1] = 1;
             free(p);
         }
-        fw_tick(R_CHURN);
+        fw_tick(fc_role);
     }
     return NULL;
 }
@@ -102,19 +89,12 @@ static void child_main(void) {
     _exit(tu_failures || atomic_load(&children) != 1 ? 1 : 0);
 }
 
-static void check_status(pid_t p, int st, const char *what) {
-    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "%s child %d: status %#x\n", what, (int)p, st);
-        atomic_fetch_add(&failures, 1);
-    }
-}
-
 static void *forker(void *arg) {
     (void)arg;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    while (fw_running()) {
         pid_t p = fork();
         if (p == 0) child_main();
-        check_status(p, p > 0 ? fw_wait(p) : -1, "fork");
+        fw_check_child(p, p > 0 ? fw_wait(p) : -1, "fork");
         fw_tick(R_FORK);
     }
     return NULL;
@@ -122,22 +102,15 @@ static void *forker(void *arg) {
 
 static void raw_child(void) {
     static const size_t sizes[] = {24, 5000, 300000, 3u << 20};
-    for (int r = 0; r < 8; r++)
-        for (int i = 0; i < 4; i++) {
-            char *p = malloc(sizes[i]);
-            if (!p) _exit(3);
-            memset(p, 0x3c, sizes[i]);
-            free(p);
-        }
-    _exit(0);
+    fw_child_alloc_exit(sizes, 4, 8, 0x3c);
 }
 
 static void *raw_forker(void *arg) {
     (void)arg;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    while (fw_running()) {
         pid_t p = (pid_t)syscall(SYS_fork);
         if (p == 0) raw_child();
-        check_status(p, p > 0 ? fw_wait(p) : -1, "raw fork");
+        fw_check_child(p, p > 0 ? fw_wait(p) : -1, "raw fork");
         fw_tick(R_RAW);
     }
     return NULL;
@@ -148,27 +121,21 @@ static int work(double seconds) {
     pthread_t t[NCHURN + 2 + NFORKERS + 1];
     int n = 0;
     for (int i = 0; i < NCHURN; i++)
-        REQUIRE(pthread_create(&t[n++], NULL, churn_thread, (void *)(uintptr_t)i) == 0);
+        REQUIRE(pthread_create(&t[n++], NULL, fc_churn_thread, (void *)(uintptr_t)i) == 0);
     for (int i = 0; i < 2; i++)
         REQUIRE(pthread_create(&t[n++], NULL, large_churn_thread, (void *)(uintptr_t)i) == 0);
     for (int i = 0; i < NFORKERS; i++) REQUIRE(pthread_create(&t[n++], NULL, forker, NULL) == 0);
     /* hakmem's guarantee only: glibc's malloc hangs in such a child */
     if (hakmem_loaded()) REQUIRE(pthread_create(&t[n++], NULL, raw_forker, NULL) == 0);
-    double end = fw_now() + seconds;
-    while (fw_now() < end) {
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    atomic_store(&stop, 1);
-    fw_done();
+    fw_run_for(seconds);
     for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
-    for (int s = 0; s < NSLOTS; s++) blk_free(atomic_exchange(&slots[s], NULL));
+    fc_drain();
     printf("forks %lu (prepare %ld, parent %ld), raw forks %lu, churn rounds %lu, failures %ld\n",
            fw_ticks(R_FORK), atomic_load(&prepares), atomic_load(&parents),
-           R_RAW >= 0 ? fw_ticks(R_RAW) : 0, fw_ticks(R_CHURN), atomic_load(&failures));
+           R_RAW >= 0 ? fw_ticks(R_RAW) : 0, fw_ticks(fc_role), atomic_load(&fw_failures));
     CHECK(atomic_load(&prepares) == atomic_load(&parents));
     CHECK(atomic_load(&prepares) >= (long)fw_ticks(R_FORK));
-    return atomic_load(&failures) || tu_failures ? 1 : 0;
+    return atomic_load(&fw_failures) || tu_failures ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -176,7 +143,7 @@ int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 2;
     R_FORK = fw_role("forks");
     if (hakmem_loaded()) R_RAW = fw_role("rawforks");
-    R_CHURN = fw_role("churn");
+    fc_role = fw_role("churn");
     if (fw_run(work, seconds)) tu_fail(__FILE__, __LINE__, "worker passed", NULL);
     return tu_done();
 }

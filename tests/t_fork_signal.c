@@ -23,7 +23,6 @@
 static int R_FORK, R_ALLOC, R_SIGFORK;
 static pid_t worker_pid;
 static volatile sig_atomic_t handler_n;
-static atomic_long failures;
 
 static int status_ok(int st) {
     return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
@@ -38,7 +37,7 @@ static void on_usr1(int sig) {
         errno = e;
         return; /* the child resumes the interrupted code; the main loop ends it */
     }
-    if (p < 0 || !status_ok(fw_wait(p))) atomic_fetch_add(&failures, 1);
+    if (p < 0 || !status_ok(fw_wait(p))) atomic_fetch_add(&fw_failures, 1);
     handler_n++;
     fw_tick(R_SIGFORK);
     errno = e;
@@ -155,11 +154,11 @@ static int work(double seconds) {
                 _exit(b ? 0 : 3);
             }
             if (getpid() != worker_pid) child_resumed();
-            if (p < 0 || !status_ok(fw_wait(p))) atomic_fetch_add(&failures, 1);
+            if (p < 0 || !status_ok(fw_wait(p))) atomic_fetch_add(&fw_failures, 1);
             if (getpid() != worker_pid) child_resumed();
             fw_tick(R_FORK);
         }
-        if (churn(&rng, 20) || cache_cycle()) atomic_fetch_add(&failures, 1);
+        if (churn(&rng, 20) || cache_cycle()) atomic_fetch_add(&fw_failures, 1);
         if (getpid() != worker_pid) child_resumed();
         fw_tick(R_ALLOC);
     }
@@ -169,13 +168,13 @@ static int work(double seconds) {
     fw_done();
     int st = fw_wait(sender);
     printf("forks %lu, churn rounds %lu, forks from the handler %lu, failures %ld, sender %s\n",
-           fw_ticks(R_FORK), fw_ticks(R_ALLOC), fw_ticks(R_SIGFORK), atomic_load(&failures),
+           fw_ticks(R_FORK), fw_ticks(R_ALLOC), fw_ticks(R_SIGFORK), atomic_load(&fw_failures),
            status_ok(st) ? "ok" : "failed");
     if (fw_ticks(R_SIGFORK) < 10) {
         printf("too few signals arrived (%lu): the race was not exercised\n", fw_ticks(R_SIGFORK));
         return 1;
     }
-    return atomic_load(&failures) || !status_ok(st) ? 1 : 0;
+    return atomic_load(&fw_failures) || !status_ok(st) ? 1 : 0;
 }
 
 int main(int argc, char **argv) {

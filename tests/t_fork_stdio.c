@@ -26,8 +26,6 @@
 #define NREADERS 3
 
 static int R_FORK, R_LINE, R_FLUSH;
-static atomic_int stop;
-static atomic_long failures;
 static char path[256];
 
 /* Lines: mostly short, every 16th 100-300 KB, every 64th 1.2-1.5 MiB. */
@@ -54,17 +52,17 @@ static void *reader(void *arg) {
     (void)arg;
     FILE *f = fopen(path, "r");
     if (!f) {
-        atomic_fetch_add(&failures, 1);
+        atomic_fetch_add(&fw_failures, 1);
         return NULL;
     }
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    while (fw_running()) {
         char *line = NULL;
         size_t cap = 0;
         ssize_t n = getline(&line, &cap, f);
         if (n < 0) {
             rewind(f);
         } else if (line[0] != 'a' || line[n - 1] != '\n') {
-            atomic_fetch_add(&failures, 1);
+            atomic_fetch_add(&fw_failures, 1);
         }
         free(line);
         fw_tick(R_LINE);
@@ -78,7 +76,7 @@ static void *reader(void *arg) {
 
 static void *flusher(void *arg) {
     (void)arg;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    while (fw_running()) {
         fflush(NULL);
         fw_tick(R_FLUSH);
         pause_us(100);
@@ -88,24 +86,18 @@ static void *flusher(void *arg) {
 
 static void child(void) {
     static const size_t sizes[] = {24, 1000, 70000, 3 << 20};
-    for (int i = 0; i < 4; i++) {
-        char *p = malloc(sizes[i]);
-        if (!p) _exit(3);
-        memset(p, 0x5a, sizes[i]);
-        free(p);
-    }
-    _exit(0);
+    fw_child_alloc_exit(sizes, 4, 1, 0x5a);
 }
 
 static void *forker(void *arg) {
     (void)arg;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    while (fw_running()) {
         double t0 = fw_now();
         pid_t p = fork();
         if (p == 0) child();
         double t1 = fw_now();
         if (p < 0) {
-            atomic_fetch_add(&failures, 1);
+            atomic_fetch_add(&fw_failures, 1);
             continue;
         }
         int st = fw_wait(p);
@@ -115,7 +107,7 @@ static void *forker(void *arg) {
         if (t2 - t0 > 0.5) fprintf(stderr, "slow fork %.3f s, wait %.3f s\n", t1 - t0, t2 - t1);
         if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
             fprintf(stderr, "child %d: status %#x\n", (int)p, st);
-            atomic_fetch_add(&failures, 1);
+            atomic_fetch_add(&fw_failures, 1);
         }
         fw_tick(R_FORK);
     }
@@ -132,18 +124,12 @@ static int work(double seconds) {
     for (int i = 0; i < NREADERS; i++) REQUIRE(pthread_create(&t[n++], NULL, reader, NULL) == 0);
     REQUIRE(pthread_create(&t[n++], NULL, flusher, NULL) == 0);
     for (int i = 0; i < NFORKERS; i++) REQUIRE(pthread_create(&t[n++], NULL, forker, NULL) == 0);
-    double end = fw_now() + seconds;
-    while (fw_now() < end) {
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    atomic_store(&stop, 1);
-    fw_done();
+    fw_run_for(seconds);
     for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
     unlink(path);
     printf("forks %lu, lines %lu, flushes %lu, failures %ld\n", fw_ticks(R_FORK), fw_ticks(R_LINE),
-           fw_ticks(R_FLUSH), atomic_load(&failures));
-    return atomic_load(&failures) || tu_failures ? 1 : 0;
+           fw_ticks(R_FLUSH), atomic_load(&fw_failures));
+    return atomic_load(&fw_failures) || tu_failures ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
