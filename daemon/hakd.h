@@ -169,7 +169,7 @@ struct hakd_state {
     struct hakd_proc *procs[HAKD_MAX_PROCS];
     int nprocs;
     int dry_run, once, bpf_on;
-    char bpf_why[160];
+    char bpf_why[256];
     const char *state_dir, *status_path;
     double psi_some10; /* /proc/pressure/memory some avg10, % */
     uint64_t ticks, decisions_total, removed_total, attach_total, detach_total, errors_total;

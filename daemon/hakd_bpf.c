@@ -56,10 +56,11 @@ static int on_exit_event(void *ctx, void *data, size_t len) {
     return 0;
 }
 
-/* Opens, loads and attaches the skeleton with the syscalls counted by fentry
- * or by the sys_enter tracepoint. 0, or a positive errno with the step that
- * failed in *step. */
-static int load(int fentry, const char **step) {
+enum sys_how { SYS_NONE, SYS_FENTRY, SYS_TRACEPOINT };
+
+/* Opens, loads and attaches the skeleton with the syscalls counted as asked.
+ * 0, or a positive errno with the step that failed in *step. */
+static int load(enum sys_how how, const char **step) {
     int err;
 
     skel = hakmemd_bpf__open();
@@ -72,10 +73,10 @@ static int load(int fentry, const char **step) {
     skel->rodata->nr_madvise = SYS_madvise;
     skel->rodata->madv_dontneed = MADV_DONTNEED;
     skel->rodata->madv_free = MADV_FREE;
-    bpf_program__set_autoload(skel->progs.hakd_mmap, fentry);
-    bpf_program__set_autoload(skel->progs.hakd_munmap, fentry);
-    bpf_program__set_autoload(skel->progs.hakd_madvise, fentry);
-    bpf_program__set_autoload(skel->progs.hakd_sys_enter, !fentry);
+    bpf_program__set_autoload(skel->progs.hakd_mmap, how == SYS_FENTRY);
+    bpf_program__set_autoload(skel->progs.hakd_munmap, how == SYS_FENTRY);
+    bpf_program__set_autoload(skel->progs.hakd_madvise, how == SYS_FENTRY);
+    bpf_program__set_autoload(skel->progs.hakd_sys_enter, how == SYS_TRACEPOINT);
     err = hakmemd_bpf__load(skel);
     if (err) {
         *step = "cannot load the BPF program";
@@ -94,13 +95,33 @@ static void unload(void) {
     skel = NULL;
 }
 
-/* HAKMEMD_BPF_SYSCALLS=fentry|tracepoint forces one way of counting the
- * syscalls (tests, diagnosis); by default fentry, else the tracepoint. */
+/* How the syscalls are counted. The sys_enter tracepoint runs on every
+ * syscall of every process on the machine (+100-180 ns on a 300 ns
+ * getppid() measured here), to count calls the allocator already counts
+ * itself (its released_bytes and mapped_bytes figures): so it is used only
+ * when asked for, never as an automatic fallback. */
+static const char *sys_mode = "off";
+
+const char *hakd_bpf_syscalls(void) {
+    return skel ? sys_mode : "off";
+}
+
+/* HAKMEMD_BPF_SYSCALLS chooses how mmap/munmap/madvise are counted:
+ *   auto (default)  fentry where the kernel allows it, else not at all;
+ *   fentry          fentry or fail;
+ *   tracepoint      the sys_enter tracepoint (every syscall pays);
+ *   off             not counted.
+ * Faults and exits are counted in every mode: those programs run only on
+ * the events themselves. */
 int hakd_bpf_open(char *why, size_t whylen) {
     const char *mode = getenv("HAKMEMD_BPF_SYSCALLS"), *step = "";
-    int err = 0;
+    int err = 0, fentry_err = 0;
 
     if (skel) return 0;
+    if (!mode || !*mode) mode = "auto";
+    if (strcmp(mode, "auto") && strcmp(mode, "fentry") && strcmp(mode, "tracepoint") &&
+        strcmp(mode, "off"))
+        return off(why, whylen, "HAKMEMD_BPF_SYSCALLS must be auto, fentry, tracepoint or off", 0);
     last_msg[0] = '\0';
     libbpf_set_print(keep_last_msg);
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
@@ -110,17 +131,24 @@ int hakd_bpf_open(char *why, size_t whylen) {
     percpu = calloc((size_t)ncpus, sizeof(*percpu));
     if (!percpu) return off(why, whylen, "out of memory", ENOMEM);
 
-    if (!mode || strcmp(mode, "tracepoint") != 0) {
-        err = load(1, &step);
+    if (!strcmp(mode, "auto") || !strcmp(mode, "fentry")) {
+        sys_mode = "fentry";
+        err = load(SYS_FENTRY, &step);
         /* any failure, EPERM included: some kernels refuse fentry to root
-         * (seen on 6.18 here) and take the tracepoint */
-        if (err && !(mode && strcmp(mode, "fentry") == 0)) {
+         * (seen on 6.18 here, built without ftrace) */
+        if (err && !strcmp(mode, "auto")) {
+            fentry_err = err;
             unload();
             last_msg[0] = '\0';
-            err = load(0, &step);
+            sys_mode = "off";
+            err = load(SYS_NONE, &step);
         }
+    } else if (!strcmp(mode, "tracepoint")) {
+        sys_mode = "sys_enter";
+        err = load(SYS_TRACEPOINT, &step);
     } else {
-        err = load(0, &step);
+        sys_mode = "off";
+        err = load(SYS_NONE, &step);
     }
     if ((err == EPERM || err == EACCES) && geteuid() != 0)
         return off(why, whylen, "not permitted to load BPF (root or CAP_BPF+CAP_PERFMON needed)",
@@ -131,6 +159,22 @@ int hakd_bpf_open(char *why, size_t whylen) {
     if (err) return off(why, whylen, step, err);
     exit_rb = ring_buffer__new(bpf_map__fd(skel->maps.exits), on_exit_event, NULL, NULL);
     if (!exit_rb) return off(why, whylen, "cannot open the exit ring buffer", errno);
+    if (why && whylen) {
+        if (!strcmp(sys_mode, "fentry"))
+            snprintf(why, whylen, "page faults, exits, mmap/munmap/madvise (fentry)");
+        else if (!strcmp(sys_mode, "sys_enter"))
+            snprintf(why, whylen,
+                     "page faults, exits, mmap/munmap/madvise (sys_enter tracepoint: "
+                     "every syscall on the machine pays)");
+        else if (fentry_err)
+            snprintf(why, whylen,
+                     "page faults and exits; syscalls not counted (fentry refused: %s; "
+                     "HAKMEMD_BPF_SYSCALLS=tracepoint to count them at a cost to every "
+                     "syscall)",
+                     strerror(fentry_err));
+        else
+            snprintf(why, whylen, "page faults and exits; syscalls not counted");
+    }
     return 0;
 }
 

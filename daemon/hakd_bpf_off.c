@@ -13,6 +13,9 @@ int hakd_bpf_open(char *why, size_t whylen) {
 int hakd_bpf_on(void) {
     return 0;
 }
+const char *hakd_bpf_syscalls(void) {
+    return "off";
+}
 int hakd_bpf_watch(pid_t pid) {
     return -1;
 }

@@ -275,9 +275,7 @@ int main(int argc, char **argv) {
         snprintf(st.bpf_why, sizeof st.bpf_why, "BPF off: --no-bpf");
     else
         st.bpf_on = hakd_bpf_open(st.bpf_why, sizeof st.bpf_why) == 0 && hakd_bpf_on();
-    hakd_log(st.bpf_on ? HAKD_INFO : HAKD_WARN, "%s",
-             st.bpf_on ? "BPF on: page faults, mmap/munmap/madvise and exits from the kernel"
-                       : st.bpf_why);
+    hakd_log(st.bpf_on ? HAKD_INFO : HAKD_WARN, "%s%s", st.bpf_on ? "BPF on: " : "", st.bpf_why);
     hakd_discover_open(&st);
     hakd_log(HAKD_INFO, "started: pid %d, interval %d ms, lease %d ms, state %s, status %s%s%s%s",
              getpid(), st.cfg.interval_ms, st.cfg.lease_ms, st.state_dir, st.status_path,

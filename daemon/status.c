@@ -33,7 +33,8 @@ void hakd_status_write(struct hakd_state *st, int up) {
     cJSON_AddNumberToObject(o, "decisions_total", (double)st->decisions_total);
     cJSON_AddNumberToObject(o, "segments_removed", (double)st->removed_total);
     cJSON_AddBoolToObject(o, "bpf", st->bpf_on);
-    cJSON_AddStringToObject(o, "bpf_reason", st->bpf_on ? "loaded" : st->bpf_why);
+    cJSON_AddStringToObject(o, "bpf_reason", st->bpf_why);
+    cJSON_AddStringToObject(o, "bpf_syscalls", hakd_bpf_syscalls());
     cJSON_AddBoolToObject(o, "dry_run", st->dry_run);
     cJSON_AddStringToObject(o, "state_dir", st->state_dir);
     char *text = cJSON_Print(o);

@@ -5,21 +5,27 @@
 #     PROCS idle preloaded processes, at the default 1 s tick;
 #  2. the slowdown of a watched process in --dry-run mode against no daemon:
 #     bench/bin/larson (2 threads), RUNS runs each, alternating, medians of
-#     ops/s and of ops per CPU second.
-# Usage: scripts/hakmemd_cost.sh [--procs N] [--seconds S] [--runs R]
+#     ops/s and of ops per CPU second;
+#  3. what its BPF program costs every other process on the machine:
+#     nanoseconds per getppid() (bench/bin/syscall_ns) with no daemon, with
+#     the daemon in its default BPF mode, and with HAKMEMD_BPF_SYSCALLS=
+#     tracepoint (sys_enter: every syscall runs the program), RUNS runs
+#     each, alternating, medians. Needs root (skipped otherwise).
+# Usage: scripts/hakmemd_cost.sh [--procs N] [--seconds S] [--runs R] [--only 1|2|3]
 # The daemon is restricted (config include) to this script's own processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-procs=100 seconds=60 runs=9
+procs=100 seconds=60 runs=9 only=
 while [ $# -gt 0 ]; do
     case "$1" in
+    --only) only=$2; shift 2 ;;
     --procs) procs=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
-    *) echo "usage: $0 [--procs N] [--seconds S] [--runs R]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--procs N] [--seconds S] [--runs R] [--only 1|2|3]" >&2; exit 2 ;;
     esac
 done
-make -s daemon/hakmemd lib/libhakmem.so bench/bin/larson >/dev/null
+make -s daemon/hakmemd lib/libhakmem.so bench/bin/larson bench/bin/syscall_ns >/dev/null
 LIB=$PWD/lib/libhakmem.so
 T=$(mktemp -d /tmp/hakmemd-cost.XXXXXX)
 pids=() dto=
@@ -35,9 +41,12 @@ cp /bin/sleep "$T/bin/idle"
 cp bench/bin/larson "$T/bin/larson"
 printf '{ "include": ["%s/bin/*"] }\n' "$T" >"$T/cfg.json"
 cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
-start_daemon() { # start_daemon ARGS..: sets dto (timeout's pid = its group) and dpid
+start_daemon() { # start_daemon [--bpf] ARGS..: sets dto (timeout's pid = its group) and dpid
+    local bpf=--no-bpf
+    [ "${1:-}" = --bpf ] && { bpf=; shift; }
     rm -f "$T/state/status.json"
-    timeout -s KILL 3600 daemon/hakmemd --foreground --no-bpf --config "$T/cfg.json" \
+    # shellcheck disable=SC2086
+    timeout -s KILL 3600 daemon/hakmemd --foreground $bpf --config "$T/cfg.json" \
         --state-dir "$T/state" --log-level warning "$@" 2>>"$T/d.log" &
     dto=$!
     for _ in $(seq 100); do
@@ -51,6 +60,7 @@ start_daemon() { # start_daemon ARGS..: sets dto (timeout's pid = its group) and
 stop_daemon() { kill -TERM "$dpid"; wait "$dto" 2>/dev/null || true; dto=; }
 
 # ---- 1. CPU with PROCS idle processes
+if [ -z "$only" ] || [ "$only" = 1 ]; then
 for _ in $(seq "$procs"); do
     LD_PRELOAD=$LIB "$T/bin/idle" 3600 &
     pids+=($!)
@@ -73,8 +83,10 @@ cpu = (c1 - c0) / 1e9
 print("daemon CPU with %s idle watched processes: %.3f s over %.0f s = %.3f %% of one core"
       % (n, cpu, s, 100 * cpu / s))
 PY
+fi
 
 # ---- 2. slowdown of a watched process in --dry-run
+if [ -z "$only" ] || [ "$only" = 2 ]; then
 run_larson() {
     LD_PRELOAD=$LIB "$T/bin/larson" 2 8 128 1024 1 12345 2 |
         sed -n 's/.*cpu_ops_per_sec=\([0-9]*\) ops_per_sec=\([0-9]*\).*/\2 \1/p'
@@ -97,3 +109,27 @@ for i, what in ((0, "ops/s"), (1, "ops per CPU second")):
           % (what, sys.argv[3], a, b, 100 * (b / a - 1)))
 PY
 grep -v "BPF off" "$T/d.log" | head -5 || true
+fi
+
+# ---- 3. what the BPF program costs every syscall on the machine
+if { [ -z "$only" ] || [ "$only" = 3 ]; } && [ "$(id -u)" = 0 ]; then
+    sys_ns() { bench/bin/syscall_ns 2000000 | sed -n 's/ns_per_syscall=//p'; }
+    : >"$T/s_none" ; : >"$T/s_auto" ; : >"$T/s_tp"
+    for r in $(seq "$runs"); do
+        sys_ns >>"$T/s_none"
+        start_daemon --bpf
+        mode=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("bpf_syscalls","?"))' "$T/state/status.json")
+        sys_ns >>"$T/s_auto"
+        stop_daemon
+        HAKMEMD_BPF_SYSCALLS=tracepoint start_daemon --bpf
+        sys_ns >>"$T/s_tp"
+        stop_daemon
+    done
+    python3 - "$T/s_none" "$T/s_auto" "$T/s_tp" "$runs" "$mode" <<'PY'
+import statistics, sys
+med = [statistics.median(float(l) for l in open(f)) for f in sys.argv[1:4]]
+print("getppid() ns, median of %s alternating runs: no daemon %.0f; daemon, default BPF "
+      "(syscalls by %s) %.0f (%+.0f ns); daemon, HAKMEMD_BPF_SYSCALLS=tracepoint %.0f (%+.0f ns)"
+      % (sys.argv[4], med[0], sys.argv[5], med[1], med[1] - med[0], med[2], med[2] - med[0]))
+PY
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t_bpf.sh — hakmemd's kernel probe (daemon/hakd_bpf.c + daemon/bpf/hakmemd.bpf.c)
 # through tests/bin/bpf_probe:
-#  1. as root: a child with a known number of page faults and
+#  1. as root, in each way of counting syscalls (auto, fentry, tracepoint,
+#     off): a child with a known number of page faults and
 #     mmap/munmap/madvise calls is watched; the counts must reach the known
 #     numbers and stay within sane bounds; MADV_WILLNEED must not count; the
 #     child's exit comes on the ring buffer, an unwatched process's does not.
@@ -32,19 +33,35 @@ else
 fi
 
 [ -r /sys/kernel/btf/vmlinux ] || skip "no kernel BTF (/sys/kernel/btf/vmlinux): BPF cannot load"
-# The syscalls are counted by fentry where the kernel allows it, else by the
-# sys_enter tracepoint (daemon/hakd_bpf.c): the default, then each way forced.
-for mode in auto tracepoint fentry; do
+# Faults and exits are counted in every mode. The syscalls are counted by
+# fentry where the kernel allows it; by default nothing else, because the
+# sys_enter tracepoint costs every syscall on the machine (daemon/hakd_bpf.c):
+# the default, then each way forced. The default must never pick sys_enter.
+fentry_ok=
+for mode in fentry auto tracepoint off; do
     echo "== syscalls by: $mode"
     out=$(HAKMEMD_BPF_SYSCALLS=$mode setsid timeout -s KILL 30 "$probe" 2>&1)
     rc=$?
     echo "$out"
     case $rc in
-    0) echo "ok: $mode: BPF counts and exit event as expected" ;;
+    0)
+        how=$(sed -n 's/^syscalls counted by: //p' <<<"$out")
+        case $mode in
+        fentry) [ "$how" = fentry ] || fail "fentry mode counted by '$how'"; fentry_ok=1 ;;
+        auto)
+            want=off
+            [ -n "$fentry_ok" ] && want=fentry
+            [ "$how" = "$want" ] || fail "auto mode counted syscalls by '$how', not '$want'"
+            ;;
+        tracepoint) [ "$how" = sys_enter ] || fail "tracepoint mode counted by '$how'" ;;
+        off) [ "$how" = off ] || fail "off mode counted by '$how'" ;;
+        esac
+        echo "ok: $mode: syscalls by $how; BPF counts and exit event as expected"
+        ;;
     3)
         grep -q 'built without libbpf/BTF' <<<"$out" && skip "$out"
         if [ $mode = fentry ] && grep -q 'kernel refused' <<<"$out"; then
-            echo "note: this kernel refuses fentry programs; the daemon counts syscalls by the tracepoint"
+            echo "note: this kernel refuses fentry programs; by default the syscalls are then not counted"
             continue
         fi
         fail "BPF did not load as root on a kernel with BTF ($mode): $out"
@@ -52,3 +69,7 @@ for mode in auto tracepoint fentry; do
     *) fail "bpf_probe failed ($mode, rc $rc)" ;;
     esac
 done
+out=$(HAKMEMD_BPF_SYSCALLS=bogus setsid timeout -s KILL 30 "$probe" 2>&1)
+[ $? -eq 3 ] && grep -q 'must be auto, fentry, tracepoint or off' <<<"$out" ||
+    fail "a bad HAKMEMD_BPF_SYSCALLS was not refused: $out"
+echo "ok: a bad HAKMEMD_BPF_SYSCALLS is refused with the accepted values"

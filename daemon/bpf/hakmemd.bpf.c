@@ -9,10 +9,12 @@
  * mounted: containers, minimal VMs). The syscalls are counted by fentry on
  * the kernel functions behind them (ksys_mmap_pgoff, __vm_munmap,
  * do_madvise): only those calls pay. Where fentry cannot load (older
- * signatures, no trampolines) the loader falls back to the generic
- * sys_enter tracepoint filtered by number; that one runs on every syscall
- * of every process, measured at ~+100 ns on a 300 ns getppid() here. (The
- * per-syscall events sys_enter_mmap & co exist only through tracefs.)
+ * signatures, no trampolines, a kernel without ftrace) the syscalls are not
+ * counted unless the operator opts in to the generic sys_enter tracepoint
+ * filtered by number (HAKMEMD_BPF_SYSCALLS=tracepoint): that one runs on
+ * every syscall of every process, measured at +70..+180 ns on a 180-300 ns
+ * getppid() here. (The per-syscall events sys_enter_mmap & co exist only
+ * through tracefs.)
  * Never attached to malloc: the segment counts allocations for free.
  *
  * Only tgids the daemon put in `watched` are counted, so an unrelated process
