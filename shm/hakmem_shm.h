@@ -341,7 +341,10 @@ enum hak_shm_stale {
                                  (it exec'd a program without hakmem) */
 };
 int hak_shm_is_stale(const struct hak_shm_view *v);
-/* Calls fn for every /dev/shm/hakmem.<pid>; stops when fn returns non-zero. */
+/* Calls fn(pid, path) for every /dev/shm/hakmem.<n>, in pid order; stops
+ * when fn returns non-zero. pid is n, or, for a link written in another pid
+ * namespace that shares our /dev/shm (a pod, --ipc=host), that process's
+ * pid in ours when we can see it (one pass over /proc, only then). */
 int hak_shm_list(int (*fn)(pid_t pid, const char *path, void *arg), void *arg);
 
 /* Reading: summed over all slots. cls in [0, n_classes] (n_classes = large).

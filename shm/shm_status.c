@@ -195,28 +195,93 @@ static pid_t name_pid(const char *name) {
     return x <= INT_MAX ? (pid_t)x : 0;
 }
 
+/* Host pids of processes that live in pid namespaces below ours, by
+ * (namespace, pid there): built with one pass over /proc when hak_shm_list
+ * first meets a link written in another namespace (a container sharing our
+ * /dev/shm: a pod, --ipc=host). Most systems have none, and pay nothing. */
+struct ns_proc {
+    uint64_t ns;
+    pid_t inner, host;
+};
+
+static size_t ns_procs_scan(struct ns_proc **out) {
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char *end;
+        long p = strtol(e->d_name, &end, 10);
+        int levels;
+        if (*end || p <= 0 || p > INT_MAX) continue;
+        pid_t inner = inner_pid((pid_t)p, &levels);
+        uint64_t ns;
+        if (levels < 2 || !(ns = pid_ns_of((pid_t)p))) continue;
+        if (n == cap) {
+            struct ns_proc *np = realloc(*out, (cap = cap ? 2 * cap : 32) * sizeof *np);
+            if (!np) break;
+            *out = np;
+        }
+        (*out)[n++] = (struct ns_proc){ns, inner, (pid_t)p};
+    }
+    closedir(d);
+    return n;
+}
+
+/* The pid to name the process behind /dev/shm/<name> by: the one in the
+ * name if the link was written in our namespace (or is no link), else that
+ * process's pid here when we can see it; 0 when it is in another namespace
+ * and not found (its segment is judged by gc, not listed). */
+static pid_t listed_pid(pid_t named, uint64_t self_ns, struct ns_proc **tab, size_t *ntab,
+                        int *scanned) {
+    char path[64], text[HAK_SHM_LINK_MAX];
+    pid_t lpid;
+    int lfd;
+    uint64_t lns;
+    snprintf(path, sizeof path, "/dev/shm/" HAK_SHM_PREFIX "%d", named);
+    ssize_t k = readlink(path, text, sizeof text - 1);
+    if (k <= 0 || (text[k] = 0, hak_shm_link_parse(text, &lpid, &lfd, &lns) != 0) || !lns ||
+        !self_ns || lns == self_ns || lpid != named)
+        return named;
+    if (!*scanned) {
+        *ntab = ns_procs_scan(tab);
+        *scanned = 1;
+    }
+    for (size_t i = 0; i < *ntab; i++)
+        if ((*tab)[i].ns == lns && (*tab)[i].inner == named) return (*tab)[i].host;
+    return 0;
+}
+
 int hak_shm_list(int (*fn)(pid_t pid, const char *path, void *arg), void *arg) {
     DIR *d = opendir("/dev/shm");
-    pid_t *pids = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
+    struct {
+        pid_t pid, named;
+    } *pids = NULL;
+    size_t n = 0, cap = 0, ntab = 0;
+    struct ns_proc *tab = NULL;
+    int rc = 0, scanned = 0;
+    uint64_t self_ns = hak_shm_pidns("/proc/self/ns/pid");
     if (!d) return HAK_SHM_ESYS;
     for (struct dirent *e; (e = readdir(d));) {
         pid_t p = name_pid(e->d_name);
         if (!p) continue;
+        pid_t host = listed_pid(p, self_ns, &tab, &ntab, &scanned);
+        if (!host) host = p; /* not found: gc judges it by its namespace */
         if (n == cap) {
-            pid_t *np = realloc(pids, (cap = cap ? 2 * cap : 64) * sizeof *pids);
+            void *np = realloc(pids, (cap = cap ? 2 * cap : 64) * sizeof *pids);
             if (!np) break;
             pids = np;
         }
-        pids[n++] = p;
+        pids[n].pid = host;
+        pids[n++].named = p;
     }
     closedir(d);
-    qsort(pids, n, sizeof *pids, cmp_pid); /* stable, readable order */
+    free(tab);
+    qsort(pids, n, sizeof *pids, cmp_pid); /* by pid (the first member): a readable order */
     for (size_t i = 0; i < n && rc == 0; i++) {
         char path[64];
-        snprintf(path, sizeof path, "/dev/shm/" HAK_SHM_PREFIX "%d", pids[i]);
-        rc = fn(pids[i], path, arg);
+        snprintf(path, sizeof path, "/dev/shm/" HAK_SHM_PREFIX "%d", pids[i].named);
+        rc = fn(pids[i].pid, path, arg);
     }
     free(pids);
     return rc;

@@ -2,7 +2,8 @@
 # t_hakctl_pidns — a container with its own pid namespace but our /dev/shm
 # (a Kubernetes pod, --ipc=host) names its segment by its own pid: here
 # hakmem.1, while our pid 1 is init. hakctl must judge it by the namespace
-# the header records (pid_ns), never by our pid 1: ps shows it live, gc keeps
+# the header records (pid_ns), never by our pid 1: ps lists it live under its
+# pid in our namespace (found through /proc), gc keeps
 # it while its process runs, and removes it once the namespace is gone
 # (provably dead). (issue 11, item 6)
 . "$(dirname "$0")/hakctl_lib.sh"
@@ -38,7 +39,16 @@ import json, sys
 j = json.load(open(sys.argv[1]))
 assert sum(c["allocs"] for c in j["classes"]) > 0, j
 PY
-echo "ok: kept and live while its process runs"
+run "$HAKCTL" ps --json
+expect 0
+python3 - "$T/out" "$c" <<'PY' || fail "ps: the container's process is not listed live by its pid here"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+rows = rows["processes"] if isinstance(rows, dict) else rows
+mine = [r for r in rows if r["pid"] == int(sys.argv[2])]
+assert mine and mine[0].get("state", "live") == "live", (sys.argv[2], rows)
+PY
+echo "ok: kept, listed by ps under its pid here ($c), and live while its process runs"
 
 kill -9 "$c" "$u" 2>/dev/null
 for _ in $(seq 100); do [ -e "/proc/$c" ] || break; sleep 0.05; done
