@@ -9,13 +9,17 @@ need_cmd tmux
 
 workload -t 1 -s 90
 w=$WPID
-# the shortest prefix of our pid that no other segment's pid shares
-prefix=$w
-for ((n = 1; n < ${#w}; n++)); do
-    p=${w:0:n}
-    m=(/dev/shm/hakmem."$p"*)
-    [ ${#m[@]} = 1 ] && { prefix=$p; break; }
-done
+# the shortest prefix of our pid that no other segment's pid shares (now:
+# processes that start meanwhile may share it; see the pid completion below)
+unique_from() {
+    local n p m
+    for ((n = $1; n < ${#w}; n++)); do
+        p=${w:0:n}
+        m=(/dev/shm/hakmem."$p"*)
+        [ ${#m[@]} = 1 ] && { echo "$n"; return; }
+    done
+    echo "${#w}"
+}
 
 home=$T/home
 mkdir -p "$home"
@@ -28,9 +32,20 @@ tty_wait "hakctl_workloa"
 tty_keys "sta" Tab
 sleep 0.3
 [ "$(line)" = "hakctl> stats" ] || { tty_screen; fail "command completion: '$(line)'"; }
-tty_keys "$prefix" Tab
-sleep 0.3
-[ "$(line)" = "hakctl> stats $w" ] || { tty_screen; fail "pid completion: '$(line)'"; }
+# A prefix that another process's segment took meanwhile (other hakmem
+# programs run on this machine) lists both: then a longer one, never a pass
+# without a completion to the whole pid.
+n=$(unique_from 1)
+while :; do
+    tty_keys "${w:0:n}" Tab
+    sleep 0.3
+    [ "$(line)" = "hakctl> stats $w" ] && break
+    m=(/dev/shm/hakmem."${w:0:n}"*)
+    [ ${#m[@]} -gt 1 ] && [ "$n" -lt "${#w}" ] || { tty_screen; fail "pid completion: '$(line)'"; }
+    echo "note: prefix ${w:0:n} is shared now (${#m[@]} segments): a longer one"
+    tty_keys C-u "stats "
+    n=$(unique_from $((n + 1)))
+done
 tty_keys -- "--inter" Tab
 sleep 0.3
 [ "$(line)" = "hakctl> stats $w --interval" ] || { tty_screen; fail "option completion: '$(line)'"; }
