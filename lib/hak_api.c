@@ -48,45 +48,36 @@ static bool map_alone(size_t n) {
     return hak_as_limited();
 }
 
-/* Out of address space: everything this process keeps mapped for reuse
- * goes back (this thread's cache, empty spans, the segment and large-block
- * caches; other threads flush at their next slow path), so that the one
- * retry that follows can map what it needs. */
-static void release_for_retry(hak_heap *h) {
-    HAK_PROBE1(oom_release, h);
-    read_as_limit();
-    hak_trim_all();
-    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        uint32_t kept;
-        hak_release_empty(h, c, &kept);
-    }
-    hak_segment_cache_trim(true); /* the segments the spans above emptied */
-}
-
-/* A large block; on a failed mapping, release and retry once. */
-static void *large_alloc(hak_heap *h, size_t n, size_t align, bool *fresh) {
+/* A large block. Out of memory, the recovery steps of hak_oom.c with a
+ * retry after each; quick: only the first (the classes are tried next). */
+static void *large_alloc(hak_heap *h, size_t n, size_t align, bool *fresh, bool quick) {
     void *p = NULL;
     if ((n | align) >> HAK_ADDR_BITS) goto out; /* more than the address space */
     p = hak_large_alloc(n, align, fresh);
     if (!p) {
-        release_for_retry(h);
-        p = hak_large_alloc(n, align, fresh);
+        read_as_limit(); /* a program may have changed it */
+        struct hak_oom oom = {.quick = quick};
+        while (!p && hak_oom_step(&oom, &h, -1)) p = hak_large_alloc(n, align, fresh);
     }
 out:
     if (!p) errno = ENOMEM;
     return p;
 }
 
-/* Pops a block of class cls, refilling the thread cache if it is empty
- * (after a failed refill: release and retry once). */
+/* Pops a block of class cls, refilling the thread cache if it is empty;
+ * out of memory, the recovery steps of hak_oom.c with a refill after each
+ * (a step may give this thread another heap). */
 static void *alloc_cls(hak_heap *h, int cls) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     if (!bin->head) {
         hak_heap_poll(h);
         HAK_CTR(cls, ALLOC_SLOW)++;
         if (!hak_refill(h, cls)) {
-            release_for_retry(h);
-            if (!hak_refill(h, cls)) {
+            read_as_limit();
+            struct hak_oom oom = {0};
+            bool ok = false;
+            while (!ok && hak_oom_step(&oom, &h, cls)) ok = hak_refill(h, cls);
+            if (!ok) {
                 errno = ENOMEM;
                 return NULL;
             }
@@ -120,11 +111,11 @@ void *hak_alloc_slow(size_t n) {
     }
     if (n > HAK_CLASS_MAX) {
         hak_heap_poll(h);
-        return large_alloc(h, n, 0, NULL);
+        return large_alloc(h, n, 0, NULL, false);
     }
     if (HAK_UNLIKELY(map_alone(n))) {
         hak_heap_poll(h);
-        void *p = large_alloc(h, n, 0, NULL);
+        void *p = large_alloc(h, n, 0, NULL, true);
         if (p) return p; /* else the classes may still have room */
     }
     return alloc_cls(h, hak_size_class(n));
@@ -222,7 +213,7 @@ HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size) {
     if ((n > HAK_CLASS_MAX || map_alone(n)) && (h = hak_heap_get()) != NULL) {
         bool fresh;
         hak_heap_poll(h); /* a slow path like malloc's: knobs, trims, publishing */
-        void *p = large_alloc(h, n, 0, &fresh);
+        void *p = large_alloc(h, n, 0, &fresh, n <= HAK_CLASS_MAX);
         if (p && !fresh) memset(p, 0, n); /* a new mapping is zero already: don't touch it */
         if (p || n > HAK_CLASS_MAX) return p;
     }
@@ -301,7 +292,7 @@ void *hak_alloc_aligned(size_t align, size_t n) {
         for (int c = hak_size_class(sz); c < HAK_NUM_CLASSES; c++)
             if (hak_class_size[c] % align == 0) return alloc_cls(h, c);
     }
-    return large_alloc(h, n, align, NULL);
+    return large_alloc(h, n, align, NULL, false);
 }
 
 static bool pow2(size_t a) {
