@@ -350,8 +350,7 @@ void hak_large_after_fork(void);
  * The caller retries after every step that returns true. */
 struct hak_oom {
     int round;
-    bool quick; /* one release and retry only (a fallback follows) */
-    bool last;  /* the final retry is under way */
+    bool last; /* the final retry is under way */
     uint64_t epoch, deadline_ns;
 };
 bool hak_oom_step(struct hak_oom *o, hak_heap **h, int cls); /* cls -1: not a class block */

@@ -43,7 +43,7 @@ bool hak_oom_step(struct hak_oom *o, hak_heap **h, int cls) {
         o->deadline_ns = hak_now_ns() + OOM_WAIT_NS;
         return true;
     }
-    if (o->quick || o->last || o->round > OOM_ROUNDS_MAX) return false;
+    if (o->last || o->round > OOM_ROUNDS_MAX) return false;
     if (cls >= 0) {
         hak_heap *a = hak_heap_swap(*h, cls);
         if (a) {
