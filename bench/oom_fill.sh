@@ -48,12 +48,15 @@ for lib in "$@"; do
                     "ulimit -v $limit; exec env $pre $H fill $size $threads 0" 2>/dev/null)
                 u=$(sed -n 's/.*usable_mib=\([0-9]*\).*/\1/p' <<<"$out")
                 r=$(sed -n 's/.*refill_mib=\([0-9]*\).*/\1/p' <<<"$out")
-                [ -n "$u" ] && [ -n "$r" ] || { echo "run failed: $out" >&2; continue; }
+                if [ -z "$u" ] || [ -z "$r" ]; then
+                    echo "run failed: $out" >&2
+                    continue
+                fi
                 first+=("$u")
                 second+=("$r")
                 if [ "$u" -gt 0 ]; then
                     pct=$((r * 100 / u))
-                    [ -z "$worst" ] || [ "$pct" -lt "$worst" ] && worst=$pct
+                    if [ -z "$worst" ] || [ "$pct" -lt "$worst" ]; then worst=$pct; fi
                 fi
             done
             printf '| %s | %s | %s | %s | %s | %s | %s %% |\n' "$(basename "$lib")" "$threads" "$size" \

@@ -97,11 +97,18 @@ static void *alloc_cls(hak_heap *h, int cls, size_t alone, bool *fresh) {
     return b;
 }
 
-/* A mid size under an address-space limit: a mapping of its own, else
- * (with no recovery yet: the classes may have room) a block of its class. */
+/* A mid size under an address-space limit: a mapping of its own (after
+ * unmapping the caches' empty memory if need be: a class block wastes more
+ * of it), else a block of its class, before any recovery that makes other
+ * threads give memory back. */
 static void *alloc_alone(hak_heap *h, size_t n, bool *fresh) {
     hak_heap_poll(h);
     void *p = hak_large_alloc(n, 0, fresh);
+    if (!p) {
+        hak_segment_cache_trim(true);
+        hak_large_cache_trim(true);
+        p = hak_large_alloc(n, 0, fresh);
+    }
     if (p) return p;
     if (fresh) *fresh = false;
     return alloc_cls(h, hak_size_class(n), n, fresh);

@@ -34,11 +34,21 @@ static int (*volatile p_posix_memalign)(void **, size_t, size_t) = posix_memalig
 
 static pthread_barrier_t start; /* every thread exists before any fills */
 
+/* The blocks a thread holds, in 64 KiB chunks: a bookkeeping array grown
+ * by realloc would need twice its size in one piece now and then, and its
+ * failure, not malloc(SIZE)'s, would end the fill. */
+#define CHUNK_SLOTS ((65536 - 2 * sizeof(void *)) / sizeof(void *))
+struct chunk {
+    struct chunk *next;
+    size_t n;
+    void *p[CHUNK_SLOTS];
+};
+
 struct filler {
     pthread_t t;
     size_t size;
-    void **blocks;
-    size_t n, cap;
+    struct chunk *blocks;
+    size_t n;
     int bad_errno;
 };
 
@@ -48,15 +58,16 @@ static void *fill(void *arg) {
     struct filler *f = arg;
     pthread_barrier_wait(&start);
     for (;;) {
-        if (f->n == f->cap) {
-            size_t cap = f->cap ? f->cap * 2 : 1024;
-            void **b = realloc(f->blocks, cap * sizeof(void *));
-            if (!b) {
+        if (!f->blocks || f->blocks->n == CHUNK_SLOTS) {
+            errno = 0;
+            struct chunk *c = malloc(sizeof(*c));
+            if (!c) {
                 if (errno != ENOMEM) f->bad_errno = 1;
                 break;
             }
-            f->blocks = b;
-            f->cap = cap;
+            c->next = f->blocks;
+            c->n = 0;
+            f->blocks = c;
         }
         errno = 0;
         char *p = p_malloc(f->size);
@@ -66,7 +77,8 @@ static void *fill(void *arg) {
         }
         p[0] = 1;
         p[f->size - 1] = 1;
-        f->blocks[f->n++] = p;
+        f->blocks->p[f->blocks->n++] = p;
+        f->n++;
     }
     return NULL;
 }
@@ -93,10 +105,13 @@ static double run_fill(struct filler *f, int threads, size_t size, int *bad) {
 
 static void free_all(struct filler *f, int threads) {
     for (int i = 0; i < threads; i++) {
-        for (size_t j = 0; j < f[i].n; j++) p_free(f[i].blocks[j]);
-        free(f[i].blocks);
+        for (struct chunk *c = f[i].blocks, *next; c; c = next) {
+            for (size_t j = 0; j < c->n; j++) p_free(c->p[j]);
+            next = c->next;
+            free(c);
+        }
         f[i].blocks = NULL;
-        f[i].n = f[i].cap = 0;
+        f[i].n = 0;
     }
 }
 
