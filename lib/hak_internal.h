@@ -12,7 +12,8 @@
  *            lock-free stack of spans that received remote frees. Heaps
  *            outlive threads: an exiting thread abandons its heap to a pool,
  *            where a new thread takes it over (or another thread reclaims
- *            its empty memory, "adopt").
+ *            its empty memory, "adopt", or a thread out of memory trades
+ *            its own heap for it, hak_heap_swap).
  * In front of it all, the thread cache: a singly linked list per class in
  * thread-local storage (hak_tls). That list IS the fast path.
  *
