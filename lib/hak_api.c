@@ -48,45 +48,42 @@ static bool map_alone(size_t n) {
     return hak_as_limited();
 }
 
-/* Out of address space: everything this process keeps mapped for reuse
- * goes back (this thread's cache, empty spans, the segment and large-block
- * caches; other threads flush at their next slow path), so that the one
- * retry that follows can map what it needs. */
-static void release_for_retry(hak_heap *h) {
-    HAK_PROBE1(oom_release, h);
-    read_as_limit();
-    hak_trim_all();
-    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        uint32_t kept;
-        hak_release_empty(h, c, &kept);
-    }
-    hak_segment_cache_trim(true); /* the segments the spans above emptied */
-}
-
-/* A large block; on a failed mapping, release and retry once. */
+/* A large block. Out of memory, the recovery steps of hak_oom.c with a
+ * retry after each. */
 static void *large_alloc(hak_heap *h, size_t n, size_t align, bool *fresh) {
     void *p = NULL;
     if ((n | align) >> HAK_ADDR_BITS) goto out; /* more than the address space */
     p = hak_large_alloc(n, align, fresh);
     if (!p) {
-        release_for_retry(h);
-        p = hak_large_alloc(n, align, fresh);
+        read_as_limit(); /* a program may have changed it */
+        struct hak_oom oom = {0};
+        while (!p && hak_oom_step(&oom, &h, -1)) p = hak_large_alloc(n, align, fresh);
     }
 out:
     if (!p) errno = ENOMEM;
     return p;
 }
 
-/* Pops a block of class cls, refilling the thread cache if it is empty
- * (after a failed refill: release and retry once). */
-static void *alloc_cls(hak_heap *h, int cls) {
+/* Pops a block of class cls, refilling the thread cache if it is empty.
+ * Out of memory, the recovery steps of hak_oom.c with a refill after each
+ * (a step may give this thread another heap), and first a mapping of its
+ * own if `alone` (the size, see map_alone; *fresh: it is a new one). */
+static void *alloc_cls(hak_heap *h, int cls, size_t alone, bool *fresh) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     if (!bin->head) {
         hak_heap_poll(h);
         HAK_CTR(cls, ALLOC_SLOW)++;
         if (!hak_refill(h, cls)) {
-            release_for_retry(h);
-            if (!hak_refill(h, cls)) {
+            read_as_limit();
+            struct hak_oom oom = {0};
+            bool ok = false;
+            while (!ok && hak_oom_step(&oom, &h, cls)) {
+                void *p = alone ? hak_large_alloc(alone, 0, fresh) : NULL;
+                if (p) return p;
+                if (fresh) *fresh = false;
+                ok = hak_refill(h, cls);
+            }
+            if (!ok) {
                 errno = ENOMEM;
                 return NULL;
             }
@@ -98,6 +95,23 @@ static void *alloc_cls(hak_heap *h, int cls) {
     b->key = 0;
     HAK_BIN_CTR(bin, ALLOCS)++;
     return b;
+}
+
+/* A mid size under an address-space limit: a mapping of its own (after
+ * unmapping the caches' empty memory if need be: a class block wastes more
+ * of it), else a block of its class, before any recovery that makes other
+ * threads give memory back. */
+static void *alloc_alone(hak_heap *h, size_t n, bool *fresh) {
+    hak_heap_poll(h);
+    void *p = hak_large_alloc(n, 0, fresh);
+    if (!p) {
+        hak_segment_cache_trim(true);
+        hak_large_cache_trim(true);
+        p = hak_large_alloc(n, 0, fresh);
+    }
+    if (p) return p;
+    if (fresh) *fresh = false;
+    return alloc_cls(h, hak_size_class(n), n, fresh);
 }
 
 void *hak_alloc_slow(size_t n) {
@@ -122,12 +136,8 @@ void *hak_alloc_slow(size_t n) {
         hak_heap_poll(h);
         return large_alloc(h, n, 0, NULL);
     }
-    if (HAK_UNLIKELY(map_alone(n))) {
-        hak_heap_poll(h);
-        void *p = large_alloc(h, n, 0, NULL);
-        if (p) return p; /* else the classes may still have room */
-    }
-    return alloc_cls(h, hak_size_class(n));
+    if (HAK_UNLIKELY(map_alone(n))) return alloc_alone(h, n, NULL);
+    return alloc_cls(h, hak_size_class(n), 0, NULL);
 }
 
 static void invalid(const char *what, void *p) {
@@ -220,11 +230,16 @@ HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size) {
     }
     hak_heap *h;
     if ((n > HAK_CLASS_MAX || map_alone(n)) && (h = hak_heap_get()) != NULL) {
-        bool fresh;
-        hak_heap_poll(h); /* a slow path like malloc's: knobs, trims, publishing */
-        void *p = large_alloc(h, n, 0, &fresh);
+        bool fresh = false;
+        void *p;
+        if (n > HAK_CLASS_MAX) {
+            hak_heap_poll(h); /* a slow path like malloc's: knobs, trims, publishing */
+            p = large_alloc(h, n, 0, &fresh);
+        } else {
+            p = alloc_alone(h, n, &fresh);
+        }
         if (p && !fresh) memset(p, 0, n); /* a new mapping is zero already: don't touch it */
-        if (p || n > HAK_CLASS_MAX) return p;
+        return p;
     }
     void *p = hak_alloc_fast(n);
     if (p) memset(p, 0, n);
@@ -299,7 +314,7 @@ void *hak_alloc_aligned(size_t align, size_t n) {
     size_t sz = n < align ? align : n;
     if (sz <= HAK_CLASS_MAX && align <= HAK_PAGE_SIZE) {
         for (int c = hak_size_class(sz); c < HAK_NUM_CLASSES; c++)
-            if (hak_class_size[c] % align == 0) return alloc_cls(h, c);
+            if (hak_class_size[c] % align == 0) return alloc_cls(h, c, 0, NULL);
     }
     return large_alloc(h, n, align, NULL);
 }

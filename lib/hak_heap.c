@@ -134,7 +134,7 @@ void hak_heaps_publish(struct hak_shm_header *shm) {
 
 /* An ownerless heap goes back to the pool: with memory to the abandoned
  * list (a new thread takes it over whole), without to the free list.
- * The caller holds the pool lock. */
+ * The caller holds the pool lock; pool_run was set while it owned h. */
 static void pool_put(hak_heap *h) {
     if (h->segs) {
         h->pool_next = pool_abandoned;
@@ -163,6 +163,26 @@ static hak_heap *heap_new(void) {
     return h;
 }
 
+/* The calling thread owns h from now on (caller holds the pool lock). */
+static void heap_own_locked(hak_heap *h) {
+    h->owner = gettid();
+    if (HEAP_UNBOUND(h)) hak_heap_bind_counters(h, false);
+}
+
+/* The calling thread, owner of h, starts using it. */
+static void heap_attach(hak_heap *h) {
+    hak_tls.heap = h;
+    hak_tls.ctr = h->ctr;
+    hak_tls.trim_epoch = atomic_load(&trim_epoch);
+    atomic_store_explicit(&h->trim_answered, hak_tls.trim_epoch, memory_order_relaxed);
+    struct hak_shm_slot *sl = slot_of(h);
+    if (sl) {
+        sl->tid = h->owner;
+        sl->active = 1;
+    }
+    hak_knobs_apply_tls();
+}
+
 hak_heap *hak_heap_get(void) {
     hak_heap *h = hak_tls.heap;
     if (HAK_LIKELY(h != NULL)) return h;
@@ -176,31 +196,21 @@ hak_heap *hak_heap_get(void) {
     } else {
         h = heap_new();
     }
-    if (h) h->owner = gettid();
-    if (h && HEAP_UNBOUND(h)) hak_heap_bind_counters(h, false);
+    if (h) heap_own_locked(h);
     hak_unlock(&hak_pool_lock);
     if (!h) return NULL;
     HAK_PROC_ADD(THREADS, 1);
     atomic_fetch_add(&hak_live_threads, 1);
-    hak_tls.heap = h;
-    hak_tls.ctr = h->ctr;
-    hak_tls.trim_epoch = atomic_load(&trim_epoch);
-    struct hak_shm_slot *sl = slot_of(h);
-    if (sl) {
-        sl->tid = h->owner;
-        sl->active = 1;
-    }
-    hak_knobs_apply_tls();
+    heap_attach(h);
     /* may allocate (second-level key data): the heap is already in place */
     if (hak_tkey_ready) pthread_setspecific(hak_tkey, h);
     return h;
 }
 
-/* Thread exit: give every cached block back, release empty spans, and leave
- * the heap in the pool for the next thread. */
-void hak_thread_exit(void *arg) {
-    hak_heap *h = hak_tls.heap;
-    if (!h) return;
+/* The calling thread gives its heap up: every cached block back, remote
+ * frees drained, empty spans released; the heap goes to the pool with the
+ * rest, for the next thread (or one out of memory, hak_heap_swap). */
+static void heap_leave(hak_heap *h, bool help) {
     if (HEAP_UNBOUND(h)) heap_publish_self(h);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_flush(h, c, 0);
@@ -216,18 +226,54 @@ void hak_thread_exit(void *arg) {
      * pages warm; the purge delay (or the background purger) returns them */
     hak_segment_purge(h, false);
     /* help drain what other exited threads left, while we are on a slow path */
-    if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
+    if (help && HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
+    h->pool_run = hak_segment_free_run(h);
     struct hak_shm_slot *sl = slot_of(h);
     if (sl) sl->active = 0;
     hak_lock(&hak_pool_lock);
     h->owner = 0;
     pool_put(h);
     hak_unlock(&hak_pool_lock);
+    hak_tls.heap = NULL;
+}
+
+/* Thread exit: the heap goes to the pool for the next thread. */
+void hak_thread_exit(void *arg) {
+    hak_heap *h = hak_tls.heap;
+    if (!h) return;
+    heap_leave(h, true);
     HAK_PROC_SUB(THREADS, 1);
     atomic_fetch_sub(&hak_live_threads, 1);
-    hak_tls.heap = NULL;
     hak_tls.exited = 1;
     (void)arg;
+}
+
+/* Out of memory in h for class cls: an abandoned heap whose segments have
+ * room for a span of cls, or a partial span of it, serves this thread from
+ * now on, and h goes to the pool. Free pages that a few live blocks keep in
+ * a dead thread's segments are only usable this way: nobody else may carve
+ * them, and their segments cannot be given back. Returns the new heap, or
+ * NULL (none has room; h stays). */
+hak_heap *hak_heap_swap(hak_heap *h, int cls) {
+    if (atomic_load_explicit(&abandoned_n, memory_order_relaxed) == 0) return NULL;
+    int need = hak_span_min_pages(cls);
+    hak_lock(&hak_pool_lock);
+    hak_heap *a = NULL, **pp = &pool_abandoned;
+    for (int i = 0; *pp && i < 64; i++, pp = &(*pp)->pool_next) {
+        if ((*pp)->partial[cls] || (*pp)->pool_run >= need) {
+            a = *pp;
+            *pp = a->pool_next;
+            atomic_fetch_sub(&abandoned_n, 1);
+            heap_own_locked(a);
+            break;
+        }
+    }
+    hak_unlock(&hak_pool_lock);
+    if (!a) return NULL;
+    heap_leave(h, false);
+    heap_attach(a);
+    HAK_PROBE2(heap_swap, h, a);
+    return a;
 }
 
 /* Adopt: take one abandoned heap that has remote frees waiting, drain them
@@ -256,6 +302,7 @@ bool hak_heap_reclaim_abandoned(void) {
     }
     hak_segment_purge(a, false); /* its free pages go back to the OS on the usual delay */
     HAK_PROBE2(adopt, a, released);
+    a->pool_run = hak_segment_free_run(a);
     hak_lock(&hak_pool_lock);
     pool_put(a);
     hak_unlock(&hak_pool_lock);
@@ -277,6 +324,23 @@ void hak_knobs_apply_tls(void) {
     }
 }
 
+/* This thread's part of a trim (and of out-of-memory recovery): every
+ * cached block back to its span, remote frees drained, every empty span
+ * given back (the classes' last partial ones too), free pages purged. The
+ * heap answers the epoch in force (hak_heaps_unanswered). */
+static void heap_give_back(hak_heap *h) {
+    uint64_t e = atomic_load(&trim_epoch);
+    hak_tls.trim_epoch = e;
+    for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(h, c, 0);
+    hak_remote_drain(h);
+    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+        uint32_t kept;
+        hak_release_empty(h, c, &kept);
+    }
+    hak_segment_purge(h, true);
+    atomic_store_explicit(&h->trim_answered, e, memory_order_release);
+}
+
 /* Every slow path: knob changes, trim requests, timed purges. Cheap unless
  * something changed: two loads from the segment and a counter. */
 void hak_heap_poll(hak_heap *h) {
@@ -290,13 +354,8 @@ void hak_heap_poll(hak_heap *h) {
     }
     if (HAK_UNLIKELY(hak_tls.knob_gen != __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE)))
         hak_knobs_apply_tls();
-    if (HAK_UNLIKELY(hak_tls.trim_epoch !=
-                     atomic_load_explicit(&trim_epoch, memory_order_relaxed))) {
-        hak_tls.trim_epoch = atomic_load(&trim_epoch);
-        for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(h, c, 0);
-        hak_remote_drain(h);
-        hak_segment_purge(h, true);
-    }
+    if (HAK_UNLIKELY(hak_tls.trim_epoch != atomic_load_explicit(&trim_epoch, memory_order_relaxed)))
+        heap_give_back(h);
     if ((++h->polls & 63) == 0) {
         hak_purger_tick(); /* may start the purger: nothing held, heap consistent */
         uint64_t now = hak_now_ns();
@@ -317,23 +376,56 @@ void hak_heap_poll(hak_heap *h) {
     }
 }
 
-/* malloc_trim and outside trim requests: this thread does its part now,
- * every other thread at its next slow path (trim epoch). */
-void hak_trim_all(void) {
-    atomic_fetch_add(&trim_epoch, 1);
+/* malloc_trim, outside trim requests and out-of-memory recovery: this
+ * thread does its part now, every other thread at its next slow path (trim
+ * epoch). Returns the epoch raised. */
+uint64_t hak_trim_all(void) {
+    uint64_t e = atomic_fetch_add(&trim_epoch, 1) + 1;
+    hak_trim_release();
+    if (hak_shm) HAK_SHM_STORE(trim_done, HAK_SHM_LOAD(trim_req));
+    HAK_PROC_ADD(TRIMS, 1);
+    return e;
+}
+
+/* A trim's work, for the epoch in force: this thread's part, abandoned
+ * heaps, every heap's free pages, both caches. */
+void hak_trim_release(void) {
     hak_heap *h = hak_tls.heap;
     if (h) {
-        hak_tls.trim_epoch = atomic_load(&trim_epoch);
-        for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(h, c, 0);
-        hak_remote_drain(h);
-        for (int i = 0; i < 64 && hak_heap_reclaim_abandoned(); i++) continue; /* bounded */
-        hak_segment_purge(h, true);
+        heap_give_back(h);
+        for (int i = 0; i < 64; i++) /* bounded */
+            if (!hak_heap_reclaim_abandoned()) break;
     }
     hak_heaps_purge_all(true); /* threads that sleep do not come to do their part */
     hak_segment_cache_trim(true);
     hak_large_cache_trim(true);
-    if (hak_shm) HAK_SHM_STORE(trim_done, HAK_SHM_LOAD(trim_req));
-    HAK_PROC_ADD(TRIMS, 1);
+}
+
+/* A trim epoch that a waiter gave up on (hak_oom.c): a live heap that has
+ * not answered even that one has had no slow path since, and is not waited
+ * for again until it answers something. */
+static atomic_ullong idle_epoch;
+
+/* Whether a live heap other than this thread's has not yet answered epoch,
+ * leaving out idle ones (above). Owners change under the pool lock. */
+bool hak_heaps_unanswered(uint64_t epoch) {
+    uint64_t idle = atomic_load_explicit(&idle_epoch, memory_order_relaxed);
+    bool found = false;
+    hak_lock(&hak_pool_lock);
+    for (hak_heap *h = all_heaps; h && !found; h = h->all_next) {
+        uint64_t a = atomic_load_explicit(&h->trim_answered, memory_order_acquire);
+        found = h->owner > 0 && h != hak_tls.heap && a < epoch && a >= idle;
+    }
+    hak_unlock(&hak_pool_lock);
+    return found;
+}
+
+/* A wait for epoch timed out: whoever has not answered it counts as idle. */
+void hak_heaps_mark_idle(uint64_t epoch) {
+    uint64_t old = atomic_load_explicit(&idle_epoch, memory_order_relaxed);
+    while (old < epoch) {
+        if (atomic_compare_exchange_weak(&idle_epoch, &old, epoch)) break;
+    }
 }
 
 /* The heap whose seg_lock the purger holds (for a fork child). */

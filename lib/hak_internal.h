@@ -12,7 +12,8 @@
  *            lock-free stack of spans that received remote frees. Heaps
  *            outlive threads: an exiting thread abandons its heap to a pool,
  *            where a new thread takes it over (or another thread reclaims
- *            its empty memory, "adopt").
+ *            its empty memory, "adopt", or a thread out of memory trades
+ *            its own heap for it, hak_heap_swap).
  * In front of it all, the thread cache: a singly linked list per class in
  * thread-local storage (hak_tls). That list IS the fast path.
  *
@@ -159,9 +160,11 @@ typedef struct hak_heap {
     _Atomic(hak_span *) remote_spans;
     uint32_t refills_since_drain;
     uint32_t polls;
-    uint64_t purge_ns;          /* next time dirty pages are due */
-    struct hak_heap *pool_next; /* abandoned / free pool link */
-    struct hak_heap *all_next;  /* every heap ever made */
+    uint64_t purge_ns;              /* next time dirty pages are due */
+    _Atomic uint64_t trim_answered; /* the trim epoch its owner last gave memory back for */
+    int pool_run;                   /* in the pool: longest run of free pages in its segments */
+    struct hak_heap *pool_next;     /* abandoned / free pool link */
+    struct hak_heap *all_next;      /* every heap ever made */
 } hak_heap;
 
 /* Effective knob values, process-private, already clamped. */
@@ -279,6 +282,8 @@ hak_span *hak_span_alloc(hak_heap *h, int cls);
 void hak_span_release(hak_heap *h, hak_span *s);
 void hak_segment_purge(hak_heap *h, bool force);
 bool hak_segment_cache_trim(bool force); /* true: dirty pages remain */
+int hak_segment_free_run(hak_heap *h);   /* longest run of free pages, capped at a span's */
+int hak_span_min_pages(int cls);         /* pages the shortest span of cls takes */
 void hak_segment_after_fork(void);
 static inline hak_segment *hak_seg_of(const void *p) {
     return (hak_segment *)((uintptr_t)p & ~HAK_SEG_MASK);
@@ -314,7 +319,11 @@ void hak_orphan_bind(void);
 int hak_heap_reserve_orphan(struct hak_shm_header *shm);
 void hak_heaps_publish(struct hak_shm_header *shm); /* sets hak_shm */
 void hak_knobs_apply_tls(void);
-void hak_trim_all(void);
+uint64_t hak_trim_all(void); /* returns the trim epoch it raised */
+void hak_trim_release(void); /* a trim's work without a new epoch */
+hak_heap *hak_heap_swap(hak_heap *h, int cls);
+bool hak_heaps_unanswered(uint64_t epoch);
+void hak_heaps_mark_idle(uint64_t epoch);
 void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);
 extern hak_lock_t hak_pool_lock;
 extern atomic_int hak_live_threads;
@@ -337,6 +346,15 @@ void hak_large_cache_trim(bool force);
 bool hak_large_cache_busy(void);
 extern hak_lock_t hak_large_lock;
 void hak_large_after_fork(void);
+
+/* out of memory: what a failing allocation tries before NULL (hak_oom.c).
+ * The caller retries after every step that returns true. */
+struct hak_oom {
+    int round;
+    bool last; /* the final retry is under way */
+    uint64_t epoch, deadline_ns;
+};
+bool hak_oom_step(struct hak_oom *o, hak_heap **h, int cls); /* cls -1: not a class block */
 
 /* start-up (hak_init.c) */
 void hak_init(void);

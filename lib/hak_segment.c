@@ -164,7 +164,7 @@ static int pages_for(int cls, int n) {
  * nothing, which is what runs out first under an address-space limit. */
 hak_span *hak_span_alloc(hak_heap *h, int cls) {
     int n = pages_for(cls, hak_class_span[cls]), first = -1;
-    int min = pages_for(cls, (int)((hak_class_size[cls] + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE));
+    int min = hak_span_min_pages(cls);
     hak_segment *seg, *best = NULL;
     int best_len = 0, best_first = -1;
     for (seg = h->segs; seg; seg = seg->next) {
@@ -285,6 +285,25 @@ bool hak_segment_cache_trim(bool force) {
         hak_os_unmap(seg, HAK_SEG_SIZE);
         hak_usage_seg(-(long)HAK_SEG_SIZE);
     }
+}
+
+#define SPAN_PAGES_MAX 32 /* the class table's longest span */
+
+/* Pages the shortest span of cls takes (one block's worth). */
+int hak_span_min_pages(int cls) {
+    return pages_for(cls, (int)((hak_class_size[cls] + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE));
+}
+
+/* Longest run of free pages in the heap's segments, capped at the longest
+ * span: what a thread taking the heap over can carve without mapping. The
+ * caller owns the heap (it is about to go to the pool). */
+int hak_segment_free_run(hak_heap *h) {
+    int best = 0, first;
+    for (hak_segment *seg = h->segs; seg && best < SPAN_PAGES_MAX; seg = seg->next) {
+        int len = longest_run(seg, &first);
+        if (len > best) best = len;
+    }
+    return best;
 }
 
 /* Fork child: a holder lost half-way may have left the cache list broken.

@@ -8,6 +8,11 @@
  *       everything, tries malloc(BIG_MIB MiB) (0: skip) and fills again, to
  *       show the memory came back:
  *         usable_mib=N errno_ok=1 big_ok=1 refill_mib=M
+ *   oom_helper pinned SIZE
+ *       one thread fills the limit with SIZE-byte blocks and exits; all its
+ *       blocks are freed but one in each 4 MiB of address space (a dead
+ *       thread's memory kept by a few live blocks); then a thread that
+ *       already had a heap fills:  freed_mib=F refill_mib=R errno_ok=1
  *   oom_helper mixed LIVE_MIB
  *       random live blocks of 100 KB-900 KB up to LIVE_MIB MiB, then 20000
  *       random replacements; prints the largest growth of the address space
@@ -34,29 +39,38 @@ static int (*volatile p_posix_memalign)(void **, size_t, size_t) = posix_memalig
 
 static pthread_barrier_t start; /* every thread exists before any fills */
 
+/* The blocks a thread holds, in 64 KiB chunks: a bookkeeping array grown
+ * by realloc would need twice its size in one piece now and then, and its
+ * failure, not malloc(SIZE)'s, would end the fill. */
+#define CHUNK_SLOTS ((65536 - 2 * sizeof(void *)) / sizeof(void *))
+struct chunk {
+    struct chunk *next;
+    size_t n;
+    void *p[CHUNK_SLOTS];
+};
+
 struct filler {
     pthread_t t;
     size_t size;
-    void **blocks;
-    size_t n, cap;
+    struct chunk *blocks;
+    size_t n;
     int bad_errno;
 };
 
 /* Allocates until NULL; one write a page keeps the block honest without
  * making the whole limit resident. */
-static void *fill(void *arg) {
-    struct filler *f = arg;
-    pthread_barrier_wait(&start);
+static void fill_blocks(struct filler *f) {
     for (;;) {
-        if (f->n == f->cap) {
-            size_t cap = f->cap ? f->cap * 2 : 1024;
-            void **b = realloc(f->blocks, cap * sizeof(void *));
-            if (!b) {
+        if (!f->blocks || f->blocks->n == CHUNK_SLOTS) {
+            errno = 0;
+            struct chunk *c = malloc(sizeof(*c));
+            if (!c) {
                 if (errno != ENOMEM) f->bad_errno = 1;
                 break;
             }
-            f->blocks = b;
-            f->cap = cap;
+            c->next = f->blocks;
+            c->n = 0;
+            f->blocks = c;
         }
         errno = 0;
         char *p = p_malloc(f->size);
@@ -66,8 +80,14 @@ static void *fill(void *arg) {
         }
         p[0] = 1;
         p[f->size - 1] = 1;
-        f->blocks[f->n++] = p;
+        f->blocks->p[f->blocks->n++] = p;
+        f->n++;
     }
+}
+
+static void *fill(void *arg) {
+    pthread_barrier_wait(&start);
+    fill_blocks(arg);
     return NULL;
 }
 
@@ -93,10 +113,13 @@ static double run_fill(struct filler *f, int threads, size_t size, int *bad) {
 
 static void free_all(struct filler *f, int threads) {
     for (int i = 0; i < threads; i++) {
-        for (size_t j = 0; j < f[i].n; j++) p_free(f[i].blocks[j]);
-        free(f[i].blocks);
+        for (struct chunk *c = f[i].blocks, *next; c; c = next) {
+            for (size_t j = 0; j < c->n; j++) p_free(c->p[j]);
+            next = c->next;
+            free(c);
+        }
         f[i].blocks = NULL;
-        f[i].n = f[i].cap = 0;
+        f[i].n = 0;
     }
 }
 
@@ -203,13 +226,65 @@ static int mode_aligned(size_t size, size_t count) {
     return 0;
 }
 
+/* mode pinned: a thread whose heap exists before the first filler exits,
+ * and which fills only after that one's blocks were freed */
+static pthread_barrier_t ready, go;
+static void *late_filler(void *arg) {
+    struct filler *f = arg;
+    p_free(p_malloc(f->size)); /* a heap of its own */
+    pthread_barrier_wait(&ready);
+    pthread_barrier_wait(&go);
+    fill_blocks(f);
+    return NULL;
+}
+
+static void *first_filler(void *arg) {
+    fill_blocks(arg);
+    return NULL;
+}
+
+static int mode_pinned(size_t size) {
+    static struct filler a, b;
+    a.size = b.size = size;
+    p_free(p_malloc(1)); /* main's heap is its own, not the first filler's once it exits */
+    pthread_barrier_init(&ready, NULL, 2);
+    pthread_barrier_init(&go, NULL, 2);
+    pthread_t ta, tb;
+    if (pthread_create(&tb, NULL, late_filler, &b)) return 2;
+    pthread_barrier_wait(&ready);
+    if (pthread_create(&ta, NULL, first_filler, &a)) return 2;
+    pthread_join(ta, NULL);
+    /* all but the first block in each 4 MiB of address space: a few live
+     * blocks keep a dead thread's memory */
+    size_t freed = 0;
+    char seen[1 << 15] = {0}; /* a bit per 4 MiB of a 47-bit address space, hashed */
+    for (struct chunk *c = a.blocks; c; c = c->next) {
+        for (size_t j = 0; j < c->n; j++) {
+            uintptr_t k = ((uintptr_t)c->p[j] >> 22) % (sizeof(seen) * 8);
+            if (!(seen[k / 8] & (1 << (k % 8)))) {
+                seen[k / 8] |= (char)(1 << (k % 8));
+                continue;
+            }
+            p_free(c->p[j]);
+            c->p[j] = NULL;
+            freed++;
+        }
+    }
+    pthread_barrier_wait(&go);
+    pthread_join(tb, NULL);
+    printf("freed_mib=%.0f refill_mib=%.0f errno_ok=%d\n", (double)freed * (double)size / 1048576.0,
+           (double)b.n * (double)size / 1048576.0, !(a.bad_errno | b.bad_errno));
+    return a.bad_errno | b.bad_errno;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 5 && strcmp(argv[1], "fill") == 0)
         return mode_fill(strtoul(argv[2], NULL, 0), atoi(argv[3]), strtoul(argv[4], NULL, 0));
     if (argc >= 3 && strcmp(argv[1], "mixed") == 0) return mode_mixed(strtoul(argv[2], NULL, 0));
+    if (argc >= 3 && strcmp(argv[1], "pinned") == 0) return mode_pinned(strtoul(argv[2], NULL, 0));
     if (argc >= 4 && strcmp(argv[1], "aligned") == 0)
         return mode_aligned(strtoul(argv[2], NULL, 0), strtoul(argv[3], NULL, 0));
-    fprintf(stderr, "usage: oom_helper fill SIZE THREADS BIG_MIB | mixed LIVE_MIB | "
+    fprintf(stderr, "usage: oom_helper fill SIZE THREADS BIG_MIB | pinned SIZE | mixed LIVE_MIB | "
                     "aligned SIZE COUNT\n");
     return 2;
 }

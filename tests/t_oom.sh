@@ -7,10 +7,19 @@
 # ENOMEM (no crash, no other errno). With hakmem, each must also get at
 # least MIN percent of the limit (a floor against collapse, not a target),
 # and after everything is freed a second fill must get at least 90 % of the
-# first with one thread, 60 % with four (the memory came back; with four
-# threads the second fill's threads race for the heaps the first left behind
-# and one can fail while another still holds free memory: 73-97 % seen,
-# glibc's arenas give 75 % for 4 x 40 KB). Under ulimit -v 500000,
+# first with one thread, 92 % with four: the memory came back, and a thread
+# that runs out does not fail while the process still holds free memory it
+# could hand out (other threads' caches and empty spans, a dead thread's
+# free pages: lib/hak_oom.c). `bench/oom_fill.sh -n 20` measured a lowest
+# ratio of 94 % with four threads (3 MB blocks: four blocks more or less;
+# 96-99 % for the others); main at 2ad420d, before that recovery, 81 % for
+# 4 x 4000 B (median 91 %). The four-thread runs are made 5 times, so that
+# a racy shortfall shows. (glibc's arenas give 75 % for 4 x 40 KB.)
+# `oom_helper pinned`: a thread fills the limit and exits, its blocks are
+# freed but one in each 4 MiB, and a thread that already had a heap fills
+# again: it must get at least 90 % of what was freed (the dead thread's
+# segments cannot be given back; the filler takes that heap over: 82 of
+# 80 MiB for 4000 B blocks; main at 2ad420d: 3 MiB). Under ulimit -v 500000,
 # after 900 KB blocks filled the limit and were freed, malloc(292 MiB) must
 # succeed, as it does with glibc (caches are released and the mapping
 # retried before malloc gives up). Runs with the library under test, or
@@ -46,7 +55,7 @@ run() {
     if [ -n "$HAKMEM_LIB" ]; then # (glibc's per-thread arenas do worse under small limits)
         [ "${usable:-0}" -ge $want ] || problems+=("usable ${usable} MiB < $want MiB ($min % of the limit)")
         local back=90
-        [ "$threads" = 1 ] || back=60
+        [ "$threads" = 1 ] || back=92
         [ $((${refill:-0} * 100)) -ge $((${usable:-0} * back)) ] || problems+=("second fill ${refill} MiB < $back % of the first")
     fi
     [ "$big" = 0 ] || [ "$big_ok" = 1 ] || problems+=("malloc($big MiB) failed after everything was freed")
@@ -58,7 +67,7 @@ run() {
     fi
 }
 
-for threads in 1 4; do
+for threads in 1 4 4 4 4 4; do
     run 150000 30 100 $threads 0
     run 150000 30 4000 $threads 0
     run 300000 50 40000 $threads 0
@@ -67,5 +76,25 @@ for threads in 1 4; do
     run 300000 50 3000000 $threads 0
 done
 run 500000 60 900000 1 292
+
+# pinned SIZE: the second thread gets >= 90 % of what the first one freed
+pinned() {
+    local size=$1 out rc freed refill
+    out=$(setsid timeout -s KILL 60 bash -c "ulimit -v 150000; exec env $pre \"$H\" pinned $size" 2>"$T/err")
+    rc=$?
+    freed=$(sed -n 's/.*freed_mib=\([0-9]*\).*/\1/p' <<<"$out")
+    refill=$(sed -n 's/.*refill_mib=\([0-9]*\).*/\1/p' <<<"$out")
+    if [ $rc -ne 0 ] || [ -z "$freed" ] || [ -z "$refill" ]; then
+        echo "FAIL pinned $size B: exit $rc ($out)"
+        sed 's/^/     stderr: /' "$T/err" | head -5
+        bad=1
+    elif [ -n "$HAKMEM_LIB" ] && [ $((refill * 100)) -lt $((freed * 90)) ]; then
+        echo "FAIL pinned $size B: the second thread got $refill MiB of the $freed MiB freed ($out)"
+        bad=1
+    else
+        echo "ok   pinned $size B: $out"
+    fi
+}
+for size in 100 4000 40000; do pinned $size; done
 [ $bad -eq 0 ] || fail "out-of-memory behaviour wrong (see above)"
 echo "all out-of-memory runs ended in NULL + ENOMEM and recovered"
