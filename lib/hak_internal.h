@@ -55,6 +55,11 @@
 #define HAK_PROBE3(n, a, b, c) ((void)0)
 #endif
 
+/* Everything declared below is the library's own (not exported): hidden
+ * declarations let the compiler address globals directly instead of
+ * through the GOT, one load less on the fast path (hak_key in free). */
+#pragma GCC visibility push(hidden)
+
 /* A small spinlock for slow paths; yields under contention. The word holds
  * the holder's tid (0 free), so a fork child can tell a lock its own thread
  * holds from one whose holder did not survive the fork (hak_fork.c). */
@@ -296,7 +301,7 @@ static inline char *hak_span_start(hak_span *s) {
 bool hak_refill(hak_heap *h, int cls);
 uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
-void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n);
+hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /* returns the rest */
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);
@@ -387,5 +392,7 @@ void *hak_alloc_slow(size_t n);
 void hak_free_slow(void *p);
 void *hak_alloc_aligned(size_t align, size_t n);
 bool hak_as_limited(void); /* RLIMIT_AS is set: spend address space sparingly */
+
+#pragma GCC visibility pop
 
 #endif
