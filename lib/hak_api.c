@@ -100,6 +100,10 @@ static void *alloc_cls(hak_heap *h, int cls) {
     return b;
 }
 
+static HAK_NOINLINE void *alloc_slow(size_t n);
+
+/* Mid sizes pop their thread cache here, in a leaf that saves no registers
+ * (everything else is a tail call to alloc_slow). */
 void *hak_alloc_slow(size_t n) {
     if (n > HAK_SMALL_MAX && n <= HAK_CLASS_MAX) {
         /* mid sizes: the same thread-cache pop as the fast path */
@@ -113,6 +117,10 @@ void *hak_alloc_slow(size_t n) {
             return b;
         }
     }
+    return alloc_slow(n);
+}
+
+static void *alloc_slow(size_t n) {
     hak_heap *h = hak_heap_get();
     if (!h) {
         errno = ENOMEM;

@@ -251,9 +251,9 @@ extern uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
  * per doubling, so find the doubling, then the quarter above it. */
 static inline int hak_mid_class(size_t n) {
     size_t m = n - 1;
-    int lg = 63 - __builtin_clzl(m);          /* 2^lg <= m < 2^(lg+1) */
+    int lg = __builtin_clzl(m) ^ 63;          /* 2^lg <= m < 2^(lg+1): one bsr */
     int quarter = (int)((m >> (lg - 2)) & 3); /* which quarter above 2^lg */
-    return 19 + (lg - 10) * 4 + quarter + 1;  /* class 19 is 1024 = 2^10 */
+    return lg * 4 + quarter - 20;             /* 19 + (lg - 10) * 4 + quarter + 1 */
 }
 static inline int hak_size_class(size_t n) {
     if (n <= HAK_SMALL_MAX) return hak_small_cls[(n + 15) >> 4];
