@@ -5,7 +5,7 @@
 #
 #   bench/callgrind.sh [REPORT]        (default docs/benchmarks.md)
 #
-# Runs tiny_hot and random_mixed with small fixed iteration counts under
+# Runs tiny_hot, random_mixed and malloc_simple with small fixed iteration counts under
 # glibc, hakmem (if lib/libhakmem.so exists), mimalloc, jemalloc and tcmalloc.
 # Callgrind does not replace malloc (only memcheck-like tools do), so the
 # allocator comes in with LD_PRELOAD as usual. Only instructions executed
@@ -39,6 +39,7 @@ workloads=(
     "tiny_hot-128|bench/bin/tiny_hot 128 100 2000|200000|malloc+free pair"
     "random_mixed-8-128|bench/bin/random_mixed 200000 400 1 8 128|200000|malloc or free"
     "random_mixed-8-1024|bench/bin/random_mixed 200000 400 1 8 1024|200000|malloc or free"
+    "malloc_simple-16-256|bench/bin/malloc_simple 20000 16 256|400000|malloc+free pair"
 )
 
 tmp=$(mktemp -d /tmp/hakbench-cg.XXXXXX)

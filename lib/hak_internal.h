@@ -127,10 +127,11 @@ typedef struct hak_segment {
 /* Thread cache bin: the fast path. Blocks cached = cap - room. */
 struct hak_tbin {
     hak_block *head;
-    uint64_t *ctr; /* this class's counters in the heap's slot (stride HAK_NUM_CSLOTS) */
-    uint32_t room; /* frees that fit before a flush */
-    uint32_t cap;  /* fast_cap knob (0 in safe-free mode) */
-    uint64_t _pad;
+    uint64_t *ctr;     /* this class's counters in the heap's slot (stride HAK_NUM_CSLOTS) */
+    uint32_t room;     /* frees that fit before a flush */
+    uint32_t cap;      /* fast_cap knob (0 in safe-free mode), grown up to cap_max */
+    uint32_t cap_max;  /* what cap may grow to (hak_tbin_grow) */
+    uint32_t refilled; /* refilled since the bin last overflowed */
 };
 static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
     return b->cap - b->room;
@@ -301,6 +302,8 @@ static inline char *hak_span_start(hak_span *s) {
 bool hak_refill(hak_heap *h, int cls);
 uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
+uint32_t hak_tbin_cap_max(int cls, uint32_t cap);
+bool hak_tbin_grow(struct hak_tbin *bin);
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /* returns the rest */
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);

@@ -122,6 +122,7 @@ bool hak_refill(hak_heap *h, int cls) {
     }
     bin->head = head;
     bin->room = bin->room > got ? bin->room - got : 0; /* cap 0: the block goes out at once */
+    bin->refilled = 1;
     if (big_cls(cls)) hak_heap_unlock(h);
     HAK_CTR(cls, REFILLS)++;
     HAK_CTR(cls, REFILL_BLOCKS) += got;
@@ -201,6 +202,33 @@ void hak_remote_drain(hak_heap *h) {
         }
         s = next;
     }
+}
+
+/* A class whose thread cache overflows although it was refilled since its
+ * last overflow is churned through the cache (malloc n, free n, n above the
+ * cap): flushing half and refilling again would move every block through
+ * its span each round. Such a bin doubles its cap instead, up to about
+ * 256 KiB of blocks (2048 at most), the byte bound of the default caps; a
+ * bin that only receives frees (a consumer of other threads' blocks) is
+ * never refilled and keeps its cap. Only default caps grow: a cap set by
+ * the environment, the daemon or hakctl is kept as set. Caps go back to the
+ * knob whenever knobs are applied again (hak_knobs_apply_tls). */
+uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
+    if (cap == 0 || hak_knobs.owner[HAK_KNOB_FAST_CAP][cls] != HAK_OWNER_DEFAULT) return cap;
+    uint32_t lim = 262144 / hak_class_size[cls];
+    if (lim > 2048) lim = 2048;
+    return lim > cap ? lim : cap;
+}
+
+/* The bin is full: grow it if it qualifies (above), else false. */
+bool hak_tbin_grow(struct hak_tbin *bin) {
+    bool grow = bin->refilled && bin->cap < bin->cap_max;
+    bin->refilled = 0;
+    if (!grow) return false;
+    uint32_t cap = bin->cap * 2 < bin->cap_max ? bin->cap * 2 : bin->cap_max;
+    bin->room += cap - bin->cap;
+    bin->cap = cap;
+    return true;
 }
 
 /* Returns cached blocks of the class's thread cache to their spans until
