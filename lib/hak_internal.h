@@ -261,7 +261,7 @@ static inline int hak_size_class(size_t n) {
     return n <= HAK_CLASS_MAX ? hak_mid_class(n) : -1;
 }
 extern uint32_t hak_cls_shift[HAK_NUM_CLASSES], hak_cls_inv[HAK_NUM_CLASSES],
-    hak_cls_lim[HAK_NUM_CLASSES];
+    hak_cls_lim[HAK_NUM_CLASSES], hak_cls_grow_cap[HAK_NUM_CLASSES];
 /* off (from the span start) is a multiple of the class size: exact division
  * test by the odd part's modular inverse, no divide instruction. */
 static inline bool hak_block_aligned(int cls, uintptr_t off) {

@@ -92,12 +92,9 @@ bool hak_refill(hak_heap *h, int cls) {
             partial_push(h, s);
         }
         if (s->free) { /* a prefix of the span's free list, as it is: one walk to the cut */
-            hak_block *first = s->free, *last = first;
-            uint32_t k = 1;
-            while (k < want - got && last->next) {
-                last = last->next;
-                k++;
-            }
+            hak_block *first = s->free, *last = first, *nx;
+            uint32_t k = 1, need = want - got;
+            for (; k < need && (nx = last->next) != NULL; k++) last = nx;
             s->free = last->next;
             last->next = head;
             head = first;
@@ -215,9 +212,7 @@ void hak_remote_drain(hak_heap *h) {
  * knob whenever knobs are applied again (hak_knobs_apply_tls). */
 uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
     if (cap == 0 || hak_knobs.owner[HAK_KNOB_FAST_CAP][cls] != HAK_OWNER_DEFAULT) return cap;
-    uint32_t lim = 262144 / hak_class_size[cls];
-    if (lim > 2048) lim = 2048;
-    return lim > cap ? lim : cap;
+    return hak_cls_grow_cap[cls] > cap ? hak_cls_grow_cap[cls] : cap;
 }
 
 /* The bin is full: grow it if it qualifies (above), else false. */
