@@ -73,7 +73,9 @@ section=$tmp/section.md
         echo "> $note"
     else
         echo
-        echo "hakmem: git $(git rev-parse --short HEAD 2>/dev/null || echo 'no commit yet')," \
+        rev="git $(git rev-parse --short HEAD 2>/dev/null || echo 'no commit yet')"
+        [ -n "${HAKMEM_LIB:-}" ] && rev="not this tree's build"
+        echo "hakmem: $rev," \
              "lib/libhakmem.so sha256 $(sha256sum "$tmp/libhakmem.so" | cut -c1-12)," \
              "built $(date -r "$hakmem_lib" '+%Y-%m-%d %H:%M:%S') (${HAKMEM_LIB:+HAKMEM_LIB=}$hakmem_lib)."
     fi
