@@ -4,13 +4,16 @@
 # machine). Run from the repository top, or via `make bench-callgrind`.
 #
 #   bench/callgrind.sh [REPORT]        (default docs/benchmarks.md)
+#   HAKMEM_LIB=/path/libhakmem.so bench/callgrind.sh REPORT   (another build)
 #
-# Runs tiny_hot and random_mixed with small fixed iteration counts under
+# Runs tiny_hot, random_mixed and malloc_simple with small fixed iteration counts under
 # glibc, hakmem (if lib/libhakmem.so exists), mimalloc, jemalloc and tcmalloc.
 # Callgrind does not replace malloc (only memcheck-like tools do), so the
 # allocator comes in with LD_PRELOAD as usual. Only instructions executed
-# inside the workload's bench_loop() and what it calls are counted
-# (--toggle-collect), so start-up and teardown do not blur the numbers.
+# inside the workload's bench_loop() (larson: exercise_heap, mid_large_mt:
+# worker) and what it calls are counted (--toggle-collect), so start-up and
+# teardown do not blur the numbers. larson runs for a time, so its
+# operations are the steps its RESULT line reports (@steps).
 # The result replaces the callgrind section of REPORT (between the
 # callgrind:begin/end markers) or is appended to it; bench/run keeps it.
 set -euo pipefail
@@ -23,29 +26,35 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 allocs=(glibc hakmem mimalloc jemalloc tcmalloc)
-declare -A lib=([glibc]="" [hakmem]="$PWD/lib/libhakmem.so" [mimalloc]="$libdir/libmimalloc.so.2"
+hakmem_lib=$(readlink -f "${HAKMEM_LIB:-lib/libhakmem.so}" 2>/dev/null || echo "${HAKMEM_LIB:-lib/libhakmem.so}")
+declare -A lib=([glibc]="" [hakmem]="$hakmem_lib" [mimalloc]="$libdir/libmimalloc.so.2"
                 [jemalloc]="$libdir/libjemalloc.so.2" [tcmalloc]="$libdir/libtcmalloc_minimal.so.4")
 note=""
-if [ ! -e lib/libhakmem.so ]; then
-    echo "callgrind.sh: lib/libhakmem.so is missing: measuring the peers only" >&2
-    note="lib/libhakmem.so was missing: hakmem was not measured."
+if [ ! -e "$hakmem_lib" ]; then
+    echo "callgrind.sh: $hakmem_lib is missing: measuring the peers only" >&2
+    note="$hakmem_lib was missing: hakmem was not measured."
     allocs=(glibc mimalloc jemalloc tcmalloc)
 fi
 
-# name | command | operations done by bench_loop (what one operation is)
+# name | command | operations counted (@KEY: the RESULT line's KEY) | what one
+# operation is | function counted (default bench_loop)
 workloads=(
     "tiny_hot-16|bench/bin/tiny_hot 16 100 2000|200000|malloc+free pair"
     "tiny_hot-64|bench/bin/tiny_hot 64 100 2000|200000|malloc+free pair"
     "tiny_hot-128|bench/bin/tiny_hot 128 100 2000|200000|malloc+free pair"
     "random_mixed-8-128|bench/bin/random_mixed 200000 400 1 8 128|200000|malloc or free"
     "random_mixed-8-1024|bench/bin/random_mixed 200000 400 1 8 1024|200000|malloc or free"
+    "malloc_simple-16-256|bench/bin/malloc_simple 20000 16 256|400000|malloc+free pair"
+    "larson-1t|bench/bin/larson 1 8 128 1024 1 12345 1|@steps|free+malloc step|exercise_heap"
+    "larson-lit-2t|bench/bin/larson 1 8 1000 1000 100 4141 2|@steps|free+malloc step|exercise_heap"
+    "mid_large_mt-8k-32k|bench/bin/mid_large_mt 2 100000 256 8192 32768 1|@cycles|malloc or free|worker"
 )
 
 tmp=$(mktemp -d /tmp/hakbench-cg.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 # Preload a private copy: a rebuild during the run must not mix versions.
 if [ -z "$note" ]; then
-    cp lib/libhakmem.so "$tmp/libhakmem.so"
+    cp "$hakmem_lib" "$tmp/libhakmem.so"
     lib[hakmem]=$tmp/libhakmem.so
 fi
 section=$tmp/section.md
@@ -64,9 +73,11 @@ section=$tmp/section.md
         echo "> $note"
     else
         echo
-        echo "hakmem: git $(git rev-parse --short HEAD 2>/dev/null || echo 'no commit yet')," \
+        rev="git $(git rev-parse --short HEAD 2>/dev/null || echo 'no commit yet')"
+        [ -n "${HAKMEM_LIB:-}" ] && rev="not this tree's build"
+        echo "hakmem: $rev," \
              "lib/libhakmem.so sha256 $(sha256sum "$tmp/libhakmem.so" | cut -c1-12)," \
-             "built $(date -r lib/libhakmem.so '+%Y-%m-%d %H:%M:%S')."
+             "built $(date -r "$hakmem_lib" '+%Y-%m-%d %H:%M:%S') (${HAKMEM_LIB:+HAKMEM_LIB=}$hakmem_lib)."
     fi
     echo
     header="| workload | operation | $(printf '%s | ' "${allocs[@]}")best peer | hakmem / best |"
@@ -75,7 +86,7 @@ section=$tmp/section.md
 } >"$section"
 
 for w in "${workloads[@]}"; do
-    IFS='|' read -r name cmd ops what <<<"$w"
+    IFS='|' read -r name cmd ops0 what fn <<<"$w"
     row="| $name | $what |"
     declare -A per=()
     for a in "${allocs[@]}"; do
@@ -83,8 +94,12 @@ for w in "${workloads[@]}"; do
         # $cmd is split into words on purpose.
         # shellcheck disable=SC2086
         if LD_PRELOAD=${lib[$a]} valgrind --tool=callgrind --callgrind-out-file="$out" \
-            --toggle-collect=bench_loop $cmd >"$tmp/stdout" 2>"$tmp/stderr" &&
+            --toggle-collect="${fn:-bench_loop}" $cmd >"$tmp/stdout" 2>"$tmp/stderr" &&
             grep -q '^RESULT ' "$tmp/stdout"; then
+            ops=$ops0
+            if [ "${ops:0:1}" = @ ]; then
+                ops=$(grep '^RESULT ' "$tmp/stdout" | tr ' ' '\n' | sed -n "s/^${ops0:1}=//p")
+            fi
             ir=$(awk '/^totals:/ {t = $2} /^summary:/ {s = $2}
                       END {print (t != "" ? t : s)}' "$out")
             per[$a]=$(awk -v ir="$ir" -v n="$ops" 'BEGIN {printf "%.1f", ir / n}')

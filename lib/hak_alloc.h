@@ -37,14 +37,16 @@ static inline void hak_free_fast(void *p) {
         hak_block *b = p;
         if (HAK_LIKELY(b->key != hak_key)) { /* cls may be HAK_CLS_NONE: room 0 */
             struct hak_tbin *bin = &hak_tls.bins[cls];
-            if (HAK_LIKELY(bin->room != 0)) {
+            /* room <= 4096: the sign bit of the decrement says "was full" (one
+             * subtract-and-branch on memory); a full bin gets its room back */
+            if (HAK_LIKELY((int32_t)--bin->room >= 0)) {
                 b->next = bin->head;
                 b->key = hak_key;
                 bin->head = b;
-                bin->room--;
                 HAK_FAST_COUNT(bin, FREES);
                 return;
             }
+            bin->room = 0; /* it was 0: the only value the decrement takes below 0 */
         }
     }
     hak_free_slow(p);

@@ -114,6 +114,10 @@ static void *alloc_alone(hak_heap *h, size_t n, bool *fresh) {
     return alloc_cls(h, hak_size_class(n), n, fresh);
 }
 
+static HAK_NOINLINE void *alloc_slow(size_t n);
+
+/* Mid sizes pop their thread cache here, in a leaf that saves no registers
+ * (everything else is a tail call to alloc_slow). */
 void *hak_alloc_slow(size_t n) {
     if (n > HAK_SMALL_MAX && n <= HAK_CLASS_MAX) {
         /* mid sizes: the same thread-cache pop as the fast path */
@@ -127,6 +131,10 @@ void *hak_alloc_slow(size_t n) {
             return b;
         }
     }
+    return alloc_slow(n);
+}
+
+static void *alloc_slow(size_t n) {
     hak_heap *h = hak_heap_get();
     if (!h) {
         errno = ENOMEM;
@@ -195,7 +203,7 @@ void hak_free_slow(void *p) {
         b->key = hak_key;
         hak_flush_list(h, cls, b, 1);
     } else {
-        if (bin->room == 0) hak_flush(h, cls, bin->cap / 2);
+        if (bin->room == 0 && !hak_tbin_grow(bin)) hak_flush(h, cls, bin->cap / 2);
         b->next = bin->head;
         b->key = hak_key;
         bin->head = b;

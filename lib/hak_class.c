@@ -3,9 +3,10 @@
 #include "hak_internal.h"
 
 uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
-uint32_t hak_cls_shift[HAK_NUM_CLASSES]; /* size = odd << shift */
-uint32_t hak_cls_inv[HAK_NUM_CLASSES];   /* odd^-1 mod 2^32 */
-uint32_t hak_cls_lim[HAK_NUM_CLASSES];   /* UINT32_MAX / odd */
+uint32_t hak_cls_shift[HAK_NUM_CLASSES];    /* size = odd << shift */
+uint32_t hak_cls_inv[HAK_NUM_CLASSES];      /* odd^-1 mod 2^32 */
+uint32_t hak_cls_lim[HAK_NUM_CLASSES];      /* UINT32_MAX / odd */
+uint32_t hak_cls_grow_cap[HAK_NUM_CLASSES]; /* a churned default cache's cap: 256 KiB, <= 2048 */
 
 void hak_class_init(void) {
     int c = 0;
@@ -21,5 +22,6 @@ void hak_class_init(void) {
         hak_cls_shift[k] = sh;
         hak_cls_inv[k] = inv;
         hak_cls_lim[k] = UINT32_MAX / odd;
+        hak_cls_grow_cap[k] = 262144 / s < 2048 ? 262144 / s : 2048;
     }
 }

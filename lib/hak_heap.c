@@ -320,6 +320,7 @@ void hak_knobs_apply_tls(void) {
         if (count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
         count = hak_tbin_count(bin);
         bin->cap = cap;
+        bin->cap_max = hak_tbin_cap_max(c, cap);
         bin->room = cap > count ? cap - count : 0;
     }
 }

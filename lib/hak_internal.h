@@ -56,6 +56,11 @@
 #define HAK_PROBE3(n, a, b, c) ((void)0)
 #endif
 
+/* Everything declared below is the library's own (not exported): hidden
+ * declarations let the compiler address globals directly instead of
+ * through the GOT, one load less on the fast path (hak_key in free). */
+#pragma GCC visibility push(hidden)
+
 /* A small spinlock for slow paths; yields under contention. The word holds
  * the holder's tid (0 free), so a fork child can tell a lock its own thread
  * holds from one whose holder did not survive the fork (hak_fork.c). */
@@ -123,10 +128,11 @@ typedef struct hak_segment {
 /* Thread cache bin: the fast path. Blocks cached = cap - room. */
 struct hak_tbin {
     hak_block *head;
-    uint64_t *ctr; /* this class's counters in the heap's slot (stride HAK_NUM_CSLOTS) */
-    uint32_t room; /* frees that fit before a flush */
-    uint32_t cap;  /* fast_cap knob (0 in safe-free mode) */
-    uint64_t _pad;
+    uint64_t *ctr;     /* this class's counters in the heap's slot (stride HAK_NUM_CSLOTS) */
+    uint32_t room;     /* frees that fit before a flush */
+    uint32_t cap;      /* fast_cap knob (0 in safe-free mode), grown up to cap_max */
+    uint32_t cap_max;  /* what cap may grow to (hak_tbin_grow) */
+    uint32_t refilled; /* refilled since the bin last overflowed */
 };
 static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
     return b->cap - b->room;
@@ -249,16 +255,16 @@ extern uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
  * per doubling, so find the doubling, then the quarter above it. */
 static inline int hak_mid_class(size_t n) {
     size_t m = n - 1;
-    int lg = 63 - __builtin_clzl(m);          /* 2^lg <= m < 2^(lg+1) */
+    int lg = __builtin_clzl(m) ^ 63;          /* 2^lg <= m < 2^(lg+1): one bsr */
     int quarter = (int)((m >> (lg - 2)) & 3); /* which quarter above 2^lg */
-    return 19 + (lg - 10) * 4 + quarter + 1;  /* class 19 is 1024 = 2^10 */
+    return lg * 4 + quarter - 20;             /* 19 + (lg - 10) * 4 + quarter + 1 */
 }
 static inline int hak_size_class(size_t n) {
     if (n <= HAK_SMALL_MAX) return hak_small_cls[(n + 15) >> 4];
     return n <= HAK_CLASS_MAX ? hak_mid_class(n) : -1;
 }
 extern uint32_t hak_cls_shift[HAK_NUM_CLASSES], hak_cls_inv[HAK_NUM_CLASSES],
-    hak_cls_lim[HAK_NUM_CLASSES];
+    hak_cls_lim[HAK_NUM_CLASSES], hak_cls_grow_cap[HAK_NUM_CLASSES];
 /* off (from the span start) is a multiple of the class size: exact division
  * test by the odd part's modular inverse, no divide instruction. */
 static inline bool hak_block_aligned(int cls, uintptr_t off) {
@@ -301,7 +307,9 @@ static inline char *hak_span_start(hak_span *s) {
 bool hak_refill(hak_heap *h, int cls);
 uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
-void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n);
+uint32_t hak_tbin_cap_max(int cls, uint32_t cap);
+bool hak_tbin_grow(struct hak_tbin *bin);
+hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /* returns the rest */
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);
@@ -405,5 +413,7 @@ void *hak_alloc_slow(size_t n);
 void hak_free_slow(void *p);
 void *hak_alloc_aligned(size_t align, size_t n);
 bool hak_as_limited(void); /* RLIMIT_AS is set: spend address space sparingly */
+
+#pragma GCC visibility pop
 
 #endif

@@ -91,13 +91,15 @@ bool hak_refill(hak_heap *h, int cls) {
             if (!s) break;
             partial_push(h, s);
         }
-        while (got < want && s->free) {
-            hak_block *b = s->free;
-            s->free = b->next;
-            b->next = head;
-            head = b;
-            got++;
-            s->used++;
+        if (s->free) { /* a prefix of the span's free list, as it is: one walk to the cut */
+            hak_block *first = s->free, *last = first, *nx;
+            uint32_t k = 1, need = want - got;
+            for (; k < need && (nx = last->next) != NULL; k++) last = nx;
+            s->free = last->next;
+            last->next = head;
+            head = first;
+            got += k;
+            s->used += k;
         }
         if (got < want && s->carved < s->capacity) {
             uint32_t n = want - got;
@@ -117,6 +119,7 @@ bool hak_refill(hak_heap *h, int cls) {
     }
     bin->head = head;
     bin->room = bin->room > got ? bin->room - got : 0; /* cap 0: the block goes out at once */
+    bin->refilled = 1;
     if (big_cls(cls)) hak_heap_unlock(h);
     HAK_CTR(cls, REFILLS)++;
     HAK_CTR(cls, REFILL_BLOCKS) += got;
@@ -198,55 +201,88 @@ void hak_remote_drain(hak_heap *h) {
     }
 }
 
-/* Returns cached blocks beyond the first `keep` of the class's thread cache
- * to their spans: ours directly, other heaps' through their remote lists.
- * Every block is checked to be the start of a block of its span's class. */
+/* A class whose thread cache overflows although it was refilled since its
+ * last overflow is churned through the cache (malloc n, free n, n above the
+ * cap): flushing half and refilling again would move every block through
+ * its span each round. Such a bin doubles its cap instead, up to about
+ * 256 KiB of blocks (2048 at most), the byte bound of the default caps; a
+ * bin that only receives frees (a consumer of other threads' blocks) is
+ * never refilled and keeps its cap. Only default caps grow: a cap set by
+ * the environment, the daemon or hakctl is kept as set. Caps go back to the
+ * knob whenever knobs are applied again (hak_knobs_apply_tls). */
+uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
+    if (cap == 0 || hak_knobs.owner[HAK_KNOB_FAST_CAP][cls] != HAK_OWNER_DEFAULT) return cap;
+    return hak_cls_grow_cap[cls] > cap ? hak_cls_grow_cap[cls] : cap;
+}
+
+/* The bin is full: grow it if it qualifies (above), else false. */
+bool hak_tbin_grow(struct hak_tbin *bin) {
+    bool grow = bin->refilled && bin->cap < bin->cap_max;
+    bin->refilled = 0;
+    if (!grow) return false;
+    uint32_t cap = bin->cap * 2 < bin->cap_max ? bin->cap * 2 : bin->cap_max;
+    bin->room += cap - bin->cap;
+    bin->cap = cap;
+    return true;
+}
+
+/* Returns cached blocks of the class's thread cache to their spans until
+ * `keep` are left: ours directly, other heaps' through their remote lists.
+ * The most recently freed go (as tcmalloc does): they are the list's head,
+ * so the blocks kept are never walked. */
 void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t count = hak_tbin_count(bin);
     if (count <= keep) return;
-    hak_block *list;
-    if (keep == 0) {
-        list = bin->head;
-        bin->head = NULL;
-    } else {
-        hak_block *cut = bin->head;
-        for (uint32_t i = 1; i < keep; i++) cut = cut->next;
-        list = cut->next;
-        cut->next = NULL;
-    }
+    hak_block *list = bin->head;
+    bin->head = NULL;
     bin->room = bin->cap - keep;
-    hak_flush_list(h, cls, list, count - keep);
+    bin->head = hak_flush_list(h, cls, list, count - keep);
 }
 
-/* Returns a list of n blocks of class cls to their spans. */
-void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
+/* Returns the first n blocks of list (class cls) to their spans and the
+ * rest of the list. Every block is checked to be the start of a block of
+ * its span's class (in our own spans, of its carved part). Consecutive
+ * blocks of one of our spans go back in one splice, and that span's checks
+ * are made once per run: a block inside the run's span (its carved bytes)
+ * costs a compare and the divisibility test, no descriptor lookup. */
+hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
+    const uintptr_t size = hak_class_size[cls];
+    const uint32_t shift = hak_cls_shift[cls], inv = hak_cls_inv[cls], lim = hak_cls_lim[cls];
+    const uintptr_t low = ((uintptr_t)1 << shift) - 1;
     uint32_t nremote = 0;
 
     hak_span *cur = NULL, *own = NULL; /* the current remote run, own run */
     hak_block *first = NULL, *last = NULL, *ofirst = NULL, *olast = NULL;
+    uintptr_t ostart = 0, olen = 0; /* own run's span: start, bytes carved */
     uint32_t on = 0;
-    while (list) {
+    for (uint32_t i = 0; i < n; i++) {
         hak_block *b = list;
         list = b->next;
+        uintptr_t off = (uintptr_t)b - ostart;
+        if (off < olen) { /* in the own run's span: only the block's place to check */
+            if ((off & low) || (uint32_t)(off >> shift) * inv > lim)
+                hak_fatal("free(): invalid pointer", b);
+            b->next = ofirst;
+            ofirst = b;
+            on++;
+            continue;
+        }
         hak_segment *seg = hak_seg_of(b);
         hak_span *s = hak_span_of(seg, b);
-        if (s->cls != cls || !hak_block_aligned(cls, (uintptr_t)b - (uintptr_t)hak_span_start(s)))
+        uintptr_t start = (uintptr_t)hak_span_start(s);
+        if (s->cls != cls || !hak_block_aligned(cls, (uintptr_t)b - start))
             hak_fatal("free(): invalid pointer", b);
         if (seg->heap == h) {
             /* carved is the owner's: only checked for our own spans */
-            if ((char *)b >= hak_span_start(s) + (size_t)s->carved * hak_class_size[cls])
+            if ((uintptr_t)b - start >= (size_t)s->carved * size)
                 hak_fatal("free(): invalid pointer", b);
-            if (s != own) { /* runs of one span go back in one splice */
-                if (own) local_push(h, own, ofirst, olast, on);
-                own = s;
-                ofirst = olast = b;
-                on = 1;
-            } else {
-                b->next = ofirst;
-                ofirst = b;
-                on++;
-            }
+            if (own) local_push(h, own, ofirst, olast, on);
+            own = s;
+            ostart = start;
+            olen = (size_t)s->carved * size;
+            ofirst = olast = b;
+            on = 1;
             continue;
         }
         nremote++;
@@ -266,6 +302,7 @@ void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     HAK_CTR(cls, FLUSH_BLOCKS) += n;
     HAK_CTR(cls, REMOTE_FREES) += nremote;
     HAK_PROBE3(flush, cls, n, nremote);
+    return list;
 }
 
 /* Returns the whole OS pages inside the free blocks of big classes (past

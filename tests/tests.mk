@@ -71,3 +71,7 @@ tests-static: $(STATIC_BINS)
 
 TEST_DEPS += $(TESTS_BIN) $(TEST_HELPERS) bench/bin/adaptive # t_daemon_shortphase
 CLEAN += $(TESTS_BIN) $(TEST_HELPERS) $(TSAN_BINS) $(STATIC_BINS) tests/out/*.log
+
+# tests that read their own counters through the shm library
+tests/bin/t_cache_grow: tests/t_cache_grow.c $(TEST_HDRS) shm/libhakshm.a | tests/bin
+	$(CC) $(TEST_CFLAGS) -o $@ $< shm/libhakshm.a $(TEST_LDLIBS)

@@ -1,0 +1,92 @@
+/* t_cache_grow — a thread cache that is churned through (malloc N blocks of
+ * one size, free them in the same order, repeat; N above the default cap)
+ * grows its cap (hak_tbin_grow), so after a few rounds its blocks stop
+ * going back to their spans: class 0's flush counter stops rising while
+ * its allocations go on. A cap set by the environment (HAKMEM_TINY_FAST_CAP)
+ * stays as set, and the flushes go on. The counters are read from the
+ * process's own segment through the shm library, as hakctl reads them.
+ * The second case is this binary re-executed with the knob set. */
+#include "hakmem_shm.h"
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define N 1600  /* blocks per round: above class 0's default cap (256) */
+#define SIZE 16 /* class 0: its cap may grow to 2048 */
+#define ROUNDS 50
+
+static void *volatile blocks[N]; /* volatile: no malloc/free pair folded away */
+static void *volatile sink;
+
+static void churn(int rounds) {
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < N; i++) {
+            blocks[i] = malloc(SIZE);
+            memset(blocks[i], i & 0xff, SIZE);
+        }
+        for (int i = 0; i < N; i++) {
+            CHECK(((unsigned char *)blocks[i])[SIZE - 1] == (i & 0xff));
+            free(blocks[i]);
+        }
+    }
+}
+
+/* The process publishes its segment once it has lived ~50 ms, at a slow
+ * path: blocks above every class are one each time. */
+static int attach_self(struct hak_shm_view *v) {
+    char err[200] = "";
+    for (int i = 0; i < 500; i++) {
+        sink = malloc(2 << 20);
+        free(sink);
+        if (hak_shm_attach(getpid(), 0, v, err, sizeof err) == 0) return 0;
+        usleep(10000);
+    }
+    CHECKF(0, "attach to our own segment: %s", err);
+    return -1;
+}
+
+/* Returns 0 if class 0 stopped flushing (grown), 1 if it still flushes. */
+static int run_case(const char *name) {
+    struct hak_shm_view v;
+    if (attach_self(&v) != 0) return -1;
+    churn(ROUNDS); /* the cap grows in the first rounds, if it does */
+    uint64_t a0 = hak_shm_ctr_sum(&v, 0, HAK_CTR_ALLOCS);
+    uint64_t f0 = hak_shm_ctr_sum(&v, 0, HAK_CTR_FLUSHES);
+    churn(ROUNDS);
+    uint64_t a1 = hak_shm_ctr_sum(&v, 0, HAK_CTR_ALLOCS);
+    uint64_t f1 = hak_shm_ctr_sum(&v, 0, HAK_CTR_FLUSHES);
+    hak_shm_detach(&v);
+    printf("%s: class 0 allocs %llu -> %llu, flushes %llu -> %llu\n", name, (unsigned long long)a0,
+           (unsigned long long)a1, (unsigned long long)f0, (unsigned long long)f1);
+    CHECKF(a1 - a0 >= (uint64_t)ROUNDS * N, "allocations not counted: %llu",
+           (unsigned long long)(a1 - a0));
+    return f1 != f0;
+}
+
+int main(int argc, char **argv) {
+    tu_init("t_cache_grow");
+    if (!hakmem_loaded()) return TU_SKIP;
+    if (argc > 1 && strcmp(argv[1], "fixed") == 0) {
+        int flushing = run_case("fast_cap=256 (environment)");
+        return tu_failures ? 2 : flushing; /* 1: still flushing, as it should */
+    }
+
+    CHECKF(run_case("default cap") == 0, "class 0 still flushes: its default cap did not grow");
+
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        setenv("HAKMEM_TINY_FAST_CAP", "256", 1);
+        execl("/proc/self/exe", argv[0], "fixed", (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+           "with fast_cap set by the environment class 0 should go on flushing (status %d)", st);
+    return tu_done();
+}
