@@ -9,7 +9,10 @@
  * until every buffer holds MAX_SIZE bytes; then checks and frees them all.
  * Interleaved growth means a buffer's neighbour is usually in the way, so
  * the allocator's in-place growth and size-class slack decide how much is
- * copied. Result: ops_per_sec = realloc calls / elapsed.                   */
+ * copied. Result: ops_per_sec = realloc calls / elapsed; cpu_ops_per_sec =
+ * realloc calls / process CPU time (what a busy shared machine disturbs
+ * less); moves = reallocs that returned a new address (each one a copy of
+ * the old block, unless the allocator moved pages instead of bytes).       */
 #include "bench_util.h"
 
 static unsigned char pattern(size_t id, size_t pos) {
@@ -28,9 +31,9 @@ int main(int argc, char **argv) {
     size_t *len = xmalloc(sizeof(*len) * nbuf);
     rng_t rng;
     rng_seed(&rng, (uint64_t)seed);
-    uint64_t reallocs = 0, bad = 0;
+    uint64_t reallocs = 0, bad = 0, moves = 0;
 
-    double t0 = now_sec();
+    double t0 = now_sec(), cpu0 = process_cpu_sec();
     for (long r = 0; r < rounds; r++) {
         memset(buf, 0, sizeof(*buf) * nbuf);
         memset(len, 0, sizeof(*len) * nbuf);
@@ -44,6 +47,7 @@ int main(int argc, char **argv) {
                 unsigned char *p = realloc(buf[i], n);
                 if (!p) die("realloc failed");
                 reallocs++;
+                moves += old && p != buf[i];
                 if (old && (p[0] != pattern(i, 0) || p[old - 1] != pattern(i, old - 1))) bad++;
                 for (size_t k = old; k < n; k++) p[k] = pattern(i, k);
                 buf[i] = p;
@@ -56,12 +60,14 @@ int main(int argc, char **argv) {
             free(buf[i]);
         }
     }
-    double elapsed = now_sec() - t0;
+    double elapsed = now_sec() - t0, cpu = process_cpu_sec() - cpu0;
     free(buf);
     free(len);
     printf("RESULT name=realloc_grow buffers=%zu max_size=%zu max_step=%zu rounds=%ld seed=%ld "
-           "reallocs=%llu bad_tags=%llu elapsed=%.4f ops_per_sec=%.0f\n",
+           "reallocs=%llu moves=%llu bad_tags=%llu elapsed=%.4f cpu=%.4f ops_per_sec=%.0f "
+           "cpu_ops_per_sec=%.0f\n",
            nbuf, max_size, max_step, rounds, seed, (unsigned long long)reallocs,
-           (unsigned long long)bad, elapsed, (double)reallocs / elapsed);
+           (unsigned long long)moves, (unsigned long long)bad, elapsed, cpu,
+           (double)reallocs / elapsed, (double)reallocs / cpu);
     return bad ? 1 : 0;
 }
