@@ -5,7 +5,7 @@
 #
 #   bench/callgrind.sh [REPORT]        (default docs/benchmarks.md)
 #
-# Runs tiny_hot and random_mixed with small fixed iteration counts under
+# Runs tiny_hot, random_mixed and realloc_grow with small fixed iteration counts under
 # glibc, hakmem (if lib/libhakmem.so exists), mimalloc, jemalloc and tcmalloc.
 # Callgrind does not replace malloc (only memcheck-like tools do), so the
 # allocator comes in with LD_PRELOAD as usual. Only instructions executed
@@ -39,6 +39,8 @@ workloads=(
     "tiny_hot-128|bench/bin/tiny_hot 128 100 2000|200000|malloc+free pair"
     "random_mixed-8-128|bench/bin/random_mixed 200000 400 1 8 128|200000|malloc or free"
     "random_mixed-8-1024|bench/bin/random_mixed 200000 400 1 8 1024|200000|malloc or free"
+    "realloc_grow-64k|bench/bin/realloc_grow 256 65536 512 1 1|65546|realloc + filling its new bytes"
+    "realloc_grow-1m|bench/bin/realloc_grow 64 1048576 8192 1 1|16410|realloc + filling its new bytes"
 )
 
 tmp=$(mktemp -d /tmp/hakbench-cg.XXXXXX)
