@@ -250,7 +250,8 @@ HAK_EXPORT size_t HAK_API(malloc_usable_size)(void *p) {
 /* The new place of a block growing (or shrinking) to n bytes. */
 static void *realloc_target(size_t n, size_t old) {
     if (n > old && n > GROW_LARGE_MIN && !hak_as_limited()) {
-        hak_heap *h = hak_heap_get();
+        /* a thread past its exit takes no heap for this (malloc may) */
+        hak_heap *h = hak_tls.exited && !hak_tls.heap ? NULL : hak_heap_get();
         if (h) {
             hak_heap_poll(h); /* a slow path like malloc's: purge ticks, knobs */
             void *q = hak_large_alloc_growing(n);

@@ -441,7 +441,9 @@ void *hak_large_alloc_growing(size_t n) {
     if (n >> HAK_ADDR_BITS) return NULL; /* more than the address space (no wrap below) */
     size_t room = grow_target(round_page(n + 64)) - 64;
     void *p = hak_large_alloc(room, 0, NULL);
-    return p ? p : hak_large_alloc(n, 0, NULL);
+    if (!p) return hak_large_alloc(n, 0, NULL);
+    large_of(p)->req = n; /* what was asked, not the headroom */
+    return p;
 }
 
 /* Fork child: a holder lost half-way may have left the cache list broken.
