@@ -6,8 +6,8 @@
 #   bench/callgrind.sh [REPORT]        (default docs/benchmarks.md)
 #   HAKMEM_LIB=/path/libhakmem.so bench/callgrind.sh REPORT   (another build)
 #
-# Runs tiny_hot, random_mixed and malloc_simple with small fixed iteration counts under
-# glibc, hakmem (if lib/libhakmem.so exists), mimalloc, jemalloc and tcmalloc.
+# Runs tiny_hot, random_mixed, malloc_simple, larson, mid_large_mt and
+# realloc_grow with small fixed iteration counts under glibc, hakmem (if lib/libhakmem.so exists), mimalloc, jemalloc and tcmalloc.
 # Callgrind does not replace malloc (only memcheck-like tools do), so the
 # allocator comes in with LD_PRELOAD as usual. Only instructions executed
 # inside the workload's bench_loop() (larson: exercise_heap, mid_large_mt:
@@ -48,6 +48,8 @@ workloads=(
     "larson-1t|bench/bin/larson 1 8 128 1024 1 12345 1|@steps|free+malloc step|exercise_heap"
     "larson-lit-2t|bench/bin/larson 1 8 1000 1000 100 4141 2|@steps|free+malloc step|exercise_heap"
     "mid_large_mt-8k-32k|bench/bin/mid_large_mt 2 100000 256 8192 32768 1|@cycles|malloc or free|worker"
+    "realloc_grow-64k|bench/bin/realloc_grow 256 65536 512 1 1|65546|realloc + filling its new bytes"
+    "realloc_grow-1m|bench/bin/realloc_grow 64 1048576 8192 1 1|16410|realloc + filling its new bytes"
 )
 
 tmp=$(mktemp -d /tmp/hakbench-cg.XXXXXX)

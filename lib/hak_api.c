@@ -263,6 +263,27 @@ HAK_EXPORT size_t HAK_API(malloc_usable_size)(void *p) {
     return n;
 }
 
+/* A block that realloc grows past this size leaves the classes for a large
+ * mapping with headroom (hak_large_alloc_growing): from there it grows by
+ * mremap, moving page tables instead of copying bytes, and it leaves no
+ * blocks behind in the spans of the classes it would have passed through.
+ * Not under an address-space limit: a mapping takes a 4 MiB chunk of it. */
+#define GROW_LARGE_MIN ((size_t)64 << 10)
+
+/* The new place of a block growing (or shrinking) to n bytes. */
+static void *realloc_target(size_t n, size_t old) {
+    if (n > old && n > GROW_LARGE_MIN && !hak_as_limited()) {
+        /* a thread past its exit takes no heap for this (malloc may) */
+        hak_heap *h = hak_tls.exited && !hak_tls.heap ? NULL : hak_heap_get();
+        if (h) {
+            hak_heap_poll(h); /* a slow path like malloc's: purge ticks, knobs */
+            void *q = hak_large_alloc_growing(n);
+            if (q) return q;
+        }
+    }
+    return hak_alloc_fast(n);
+}
+
 HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n) {
     if (!p) return hak_alloc_fast(n);
     if (n == 0) {
@@ -272,15 +293,18 @@ HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n) {
     int cls = live_small_class(p, "realloc(): invalid pointer");
     size_t old = cls >= 0 ? hak_class_size[cls] : hak_large_usable(p);
     if (!old) hak_fatal("realloc(): invalid pointer", p);
-    /* in place when it fits and does not waste more than half */
-    if (n <= old && (n >= old / 2 || old <= 16)) return p;
-    if (cls < 0 && n > HAK_CLASS_MAX) {
+    /* a large block stays a mapping while it is bigger than GROW_LARGE_MIN
+     * (or grows): it knows whether it shrinks or grows into its headroom */
+    if (cls < 0 && (n > old || n > GROW_LARGE_MIN)) {
         void *q = hak_large_realloc(p, n);
         if (q) return q;
     }
-    void *q = hak_alloc_fast(n);
+    /* in place when it fits and does not waste more than half */
+    if (n <= old && (n >= old / 2 || old <= 16)) return p;
+    void *q = realloc_target(n, old);
     if (!q) return NULL; /* errno is ENOMEM; p is untouched */
     memcpy(q, p, n < old ? n : old);
+    hak_ctr_add(cls >= 0 ? cls : HAK_CLASS_LARGE, HAK_CTR_REALLOC_COPIES, 1);
     hak_heap *h = hak_tls.heap;
     if (cls >= 0 && h && hak_seg_of(p)->heap == h && n > old) {
         /* A growing buffer leaves its class behind: the old block goes

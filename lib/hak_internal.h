@@ -350,6 +350,7 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh);
 bool hak_large_free_checked(void *p);
 size_t hak_large_usable(void *p);
 void *hak_large_realloc(void *p, size_t n);
+void *hak_large_alloc_growing(size_t n); /* realloc moving a class block out */
 void hak_large_cache_trim(bool force);
 bool hak_large_cache_busy(void);
 extern hak_lock_t hak_large_lock;

@@ -32,6 +32,7 @@ typedef struct hak_large {
     uint64_t magic;
     size_t map_size; /* bytes mapped, from the header */
     size_t offset;   /* user pointer - header */
+    size_t req;      /* the size last asked for (malloc, realloc): shrinking or growing */
     uint64_t freed_ns;
     struct hak_large *next; /* bucket list */
 } hak_large;
@@ -219,9 +220,12 @@ static hak_large *large_grow(hak_large *l, size_t need) {
     size_t old = l->map_size;
     void *to = mremap(l, old, need, 0); /* grow where it lies */
     if (to == MAP_FAILED) {
+        /* target reserves the place; the move replaces it with one mapping
+         * of need bytes (not the old pages plus a fresh tail: two mappings,
+         * which the next in-place growth could not extend) */
         char *target = hak_os_map_aligned(need, HAK_SEG_SIZE);
         if (!target) return NULL;
-        to = mremap(l, old, old, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+        to = mremap(l, old, need, MREMAP_MAYMOVE | MREMAP_FIXED, target);
         if (to == MAP_FAILED) {
             hak_os_unmap(target, need);
             return NULL;
@@ -284,6 +288,7 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh) {
     demand_add(l->map_size);
     l->magic = LARGE_MAGIC;
     l->offset = offset;
+    l->req = n;
     char *p = (char *)l + offset;
     size_t k = ((uintptr_t)p >> HAK_SEG_SHIFT) - ((uintptr_t)l >> HAK_SEG_SHIFT);
     if (k) hak_segmap_set((uintptr_t)p, (uint8_t)(HAK_MAP_LARGE + k));
@@ -383,20 +388,62 @@ bool hak_large_cache_busy(void) {
     return busy;
 }
 
-/* realloc of a large block to n > HAK_CLASS_MAX bytes: in place when it
- * fits, else the pages move to a new aligned place with mremap (page tables,
- * not bytes). Returns NULL (p untouched) if that is not possible. */
+/* The mapping a large block of need bytes grows to: half again, so a buffer
+ * grown by small steps costs a system call per 1.5x rather than per page
+ * (the headroom is address space only: its pages are not touched). Under
+ * an address-space limit, the exact size. */
+static size_t grow_target(size_t need) {
+    size_t want = round_page(need + need / 2);
+    return want >> HAK_ADDR_BITS || hak_as_limited() ? need : want;
+}
+
+/* Cuts l (live) down to need bytes: the tail goes back to the OS. */
+static void large_shrink(hak_large *l, size_t need) {
+    size_t cut = l->map_size - need;
+    hak_os_unmap((char *)l + need, cut);
+    hak_usage_large(0, -(long)cut);
+    __atomic_sub_fetch(&live_bytes, cut, __ATOMIC_RELAXED);
+    hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_LARGE_BYTES, -cut);
+    l->map_size = need;
+}
+
+/* realloc of a large block to n bytes (the caller keeps blocks above
+ * 64 KiB mappings). In place when it fits; shrunk below half of its
+ * mapping (smaller than asked last time), the tail is unmapped; grown, the mapping grows where it
+ * lies or its pages move to a new aligned place with mremap (page tables, not bytes), with headroom
+ * (grow_target). Returns NULL (p untouched) if that is not possible. */
 void *hak_large_realloc(void *p, size_t n) {
     hak_large *l = large_of(p);
     if (!l || l->magic != LARGE_MAGIC || n > (1ul << HAK_ADDR_BITS)) return NULL;
     size_t old_size = l->map_size, old_usable = old_size - l->offset;
     size_t need = round_page(l->offset + n);
-    if (need <= l->map_size) return p;
+    if (need <= l->map_size) {
+        /* shrinking below half: the tail goes; growing into the headroom
+         * (or a bigger cached mapping it was given): it stays */
+        if (n < l->req && need < l->map_size / 2) large_shrink(l, need);
+        l->req = n;
+        return p;
+    }
     if (((uintptr_t)p >> HAK_SEG_SHIFT) != ((uintptr_t)l >> HAK_SEG_SHIFT)) return NULL;
-    if (!(l = large_grow(l, need))) return NULL;
-    demand_add(need - old_size);
-    hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_LARGE_BYTES, (need - l->offset) - old_usable);
-    return (char *)l + l->offset;
+    hak_large *g = large_grow(l, grow_target(need));
+    if (!g && grow_target(need) != need) g = large_grow(l, need);
+    if (!g) return NULL;
+    g->req = n;
+    demand_add(g->map_size - old_size);
+    hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_LARGE_BYTES, (g->map_size - g->offset) - old_usable);
+    HAK_PROC_ADD(REALLOC_REMAPS, 1);
+    return (char *)g + g->offset;
+}
+
+/* A new large block for a class block growing to n bytes: with the same
+ * headroom, so that its next growth needs no copy and no system call. */
+void *hak_large_alloc_growing(size_t n) {
+    if (n >> HAK_ADDR_BITS) return NULL; /* more than the address space (no wrap below) */
+    size_t room = grow_target(round_page(n + 64)) - 64;
+    void *p = hak_large_alloc(room, 0, NULL);
+    if (!p) return hak_large_alloc(n, 0, NULL);
+    large_of(p)->req = n; /* what was asked, not the headroom */
+    return p;
 }
 
 /* Fork child: a holder lost half-way may have left the cache list broken.

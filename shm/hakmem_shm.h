@@ -131,7 +131,8 @@ extern const char *const hak_owner_names[4];
     X(SPAN_BLOCKS, "span_blocks", "block capacity of slabs carved (minus given back)")             \
     X(PUBLISHED, "published", "slabs left by an exiting thread for adoption")                      \
     X(ADOPTED, "adopted", "slabs of exited threads adopted")                                       \
-    X(LARGE_BYTES, "large_bytes", "bytes of large blocks allocated (large class)")
+    X(LARGE_BYTES, "large_bytes", "bytes of large blocks allocated (large class)")               \
+    X(REALLOC_COPIES, "realloc_copies", "reallocs that moved a block of the class by copying it")
 
 enum hak_ctr_id {
 #define HAK_CTR_ENUM(id, ...) HAK_CTR_##id,
@@ -160,6 +161,7 @@ extern const char *const hak_ctr_help[HAK_NUM_CTRS];
     X(REFAULT_BYTES, "refault_bytes", "purged pages taken into spans again (they fault back in)")  \
     X(LARGE_REUSED, "large_reused", "large blocks served from a cached mapping")                   \
     X(LARGE_GROWN, "large_grown", "large blocks served by growing a smaller cached mapping")       \
+    X(REALLOC_REMAPS, "realloc_remaps", "reallocs that grew a large mapping (mremap, no copy)")     \
     X(BG_PASSES, "bg_passes", "background purger passes")
 
 enum hak_proc_id {

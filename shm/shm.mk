@@ -17,5 +17,8 @@ CLEAN += $(SHM_OBJS) $(SHM_LIB)
 tests/bin/t_shm_live: tests/t_shm_live.c $(SHM_LIB) tests/testutil.h
 	@mkdir -p tests/bin
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(SHM_LIB) $(LDLIBS)
-TEST_DEPS += tests/bin/t_shm_live
-CLEAN += tests/bin/t_shm_live
+tests/bin/t_api_realloc_grow: tests/t_api_realloc_grow.c $(SHM_LIB) tests/testutil.h
+	@mkdir -p tests/bin
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(SHM_LIB) $(LDLIBS)
+TEST_DEPS += tests/bin/t_shm_live tests/bin/t_api_realloc_grow
+CLEAN += tests/bin/t_shm_live tests/bin/t_api_realloc_grow
