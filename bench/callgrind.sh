@@ -7,7 +7,8 @@
 #   HAKMEM_LIB=/path/libhakmem.so bench/callgrind.sh REPORT   (another build)
 #
 # Runs tiny_hot, random_mixed, malloc_simple, larson, mid_large_mt and
-# realloc_grow with small fixed iteration counts under glibc, hakmem (if lib/libhakmem.so exists), mimalloc, jemalloc and tcmalloc.
+# realloc_grow with small fixed iteration counts under glibc, hakmem (if
+# lib/libhakmem.so exists), mimalloc, jemalloc and tcmalloc.
 # Callgrind does not replace malloc (only memcheck-like tools do), so the
 # allocator comes in with LD_PRELOAD as usual. Only instructions executed
 # inside the workload's bench_loop() (larson: exercise_heap, mid_large_mt:
