@@ -50,7 +50,9 @@ int hk_cmd_shell(int argc, char **argv);
 int hk_cmd_daemon(int argc, char **argv); /* hakctl_daemon.c */
 /* Daemon-managed processes (a live hakmemd lease): a mark appended to a ps
  * row's text, and "managed_by" in its JSON. */
-void hk_daemon_mark(const struct hak_shm_view *v, char *buf, size_t n);
+/* Appends "*" to a ps row's knob owners if a live hakmemd lease manages the
+ * process; returns that daemon's pid (0: none), for the table's footnote. */
+pid_t hk_daemon_mark(const struct hak_shm_view *v, char *buf, size_t n);
 void hk_daemon_json(const struct hak_shm_view *v, cJSON *o);
 
 /* Messages: "hakctl: ..." on stderr. hk_usage also points at --help and

@@ -11,11 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
-void hk_daemon_mark(const struct hak_shm_view *v, char *buf, size_t n) {
+pid_t hk_daemon_mark(const struct hak_shm_view *v, char *buf, size_t n) {
     pid_t d;
     size_t len = strlen(buf);
-    if (hak_shm_lease_get(v, &d, NULL) == 1 && len < n)
-        snprintf(buf + len, n - len, " [hakmemd %d]", (int)d);
+    if (hak_shm_lease_get(v, &d, NULL) != 1) return 0;
+    if (len < n) snprintf(buf + len, n - len, "*");
+    return d;
 }
 
 void hk_daemon_json(const struct hak_shm_view *v, cJSON *o) {

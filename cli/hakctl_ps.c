@@ -216,9 +216,35 @@ static cJSON *json_entry(const struct hk_proc *p) {
 
 static void print_row(const struct hk_proc *p);
 
+/* Daemons whose lease manages a listed process: rows carry "*" in KNOBS and
+ * the table ends with one footnote per daemon (rows stay within 80 columns). */
+static pid_t managers[8];
+static int nmanagers;
+
+static void note_manager(pid_t d) {
+    for (int i = 0; i < nmanagers; i++)
+        if (managers[i] == d) return;
+    if (nmanagers < (int)(sizeof managers / sizeof *managers)) managers[nmanagers++] = d;
+}
+
 static void print_row_guarded(void *arg) {
     const struct hk_proc *p = arg;
     print_row(p);
+}
+
+/* "manual:2,daemon:5,env:3*" -> "m:2,d:5,e:3*": the KNOBS column where the
+ * long form would push the row past 80 columns (--json has the whole story). */
+static void abbreviate_owners(char *s) {
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (*r >= 'a' && *r <= 'z') {
+            *w++ = *r;
+            while (*r >= 'a' && *r <= 'z') r++;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = 0;
 }
 
 static void print_row(const struct hk_proc *p) {
@@ -233,11 +259,12 @@ static void print_row(const struct hk_proc *p) {
             comm_of(p->pid, raw, sizeof raw);
             hk_clean(now, sizeof now, raw, sizeof raw, 0);
         }
-        printf("%7d %-8.8s %-14s stale: %s%s%s\n", p->pid, user, exe, hk_stale_why(p->stale),
-               !now[0]                            ? ""
-               : p->stale == HAK_SHM_STALE_REUSED ? " by "
-                                                  : ", now ",
-               now);
+        const char *why = hk_stale_why(p->stale);
+        const char *sep = !now[0] ? "" : p->stale == HAK_SHM_STALE_REUSED ? " by " : ", now ";
+        /* 32 columns before "stale: ": the rest of 80 for the reason */
+        int room = 80 - 32 - 7 - (int)strlen(why) - (int)strlen(sep);
+        printf("%7d %-8.8s %-14s stale: %s%s%.*s\n", p->pid, user, exe, why, sep,
+               room > 0 ? room : 0, now);
         return;
     }
     if (p->state == HK_BAD || !p->nsamples) {
@@ -246,7 +273,9 @@ static void print_row(const struct hk_proc *p) {
         return;
     }
     hk_owner_summary(&p->v, owners, sizeof owners);
-    hk_daemon_mark(&p->v, owners, sizeof owners);
+    pid_t d = hk_daemon_mark(&p->v, owners, sizeof owners);
+    if (d) note_manager(d);
+    if (strlen(owners) > 15) abbreviate_owners(owners); /* 65 columns before it */
     printf("%7d %-8.8s %-14s %6s %3s %6s %6s %6s %s\n", p->pid, user, exe,
            hk_dur(up, hk_uptime(&p->v)), hk_num(thr, p->cur.proc[HAK_PROC_THREADS]),
            hk_bytes_short(use, p->f.in_use), hk_bytes_short(cache, p->f.cached),
@@ -285,6 +314,7 @@ int hk_cmd_ps(int argc, char **argv) {
         for (int i = 0; i < n; i++)
             if (hk_guard(print_row_guarded, &p[i]) != 0)
                 printf("%7d ? segment truncated while being read\n", p[i].pid);
+        for (int i = 0; i < nmanagers; i++) printf("* managed by hakmemd %d\n", (int)managers[i]);
     }
     hk_procs_free(p, n);
     return HK_OK;

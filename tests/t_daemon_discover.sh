@@ -22,7 +22,7 @@ w=$WPID
 wait_log "pid $w (wl): attached" 5
 marked=
 for i in $(seq 20); do
-    "$HAKCTL" ps --interval 0.05 >"$T/ps" && grep -E "^ *$w .*\[hakmemd $DPID\]" "$T/ps" && marked=1 && break
+    "$HAKCTL" ps --interval 0.05 >"$T/ps" && grep -E "^ *$w .*\*$" "$T/ps" && grep -qx "\* managed by hakmemd $DPID" "$T/ps" && marked=1 && break
     sleep 0.05
 done
 [ -n "$marked" ] || { cat "$T/ps"; fail "ps does not mark $w as managed"; }
