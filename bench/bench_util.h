@@ -23,6 +23,13 @@ static inline double now_sec(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* User+system CPU time of the whole process (every thread), in seconds. */
+static inline double bench_cpu_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* splitmix64: tiny, fast, good enough for picking slots and sizes. */
 typedef struct {
     uint64_t s;
