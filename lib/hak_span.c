@@ -294,9 +294,10 @@ static void run_close(struct flush_state *f, bool mine, hak_span *s, hak_block *
 
 /* Returns the first n blocks of list (class cls) to their spans: ours
  * directly, other heaps' grouped by span (remote_publish). Every block is
- * checked to be the start of a block of its span's class (and, in our own
- * spans, below the carved part: carved is the owner's). Span-level work is
- * done once per run of blocks of one span. Returns the rest of the list. */
+ * checked to be the start of a block of its span's class, below the carved
+ * part in our own spans (carved is the owner's) and below the capacity in
+ * others'. A block inside the current run's span is known by its address
+ * alone: the descriptor is read once per run. Returns the rest of the list. */
 static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     const size_t size = hak_class_size[cls];
     /* the class's constants, loaded once: run_close calls out */
@@ -305,20 +306,22 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     hak_span *rs = NULL; /* the current run: its span, blocks, count */
     hak_block *first = NULL, *last = NULL;
     uint32_t rn = 0;
-    uintptr_t start = 0, end = 0;
+    uintptr_t start = 0, span_len = 0, limit = 0; /* the run's span; offsets < limit are valid */
     bool mine = false;
     for (uint32_t i = 0; i < n; i++) {
         hak_block *b = list;
         list = b->next;
-        hak_segment *seg = hak_seg_of(b);
-        hak_span *s = hak_span_of(seg, b);
-        if (s != rs) {
+        uintptr_t off = (uintptr_t)b - start;
+        if (off >= span_len) { /* another span */
             if (rs) run_close(&f, mine, rs, first, last, rn);
-            if (s->cls != cls) hak_fatal("free(): invalid pointer", b);
-            rs = s;
-            start = (uintptr_t)hak_span_start(s);
+            hak_segment *seg = hak_seg_of(b);
+            rs = hak_span_of(seg, b);
+            if (rs->cls != cls) hak_fatal("free(): invalid pointer", b);
+            start = (uintptr_t)hak_span_start(rs);
+            span_len = (uintptr_t)rs->pages * HAK_PAGE_SIZE;
             mine = seg->heap == h;
-            end = mine ? start + (size_t)s->carved * size : UINTPTR_MAX;
+            limit = (uintptr_t)(mine ? rs->carved : rs->capacity) * size;
+            off = (uintptr_t)b - start;
             first = last = b;
             rn = 1;
         } else {
@@ -326,8 +329,7 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
             first = b;
             rn++;
         }
-        uintptr_t off = (uintptr_t)b - start;
-        if ((uintptr_t)b >= end || !hak_block_aligned_by(off, shift, inv, lim))
+        if (off >= limit || !hak_block_aligned_by(off, shift, inv, lim))
             hak_fatal("free(): invalid pointer", b);
     }
     if (rs) run_close(&f, mine, rs, first, last, rn);
