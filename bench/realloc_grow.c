@@ -68,9 +68,9 @@ int main(int argc, char **argv) {
     rng_t rng;
     rng_seed(&rng, (uint64_t)seed);
 
-    double t0 = now_sec(), cpu0 = process_cpu_sec();
+    double t0 = now_sec(), cpu0 = bench_cpu_sec();
     for (long r = 0; r < rounds; r++) bench_loop(&g, &rng);
-    double elapsed = now_sec() - t0, cpu = process_cpu_sec() - cpu0;
+    double elapsed = now_sec() - t0, cpu = bench_cpu_sec() - cpu0;
     free(g.buf);
     free(g.len);
     printf("RESULT name=realloc_grow buffers=%zu max_size=%zu max_step=%zu rounds=%ld seed=%ld "

@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
                           .max_size = max_size,
                           .actions = actions,
                           .seed = (uint64_t)seed * 1000003u + (uint64_t)t};
-    double t0 = now_sec(), cpu0 = process_cpu_sec();
+    double t0 = now_sec(), cpu0 = bench_cpu_sec();
     long next = 0;
     for (int i = 0; i < conc && next < total; i++, next++)
         if (pthread_create(&th[i], NULL, thread_main, &jobs[next])) die("pthread_create");
@@ -127,7 +127,7 @@ int main(int argc, char **argv) {
         if (next < total && pthread_create(&th[i], NULL, thread_main, &jobs[next++]))
             die("pthread_create");
     }
-    double elapsed = now_sec() - t0, cpu = process_cpu_sec() - cpu0;
+    double elapsed = now_sec() - t0, cpu = bench_cpu_sec() - cpu0;
     uint64_t bad = 0, done = 0;
     for (long t = 0; t < total; t++) {
         bad += jobs[t].bad;

@@ -20,8 +20,10 @@
  * Ownership invariants:
  *   - span->free, span->used, the partial lists and segment masks are only
  *     touched by the thread that owns the heap (heap->owner).
- *   - span->remote is the only field other threads write (CAS push). Only the
- *     owner takes it (exchange), and only for spans it found on its
+ *   - span->remote is the only field other threads write (CAS push of a
+ *     chain of blocks with its count; a flush sends one chain per span and
+ *     queues the spans it found empty with their owner, one CAS per owner).
+ *     Only the owner takes it (exchange), and only for spans it found on its
  *     remote_spans stack, so each span is on that stack at most once.
  *   - every free block has block->key == hak_key (random per process); every
  *     block handed to the user has it cleared. A free of a block whose key is
@@ -101,11 +103,11 @@ typedef struct hak_span {
     uint8_t pages;    /* span length (head only) */
     uint8_t head_off; /* this descriptor's distance from the span head */
     uint8_t in_partial;
-    uint32_t capacity; /* blocks */
-    uint32_t used;     /* blocks handed out (to users or thread caches) */
-    uint32_t carved;   /* blocks ever taken by bump allocation */
-    hak_block *free;   /* local free list */
-    _Atomic(hak_block *) remote;
+    uint32_t capacity;            /* blocks */
+    uint32_t used;                /* blocks handed out (to users or thread caches) */
+    uint32_t carved;              /* blocks ever taken by bump allocation */
+    hak_block *free;              /* local free list */
+    _Atomic(uintptr_t) remote;    /* remote list head | its block count << HAK_ADDR_BITS */
     struct hak_span *next, *prev; /* heap partial list of the class */
     struct hak_span *remote_next; /* heap remote_spans stack link */
     uint64_t free_dirty_ns;       /* big classes: oldest free block not purged yet (0: none) */
@@ -267,10 +269,12 @@ extern uint32_t hak_cls_shift[HAK_NUM_CLASSES], hak_cls_inv[HAK_NUM_CLASSES],
     hak_cls_lim[HAK_NUM_CLASSES], hak_cls_grow_cap[HAK_NUM_CLASSES];
 /* off (from the span start) is a multiple of the class size: exact division
  * test by the odd part's modular inverse, no divide instruction. */
+static inline bool hak_block_aligned_by(uintptr_t off, uint32_t shift, uint32_t inv, uint32_t lim) {
+    if (off & (((uintptr_t)1 << shift) - 1)) return false;
+    return (uint32_t)(off >> shift) * inv <= lim;
+}
 static inline bool hak_block_aligned(int cls, uintptr_t off) {
-    if (off & ((1u << hak_cls_shift[cls]) - 1)) return false;
-    uint32_t q = (uint32_t)(off >> hak_cls_shift[cls]);
-    return q * hak_cls_inv[cls] <= hak_cls_lim[cls];
+    return hak_block_aligned_by(off, hak_cls_shift[cls], hak_cls_inv[cls], hak_cls_lim[cls]);
 }
 void hak_class_init(void);
 

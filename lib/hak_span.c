@@ -144,30 +144,97 @@ void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
     local_push(h, s, b, b, 1);
 }
 
-/* Pushes the chain first..last (blocks of span s) on the span's remote list;
- * the push that finds the list empty also queues the span with its owner. */
-static void remote_push(hak_span *s, hak_block *first, hak_block *last) {
+/* ---- remote frees ----
+ * span->remote is one word: the head of the span's remote list in its low
+ * HAK_ADDR_BITS bits and the number of blocks on the list above them. A
+ * pusher adds its chain and its count with one CAS; the owner takes list and
+ * count with one exchange and never walks the list to count it. A span holds
+ * fewer blocks than the count field can express (checked below). */
+#define REMOTE_PTR(w) ((hak_block *)((w) & ((1ul << HAK_ADDR_BITS) - 1)))
+#define REMOTE_N(w) ((uint32_t)((w) >> HAK_ADDR_BITS))
+#define REMOTE_CAP_OK(i, size, pages)                                                              \
+    _Static_assert((uint64_t)(pages)*HAK_PAGE_SIZE / (size) < (1ul << (64 - HAK_ADDR_BITS)),       \
+                   "a span's block count fits the remote word");
+HAK_CLASS_TABLE(REMOTE_CAP_OK)
+
+/* Pushes the chain first..last (n blocks of span s) on the span's remote
+ * list. Returns true if the list was empty: the caller must then queue the
+ * span with its owner (queue_spans), and only it, so a span is on its
+ * owner's remote_spans stack at most once. */
+static bool remote_push(hak_span *s, hak_block *first, hak_block *last, uint32_t n) {
     /* acquire: finding the list empty must come after the owner's exchange,
      * and with it after the owner's last read of s->remote_next */
-    hak_block *old = atomic_load_explicit(&s->remote, memory_order_acquire);
+    uintptr_t old = atomic_load_explicit(&s->remote, memory_order_acquire), w;
     do {
-        last->next = old;
-    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, first, memory_order_acq_rel,
+        last->next = REMOTE_PTR(old);
+        w = (uintptr_t)first | (uintptr_t)(REMOTE_N(old) + n) << HAK_ADDR_BITS;
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, w, memory_order_acq_rel,
                                                     memory_order_acquire));
-    if (old == NULL) {
-        hak_heap *owner = hak_seg_of(s)->heap;
-        hak_span *top = atomic_load_explicit(&owner->remote_spans, memory_order_relaxed);
-        do {
-            s->remote_next = top;
-        } while (!atomic_compare_exchange_weak_explicit(
-            &owner->remote_spans, &top, s, memory_order_release, memory_order_relaxed));
-    }
+    return old == 0;
+}
+
+/* Queues the chain first..last of spans (linked by remote_next), all of one
+ * owner, on its remote_spans stack with one CAS. Every span in it was found
+ * with an empty remote list by this thread (remote_push returned true). */
+static void queue_spans(hak_heap *owner, hak_span *first, hak_span *last) {
+    hak_span *top = atomic_load_explicit(&owner->remote_spans, memory_order_relaxed);
+    do {
+        last->remote_next = top;
+    } while (!atomic_compare_exchange_weak_explicit(&owner->remote_spans, &top, first,
+                                                    memory_order_release, memory_order_relaxed));
 }
 
 /* A free by a thread that has no heap (it is past its exit). */
 void hak_remote_free(hak_span *s, hak_block *b) {
     b->key = hak_key;
-    remote_push(s, b, b);
+    if (remote_push(s, b, b, 1)) queue_spans(hak_seg_of(s)->heap, s, s);
+}
+
+/* Remote blocks of one flush, grouped by span: each group goes out with one
+ * CAS, and the spans that need queuing go to each owner in one chain. */
+enum { GROUPS = 8 };
+struct remote_group {
+    hak_span *s;
+    hak_block *first, *last;
+    uint32_t n;
+};
+
+static void remote_publish(struct remote_group *g, int k) {
+    hak_heap *owner[GROUPS];
+    hak_span *head[GROUPS], *tail[GROUPS];
+    int owners = 0;
+    for (int i = 0; i < k; i++) {
+        if (!remote_push(g[i].s, g[i].first, g[i].last, g[i].n)) continue;
+        hak_heap *o = hak_seg_of(g[i].s)->heap;
+        int j = 0;
+        while (j < owners && owner[j] != o) j++;
+        if (j == owners) {
+            owner[owners++] = o;
+            head[j] = tail[j] = g[i].s;
+        } else {
+            g[i].s->remote_next = head[j];
+            head[j] = g[i].s;
+        }
+    }
+    for (int j = 0; j < owners; j++) queue_spans(owner[j], head[j], tail[j]);
+}
+
+/* Puts the n blocks of list (taken from the span's remote list) on s->free.
+ * The span's free list holds carved - used blocks: the shorter of the two
+ * lists is walked for its tail, and none when the free list is empty. */
+static void free_splice(hak_span *s, hak_block *list, uint32_t n) {
+    if (!s->free) {
+        s->free = list;
+    } else if (s->carved - s->used < n) {
+        hak_block *t = s->free;
+        while (t->next) t = t->next;
+        t->next = list;
+    } else {
+        hak_block *t = list;
+        while (t->next) t = t->next;
+        t->next = s->free;
+        s->free = list;
+    }
 }
 
 /* The owner takes every queued span's remote list. Each span is read for
@@ -178,18 +245,12 @@ void hak_remote_drain(hak_heap *h) {
         hak_span *next = s->remote_next;
         /* acq_rel: our read of remote_next above happens before any pusher
          * that finds the list empty re-queues the span (and rewrites it) */
-        hak_block *list = atomic_exchange_explicit(&s->remote, NULL, memory_order_acq_rel);
-        if (list) {
+        uintptr_t w = atomic_exchange_explicit(&s->remote, 0, memory_order_acq_rel);
+        if (w) {
+            uint32_t n = REMOTE_N(w);
             bool big = big_cls(s->cls);
             if (big) hak_heap_lock(h);
-            uint32_t n = 1;
-            hak_block *tail = list;
-            while (tail->next) {
-                tail = tail->next;
-                n++;
-            }
-            tail->next = s->free;
-            s->free = list;
+            free_splice(s, REMOTE_PTR(w), n);
             s->used -= n;
             HAK_CTR(s->cls, REMOTE_DRAINED) += n;
             HAK_PROBE2(remote_drain, s->cls, n);
@@ -226,83 +287,103 @@ bool hak_tbin_grow(struct hak_tbin *bin) {
     return true;
 }
 
-/* Returns cached blocks of the class's thread cache to their spans until
- * `keep` are left: ours directly, other heaps' through their remote lists.
- * The most recently freed go (as tcmalloc does): they are the list's head,
- * so the blocks kept are never walked. */
+/* Blocks of one flush on their way out: the current run (consecutive
+ * blocks of one span) and the remote groups. */
+struct flush_state {
+    hak_heap *h;
+    struct remote_group g[GROUPS];
+    int k;
+    uint32_t nremote;
+};
+
+/* A run ends: ours goes back in one splice; another heap's joins its span's
+ * group (a new group when there is none, sending all when the table is full). */
+static void run_close(struct flush_state *f, bool mine, hak_span *s, hak_block *first,
+                      hak_block *last, uint32_t n) {
+    if (mine) {
+        local_push(f->h, s, first, last, n);
+        return;
+    }
+    f->nremote += n;
+    int j = 0;
+    while (j < f->k && f->g[j].s != s) j++;
+    if (j < f->k) {
+        last->next = f->g[j].first;
+        f->g[j].first = first;
+        f->g[j].n += n;
+        return;
+    }
+    if (f->k == GROUPS) { /* more spans than groups: send what we have */
+        remote_publish(f->g, f->k);
+        f->k = 0;
+    }
+    f->g[f->k++] = (struct remote_group){s, first, last, n};
+}
+
+/* Returns the first n blocks of list (class cls) to their spans: ours
+ * directly, other heaps' grouped by span (remote_publish). Every block is
+ * checked to be the start of a block of its span's class, below the carved
+ * part in our own spans (carved is the owner's) and below the capacity in
+ * others'. A block inside the current run's span is known by its address
+ * alone: the descriptor is read once per run. Returns the rest of the list. */
+static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
+    const size_t size = hak_class_size[cls];
+    /* the class's constants, loaded once: run_close calls out */
+    const uint32_t shift = hak_cls_shift[cls], inv = hak_cls_inv[cls], lim = hak_cls_lim[cls];
+    struct flush_state f = {.h = h};
+    hak_span *rs = NULL; /* the current run: its span, blocks, count */
+    hak_block *first = NULL, *last = NULL;
+    uint32_t rn = 0;
+    uintptr_t start = 0, span_len = 0, limit = 0; /* the run's span; offsets < limit are valid */
+    bool mine = false;
+    for (uint32_t i = 0; i < n; i++) {
+        hak_block *b = list;
+        list = b->next;
+        uintptr_t off = (uintptr_t)b - start;
+        if (off >= span_len) { /* another span */
+            if (rs) run_close(&f, mine, rs, first, last, rn);
+            hak_segment *seg = hak_seg_of(b);
+            rs = hak_span_of(seg, b);
+            if (rs->cls != cls) hak_fatal("free(): invalid pointer", b);
+            start = (uintptr_t)hak_span_start(rs);
+            span_len = (uintptr_t)rs->pages * HAK_PAGE_SIZE;
+            mine = seg->heap == h;
+            limit = (uintptr_t)(mine ? rs->carved : rs->capacity) * size;
+            off = (uintptr_t)b - start;
+            first = last = b;
+            rn = 1;
+        } else {
+            b->next = first;
+            first = b;
+            rn++;
+        }
+        if (off >= limit || !hak_block_aligned_by(off, shift, inv, lim))
+            hak_fatal("free(): invalid pointer", b);
+    }
+    if (rs) run_close(&f, mine, rs, first, last, rn);
+    if (f.k) remote_publish(f.g, f.k);
+    HAK_CTR(cls, FLUSHES)++;
+    HAK_CTR(cls, FLUSH_BLOCKS) += n;
+    HAK_CTR(cls, REMOTE_FREES) += f.nremote;
+    HAK_PROBE3(flush, cls, n, f.nremote);
+    return list;
+}
+
+/* Returns cached blocks beyond `keep` of the class's thread cache to their
+ * spans. The most recently freed go (they are the ones in the cache lines
+ * just written: the walk that returns them is the walk that finds the cut). */
 void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t count = hak_tbin_count(bin);
     if (count <= keep) return;
-    hak_block *list = bin->head;
-    bin->head = NULL;
+    bin->head = flush_n(h, cls, bin->head, count - keep);
     bin->room = bin->cap - keep;
-    bin->head = hak_flush_list(h, cls, list, count - keep);
 }
 
-/* Returns the first n blocks of list (class cls) to their spans and the
- * rest of the list. Every block is checked to be the start of a block of
- * its span's class (in our own spans, of its carved part). Consecutive
- * blocks of one of our spans go back in one splice, and that span's checks
- * are made once per run: a block inside the run's span (its carved bytes)
- * costs a compare and the divisibility test, no descriptor lookup. */
+/* Returns the first n blocks of list (class cls) to their spans; returns
+ * the rest of the list. */
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
-    const uintptr_t size = hak_class_size[cls];
-    const uint32_t shift = hak_cls_shift[cls], inv = hak_cls_inv[cls], lim = hak_cls_lim[cls];
-    const uintptr_t low = ((uintptr_t)1 << shift) - 1;
-    uint32_t nremote = 0;
-
-    hak_span *cur = NULL, *own = NULL; /* the current remote run, own run */
-    hak_block *first = NULL, *last = NULL, *ofirst = NULL, *olast = NULL;
-    uintptr_t ostart = 0, olen = 0; /* own run's span: start, bytes carved */
-    uint32_t on = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        hak_block *b = list;
-        list = b->next;
-        uintptr_t off = (uintptr_t)b - ostart;
-        if (off < olen) { /* in the own run's span: only the block's place to check */
-            if ((off & low) || (uint32_t)(off >> shift) * inv > lim)
-                hak_fatal("free(): invalid pointer", b);
-            b->next = ofirst;
-            ofirst = b;
-            on++;
-            continue;
-        }
-        hak_segment *seg = hak_seg_of(b);
-        hak_span *s = hak_span_of(seg, b);
-        uintptr_t start = (uintptr_t)hak_span_start(s);
-        if (s->cls != cls || !hak_block_aligned(cls, (uintptr_t)b - start))
-            hak_fatal("free(): invalid pointer", b);
-        if (seg->heap == h) {
-            /* carved is the owner's: only checked for our own spans */
-            if ((uintptr_t)b - start >= (size_t)s->carved * size)
-                hak_fatal("free(): invalid pointer", b);
-            if (own) local_push(h, own, ofirst, olast, on);
-            own = s;
-            ostart = start;
-            olen = (size_t)s->carved * size;
-            ofirst = olast = b;
-            on = 1;
-            continue;
-        }
-        nremote++;
-        if (s != cur) {
-            if (cur) remote_push(cur, first, last);
-            cur = s;
-            first = last = b;
-            b->next = NULL;
-        } else {
-            b->next = first;
-            first = b;
-        }
-    }
-    if (own) local_push(h, own, ofirst, olast, on);
-    if (cur) remote_push(cur, first, last);
-    HAK_CTR(cls, FLUSHES)++;
-    HAK_CTR(cls, FLUSH_BLOCKS) += n;
-    HAK_CTR(cls, REMOTE_FREES) += nremote;
-    HAK_PROBE3(flush, cls, n, nremote);
-    return list;
+    return flush_n(h, cls, list, n);
 }
 
 /* Returns the whole OS pages inside the free blocks of big classes (past

@@ -6,6 +6,7 @@
  * and exits 0, so the script can tell "not detected" from "detected".
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,18 @@ static void interior(size_t n, size_t off) {
     memset(p, 1, n);
     announce(p + off);
     p_free(p + off);
+}
+
+/* Frees its argument in another thread (a remote free: the block goes
+ * through that thread's cache and, at its exit, to the owner's span). */
+static void *free_there(void *p) {
+    p_free(p);
+    return NULL;
+}
+
+static void free_in_thread(void *p) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_there, p) || pthread_join(t, NULL)) exit(2);
 }
 
 int main(int argc, char **argv) {
@@ -94,7 +107,24 @@ int main(int argc, char **argv) {
         interior(20000, 8);
     else if (!strcmp(c, "interior-large"))
         interior(3u << 20, 8);
-    else {
+    else if (!strcmp(c, "double-remote")) {
+        /* freed by another thread (now on this heap's remote list or span),
+         * then again here */
+        char *p = p_malloc(24);
+        if (!p) exit(2);
+        memset(p, 1, 24);
+        free_in_thread(p);
+        announce(p);
+        p_free(p);
+    } else if (!strcmp(c, "interior-remote")) {
+        /* another thread frees an interior pointer: caught when that
+         * thread's cache goes back to the spans (at its exit at the latest) */
+        char *p = p_malloc(100);
+        if (!p) exit(2);
+        memset(p, 1, 100);
+        announce(p + 16);
+        free_in_thread(p + 16);
+    } else {
         fprintf(stderr, "unknown case %s\n", c);
         return 2;
     }

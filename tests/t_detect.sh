@@ -8,7 +8,8 @@
 # large and a posix_memalign'd block, a double free with another free in
 # between (a b a), and frees of pointers hakmem never handed out: a stack
 # buffer, a global, an anonymous mmap page, and malloc'd pointer + 8 for a
-# small, a mid and a large block.
+# small, a mid and a large block; and a block freed by another thread then
+# freed again, and an interior pointer freed by another thread.
 # The line before it must be glibc's own message for the case, alone on its
 # line as glibc prints it ("free(): invalid pointer", "free(): double free
 # detected in tcache 2", "double free or corruption (out)"), so tools and
@@ -23,7 +24,8 @@ H=$ROOT/tests/bin/detect_helper
 ulimit -c 0
 
 cases="double-small double-mid double-large double-aligned double-interleaved
-       stack global mmap interior-small interior-mid interior-large"
+       stack global mmap interior-small interior-mid interior-large
+       double-remote interior-remote"
 bad=0
 for mode in default safe; do
     for c in $cases; do
