@@ -1,4 +1,4 @@
-/* hak_os.c — the OS layer: aligned mappings, purge, time, the segment map. */
+/* hak_os.c — the OS layer: aligned mappings, purge, time, locks. */
 #include "hak_internal.h"
 
 #include <errno.h>
@@ -7,8 +7,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-uint8_t hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)];
 
 static char *map_anon(void *at, size_t len, int flags) {
     char *p = mmap(at, len, PROT_READ | PROT_WRITE,
@@ -76,6 +74,20 @@ void *hak_os_map_aligned(size_t size, size_t align) {
     return hak_os_map_offset(size, align, 0);
 }
 
+/* Maps size bytes exactly at at (page-aligned) if that range is free;
+ * never replaces a mapping. NULL otherwise; errno is left unchanged. */
+void *hak_os_map_at(void *at, size_t size) {
+    int e = errno;
+    char *p = map_anon(at, size, MAP_FIXED_NOREPLACE);
+    if (p && p != at) { /* a kernel without NOREPLACE took it as a hint */
+        munmap(p, size);
+        p = NULL;
+    }
+    errno = e;
+    if (p) HAK_PROC_ADD(MAPPED, size);
+    return p;
+}
+
 void hak_os_unmap(void *p, size_t size) {
     munmap(p, size);
     HAK_PROC_SUB(MAPPED, size);
@@ -95,10 +107,6 @@ uint64_t hak_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void hak_segmap_set(uintptr_t addr, uint8_t v) {
-    __atomic_store_n(&hak_segmap[addr >> HAK_SEG_SHIFT], v, __ATOMIC_RELEASE);
 }
 
 static pid_t self_tid(void) {

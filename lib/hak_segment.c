@@ -71,12 +71,17 @@ static hak_segment *segment_new(hak_heap *h) {
     }
     hak_unlock(&seg_cache_lock);
     if (!seg) {
-        seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
+        seg = hak_segmap_map_segment();
         if (!seg) return NULL;
-        hak_usage_seg((long)HAK_SEG_SIZE);
         seg->magic = HAK_SEG_MAGIC;
         for (int i = 0; i < HAK_SEG_PAGES; i++) seg->pages[i].cls = seg->page_cls[i] = HAK_CLS_NONE;
-        hak_segmap_set((uintptr_t)seg, HAK_MAP_SEG);
+        /* recorded once whole; a segment the map cannot record (no memory
+         * for its leaf) could never be found again: give it back */
+        if (!hak_segmap_set((uintptr_t)seg, HAK_MAP_SEG)) {
+            hak_os_unmap(seg, HAK_SEG_SIZE);
+            return NULL;
+        }
+        hak_usage_seg((long)HAK_SEG_SIZE);
     }
     seg->heap = h;
     seg->used_mask = 1; /* page 0: this header */
