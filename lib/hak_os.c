@@ -24,9 +24,10 @@ static bool fits(size_t off, size_t align, const char *p) {
  * (ulimit -v) a transient over-map fails where the mapping itself fits:
  *   1. the exact size: the kernel places mappings top-down next to the
  *      previous one, so after one aligned segment the next usually is too;
- *   2. else grow that mapping downwards to the aligned address below it
- *      (MAP_FIXED_NOREPLACE; a kernel without it may return another
- *      address, which is checked) and cut the tail;
+ *   2. else move it down to the aligned address below it: unmapped first,
+ *      then mapped there (MAP_FIXED_NOREPLACE; a kernel without it may
+ *      return another address, which is checked), so the move costs no
+ *      address space: the range below the kernel's pick is usually free;
  *   3. else over-map by align and trim.
  * Addresses beyond the segment map are refused. On failure errno is
  * mmap's (ENOMEM when out of address space); on success it is unchanged. */
@@ -43,13 +44,12 @@ void *hak_os_map_offset(size_t size, size_t align, size_t off) {
     } else {
         uintptr_t base = ((uintptr_t)p + off) & ~(uintptr_t)(align - 1); /* < p + off */
         char *lo = base >= off + 65536 ? (char *)(base - off) : NULL;
-        char *got = lo ? map_anon(lo, (size_t)(p - lo), MAP_FIXED_NOREPLACE) : NULL;
+        munmap(p, size);
+        char *got = lo ? map_anon(lo, size, MAP_FIXED_NOREPLACE) : NULL;
         if (got == lo && lo) {
-            munmap(lo + size, (size_t)(p - lo)); /* the tail beyond lo + size */
             a = lo;
         } else {
-            if (got) munmap(got, (size_t)(p - lo)); /* placed elsewhere */
-            munmap(p, size);
+            if (got) munmap(got, size); /* placed elsewhere */
             size_t len = size + align;
             if (len < size) return NULL;
             p = map_anon(NULL, len, 0);
