@@ -89,6 +89,7 @@ static void note_low(uintptr_t c) {
 }
 
 bool hak_segmap_set(uintptr_t a, uint8_t v) {
+    if (a >> HAK_ADDR_BITS) return v == HAK_MAP_NONE; /* hak_os maps nothing there */
     uint8_t *leaf = leaf_of(a, v != HAK_MAP_NONE);
     if (!leaf) return v == HAK_MAP_NONE; /* nothing was recorded there */
     uintptr_t c = chunk_of(a), idx = window_index(c);

@@ -172,6 +172,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     int min = pages_for(cls, (int)((hak_class_size[cls] + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE));
     hak_segment *seg, *best = NULL;
     int best_len = 0, best_first = -1;
+    hak_heap_lock(h); /* the masks: the background purger writes dirty_mask */
     for (seg = h->segs; seg; seg = seg->next) {
         int nfree = 64 - __builtin_popcountll(seg->used_mask);
         if (nfree >= n && (first = find_run(seg, n)) >= 0) break;
@@ -187,7 +188,6 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
         first = best_first;
         n = pages_for(cls, best_len < n ? best_len : n);
     }
-    hak_heap_lock(h);
     if (!seg) {
         seg = segment_new(h);
         if (!seg) {

@@ -12,7 +12,8 @@
 #      stays at the flushes (a full cache), as with the whole window, not at
 #      every free;
 #   2. the stress tests pass: content-checked blocks of every size, frees
-#      from other threads and from exited threads, realloc, fork.
+#      from other threads and from exited threads, realloc, fork; and one
+#      under ThreadSanitizer.
 # Invalid and double frees of such blocks: tests/t_detect.sh, mode outside.
 # Why: correctness must not depend on where the kernel puts a segment; a
 # block outside the window only costs a slower free.
@@ -73,4 +74,16 @@ for win in 0 2; do
         echo "ok   window $win: $t"
     done
 done
+# the same under ThreadSanitizer (allocator linked in), if it was built
+b=$ROOT/tests/bin/tsan_stress_xthread
+if [ -x "$b" ]; then
+    HAKMEM_TEST_SEGWIN=2 HAKMEM_TEST_SCALE=15 TSAN_OPTIONS='halt_on_error=1 exitcode=66 history_size=4' \
+        timeout -s KILL 120 setsid "$b" >"$T/tsan.out" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        grep -A30 -m1 'WARNING: ThreadSanitizer' "$T/tsan.out" || tail -20 "$T/tsan.out"
+        fail "tsan_stress_xthread with HAKMEM_TEST_SEGWIN=2: exit $rc"
+    fi
+    echo "ok   window 2: tsan_stress_xthread"
+fi
 echo "segments outside the window work and do not count as cache misses"
