@@ -84,8 +84,9 @@ typedef struct {
  *     segment (centred on it) and never changed, fork included. It holds
  *     only the SEG entries; a segment placed outside it is still found
  *     through the authoritative map, by hak_free_slow.
- * Start-up address space: 528 KiB instead of a flat map's 32 MiB, and the
- * fast path makes the same number of loads. Entries are read relaxed (plain
+ * Start-up address space: 528 KiB instead of a flat map's 32 MiB; the fast
+ * path's test is an instruction shorter (the base, one always-cached load,
+ * is folded into a subtraction). Entries are read relaxed (plain
  * loads on x86): an entry only changes for memory nobody may still use,
  * ordered by the mmap/munmap that recycled it. */
 enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
