@@ -24,7 +24,7 @@ uint8_t hak_segwin[HAK_WIN_N];
 uintptr_t hak_segwin_base = HAK_WIN_UNSET;
 static uintptr_t win_n = HAK_WIN_N;     /* chunks of the window in use (test: fewer) */
 static uintptr_t win_low = UINTPTR_MAX; /* lowest window chunk ever a segment: hint below it */
-static uintptr_t hint_failed;           /* last hint chunk found taken: not tried again */
+static uintptr_t hint_step = 1;         /* next try this far below win_low: doubles when taken */
 
 static uintptr_t chunk_of(uintptr_t a) {
     return a >> HAK_SEG_SHIFT;
@@ -110,25 +110,27 @@ bool hak_segmap_set(uintptr_t a, uint8_t v) {
 /* A 4 MiB-aligned segment, not recorded yet. The kernel places it next to
  * the previous mappings, so normally in the window. Outside it (more than
  * 1 TiB of other mappings in between, or a bottom-up layout grown past the
- * window), one try just below the lowest segment in the window: free in a
- * bottom-up layout, taken in a top-down one, whose kernel always picks the
- * highest free gap (so a hint found taken is not tried twice). Either way
- * the segment works; outside it is only slower to free to. */
+ * window), one try below the lowest segment in the window, at a distance
+ * that doubles each time the spot is taken and starts again at 1 when it
+ * was free. In a bottom-up layout the libraries lie right below the first
+ * segment and free space below them, found within a few tries; in a
+ * top-down one the kernel already picked the highest free gap, so the tries
+ * fail and stop once the distance leaves the window (at most 20). Either
+ * way the segment works; outside the window it is only slower to free to. */
 void *hak_segmap_map_segment(void) {
     char *seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
     if (!seg) return NULL;
     uintptr_t base = window_claim(chunk_of((uintptr_t)seg));
     if (base == HAK_WIN_UNSET || window_index(chunk_of((uintptr_t)seg)) < HAK_WIN_N) return seg;
-    uintptr_t low = __atomic_load_n(&win_low, __ATOMIC_RELAXED), want = low - 1;
-    if (low == UINTPTR_MAX || low <= base || want >= base + window_size() ||
-        want == __atomic_load_n(&hint_failed, __ATOMIC_RELAXED))
-        return seg;
+    uintptr_t low = __atomic_load_n(&win_low, __ATOMIC_RELAXED);
+    uintptr_t step = __atomic_load_n(&hint_step, __ATOMIC_RELAXED);
+    if (low == UINTPTR_MAX || low < base + step) return seg; /* the try would leave the window */
+    uintptr_t want = low - step;
     char *at = hak_os_map_at((void *)(want << HAK_SEG_SHIFT), HAK_SEG_SIZE);
-    if (!at) {
-        __atomic_store_n(&hint_failed, want, __ATOMIC_RELAXED);
-        return seg;
-    }
-    note_low(want); /* the next hint goes below this one (set records it too) */
+    /* racing threads may lose an update: the distance is only a guess */
+    __atomic_store_n(&hint_step, at ? 1 : step * 2, __ATOMIC_RELAXED);
+    if (!at) return seg;
+    note_low(want); /* the next try goes below this one (set records it too) */
     hak_os_unmap(seg, HAK_SEG_SIZE);
     return at;
 }
