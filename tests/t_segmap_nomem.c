@@ -21,7 +21,6 @@
 #include "testutil.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -40,19 +39,6 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
         return MAP_FAILED;
     }
     return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
-}
-
-/* VmSize without stdio (whose buffers may be what fails to allocate). */
-static long vm_kib(void) {
-    char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    const char *p = strstr(buf, "VmSize:");
-    return p ? strtol(p + 7, NULL, 10) : -1;
 }
 
 static char *blk[MAXBLK];
@@ -86,7 +72,7 @@ static size_t fill_large(size_t n, size_t align) {
 /* count calls of f that must fail with ENOMEM; the address space must not grow */
 #define EXPECT_NOMEM(what, expr)                                                                   \
     do {                                                                                           \
-        long vm0 = vm_kib();                                                                       \
+        long vm0 = tu_vm_kib();                                                                    \
         for (int k = 0; k < 20; k++) {                                                             \
             errno = 0;                                                                             \
             void *q_ = (expr);                                                                     \
@@ -94,7 +80,7 @@ static size_t fill_large(size_t n, size_t align) {
                    errno);                                                                         \
             free(q_);                                                                              \
         }                                                                                          \
-        long vm1 = vm_kib();                                                                       \
+        long vm1 = tu_vm_kib();                                                                    \
         CHECKF(vm1 <= vm0, "%s: address space grew %ld -> %ld KiB over 20 failures", what, vm0,    \
                vm1);                                                                               \
         printf("ok: %s fails with ENOMEM, VmSize %ld -> %ld KiB\n", what, vm0, vm1);               \
