@@ -31,7 +31,7 @@ static inline void *hak_alloc_fast(size_t n) {
 static inline void hak_free_fast(void *p) {
     uintptr_t a = (uintptr_t)p;
     /* ours, small-segment, 16-aligned: anything else is the slow path */
-    if (HAK_LIKELY(((a >> HAK_ADDR_BITS) | (a & 15)) == 0 && hak_segmap_get(a) == HAK_MAP_SEG)) {
+    if (HAK_LIKELY(hak_segwin_small(a))) {
         hak_segment *seg = hak_seg_of(p);
         unsigned cls = seg->page_cls[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT];
         hak_block *b = p;

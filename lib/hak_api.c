@@ -195,8 +195,13 @@ void hak_free_slow(void *p) {
     if (!h) hak_fatal("free(): invalid pointer; no heap for this thread", p);
     hak_block *b = p;
     struct hak_tbin *bin = &hak_tls.bins[cls];
-    HAK_CTR(cls, FREE_SLOW)++;
-    hak_heap_poll(h);
+    /* With room in the cache this is the fast path's push, for a block it
+     * could not take (its segment lies outside the window, or the thread's
+     * first free): no cache miss, so no free_slow (the daemon's signal). */
+    if (bin->room == 0) {
+        HAK_CTR(cls, FREE_SLOW)++;
+        hak_heap_poll(h);
+    }
     if (bin->cap == 0) {
         /* safe-free mode: straight back to the span, checked */
         b->next = NULL;

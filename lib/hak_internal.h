@@ -78,17 +78,64 @@ typedef struct {
 #define HAK_CLS_NONE HAK_NUM_CLASSES /* page in no span: its bin has room 0 */
 #define HAK_ADDR_BITS 47             /* user-space addresses we map; segmap covers them */
 
-/* segmap: one byte per 4 MiB of address space (32 MiB virtual, lazily
- * touched). 0 = not ours, 1 = small segment, 2 = large block header here,
- * 2+k = large block whose header is k chunks lower (k is 1 for alignments of
- * 4 MiB and more: the header sits a chunk below the user pointer). */
+/* The segment map: what each 4 MiB chunk of the address space holds, one
+ * byte per chunk: 0 = not ours, 1 = small segment, 2 = large block header
+ * here, 2+k = large block whose header is k chunks lower (k is 1 for
+ * alignments of 4 MiB and more: the header sits a chunk below the user
+ * pointer). Two copies (lib/hak_segmap.c):
+ *   - the authoritative map, all 47 bits, two levels: hak_segmap_top (16 KiB
+ *     of .bss) points to leaves of 16 KiB (64 GiB each) mapped when a chunk
+ *     of theirs is first recorded; a leaf pointer is published once (release)
+ *     and never changes, leaves are never freed. Slow paths only.
+ *   - the window, for free()'s fast path: a flat byte per chunk over 2 TiB
+ *     (512 KiB of .bss) from hak_segwin_base, chosen once by the first
+ *     segment (centred on it) and never changed, fork included. It holds
+ *     only the SEG entries; a segment placed outside it is still found
+ *     through the authoritative map, by hak_free_slow.
+ * Start-up address space: 528 KiB instead of a flat map's 32 MiB; the fast
+ * path's test is an instruction shorter (the base, one always-cached load,
+ * is folded into a subtraction). Entries are read relaxed (plain
+ * loads on x86): an entry only changes for memory nobody may still use,
+ * ordered by the mmap/munmap that recycled it. */
 enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
-extern uint8_t
-    hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)]; /* .bss: untouched pages cost nothing */
-/* Relaxed (a plain load on x86): an entry only changes for memory nobody
- * may still use, ordered by the mmap/munmap that recycled it. */
+#define HAK_MAP_CHUNKS (1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT))      /* 2^25 */
+#define HAK_MAP_LEAF_SHIFT 36                                        /* a leaf maps 64 GiB */
+#define HAK_MAP_LEAF_N (1ul << (HAK_MAP_LEAF_SHIFT - HAK_SEG_SHIFT)) /* 16384 bytes */
+#define HAK_MAP_TOP_N (1ul << (HAK_ADDR_BITS - HAK_MAP_LEAF_SHIFT))  /* 2048 leaves */
+#define HAK_WIN_SHIFT 41                                             /* the window: 2 TiB */
+#define HAK_WIN_N (1ul << (HAK_WIN_SHIFT - HAK_SEG_SHIFT))           /* 512 KiB */
+#define HAK_WIN_UNSET ((uintptr_t)1 << 63) /* no window yet: every index misses */
+extern uint8_t *hak_segmap_top[HAK_MAP_TOP_N];
+extern uint8_t hak_segwin[HAK_WIN_N] __attribute__((visibility("hidden")));
+/* first chunk of the window, or HAK_WIN_UNSET */
+extern uintptr_t hak_segwin_base __attribute__((visibility("hidden")));
+
+/* The authoritative entry of a (NONE beyond 47 bits or where no leaf is). */
 static inline uint8_t hak_segmap_get(uintptr_t a) {
-    return __atomic_load_n(&hak_segmap[a >> HAK_SEG_SHIFT], __ATOMIC_RELAXED);
+    if (a >> HAK_ADDR_BITS) return HAK_MAP_NONE;
+    const uint8_t *leaf =
+        __atomic_load_n(&hak_segmap_top[a >> HAK_MAP_LEAF_SHIFT], __ATOMIC_ACQUIRE);
+    return leaf ? __atomic_load_n(&leaf[(a >> HAK_SEG_SHIFT) & (HAK_MAP_LEAF_N - 1)],
+                                  __ATOMIC_RELAXED)
+                : HAK_MAP_NONE;
+}
+
+/* The base is written once (CAS), before any segment is recorded, and read
+ * by every free: a plain load (the compiler folds it into the subtraction;
+ * word loads are atomic on x86), whose old value (UNSET) only means the slow
+ * path. The TSAN build loads it relaxed, so the sanitizer sees the pairing. */
+#ifdef __SANITIZE_THREAD__
+#define HAK_SEGWIN_BASE() __atomic_load_n(&hak_segwin_base, __ATOMIC_RELAXED)
+#else
+#define HAK_SEGWIN_BASE() (hak_segwin_base)
+#endif
+/* free()'s fast-path test: a 16-aligned address in a small segment of the
+ * window. The unsigned compare also refuses addresses beyond 47 bits and
+ * everything while the window is unset. */
+static inline bool hak_segwin_small(uintptr_t a) {
+    uintptr_t idx = (a >> HAK_SEG_SHIFT) - HAK_SEGWIN_BASE();
+    return idx < HAK_WIN_N && !(a & 15) &&
+           __atomic_load_n(&hak_segwin[idx], __ATOMIC_RELAXED) == HAK_MAP_SEG;
 }
 
 typedef struct hak_block {
@@ -247,9 +294,16 @@ bool hak_lock_take_orphan(hak_lock_t *l);
 void *hak_os_map_aligned(size_t size, size_t align);
 void *hak_os_map_offset(size_t size, size_t align, size_t off); /* (p + off) % align == 0 */
 void hak_os_unmap(void *p, size_t size);
+void *hak_os_map_at(void *at, size_t size); /* exactly at at, or NULL */
 void hak_os_purge(void *p, size_t size);
 uint64_t hak_now_ns(void);
-void hak_segmap_set(uintptr_t addr, uint8_t v);
+
+/* segment map (hak_segmap.c) */
+/* Records v for addr's chunk. false (nothing recorded) if the leaf for a
+ * value other than NONE cannot be mapped: the caller gives the memory up. */
+bool hak_segmap_set(uintptr_t addr, uint8_t v);
+bool hak_segmap_prepare(uintptr_t addr); /* addr's leaf exists: a later set cannot fail */
+void *hak_segmap_map_segment(void);      /* a fresh segment, in the window if it can be */
 
 /* classes (hak_class.c) */
 extern uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];

@@ -133,6 +133,7 @@ static void cache_split(hak_large *l, size_t need) {
     size_t keep = (need + HAK_SEG_MASK) & ~HAK_SEG_MASK;
     if (l->map_size < keep + LARGE_SPLIT_MIN) return;
     hak_large *t = (hak_large *)((char *)l + keep);
+    if (!hak_segmap_prepare((uintptr_t)t)) return; /* no map leaf for the tail: it stays */
     t->magic = LARGE_FREED;
     t->map_size = l->map_size - keep;
     t->offset = 0;
@@ -225,6 +226,10 @@ static hak_large *large_grow(hak_large *l, size_t need) {
          * which the next in-place growth could not extend) */
         char *target = hak_os_map_aligned(need, HAK_SEG_SIZE);
         if (!target) return NULL;
+        if (!hak_segmap_prepare((uintptr_t)target)) { /* the set below cannot fail */
+            hak_os_unmap(target, need);
+            return NULL;
+        }
         /* cleared before the move: once mremap frees the old range, another
          * thread may map it and mark it in the segment map at once */
         hak_segmap_set((uintptr_t)l, HAK_MAP_NONE);
@@ -284,17 +289,24 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh) {
         l = align > HAK_SEG_SIZE ? hak_os_map_offset(need, align, offset)
                                  : hak_os_map_aligned(need, HAK_SEG_SIZE);
         if (!l) return NULL;
+        /* a mapping the map cannot record could never be freed: give it back */
+        if (!hak_segmap_set((uintptr_t)l, HAK_MAP_LARGE)) {
+            hak_os_unmap(l, need);
+            return NULL;
+        }
         l->map_size = need;
         hak_usage_large(1, (long)need);
-        hak_segmap_set((uintptr_t)l, HAK_MAP_LARGE);
+    }
+    char *p = (char *)l + offset;
+    size_t k = ((uintptr_t)p >> HAK_SEG_SHIFT) - ((uintptr_t)l >> HAK_SEG_SHIFT);
+    if (k && !hak_segmap_set((uintptr_t)p, (uint8_t)(HAK_MAP_LARGE + k))) {
+        large_unmap(l);
+        return NULL;
     }
     demand_add(l->map_size);
     l->magic = LARGE_MAGIC;
     l->offset = offset;
     l->req = n;
-    char *p = (char *)l + offset;
-    size_t k = ((uintptr_t)p >> HAK_SEG_SHIFT) - ((uintptr_t)l >> HAK_SEG_SHIFT);
-    if (k) hak_segmap_set((uintptr_t)p, (uint8_t)(HAK_MAP_LARGE + k));
     hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_ALLOCS, 1);
     hak_ctr_add(HAK_CLASS_LARGE, HAK_CTR_LARGE_BYTES, l->map_size - offset);
     HAK_PROBE2(large_alloc, p, n);

@@ -1,4 +1,4 @@
-/* hak_os.c — the OS layer: aligned mappings, purge, time, the segment map. */
+/* hak_os.c — the OS layer: aligned mappings, purge, time, locks. */
 #include "hak_internal.h"
 
 #include <errno.h>
@@ -7,8 +7,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-uint8_t hak_segmap[1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT)];
 
 static char *map_anon(void *at, size_t len, int flags) {
     char *p = mmap(at, len, PROT_READ | PROT_WRITE,
@@ -26,9 +24,10 @@ static bool fits(size_t off, size_t align, const char *p) {
  * (ulimit -v) a transient over-map fails where the mapping itself fits:
  *   1. the exact size: the kernel places mappings top-down next to the
  *      previous one, so after one aligned segment the next usually is too;
- *   2. else grow that mapping downwards to the aligned address below it
- *      (MAP_FIXED_NOREPLACE; a kernel without it may return another
- *      address, which is checked) and cut the tail;
+ *   2. else move it down to the aligned address below it: unmapped first,
+ *      then mapped there (MAP_FIXED_NOREPLACE; a kernel without it may
+ *      return another address, which is checked), so the move costs no
+ *      address space: the range below the kernel's pick is usually free;
  *   3. else over-map by align and trim.
  * Addresses beyond the segment map are refused. On failure errno is
  * mmap's (ENOMEM when out of address space); on success it is unchanged. */
@@ -45,13 +44,12 @@ void *hak_os_map_offset(size_t size, size_t align, size_t off) {
     } else {
         uintptr_t base = ((uintptr_t)p + off) & ~(uintptr_t)(align - 1); /* < p + off */
         char *lo = base >= off + 65536 ? (char *)(base - off) : NULL;
-        char *got = lo ? map_anon(lo, (size_t)(p - lo), MAP_FIXED_NOREPLACE) : NULL;
+        munmap(p, size);
+        char *got = lo ? map_anon(lo, size, MAP_FIXED_NOREPLACE) : NULL;
         if (got == lo && lo) {
-            munmap(lo + size, (size_t)(p - lo)); /* the tail beyond lo + size */
             a = lo;
         } else {
-            if (got) munmap(got, (size_t)(p - lo)); /* placed elsewhere */
-            munmap(p, size);
+            if (got) munmap(got, size); /* placed elsewhere */
             size_t len = size + align;
             if (len < size) return NULL;
             p = map_anon(NULL, len, 0);
@@ -76,6 +74,20 @@ void *hak_os_map_aligned(size_t size, size_t align) {
     return hak_os_map_offset(size, align, 0);
 }
 
+/* Maps size bytes exactly at at (page-aligned) if that range is free;
+ * never replaces a mapping. NULL otherwise; errno is left unchanged. */
+void *hak_os_map_at(void *at, size_t size) {
+    int e = errno;
+    char *p = map_anon(at, size, MAP_FIXED_NOREPLACE);
+    if (p && p != at) { /* a kernel without NOREPLACE took it as a hint */
+        munmap(p, size);
+        p = NULL;
+    }
+    errno = e;
+    if (p) HAK_PROC_ADD(MAPPED, size);
+    return p;
+}
+
 void hak_os_unmap(void *p, size_t size) {
     munmap(p, size);
     HAK_PROC_SUB(MAPPED, size);
@@ -95,10 +107,6 @@ uint64_t hak_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void hak_segmap_set(uintptr_t addr, uint8_t v) {
-    __atomic_store_n(&hak_segmap[addr >> HAK_SEG_SHIFT], v, __ATOMIC_RELEASE);
 }
 
 static pid_t self_tid(void) {

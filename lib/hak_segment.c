@@ -71,12 +71,17 @@ static hak_segment *segment_new(hak_heap *h) {
     }
     hak_unlock(&seg_cache_lock);
     if (!seg) {
-        seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
+        seg = hak_segmap_map_segment();
         if (!seg) return NULL;
-        hak_usage_seg((long)HAK_SEG_SIZE);
         seg->magic = HAK_SEG_MAGIC;
         for (int i = 0; i < HAK_SEG_PAGES; i++) seg->pages[i].cls = seg->page_cls[i] = HAK_CLS_NONE;
-        hak_segmap_set((uintptr_t)seg, HAK_MAP_SEG);
+        /* recorded once whole; a segment the map cannot record (no memory
+         * for its leaf) could never be found again: give it back */
+        if (!hak_segmap_set((uintptr_t)seg, HAK_MAP_SEG)) {
+            hak_os_unmap(seg, HAK_SEG_SIZE);
+            return NULL;
+        }
+        hak_usage_seg((long)HAK_SEG_SIZE);
     }
     seg->heap = h;
     seg->used_mask = 1; /* page 0: this header */
@@ -167,6 +172,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     int min = hak_span_min_pages(cls);
     hak_segment *seg, *best = NULL;
     int best_len = 0, best_first = -1;
+    hak_heap_lock(h); /* the masks: the background purger writes dirty_mask */
     for (seg = h->segs; seg; seg = seg->next) {
         int nfree = 64 - __builtin_popcountll(seg->used_mask);
         if (nfree >= n && (first = find_run(seg, n)) >= 0) break;
@@ -182,7 +188,6 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
         first = best_first;
         n = pages_for(cls, best_len < n ? best_len : n);
     }
-    hak_heap_lock(h);
     if (!seg) {
         seg = segment_new(h);
         if (!seg) {

@@ -162,7 +162,8 @@ extern const char *const hak_ctr_help[HAK_NUM_CTRS];
     X(LARGE_REUSED, "large_reused", "large blocks served from a cached mapping")                   \
     X(LARGE_GROWN, "large_grown", "large blocks served by growing a smaller cached mapping")       \
     X(REALLOC_REMAPS, "realloc_remaps", "reallocs that grew a large mapping (mremap, no copy)")     \
-    X(BG_PASSES, "bg_passes", "background purger passes")
+    X(BG_PASSES, "bg_passes", "background purger passes")                                          \
+    X(SEGS_OUTSIDE, "segs_outside", "segments outside free()'s fast-path window (slower frees)")
 
 enum hak_proc_id {
 #define HAK_PROC_ENUM(id, ...) HAK_PROC_##id,

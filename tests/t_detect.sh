@@ -16,6 +16,9 @@
 # scripts that grep logs for glibc's wording keep working.
 # Why: silent acceptance of a bad free turns a program bug into heap
 # corruption far away; the address in the message is what makes it fixable.
+# Mode "outside" (HAKMEM_TEST_SEGWIN=0: no fast-path window, lib/hak_segmap.c)
+# checks the same on blocks whose segments lie outside free()'s window, which
+# only hak_free_slow and the authoritative segment map see.
 # hakmem only: glibc's messages differ, so the test skips without hakmem.
 . "$(dirname "$0")/lib.sh"
 need_hakmem
@@ -27,12 +30,14 @@ cases="double-small double-mid double-large double-aligned double-interleaved
        stack global mmap interior-small interior-mid interior-large
        double-remote interior-remote"
 bad=0
-for mode in default safe; do
+for mode in default safe outside; do
     for c in $cases; do
         # (in a subshell that is not exec'd, so bash's "Aborted" notice goes
         # to /dev/null instead of the log)
         if [ $mode = safe ]; then
             (HAKMEM_SAFE_FREE=1 LD_PRELOAD=$HAKMEM_LIB "$H" "$c" >"$T/out" 2>"$T/err"; exit $?) 2>/dev/null
+        elif [ $mode = outside ]; then
+            (HAKMEM_TEST_SEGWIN=0 LD_PRELOAD=$HAKMEM_LIB "$H" "$c" >"$T/out" 2>"$T/err"; exit $?) 2>/dev/null
         else
             (LD_PRELOAD=$HAKMEM_LIB "$H" "$c" >"$T/out" 2>"$T/err"; exit $?) 2>/dev/null
         fi
@@ -55,6 +60,7 @@ for mode in default safe; do
             bad=1
             echo "FAIL $mode/$c (address 0x$addr): ${problems[*]}"
             pre=; [ $mode = safe ] && pre="HAKMEM_SAFE_FREE=1 "
+            [ $mode = outside ] && pre="HAKMEM_TEST_SEGWIN=0 "
             echo "     repro: ${pre}LD_PRELOAD=$HAKMEM_LIB $H $c"
             sed 's/^/     stderr: /' "$T/err" | head -5
         fi

@@ -22,16 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static long rss_mib(void) { /* no malloc: raw read of statm */
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    char *p = strchr(buf, ' ');
-    return p ? strtol(p + 1, NULL, 10) * (sysconf(_SC_PAGESIZE) / 1024) / 1024 : -1;
+static long rss_mib(void) {
+    long kib = tu_statm_kib(1);
+    return kib < 0 ? -1 : kib / 1024;
 }
 
 static void nap_ms(long ms) {
