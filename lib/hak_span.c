@@ -278,7 +278,10 @@ uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
 
 /* The bin is full: grow it if it qualifies (above), else false. */
 bool hak_tbin_grow(struct hak_tbin *bin) {
-    bool grow = bin->refilled && bin->cap < bin->cap_max;
+    /* Not before the process is published: a churn that fits a grown cache
+     * never takes a slow path again, and the first slow path after the
+     * start-up delay is what publishes the segment (hak_publish_poll). */
+    bool grow = bin->refilled && bin->cap < bin->cap_max && !HAK_PUBLISH_PENDING();
     bin->refilled = 0;
     if (!grow) return false;
     uint32_t cap = bin->cap * 2 < bin->cap_max ? bin->cap * 2 : bin->cap_max;
