@@ -215,6 +215,7 @@ void hak_thread_exit(void *arg) {
     /* no forced purge: the next thread to take this heap reuses its free
      * pages warm; the purge delay (or the background purger) returns them */
     hak_segment_purge(h, false);
+    hak_purger_thread_exit(h);
     /* help drain what other exited threads left, while we are on a slow path */
     if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
     struct hak_shm_slot *sl = slot_of(h);
@@ -298,7 +299,7 @@ void hak_heap_poll(hak_heap *h) {
         hak_segment_purge(h, true);
     }
     if ((++h->polls & 63) == 0) {
-        hak_purger_tick(); /* may start the purger: nothing held, heap consistent */
+        hak_purger_tick(h); /* may start the purger: nothing held, heap consistent */
         uint64_t now = hak_now_ns();
         if (hak_shm) {
             struct timespec ts;

@@ -35,12 +35,14 @@ static void span_settle(hak_heap *h, hak_span *s, bool keep_last) {
  * going to the pool or being reclaimed). Returns how many; *kept gets the
  * number of spans left because blocks are still out. */
 /* Spans of big classes are walked by the background purger: their lists
- * change under the heap lock (see hak_span_purge_free). */
+ * change under the heap lock (see hak_span_purge_free). So do all classes'
+ * while a solo purger may walk this thread's heap (hak_tls.lock_small: set
+ * and cleared only by this thread, between span operations). */
 static inline bool big_cls(int cls) {
-    return cls >= HAK_PURGE_CLS_MIN;
+    return cls >= HAK_PURGE_CLS_MIN || HAK_UNLIKELY(hak_tls.lock_small);
 }
 
-/* A block of a big class went onto s->free: it is due for a purge later. */
+/* A block went onto s->free under the heap lock: due for a purge later. */
 static inline void free_dirty(hak_span *s) {
     if (!s->free_dirty_ns) s->free_dirty_ns = hak_now_ns();
 }
@@ -91,6 +93,7 @@ bool hak_refill(hak_heap *h, int cls) {
             if (!s) break;
             partial_push(h, s);
         }
+        if (!s->free && HAK_UNLIKELY(hak_span_purged(s))) hak_span_unpurge(s, want - got + 1);
         while (got < want && s->free) {
             hak_block *b = s->free;
             s->free = b->next;
@@ -272,32 +275,133 @@ void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
  * each block's header, which keeps it on its free list) once the span has
  * held unpurged free blocks for the purge delay (all if force). glibc's
  * trim does this for its free chunks; a span that keeps a few live blocks
- * no longer pins the pages of its free ones. Caller holds the heap lock,
- * which every change to these spans' lists takes. Returns whether some
- * are left for later. */
-bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force) {
+ * no longer pins the pages of its free ones. Returns the madvise calls. */
+static uint64_t purge_big_span(hak_span *s, uintptr_t size) {
+    uint64_t calls = 0;
+    for (hak_block *b = s->free; b; b = b->next) {
+        uintptr_t lo = ((uintptr_t)b + sizeof(hak_block) + HAK_OS_PAGE - 1) & ~(HAK_OS_PAGE - 1);
+        uintptr_t hi = ((uintptr_t)b + size) & ~(HAK_OS_PAGE - 1);
+        if (hi > lo) {
+            hak_os_purge((void *)lo, hi - lo);
+            calls++;
+        }
+    }
+    return calls;
+}
+
+/* Small classes (one-page spans, blocks < 5120 B): every OS page holds
+ * block headers, so a page goes back only when every block overlapping it
+ * is on the free list, and the blocks that start in it leave the list
+ * first (os_purged remembers them; hak_span_unpurge brings them back).
+ * Blocks starting in a page must all be carved (a later carve would mix
+ * fresh blocks with unlisted ones); pages past the carved end hold nothing
+ * and go back without a mark. Owner only. Returns the madvise calls. */
+enum { OS_PER_PAGE = (int)(HAK_PAGE_SIZE / HAK_OS_PAGE) }; /* 16 */
+#define OS_PAGE_OF(off) ((uint32_t)((off) / HAK_OS_PAGE))
+
+/* Counts, per OS page, the free blocks starting in purged pages that overlap it. */
+static void count_unlisted(uint16_t purged, uint32_t size, uint16_t *cnt) {
+    for (uint32_t p = 0; p < OS_PER_PAGE; p++) {
+        if (!(purged >> p & 1)) continue;
+        uint32_t first = (uint32_t)((p * HAK_OS_PAGE + size - 1) / size);
+        for (uint32_t i = first; (uint64_t)i * size < (p + 1) * HAK_OS_PAGE; i++) {
+            uint64_t off = (uint64_t)i * size;
+            for (uint32_t q = OS_PAGE_OF(off); q <= OS_PAGE_OF(off + size - 1) && q < OS_PER_PAGE;
+                 q++)
+                cnt[q]++;
+        }
+    }
+}
+
+static uint64_t purge_small_span(hak_span *s, uint32_t size) {
+    hak_segment *seg = hak_seg_of(s);
+    uint16_t *purged = &seg->os_purged[s - seg->pages];
+    char *start = hak_span_start(s);
+    uint64_t end = (uint64_t)s->carved * size; /* carved bytes */
+    uint16_t cnt[OS_PER_PAGE] = {0}, fresh = 0, tail = 0;
+    if (s->pages != 1) return 0;
+    for (hak_block *b = s->free; b; b = b->next) {
+        uint64_t off = (uint64_t)((char *)b - start);
+        for (uint32_t q = OS_PAGE_OF(off); q <= OS_PAGE_OF(off + size - 1); q++) cnt[q]++;
+    }
+    count_unlisted(*purged, size, cnt);
+    for (uint32_t p = 0; p < OS_PER_PAGE; p++) {
+        uint64_t lo = p * HAK_OS_PAGE, hi = lo + HAK_OS_PAGE;
+        if (lo >= end) { /* past the last carved block */
+            tail |= (uint16_t)(1u << p);
+            continue;
+        }
+        uint64_t first = lo / size, last = (hi - 1) / size; /* blocks overlapping p */
+        if (last * size >= end || (*purged >> p & 1)) continue;
+        if (cnt[p] == last - first + 1) fresh |= (uint16_t)(1u << p);
+    }
+    if (!fresh && !tail) return 0;
+    if (fresh) { /* unlink the blocks starting in the pages going back */
+        hak_block **pp = &s->free;
+        for (hak_block *b = s->free; b; b = b->next)
+            if (!(fresh >> OS_PAGE_OF((uint64_t)((char *)b - start)) & 1)) {
+                *pp = b;
+                pp = &b->next;
+            }
+        *pp = NULL;
+        *purged |= fresh;
+    }
+    uint32_t go = (uint32_t)(fresh | tail), calls = 0;
+    while (go) { /* one madvise per run of pages */
+        int p = __builtin_ctz(go), n = __builtin_ctz(~(go >> p));
+        hak_os_purge(start + p * HAK_OS_PAGE, (size_t)n * HAK_OS_PAGE);
+        go &= ~(((1u << n) - 1) << p);
+        calls++;
+    }
+    return calls;
+}
+
+/* Refill found the free list empty: links again the free blocks starting
+ * in purged OS pages, a page at a time (lowest first) until at least want
+ * are listed or none is left. Their pages fault in: they are about to be
+ * used. */
+void hak_span_unpurge(hak_span *s, uint32_t want) {
+    hak_segment *seg = hak_seg_of(s);
+    uint16_t *purged = &seg->os_purged[s - seg->pages];
+    uint32_t size = hak_class_size[s->cls], got = 0;
+    char *start = hak_span_start(s);
+    while (*purged && got < want) {
+        uint32_t p = (uint32_t)__builtin_ctz(*purged);
+        uint32_t first = (uint32_t)((p * HAK_OS_PAGE + size - 1) / size);
+        for (uint32_t i = first; (uint64_t)i * size < (p + 1) * HAK_OS_PAGE; i++, got++) {
+            hak_block *b = (hak_block *)(start + (size_t)i * size);
+            b->next = s->free;
+            b->key = hak_key;
+            s->free = b;
+        }
+        *purged &= (uint16_t) ~(1u << p);
+    }
+}
+
+/* Purges the free blocks' pages of the heap's spans that have held
+ * unpurged free blocks for the purge delay (all if force): big classes
+ * always (the caller holds the heap lock, which every change to their
+ * lists takes), small classes only when `small`: the caller is the owner
+ * (nobody else touches their lists), or the owner locks them too
+ * (lock_small). Returns whether some are left for later. */
+bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force, bool small) {
     bool left = false;
-    for (int c = HAK_PURGE_CLS_MIN; c < HAK_NUM_CLASSES; c++) {
+    uint64_t calls = 0;
+    for (int c = small ? 0 : HAK_PURGE_CLS_MIN; c < HAK_NUM_CLASSES; c++) {
         uintptr_t size = hak_class_size[c];
+        bool big = c >= HAK_PURGE_CLS_MIN;
         for (hak_span *s = h->partial[c]; s; s = s->next) {
-            if (!s->free_dirty_ns) continue;
+            /* small spans carry a time only when freed under the lock:
+             * without one they go back on force (trim) alone */
+            if (!s->free_dirty_ns && (big || !force)) continue;
             if (!force && now - s->free_dirty_ns < delay) {
                 left = true;
                 continue;
             }
-            uint64_t calls = 0;
-            for (hak_block *b = s->free; b; b = b->next) {
-                uintptr_t lo =
-                    ((uintptr_t)b + sizeof(hak_block) + HAK_OS_PAGE - 1) & ~(HAK_OS_PAGE - 1);
-                uintptr_t hi = ((uintptr_t)b + size) & ~(HAK_OS_PAGE - 1);
-                if (hi > lo) {
-                    hak_os_purge((void *)lo, hi - lo);
-                    calls++;
-                }
-            }
-            HAK_PROC_ADD(PURGES, calls);
+            calls += big ? purge_big_span(s, size) : purge_small_span(s, (uint32_t)size);
             s->free_dirty_ns = 0;
         }
     }
+    HAK_PROC_ADD(PURGES, calls);
     return left;
 }
