@@ -65,7 +65,7 @@ static long bad_blocks(const struct blk *b, size_t n) {
 /* One thread's rounds; returns the largest share (%) of freed bytes still
  * resident right after a trim (single-threaded calls only). */
 static void *rounds(void *arg) {
-    bool measure = arg != NULL;
+    bool measure = (uintptr_t)arg != 0;
     uint64_t rng = (uint64_t)(uintptr_t)&rng;
     struct blk *b = calloc(MAXN, sizeof *b);
     REQUIRE(b);
