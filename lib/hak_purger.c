@@ -102,9 +102,9 @@ static void set_timeout(struct timespec *ts, uint64_t ns) {
     ts->tv_nsec = (long)(ns % 1000000000ull);
 }
 
-/* A solo purger ends when its process is still single-threaded, it slept a
- * whole linger with nothing freed and no trim request, and the knob is on
- * (off: it would sleep for ever; ending is as good). */
+/* A solo purger ends when it slept a whole linger (one purge delay) with
+ * nothing freed and no trim request, and its process is still
+ * single-threaded (else it stays, as the multi-threaded purger). */
 static bool solo_done(bool lingered, uint32_t *w, uint32_t seen) {
     return lingered && !atomic_load(&pending) && __atomic_load_n(w, __ATOMIC_ACQUIRE) == seen &&
            atomic_load(&hak_live_threads) < 2;
@@ -114,8 +114,8 @@ static void *purger_main(void *arg) {
     bool solo = (uintptr_t)arg != 0;
     prctl(PR_SET_NAME, "hakmem-purge", 0, 0, 0);
     /* its own cwd/root/umask: the program's thread then holds the only
-     * reference, so setns() into a mount namespace and unshare(CLONE_NEWNS)
-     * keep working while we live (they need fs->users == 1) */
+     * reference, so setns() into a mount namespace keeps working while we
+     * live (it needs fs->users == 1) */
     syscall(SYS_unshare, CLONE_FS);
     hak_tls.exited = 1; /* no heap, ever: a stray free goes to its owner */
     for (;;) {
