@@ -143,9 +143,11 @@ static void *purger_main(void *arg) {
         atomic_store(&idle, 0);
         if (solo_done(linger, w, seen)) break;
     }
-    /* everything due went back: what is held now is the new floor. Nothing
-     * of ours is touched after the state store (a new purger may start). */
-    atomic_store(&solo_floor, held_not_live());
+    /* everything due went back: what is held now is the new floor, taken at
+     * the owner's next tick (the counters are the owner's to read without a
+     * race). Nothing of ours is touched after the state store (a new purger
+     * may start). */
+    atomic_store(&solo_floor, UINT64_MAX);
     HAK_PROC_ADD(BG_SOLO_EXITS, 1);
     atomic_store(&state, PURGER_OFF);
     return NULL;
