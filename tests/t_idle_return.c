@@ -24,7 +24,6 @@
  *      gets the same return in the child, from the child's own purger.  */
 #include "testutil.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -33,15 +32,8 @@
 #include <unistd.h>
 
 static long rss_mib(void) { /* no malloc: raw read of statm */
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    char *p = strchr(buf, ' ');
-    return p ? strtol(p + 1, NULL, 10) * (sysconf(_SC_PAGESIZE) / 1024) / 1024 : -1;
+    long kib = tu_rss_kib();
+    return kib < 0 ? -1 : kib / 1024;
 }
 
 static void nap_ms(long ms) {
@@ -106,22 +98,10 @@ static void start_bystander(void) {
     if (pipe(fds) == 0 && pthread_create(&t, NULL, bystander, &fds[0]) == 0) pthread_detach(t);
 }
 
-/* Threads of this process (the Threads: line of /proc/self/status), without malloc. */
-static int thread_count(void) {
-    int fd = open("/proc/self/status", O_RDONLY);
-    char buf[4096];
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0) close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    char *p = strstr(buf, "\nThreads:");
-    return p ? atoi(p + 9) : -1;
-}
-
 /* Milliseconds until the process has one thread again (-1: not in 3 s). */
 static long back_to_one_thread_ms(void) {
     for (long ms = 0; ms <= 3000; ms += 20) {
-        if (thread_count() == 1) return ms;
+        if (tu_threads() == 1) return ms;
         nap_ms(20);
     }
     return -1;
@@ -133,10 +113,10 @@ static int small_idle_threads(void) {
     static char *b[N];
     for (int i = 0; i < N; i++) memset(b[i] = malloc(65536), 3, 65536);
     for (int i = 0; i < N; i++) free(b[i]);
-    int most = thread_count();
+    int most = tu_threads();
     for (int t = 0; t < 75; t++) {
         nap_ms(20);
-        int n = thread_count();
+        int n = tu_threads();
         if (n > most) most = n;
     }
     return most;
@@ -189,7 +169,7 @@ int main(int argc, char **argv) {
         static char *b[N];
         for (int i = 0; i < N; i++) memset(b[i] = malloc(65536), 4, 65536);
         for (int i = 0; i < N; i++) free(b[i]);
-        int before = thread_count();
+        int before = tu_threads();
         pid_t pid = fork(); /* the solo purger (if started) stays in the parent */
         if (pid == 0) {
             long back = idle_return();

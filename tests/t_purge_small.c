@@ -15,24 +15,12 @@
  * spans of these classes kept them all).                                  */
 #include "testutil.h"
 
-#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <unistd.h>
 
 enum { FILL = 32 << 20, MAXN = FILL / 16 };
-
-static long rss_kib(void) {
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0) close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    char *p = strchr(buf, ' ');
-    return p ? strtol(p + 1, NULL, 10) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
-}
 
 struct blk {
     unsigned char *p;
@@ -77,7 +65,7 @@ static void *rounds(void *arg) {
             fill(&b[n], (uint32_t)(r * MAXN + n), sz, false);
             sum += sz;
         }
-        long full = rss_kib();
+        long full = tu_rss_kib();
         for (size_t i = 0; i < n; i++)
             if (tu_rand(&rng) % 10) {
                 freed += b[i].n;
@@ -85,7 +73,7 @@ static void *rounds(void *arg) {
                 b[i].p = NULL;
             }
         malloc_trim(0);
-        long kept = full - rss_kib(); /* KiB given back */
+        long kept = full - tu_rss_kib(); /* KiB given back */
         long stay = freed >> 10 ? 100 - kept * 100 / (long)(freed >> 10) : 0;
         if (stay > worst) worst = stay;
         CHECKF(bad_blocks(b, n) == 0, "round %d: survivors damaged by the trim", r);

@@ -15,7 +15,6 @@
  * while single-threaded by itself). Also built as tests/bin/tsan_stress_solo. */
 #include "stress.h"
 
-#include <fcntl.h>
 #include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,17 +25,6 @@ static struct blk *slot[NBLK];
 static size_t solo_size(uint64_t *rng) {
     uint64_t r = tu_rand(rng);
     return r % 10 ? 16 + (size_t)(r >> 8) % 4081 : 5120 + (size_t)(r >> 8) % 27648;
-}
-
-static int threads_now(void) { /* the Threads: line of /proc/self/status */
-    char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0) close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    char *p = strstr(buf, "\nThreads:");
-    return p ? atoi(p + 9) : -1;
 }
 
 static double now_s(void) {
@@ -78,7 +66,7 @@ int main(void) {
             if (step % 256 == 0) {
                 struct timespec ms = {0, 1000000};
                 nanosleep(&ms, NULL);
-                int n = threads_now();
+                int n = tu_threads();
                 if (n > most && joined) most = n; /* ours, not the helper's */
             }
             if (!joined && step == 2048) REQUIRE(pthread_create(&t, NULL, helper, &rng) == 0);

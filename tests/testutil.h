@@ -22,10 +22,13 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TU_SKIP 77
 #define TU_MAX_MSGS 60 /* failure lines printed; all are counted */
@@ -83,6 +86,33 @@ static inline long tu_vm_kib(void) {
         if (sscanf(line, "VmSize: %ld", &kib) == 1) break;
     if (fp) fclose(fp);
     return kib;
+}
+
+/* Raw reads of /proc/self files, without malloc or stdio (for tests that
+ * watch the allocator while it must stay idle): the file's text in buf,
+ * NUL-terminated; false if unreadable. */
+static inline bool tu_read_proc(const char *path, char *buf, size_t size) {
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+    if (fd >= 0) close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    return true;
+}
+
+/* Threads of this process (Threads: of /proc/self/status); -1 if unknown. */
+static inline int tu_threads(void) {
+    char buf[4096];
+    const char *p =
+        tu_read_proc("/proc/self/status", buf, sizeof buf) ? strstr(buf, "\nThreads:") : NULL;
+    return p ? atoi(p + 9) : -1;
+}
+
+/* Resident memory (second field of /proc/self/statm), KiB; -1 if unknown. */
+static inline long tu_rss_kib(void) {
+    char buf[128];
+    const char *p = tu_read_proc("/proc/self/statm", buf, sizeof buf) ? strchr(buf, ' ') : NULL;
+    return p ? strtol(p + 1, NULL, 10) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
 }
 
 static inline void tu_init(const char *name) {
