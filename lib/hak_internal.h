@@ -115,10 +115,10 @@ typedef struct hak_segment {
     uint64_t purged_mask;                /* free pages purged since last in a span */
     struct hak_segment *next, *prev;     /* heap segment list / cache list */
     hak_span pages[HAK_SEG_PAGES];
-    /* Spans of small classes (one page): bit k set = OS page k of the page
-     * was purged, and the free blocks that start in it are off the span's
-     * free list (their links read as zero); refill links them again
-     * (hak_span_unpurge). Owner-only, like the free list. */
+    /* Bit k of page i set: OS page k of page i was purged, and the free
+     * blocks that start in it are off their span's free list (their links
+     * read as zero); refill lists them again (hak_span_unpurge). Changed
+     * with the span's free list (same owner, same lock). */
     uint16_t os_purged[HAK_SEG_PAGES];
 } hak_segment;
 
@@ -311,10 +311,7 @@ void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);
 bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force, bool small);
 void hak_span_unpurge(hak_span *s, uint32_t want);
-static inline bool hak_span_purged(const hak_span *s) {
-    const hak_segment *seg = (const hak_segment *)((uintptr_t)s & ~HAK_SEG_MASK);
-    return seg->os_purged[s - seg->pages] != 0;
-}
+bool hak_span_purged(hak_span *s); /* some OS page of it is marked (os_purged) */
 bool hak_heap_reclaim_abandoned(void);
 
 /* heaps and threads (hak_heap.c) */

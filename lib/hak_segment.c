@@ -202,7 +202,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
         HAK_PROC_ADD(REFAULT_BYTES, (uint64_t)__builtin_popcountll(refault) * HAK_PAGE_SIZE);
     hak_span *s = &seg->pages[first];
     memset(s, 0, sizeof(*s));
-    seg->os_purged[first] = 0; /* small classes: a purge of an earlier span's page */
+    memset(&seg->os_purged[first], 0, (size_t)n * sizeof seg->os_purged[0]); /* earlier spans' */
     s->pages = (uint8_t)n;
     s->capacity = (uint32_t)((size_t)n * HAK_PAGE_SIZE / hak_class_size[cls]);
     for (int i = 0; i < n; i++) {

@@ -2,6 +2,8 @@
  * local free, remote free (lock-free MPSC push) and the owner's drain. */
 #include "hak_internal.h"
 
+#include <string.h>
+
 static void partial_push(hak_heap *h, hak_span *s) {
     s->prev = NULL;
     s->next = h->partial[s->cls];
@@ -271,110 +273,119 @@ void hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     HAK_PROBE3(flush, cls, n, nremote);
 }
 
-/* Returns the whole OS pages inside the free blocks of big classes (past
- * each block's header, which keeps it on its free list) once the span has
- * held unpurged free blocks for the purge delay (all if force). glibc's
- * trim does this for its free chunks; a span that keeps a few live blocks
- * no longer pins the pages of its free ones. Returns the madvise calls. */
-static uint64_t purge_big_span(hak_span *s, uintptr_t size) {
-    uint64_t calls = 0;
-    for (hak_block *b = s->free; b; b = b->next) {
-        uintptr_t lo = ((uintptr_t)b + sizeof(hak_block) + HAK_OS_PAGE - 1) & ~(HAK_OS_PAGE - 1);
-        uintptr_t hi = ((uintptr_t)b + size) & ~(HAK_OS_PAGE - 1);
-        if (hi > lo) {
-            hak_os_purge((void *)lo, hi - lo);
-            calls++;
-        }
-    }
-    return calls;
-}
+/* Returns the free OS pages of a span: a page goes back when every block
+ * overlapping it is free. Pages inside one free block (past its header)
+ * go back as they are: the block stays listed, its header resident (big
+ * classes; glibc's trim does this for its free chunks). A page that holds
+ * block headers (every page of the small classes) can only go back if
+ * those blocks leave the free list first, as their links would read back
+ * as zero: os_purged marks such a page (a bit per OS page in the span's
+ * page descriptors' slots), its blocks counted as free from then on, and
+ * hak_span_unpurge lists them again when refill needs them. Headers in a
+ * page must all belong to carved blocks (a later carve would mix fresh
+ * blocks with unlisted ones); pages past the carved end hold nothing and go
+ * back unmarked. Caller: the owner, or the purger under the heap lock when
+ * the owner locks this class. Returns the madvise calls. */
+enum { OS_PER_PAGE = (int)(HAK_PAGE_SIZE / HAK_OS_PAGE), OS_MAX = 32 * OS_PER_PAGE };
+#define OS_BIT(m, q) ((m)[(q) / OS_PER_PAGE] >> ((q) % OS_PER_PAGE) & 1)
+#define OS_SET(m, q) ((m)[(q) / OS_PER_PAGE] |= (uint16_t)(1u << ((q) % OS_PER_PAGE)))
 
-/* Small classes (one-page spans, blocks < 5120 B): every OS page holds
- * block headers, so a page goes back only when every block overlapping it
- * is on the free list, and the blocks that start in it leave the list
- * first (os_purged remembers them; hak_span_unpurge brings them back).
- * Blocks starting in a page must all be carved (a later carve would mix
- * fresh blocks with unlisted ones); pages past the carved end hold nothing
- * and go back without a mark. Owner only. Returns the madvise calls. */
-enum { OS_PER_PAGE = (int)(HAK_PAGE_SIZE / HAK_OS_PAGE) }; /* 16 */
-#define OS_PAGE_OF(off) ((uint32_t)((off) / HAK_OS_PAGE))
-
-/* Counts, per OS page, the free blocks starting in purged pages that overlap it. */
-static void count_unlisted(uint16_t purged, uint32_t size, uint16_t *cnt) {
-    for (uint32_t p = 0; p < OS_PER_PAGE; p++) {
-        if (!(purged >> p & 1)) continue;
-        uint32_t first = (uint32_t)((p * HAK_OS_PAGE + size - 1) / size);
-        for (uint32_t i = first; (uint64_t)i * size < (p + 1) * HAK_OS_PAGE; i++) {
-            uint64_t off = (uint64_t)i * size;
-            for (uint32_t q = OS_PAGE_OF(off); q <= OS_PAGE_OF(off + size - 1) && q < OS_PER_PAGE;
-                 q++)
-                cnt[q]++;
-        }
-    }
-}
-
-static uint64_t purge_small_span(hak_span *s, uint32_t size) {
+static uint16_t *os_marks(hak_span *s) {
     hak_segment *seg = hak_seg_of(s);
-    uint16_t *purged = &seg->os_purged[s - seg->pages];
+    return &seg->os_purged[s - seg->pages];
+}
+
+/* Counts the block at off (size bytes) in every OS page it overlaps. */
+static inline void count_block(uint64_t off, uint32_t size, uint16_t *cnt) {
+    for (uint64_t q = off / HAK_OS_PAGE; q <= (off + size - 1) / HAK_OS_PAGE; q++) cnt[q]++;
+}
+
+/* The blocks that start in OS page q: indexes [*first, *end). */
+static inline void starting_in(uint32_t q, uint32_t size, uint32_t *first, uint32_t *end) {
+    *first = (uint32_t)((q * HAK_OS_PAGE + size - 1) / size);
+    *end = (uint32_t)(((q + 1) * HAK_OS_PAGE + size - 1) / size);
+}
+
+static uint64_t purge_span_pages(hak_span *s, uint32_t size) {
+    uint16_t *marks = os_marks(s), cnt[OS_MAX], mark[OS_MAX / OS_PER_PAGE] = {0},
+             go[OS_MAX / OS_PER_PAGE] = {0};
+    uint32_t nos = (uint32_t)s->pages * OS_PER_PAGE, calls = 0;
     char *start = hak_span_start(s);
     uint64_t end = (uint64_t)s->carved * size; /* carved bytes */
-    uint16_t cnt[OS_PER_PAGE] = {0}, fresh = 0, tail = 0;
-    if (s->pages != 1) return 0;
-    for (hak_block *b = s->free; b; b = b->next) {
-        uint64_t off = (uint64_t)((char *)b - start);
-        for (uint32_t q = OS_PAGE_OF(off); q <= OS_PAGE_OF(off + size - 1); q++) cnt[q]++;
-    }
-    count_unlisted(*purged, size, cnt);
-    for (uint32_t p = 0; p < OS_PER_PAGE; p++) {
-        uint64_t lo = p * HAK_OS_PAGE, hi = lo + HAK_OS_PAGE;
+    bool any = false, fresh = false;
+    memset(cnt, 0, nos * sizeof cnt[0]);
+    for (hak_block *b = s->free; b; b = b->next)
+        count_block((uint64_t)((char *)b - start), size, cnt);
+    for (uint32_t q = 0, i, e; q < nos; q++) /* blocks of marked pages are free, unlisted */
+        if (OS_BIT(marks, q))
+            for (starting_in(q, size, &i, &e); i < e; i++)
+                count_block((uint64_t)i * size, size, cnt);
+    for (uint32_t q = 0; q < nos; q++) {
+        uint64_t lo = (uint64_t)q * HAK_OS_PAGE, hi = lo + HAK_OS_PAGE;
+        uint32_t i, e;
         if (lo >= end) { /* past the last carved block */
-            tail |= (uint16_t)(1u << p);
+            OS_SET(go, q);
+            any = true;
             continue;
         }
-        uint64_t first = lo / size, last = (hi - 1) / size; /* blocks overlapping p */
-        if (last * size >= end || (*purged >> p & 1)) continue;
-        if (cnt[p] == last - first + 1) fresh |= (uint16_t)(1u << p);
+        uint64_t first = lo / size, last = (hi - 1) / size; /* blocks overlapping q */
+        if (last * size >= end || OS_BIT(marks, q) || cnt[q] != last - first + 1) continue;
+        OS_SET(go, q);
+        any = true;
+        starting_in(q, size, &i, &e);
+        if (i < e) { /* headers in it: their blocks leave the list */
+            OS_SET(mark, q);
+            fresh = true;
+        }
     }
-    if (!fresh && !tail) return 0;
-    if (fresh) { /* unlink the blocks starting in the pages going back */
+    if (!any) return 0;
+    if (fresh) {
         hak_block **pp = &s->free;
         for (hak_block *b = s->free; b; b = b->next)
-            if (!(fresh >> OS_PAGE_OF((uint64_t)((char *)b - start)) & 1)) {
+            if (!OS_BIT(mark, (uint64_t)((char *)b - start) / HAK_OS_PAGE)) {
                 *pp = b;
                 pp = &b->next;
             }
         *pp = NULL;
-        *purged |= fresh;
+        for (uint32_t k = 0; k < s->pages; k++) marks[k] |= mark[k];
     }
-    uint32_t go = (uint32_t)(fresh | tail), calls = 0;
-    while (go) { /* one madvise per run of pages */
-        int p = __builtin_ctz(go), n = __builtin_ctz(~(go >> p));
-        hak_os_purge(start + p * HAK_OS_PAGE, (size_t)n * HAK_OS_PAGE);
-        go &= ~(((1u << n) - 1) << p);
+    for (uint32_t q = 0; q < nos;) { /* one madvise per run of pages */
+        if (!OS_BIT(go, q)) {
+            q++;
+            continue;
+        }
+        uint32_t n = 1;
+        while (q + n < nos && OS_BIT(go, q + n)) n++;
+        hak_os_purge(start + (size_t)q * HAK_OS_PAGE, (size_t)n * HAK_OS_PAGE);
         calls++;
+        q += n;
     }
     return calls;
 }
 
-/* Refill found the free list empty: links again the free blocks starting
- * in purged OS pages, a page at a time (lowest first) until at least want
- * are listed or none is left. Their pages fault in: they are about to be
- * used. */
+bool hak_span_purged(hak_span *s) {
+    const uint16_t *marks = os_marks(s);
+    for (int k = 0; k < s->pages; k++)
+        if (marks[k]) return true;
+    return false;
+}
+
+/* Refill found the free list empty: lists again the free blocks that start
+ * in marked pages, a page at a time (lowest first) until at least want are
+ * listed or none is left. Their pages fault in: they are about to be used. */
 void hak_span_unpurge(hak_span *s, uint32_t want) {
-    hak_segment *seg = hak_seg_of(s);
-    uint16_t *purged = &seg->os_purged[s - seg->pages];
-    uint32_t size = hak_class_size[s->cls], got = 0;
+    uint16_t *marks = os_marks(s);
+    uint32_t size = hak_class_size[s->cls], got = 0, nos = (uint32_t)s->pages * OS_PER_PAGE;
     char *start = hak_span_start(s);
-    while (*purged && got < want) {
-        uint32_t p = (uint32_t)__builtin_ctz(*purged);
-        uint32_t first = (uint32_t)((p * HAK_OS_PAGE + size - 1) / size);
-        for (uint32_t i = first; (uint64_t)i * size < (p + 1) * HAK_OS_PAGE; i++, got++) {
+    for (uint32_t q = 0, i, e; q < nos && got < want; q++) {
+        if (!OS_BIT(marks, q)) continue;
+        for (starting_in(q, size, &i, &e); i < e; i++, got++) {
             hak_block *b = (hak_block *)(start + (size_t)i * size);
             b->next = s->free;
             b->key = hak_key;
             s->free = b;
         }
-        *purged &= (uint16_t) ~(1u << p);
+        marks[q / OS_PER_PAGE] &= (uint16_t) ~(1u << (q % OS_PER_PAGE));
     }
 }
 
@@ -398,7 +409,7 @@ bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force, 
                 left = true;
                 continue;
             }
-            calls += big ? purge_big_span(s, size) : purge_small_span(s, (uint32_t)size);
+            calls += purge_span_pages(s, (uint32_t)size);
             s->free_dirty_ns = 0;
         }
     }

@@ -1,18 +1,19 @@
 /* t_purge_small — malloc_trim gives back the free OS pages inside partly
- * used spans of small classes (16 B - 4 KiB), and the blocks in those pages
- * are reused correctly afterwards (issue 10, item 8).
+ * used spans (blocks of 16 B - 64 KiB: pages full of block headers, pages
+ * inside blocks, header pages between free blocks), and the blocks in those
+ * pages are reused correctly afterwards (issue 10, item 8).
  *
- * Each of two threads, five rounds: fills 32 MiB with blocks of 16 B-4 KiB,
+ * Each of two threads, five rounds: fills 32 MiB with blocks (pick_size),
  * each written with a pattern of its index; frees all but a random 10 %
  * (so nearly every span keeps live blocks); malloc_trim(0); checks every
  * survivor's pattern; then allocates as many blocks again (malloc, or
  * calloc checked to be zero) into the purged spans, patterns and checks
- * them all, and frees half. The blocks that started in purged pages are
+ * them all, and frees them all. The blocks that started in purged pages are
  * off the free lists while purged: a lost or duplicated block shows up as a
  * wrong pattern, a non-zero calloc block or an invalid-free abort.
  * Single-threaded first, with a resident-memory check: after the trim at
  * most half of the freed bytes may stay resident (before this purge the
- * spans of these classes kept them all).                                  */
+ * spans of the small classes kept them all).                                  */
 #include "testutil.h"
 
 #include <malloc.h>
@@ -26,6 +27,13 @@ struct blk {
     unsigned char *p;
     uint32_t n, tag;
 };
+
+/* 7 in 8 from 16 B-4 KiB (every OS page holds headers), the rest up to
+ * 64 KiB (pages inside blocks, and header pages between free blocks) */
+static size_t pick_size(uint64_t *rng) {
+    uint64_t r = tu_rand(rng);
+    return r % 8 ? 16 + (size_t)(r >> 3) % 4081 : 4097 + (size_t)(r >> 3) % 61440;
+}
 
 static void fill(struct blk *b, uint32_t tag, size_t n, bool zero) {
     b->p = zero ? calloc(1, n) : malloc(n);
@@ -61,7 +69,7 @@ static void *rounds(void *arg) {
     for (int r = 0; r < 5; r++) {
         size_t n = 0, freed = 0;
         for (size_t sum = 0; sum < FILL; n++) {
-            size_t sz = 16 + tu_rand(&rng) % 4081;
+            size_t sz = pick_size(&rng);
             fill(&b[n], (uint32_t)(r * MAXN + n), sz, false);
             sum += sz;
         }
@@ -79,8 +87,7 @@ static void *rounds(void *arg) {
         CHECKF(bad_blocks(b, n) == 0, "round %d: survivors damaged by the trim", r);
         for (size_t i = 0; i < n; i++) /* refill the holes, some with calloc */
             if (!b[i].p)
-                fill(&b[i], (uint32_t)(r * MAXN + i) ^ 0x5a5a, 16 + tu_rand(&rng) % 4081,
-                     i % 3 == 0);
+                fill(&b[i], (uint32_t)(r * MAXN + i) ^ 0x5a5a, pick_size(&rng), i % 3 == 0);
         CHECKF(bad_blocks(b, n) == 0, "round %d: blocks reused after the trim overlap", r);
         for (size_t i = 0; i < n; i++) {
             free(b[i].p);
