@@ -274,8 +274,10 @@ static inline bool hak_block_aligned(int cls, uintptr_t off) {
 }
 void hak_class_init(void);
 
-/* Classes whose blocks can hold a whole OS page past their header: their
- * free blocks' pages are purged too (hak_span_purge_free). */
+/* Classes whose blocks can hold a whole OS page past their header. Their
+ * span lists change under the heap lock, so the background purger returns
+ * their free pages too; the smaller classes' only the owner (or a solo
+ * purger while the owner locks them): hak_span_purge_free. */
 #define HAK_PURGE_CLS_MIN 28 /* 5120 B */
 #define HAK_OS_PAGE 4096ul
 
