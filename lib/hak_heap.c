@@ -225,6 +225,7 @@ static void heap_leave(hak_heap *h, bool help) {
     /* no forced purge: the next thread to take this heap reuses its free
      * pages warm; the purge delay (or the background purger) returns them */
     hak_segment_purge(h, false);
+    hak_purger_thread_exit(h);
     /* help drain what other exited threads left, while we are on a slow path */
     if (help && HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
     h->pool_run = hak_segment_free_run(h);
@@ -358,7 +359,7 @@ void hak_heap_poll(hak_heap *h) {
     if (HAK_UNLIKELY(hak_tls.trim_epoch != atomic_load_explicit(&trim_epoch, memory_order_relaxed)))
         heap_give_back(h);
     if ((++h->polls & 63) == 0) {
-        hak_purger_tick(); /* may start the purger: nothing held, heap consistent */
+        hak_purger_tick(h); /* may start the purger: nothing held, heap consistent */
         uint64_t now = hak_now_ns();
         if (hak_shm) {
             struct timespec ts;

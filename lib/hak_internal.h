@@ -170,6 +170,11 @@ typedef struct hak_segment {
     uint64_t purged_mask;                /* free pages purged since last in a span */
     struct hak_segment *next, *prev;     /* heap segment list / cache list */
     hak_span pages[HAK_SEG_PAGES];
+    /* Bit k of page i set: OS page k of page i was purged, and the free
+     * blocks that start in it are off their span's free list (their links
+     * read as zero); refill lists them again (hak_span_unpurge). Changed
+     * with the span's free list (same owner, same lock). */
+    uint16_t os_purged[HAK_SEG_PAGES];
 } hak_segment;
 
 #define HAK_SEG_MAGIC 0x5345474b4148ull
@@ -194,6 +199,8 @@ struct hak_tls {
     uint64_t knob_gen; /* knob generation the caps were loaded from */
     uint64_t trim_epoch;
     int exited;          /* hak_thread_exit ran: frees from here on need no heap */
+    int lock_small;      /* this thread takes the heap lock around small-class span work
+                          * too, while a solo purger may walk its heap (hak_purger.c) */
     pid_t tid;           /* gettid(), cached for lock words (0 until the first lock) */
     pid_t tid_in_parent; /* only while the fork child handler runs: this thread's tid in
                           * the parent (locks it held there carry it), or -1 */
@@ -207,9 +214,11 @@ typedef struct hak_heap {
     hak_lock_t seg_lock;
     void *_Atomic lock_holder; /* &hak_tls of the thread holding seg_lock */
     uint32_t lock_depth;
-    int slot;       /* counter slot index, -1 if private */
-    bool shm_bound; /* ctr is the slot in the segment (its pages reserved) */
-    uint64_t *ctr;  /* counters (slot in the segment or private) */
+    bool lock_small; /* its owner locks small-class span work too (hak_tls.lock_small);
+                      * written under seg_lock by the owner at a safe point */
+    int slot;        /* counter slot index, -1 if private */
+    bool shm_bound;  /* ctr is the slot in the segment (its pages reserved) */
+    uint64_t *ctr;   /* counters (slot in the segment or private) */
     hak_span *partial[HAK_NUM_CLASSES];
     hak_segment *segs; /* segments owned */
     _Atomic(hak_span *) remote_spans;
@@ -332,8 +341,10 @@ static inline bool hak_block_aligned(int cls, uintptr_t off) {
 }
 void hak_class_init(void);
 
-/* Classes whose blocks can hold a whole OS page past their header: their
- * free blocks' pages are purged too (hak_span_purge_free). */
+/* Classes whose blocks can hold a whole OS page past their header. Their
+ * span lists change under the heap lock, so the background purger returns
+ * their free pages too; the smaller classes' only the owner (or a solo
+ * purger while the owner locks them): hak_span_purge_free. */
 #define HAK_PURGE_CLS_MIN 28 /* 5120 B */
 #define HAK_OS_PAGE 4096ul
 
@@ -371,7 +382,9 @@ hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /*
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);
-bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force);
+bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force, bool small);
+void hak_span_unpurge(hak_span *s, uint32_t want);
+bool hak_span_purged(hak_span *s); /* some OS page of it is marked (os_purged) */
 bool hak_heap_reclaim_abandoned(void);
 
 /* heaps and threads (hak_heap.c) */
@@ -395,8 +408,9 @@ extern hak_lock_t hak_pool_lock;
 extern atomic_int hak_live_threads;
 
 /* background purger (hak_purger.c) */
-void hak_purger_tick(void);      /* every 64th slow path: starts the purger when wanted */
-void hak_purger_wake_soon(void); /* something was freed: an idle purger should look */
+void hak_purger_tick(hak_heap *h);        /* every 64th slow path: starts the purger when wanted */
+void hak_purger_thread_exit(hak_heap *h); /* before the heap goes to the pool */
+void hak_purger_wake_soon(void);          /* something was freed: an idle purger should look */
 void hak_purger_after_fork(void);
 /* hak_heap.c: every heap's due free pages (try-lock); true if some remain */
 bool hak_heaps_purge_all(bool force);

@@ -18,8 +18,12 @@
  * that word; a trim request is also seen at the next pass), and frees that
  * leave memory to purge wake it once when it is idle.
  *
- * Only in programs that already run two or more threads with a heap: a
- * single-threaded program stays single-threaded (see hak_purger_tick).
+ * In programs that already run two or more threads with a heap it starts
+ * on the first free and stays. A single-threaded program gets a transient
+ * one ("solo") only once a lot has been freed since its last purge
+ * (background_solo_mb, 64 MiB): it purges, lingers a purge delay, and exits
+ * when nothing new came, so the program is single-threaded again. Why not
+ * always, or never: docs/allocator.md "Idle memory".
  *
  * HAKMEM_BACKGROUND=0 (knob `background`) keeps it from starting; set to 0
  * later, it stops purging and sleeps. A fork child has no purger (threads
@@ -28,14 +32,18 @@
 
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { PURGER_OFF = 0, PURGER_STARTING, PURGER_RUNNING, PURGER_FAILED };
+enum { PURGER_OFF = 0, PURGER_RUNNING, PURGER_FAILED };
 static atomic_int state;
+/* Solo mode: the least "held but not live" figure seen since the last solo
+ * purger finished (all of it was purged or reused then); UINT64_MAX: none */
+static _Atomic uint64_t solo_floor = UINT64_MAX;
 static atomic_int idle;       /* 1 while sleeping with nothing to do */
 static atomic_int pending;    /* something was freed since the pass began */
 static uint32_t private_word; /* futex word without a segment */
@@ -78,46 +86,136 @@ static bool purge_pass(void) {
     return left;
 }
 
+/* Bytes the allocator holds beyond what is live: mapped segments and large
+ * mappings (live and cached) less the live bytes the counters show. It
+ * counts purged pages too: solo_due compares it with its floor. */
+static uint64_t held_not_live(void) {
+    uint64_t live, cached;
+    hak_heap_sum_ctr(&live, &cached);
+    uint64_t held = __atomic_load_n(&hak_usage.seg_bytes, __ATOMIC_RELAXED) +
+                    __atomic_load_n(&hak_usage.large_bytes, __ATOMIC_RELAXED);
+    return held > live ? held - live : 0;
+}
+
+static void set_timeout(struct timespec *ts, uint64_t ns) {
+    ts->tv_sec = (time_t)(ns / 1000000000ull);
+    ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+/* A solo purger ends when it slept a whole linger (one purge delay) with
+ * nothing freed and no trim request, and its process is still
+ * single-threaded (else it stays, as the multi-threaded purger). */
+static bool solo_done(bool lingered, uint32_t *w, uint32_t seen) {
+    return lingered && !atomic_load(&pending) && __atomic_load_n(w, __ATOMIC_ACQUIRE) == seen &&
+           atomic_load(&hak_live_threads) < 2;
+}
+
 static void *purger_main(void *arg) {
-    (void)arg;
+    bool solo = (uintptr_t)arg != 0;
     prctl(PR_SET_NAME, "hakmem-purge", 0, 0, 0);
+    /* its own cwd/root/umask: the program's thread then holds the only
+     * reference, so setns() into a mount namespace keeps working while we
+     * live (it needs fs->users == 1) */
+    syscall(SYS_unshare, CLONE_FS);
     hak_tls.exited = 1; /* no heap, ever: a stray free goes to its owner */
     for (;;) {
         uint32_t *w = wait_word();
         uint32_t seen = __atomic_load_n(w, __ATOMIC_ACQUIRE);
         atomic_store(&pending, 0);
-        bool left = HAK_KNOB(BACKGROUND) && purge_pass();
+        bool left = HAK_KNOB(BACKGROUND) && purge_pass(), linger = false;
         struct timespec ts, *tmo = NULL;
         if (!left) {
             atomic_store(&idle, 1);
             left = atomic_load(&pending); /* freed during the pass: look again later */
         }
         if (left) {
-            uint64_t ns = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 500000ull + 1000000ull;
-            ts.tv_sec = (time_t)(ns / 1000000000ull);
-            ts.tv_nsec = (long)(ns % 1000000000ull);
+            set_timeout(&ts, (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 500000ull + 1000000ull);
             tmo = &ts;
+        } else if (solo && atomic_load(&hak_live_threads) < 2) {
+            /* idle and alone: wait one purge delay for more, then end */
+            set_timeout(&ts, (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull + 50000000ull);
+            tmo = &ts;
+            linger = true;
         } /* else idle: a later free finds idle set and wakes us; a trim request changes
            * the word from `seen`, so it is never slept through */
         syscall(SYS_futex, w, w != &private_word ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, seen, tmo, NULL,
                 0);
         atomic_store(&idle, 0);
+        if (solo_done(linger, w, seen)) break;
     }
+    /* everything due went back: what is held now is the new floor, taken at
+     * the owner's next tick (the counters are the owner's to read without a
+     * race). Nothing of ours is touched after the state store (a new purger
+     * may start). */
+    atomic_store(&solo_floor, UINT64_MAX);
+    HAK_PROC_ADD(BG_SOLO_EXITS, 1);
+    atomic_store(&state, PURGER_OFF);
     return NULL;
+}
+
+/* Single-threaded program: whether background_solo_mb more than the floor
+ * is held beyond the live bytes (freed since the last solo purge, net of
+ * what was reused). The floor follows the figure down, so memory purged
+ * long ago, or taken again, never counts. */
+static bool solo_due(void) {
+    uint64_t mb = (uint64_t)HAK_KNOB(BACKGROUND_SOLO_MB);
+    if (!mb) return false;
+    uint64_t now = held_not_live(), floor = atomic_load_explicit(&solo_floor, memory_order_relaxed);
+    if (now < floor) {
+        atomic_store_explicit(&solo_floor, now, memory_order_relaxed);
+        return false;
+    }
+    return now - floor >= mb << 20;
+}
+
+/* Small-class span lists change only under the heap lock from here on, so
+ * the solo purger may purge their free pages too (the program's thread is
+ * asleep: it cannot do it). Spans already holding free blocks count as
+ * freed now. At a safe point of the owner (no span work under way). */
+static void small_lock_begin(hak_heap *h) {
+    uint64_t now = hak_now_ns();
+    hak_heap_lock(h);
+    for (int c = 0; c < HAK_PURGE_CLS_MIN; c++)
+        for (hak_span *s = h->partial[c]; s; s = s->next)
+            if (s->free && !s->free_dirty_ns) s->free_dirty_ns = now;
+    h->lock_small = true;
+    hak_tls.lock_small = 1;
+    hak_heap_unlock(h);
+}
+
+/* The owner stops locking small-class work: no purger relies on it. */
+static void small_lock_end(hak_heap *h) {
+    hak_heap_lock(h);
+    h->lock_small = false;
+    hak_heap_unlock(h);
+    hak_tls.lock_small = 0;
+}
+
+/* Thread exit: a pooled heap has no owner to lock for (it gets a new one). */
+void hak_purger_thread_exit(hak_heap *h) {
+    if (hak_tls.lock_small) small_lock_end(h);
 }
 
 /* Every 64th slow path: start the purger once memory has been given back
  * to the allocator (a span emptied, a large block freed: `pending`). */
-void hak_purger_tick(void) {
-    if (HAK_LIKELY(atomic_load_explicit(&state, memory_order_relaxed) != PURGER_OFF)) return;
-    if (!atomic_load_explicit(&pending, memory_order_relaxed) || !HAK_KNOB(BACKGROUND)) return;
-    /* Never make a single-threaded program multi-threaded: glibc's fork()
-     * from a signal handler, unshare(CLONE_NEWUSER) and others are only
-     * safe in single-threaded processes. Such a program returns idle
-     * memory on its slow paths (purge delay) and on malloc_trim. */
-    if (atomic_load_explicit(&hak_live_threads, memory_order_relaxed) < 2) return;
+void hak_purger_tick(hak_heap *h) {
+    int st = atomic_load_explicit(&state, memory_order_acquire);
+    /* the solo purger is gone (it stored OFF after its last walk): stop locking */
+    if (HAK_UNLIKELY(hak_tls.lock_small) && st != PURGER_RUNNING) small_lock_end(h);
+    if (HAK_LIKELY(st != PURGER_OFF)) return;
+    if (!HAK_KNOB(BACKGROUND)) return;
+    /* A single-threaded program gets a thread only for a big idle return:
+     * glibc's fork() from a signal handler is only safe in a process that
+     * never had a thread, and unshare(CLONE_NEWUSER) fails while one lives.
+     * Small programs return idle memory on their slow paths (purge delay)
+     * and on malloc_trim, and stay single-threaded. */
+    bool solo = atomic_load_explicit(&hak_live_threads, memory_order_relaxed) < 2;
+    if (solo ? !solo_due() : !atomic_load_explicit(&pending, memory_order_relaxed)) return;
     int z = PURGER_OFF;
-    if (!atomic_compare_exchange_strong(&state, &z, PURGER_STARTING)) return;
+    /* RUNNING before the thread exists: a solo purger that ends at once
+     * stores OFF after this, never before */
+    if (!atomic_compare_exchange_strong(&state, &z, PURGER_RUNNING)) return;
+    if (solo) small_lock_begin(h); /* before the thread: it sees the flag */
     pthread_attr_t attr;
     sigset_t all, old;
     pthread_attr_init(&attr);
@@ -125,14 +223,19 @@ void hak_purger_tick(void) {
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sigfillset(&all); /* the program's signals are never delivered to it */
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&thread, &attr, purger_main, NULL); /* may malloc: we are ready */
+    /* may malloc: we are ready */
+    int err = pthread_create(&thread, &attr, purger_main, (void *)(uintptr_t)solo);
+    if (!err && solo) HAK_PROC_ADD(BG_SOLO_STARTS, 1);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    atomic_store(&state, err ? PURGER_FAILED : PURGER_RUNNING);
+    if (err) atomic_store(&state, PURGER_FAILED);
 }
 
-/* Fork child: the purger thread stayed in the parent. */
+/* Fork child: the purger thread (solo or not) stayed in the parent. */
 void hak_purger_after_fork(void) {
+    /* the child's counters start from zero while the parent's blocks stay
+     * mapped: measure what the child frees from its first figure on */
+    atomic_store(&solo_floor, UINT64_MAX);
     atomic_store(&idle, 0);
     atomic_store(&state, PURGER_OFF);
     hak_heaps_unlock_after_fork();

@@ -136,8 +136,9 @@ static bool cache_purge(bool force) {
 static int find_run(hak_segment *seg, int n) {
     uint64_t fr = ~seg->used_mask, r = fr;
     for (int i = 1; i < n && r; i++) r &= fr >> i;
-    /* prefer pages that are still resident (dirty): no page faults */
-    uint64_t warm = r & seg->dirty_mask;
+    /* prefer pages that are still resident (dirty): no page faults. A hint
+     * read before the heap lock: the purger may clear it (relaxed atomics) */
+    uint64_t warm = r & __atomic_load_n(&seg->dirty_mask, __ATOMIC_RELAXED);
     if (warm) return __builtin_ctzll(warm);
     return r ? __builtin_ctzll(r) : -1;
 }
@@ -206,6 +207,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
         HAK_PROC_ADD(REFAULT_BYTES, (uint64_t)__builtin_popcountll(refault) * HAK_PAGE_SIZE);
     hak_span *s = &seg->pages[first];
     memset(s, 0, sizeof(*s));
+    memset(&seg->os_purged[first], 0, (size_t)n * sizeof seg->os_purged[0]); /* earlier spans' */
     s->pages = (uint8_t)n;
     s->capacity = (uint32_t)((size_t)n * HAK_PAGE_SIZE / hak_class_size[cls]);
     for (int i = 0; i < n; i++) {
@@ -243,13 +245,14 @@ void hak_span_release(hak_heap *h, hak_span *s) {
 /* Purges free pages that have been free longer than purge_delay_ms (all if
  * force), and the pages inside free blocks of big classes; the caller holds
  * the heap lock. Returns whether dirty pages remain. */
-static bool purge_locked(hak_heap *h, bool force) {
+static bool purge_locked(hak_heap *h, bool force, bool owner) {
     uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
-    bool left = hak_span_purge_free(h, now, delay, force);
+    /* the owner's small classes: on force (trim), or while it stamps them */
+    bool left = hak_span_purge_free(h, now, delay, force, owner && (force || h->lock_small));
     for (hak_segment *seg = h->segs; seg; seg = seg->next) {
         if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
             purge_mask(seg, seg->dirty_mask);
-            seg->dirty_mask = 0;
+            __atomic_store_n(&seg->dirty_mask, 0, __ATOMIC_RELAXED); /* find_run's hint */
         }
         left |= seg->dirty_mask != 0;
     }
@@ -258,7 +261,7 @@ static bool purge_locked(hak_heap *h, bool force) {
 
 void hak_segment_purge(hak_heap *h, bool force) {
     hak_heap_lock(h);
-    purge_locked(h, force);
+    purge_locked(h, force, true);
     hak_heap_unlock(h);
 }
 
@@ -267,7 +270,9 @@ void hak_segment_purge(hak_heap *h, bool force) {
  * was busy). */
 bool hak_segment_purge_try(hak_heap *h, bool force) {
     if (!hak_heap_trylock(h)) return true;
-    bool left = purge_locked(h, force);
+    /* small classes too when the owner, alive, locks their lists; a retired
+     * (-1) or pooled (0) heap's are left to whoever owns it next */
+    bool left = purge_locked(h, force, h->lock_small && h->owner > 0);
     hak_heap_unlock(h);
     return left;
 }

@@ -2,6 +2,8 @@
  * local free, remote free (lock-free MPSC push) and the owner's drain. */
 #include "hak_internal.h"
 
+#include <string.h>
+
 static void partial_push(hak_heap *h, hak_span *s) {
     s->prev = NULL;
     s->next = h->partial[s->cls];
@@ -35,12 +37,14 @@ static void span_settle(hak_heap *h, hak_span *s, bool keep_last) {
  * going to the pool or being reclaimed). Returns how many; *kept gets the
  * number of spans left because blocks are still out. */
 /* Spans of big classes are walked by the background purger: their lists
- * change under the heap lock (see hak_span_purge_free). */
+ * change under the heap lock (see hak_span_purge_free). So do all classes'
+ * while a solo purger may walk this thread's heap (hak_tls.lock_small: set
+ * and cleared only by this thread, between span operations). */
 static inline bool big_cls(int cls) {
-    return cls >= HAK_PURGE_CLS_MIN;
+    return cls >= HAK_PURGE_CLS_MIN || HAK_UNLIKELY(hak_tls.lock_small);
 }
 
-/* A block of a big class went onto s->free: it is due for a purge later. */
+/* A block went onto s->free under the heap lock: due for a purge later. */
 static inline void free_dirty(hak_span *s) {
     if (!s->free_dirty_ns) s->free_dirty_ns = hak_now_ns();
 }
@@ -91,6 +95,7 @@ bool hak_refill(hak_heap *h, int cls) {
             if (!s) break;
             partial_push(h, s);
         }
+        if (!s->free && HAK_UNLIKELY(hak_span_purged(s))) hak_span_unpurge(s, want - got + 1);
         if (s->free) { /* a prefix of the span's free list, as it is: one walk to the cut */
             hak_block *first = s->free, *last = first, *nx;
             uint32_t k = 1, need = want - got;
@@ -389,36 +394,146 @@ hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     return flush_n(h, cls, list, n);
 }
 
-/* Returns the whole OS pages inside the free blocks of big classes (past
- * each block's header, which keeps it on its free list) once the span has
- * held unpurged free blocks for the purge delay (all if force). glibc's
- * trim does this for its free chunks; a span that keeps a few live blocks
- * no longer pins the pages of its free ones. Caller holds the heap lock,
- * which every change to these spans' lists takes. Returns whether some
- * are left for later. */
-bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force) {
+/* Returns the free OS pages of a span: a page goes back when every block
+ * overlapping it is free. Pages inside one free block (past its header)
+ * go back as they are: the block stays listed, its header resident (big
+ * classes; glibc's trim does this for its free chunks). A page that holds
+ * block headers (every page of the small classes) can only go back if
+ * those blocks leave the free list first, as their links would read back
+ * as zero: os_purged marks such a page (a bit per OS page in the span's
+ * page descriptors' slots), its blocks counted as free from then on, and
+ * hak_span_unpurge lists them again when refill needs them. Headers in a
+ * page must all belong to carved blocks (a later carve would mix fresh
+ * blocks with unlisted ones); pages past the carved end hold nothing and go
+ * back unmarked. Caller: the owner, or the purger under the heap lock when
+ * the owner locks this class. Returns the madvise calls. */
+enum { OS_PER_PAGE = (int)(HAK_PAGE_SIZE / HAK_OS_PAGE), OS_MAX = 32 * OS_PER_PAGE };
+#define OS_BIT(m, q) ((m)[(q) / OS_PER_PAGE] >> ((q) % OS_PER_PAGE) & 1)
+#define OS_SET(m, q) ((m)[(q) / OS_PER_PAGE] |= (uint16_t)(1u << ((q) % OS_PER_PAGE)))
+
+static uint16_t *os_marks(hak_span *s) {
+    hak_segment *seg = hak_seg_of(s);
+    return &seg->os_purged[s - seg->pages];
+}
+
+/* Counts the block at off (size bytes) in every OS page it overlaps. */
+static inline void count_block(uint64_t off, uint32_t size, uint16_t *cnt) {
+    for (uint64_t q = off / HAK_OS_PAGE; q <= (off + size - 1) / HAK_OS_PAGE; q++) cnt[q]++;
+}
+
+/* The blocks that start in OS page q: indexes [*first, *end). */
+static inline void starting_in(uint32_t q, uint32_t size, uint32_t *first, uint32_t *end) {
+    *first = (uint32_t)((q * HAK_OS_PAGE + size - 1) / size);
+    *end = (uint32_t)(((q + 1) * HAK_OS_PAGE + size - 1) / size);
+}
+
+static uint64_t purge_span_pages(hak_span *s, uint32_t size) {
+    uint16_t *marks = os_marks(s), cnt[OS_MAX], mark[OS_MAX / OS_PER_PAGE] = {0},
+             go[OS_MAX / OS_PER_PAGE] = {0};
+    uint32_t nos = (uint32_t)s->pages * OS_PER_PAGE, calls = 0;
+    char *start = hak_span_start(s);
+    uint64_t end = (uint64_t)s->carved * size; /* carved bytes */
+    bool any = false, fresh = false;
+    memset(cnt, 0, nos * sizeof cnt[0]);
+    for (hak_block *b = s->free; b; b = b->next)
+        count_block((uint64_t)((char *)b - start), size, cnt);
+    for (uint32_t q = 0, i, e; q < nos; q++) /* blocks of marked pages are free, unlisted */
+        if (OS_BIT(marks, q))
+            for (starting_in(q, size, &i, &e); i < e; i++)
+                count_block((uint64_t)i * size, size, cnt);
+    for (uint32_t q = 0; q < nos; q++) {
+        uint64_t lo = (uint64_t)q * HAK_OS_PAGE, hi = lo + HAK_OS_PAGE;
+        uint32_t i, e;
+        if (lo >= end) { /* past the last carved block */
+            OS_SET(go, q);
+            any = true;
+            continue;
+        }
+        uint64_t first = lo / size, last = (hi - 1) / size; /* blocks overlapping q */
+        if (last * size >= end || OS_BIT(marks, q) || cnt[q] != last - first + 1) continue;
+        OS_SET(go, q);
+        any = true;
+        starting_in(q, size, &i, &e);
+        if (i < e) { /* headers in it: their blocks leave the list */
+            OS_SET(mark, q);
+            fresh = true;
+        }
+    }
+    if (!any) return 0;
+    if (fresh) {
+        hak_block **pp = &s->free;
+        for (hak_block *b = s->free; b; b = b->next)
+            if (!OS_BIT(mark, (uint64_t)((char *)b - start) / HAK_OS_PAGE)) {
+                *pp = b;
+                pp = &b->next;
+            }
+        *pp = NULL;
+        for (uint32_t k = 0; k < s->pages; k++) marks[k] |= mark[k];
+    }
+    for (uint32_t q = 0; q < nos;) { /* one madvise per run of pages */
+        if (!OS_BIT(go, q)) {
+            q++;
+            continue;
+        }
+        uint32_t n = 1;
+        while (q + n < nos && OS_BIT(go, q + n)) n++;
+        hak_os_purge(start + (size_t)q * HAK_OS_PAGE, (size_t)n * HAK_OS_PAGE);
+        calls++;
+        q += n;
+    }
+    return calls;
+}
+
+bool hak_span_purged(hak_span *s) {
+    const uint16_t *marks = os_marks(s);
+    for (int k = 0; k < s->pages; k++)
+        if (marks[k]) return true;
+    return false;
+}
+
+/* Refill found the free list empty: lists again the free blocks that start
+ * in marked pages, a page at a time (lowest first) until at least want are
+ * listed or none is left. Their pages fault in: they are about to be used. */
+void hak_span_unpurge(hak_span *s, uint32_t want) {
+    uint16_t *marks = os_marks(s);
+    uint32_t size = hak_class_size[s->cls], got = 0, nos = (uint32_t)s->pages * OS_PER_PAGE;
+    char *start = hak_span_start(s);
+    for (uint32_t q = 0, i, e; q < nos && got < want; q++) {
+        if (!OS_BIT(marks, q)) continue;
+        for (starting_in(q, size, &i, &e); i < e; i++, got++) {
+            hak_block *b = (hak_block *)(start + (size_t)i * size);
+            b->next = s->free;
+            b->key = hak_key;
+            s->free = b;
+        }
+        marks[q / OS_PER_PAGE] &= (uint16_t) ~(1u << (q % OS_PER_PAGE));
+    }
+}
+
+/* Purges the free blocks' pages of the heap's spans that have held
+ * unpurged free blocks for the purge delay (all if force): big classes
+ * always (the caller holds the heap lock, which every change to their
+ * lists takes), small classes only when `small`: the caller is the owner
+ * (nobody else touches their lists), or the owner locks them too
+ * (lock_small). Returns whether some are left for later. */
+bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force, bool small) {
     bool left = false;
-    for (int c = HAK_PURGE_CLS_MIN; c < HAK_NUM_CLASSES; c++) {
+    uint64_t calls = 0;
+    for (int c = small ? 0 : HAK_PURGE_CLS_MIN; c < HAK_NUM_CLASSES; c++) {
         uintptr_t size = hak_class_size[c];
+        bool big = c >= HAK_PURGE_CLS_MIN;
         for (hak_span *s = h->partial[c]; s; s = s->next) {
-            if (!s->free_dirty_ns) continue;
+            /* small spans carry a time only when freed under the lock:
+             * without one they go back on force (trim) alone */
+            if (!s->free_dirty_ns && (big || !force)) continue;
             if (!force && now - s->free_dirty_ns < delay) {
                 left = true;
                 continue;
             }
-            uint64_t calls = 0;
-            for (hak_block *b = s->free; b; b = b->next) {
-                uintptr_t lo =
-                    ((uintptr_t)b + sizeof(hak_block) + HAK_OS_PAGE - 1) & ~(HAK_OS_PAGE - 1);
-                uintptr_t hi = ((uintptr_t)b + size) & ~(HAK_OS_PAGE - 1);
-                if (hi > lo) {
-                    hak_os_purge((void *)lo, hi - lo);
-                    calls++;
-                }
-            }
-            HAK_PROC_ADD(PURGES, calls);
+            calls += purge_span_pages(s, (uint32_t)size);
             s->free_dirty_ns = 0;
         }
     }
+    HAK_PROC_ADD(PURGES, calls);
     return left;
 }

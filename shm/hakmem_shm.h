@@ -89,7 +89,10 @@ extern const uint8_t hak_class_span[HAK_NUM_CLASSES];
     X(LARGE_CACHE_MB, "large_cache_mb", HAK_SCOPE_GLOBAL, 64, 0, 4096, "MiB",                      \
       "HAKMEM_LARGE_CACHE_MB", "freed large blocks kept mapped for reuse, per process")            \
     X(BACKGROUND, "background", HAK_SCOPE_GLOBAL, 1, 0, 1, "bool", "HAKMEM_BACKGROUND",            \
-      "a background thread returns idle free memory after the purge delay")
+      "a background thread returns idle free memory after the purge delay")                        \
+    X(BACKGROUND_SOLO_MB, "background_solo_mb", HAK_SCOPE_GLOBAL, 64, 0, 65536, "MiB",             \
+      "HAKMEM_BACKGROUND_SOLO_MB",                                                                 \
+      "single-threaded programs: a transient purger starts once this much is freed (0: never)")
 
 enum { HAK_SCOPE_GLOBAL = 0, HAK_SCOPE_CLASS = 1 };
 
@@ -163,7 +166,9 @@ extern const char *const hak_ctr_help[HAK_NUM_CTRS];
     X(LARGE_GROWN, "large_grown", "large blocks served by growing a smaller cached mapping")       \
     X(REALLOC_REMAPS, "realloc_remaps", "reallocs that grew a large mapping (mremap, no copy)")     \
     X(BG_PASSES, "bg_passes", "background purger passes")                                          \
-    X(SEGS_OUTSIDE, "segs_outside", "segments outside free()'s fast-path window (slower frees)")
+    X(SEGS_OUTSIDE, "segs_outside", "segments outside free()'s fast-path window (slower frees)")   \
+    X(BG_SOLO_STARTS, "bg_solo_starts", "transient purgers started in a single-threaded program")  \
+    X(BG_SOLO_EXITS, "bg_solo_exits", "transient purgers that ended, their work done")
 
 enum hak_proc_id {
 #define HAK_PROC_ENUM(id, ...) HAK_PROC_##id,

@@ -12,18 +12,27 @@
  *    check measures the purger and can fail.
  * 2. 5-25 MiB buffers allocated, written page by page and freed 150 times:
  *    minor page faults must stay under a quarter of the pages written (a
- *    fresh mapping per buffer faults every page).                        */
+ *    fresh mapping per buffer faults every page).
+ * 3. Single-threaded programs (lib/hak_purger.c, "solo"):
+ *    - one that frees 40 MiB (under background_solo_mb) keeps one thread
+ *      through 1.5 s of idling (a thread is sampled every 20 ms);
+ *    - one that frees the 111 MiB of (1) gets them back within 3 s with no
+ *      thread of its own, then is single-threaded again within 3 s, and
+ *      unshare(CLONE_NEWUSER), which needs one thread, does not fail with
+ *      EINVAL;
+ *    - one that forks right after the big free (its transient purger alive)
+ *      gets the same return in the child, from the child's own purger.  */
 #include "testutil.h"
 
-#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-static long rss_mib(void) {
-    long kib = tu_statm_kib(1);
+static long rss_mib(void) { /* no malloc: raw read of statm */
+    long kib = tu_rss_kib();
     return kib < 0 ? -1 : kib / 1024;
 }
 
@@ -89,16 +98,52 @@ static void start_bystander(void) {
     if (pipe(fds) == 0 && pthread_create(&t, NULL, bystander, &fds[0]) == 0) pthread_detach(t);
 }
 
-/* Threads of this process (entries of /proc/self/task), without malloc. */
-static int thread_count(void) {
-    int fd = open("/proc/self/status", O_RDONLY);
-    char buf[4096];
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0) close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    char *p = strstr(buf, "\nThreads:");
-    return p ? atoi(p + 9) : -1;
+/* Milliseconds until the process has one thread again (-1: not in 3 s). */
+static long back_to_one_thread_ms(void) {
+    for (long ms = 0; ms <= 3000; ms += 20) {
+        if (tu_threads() == 1) return ms;
+        nap_ms(20);
+    }
+    return -1;
+}
+
+/* Frees 40 MiB of 40 MiB and idles 1.5 s: the most threads seen. */
+static int small_idle_threads(void) {
+    enum { N = 40 * 16 };
+    static char *b[N];
+    for (int i = 0; i < N; i++) memset(b[i] = malloc(65536), 3, 65536);
+    for (int i = 0; i < N; i++) free(b[i]);
+    int most = tu_threads();
+    for (int t = 0; t < 75; t++) {
+        nap_ms(20);
+        int n = tu_threads();
+        if (n > most) most = n;
+    }
+    return most;
+}
+
+/* Runs this program with `mode`; returns its output line, "" on failure. */
+static const char *run_mode(const char *argv0, const char *mode, const char *env) {
+    static char buf[128];
+    int fds[2];
+    memset(buf, 0, sizeof buf);
+    REQUIRE(pipe(fds) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        if (env) putenv((char *)env);
+        execl("/proc/self/exe", argv0, mode, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    ssize_t n = 0, r;
+    while ((r = read(fds[0], buf + n, sizeof buf - 1 - (size_t)n)) > 0) n += r;
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %d, output '%s'", mode, st, buf);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? buf : "";
 }
 
 int main(int argc, char **argv) {
@@ -107,10 +152,34 @@ int main(int argc, char **argv) {
         printf("%ld\n", idle_return());
         return 0;
     }
-    if (argc == 2 && !strcmp(argv[1], "--single")) {
-        idle_return(); /* frees, then sleeps: a purger would start now */
-        printf("%d\n", thread_count());
+    if (argc == 2 && !strcmp(argv[1], "--small")) {
+        printf("%d\n", small_idle_threads());
         return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--single")) {
+        long back = idle_return(); /* frees, then sleeps: the solo purger's work */
+        long ms = back_to_one_thread_ms();
+        errno = 0;
+        int un = unshare(CLONE_NEWUSER) == 0 ? 0 : errno;
+        printf("%ld %ld %d\n", back, ms, un);
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--fork-solo")) {
+        enum { N = 64 * 16 };
+        static char *b[N];
+        for (int i = 0; i < N; i++) memset(b[i] = malloc(65536), 4, 65536);
+        for (int i = 0; i < N; i++) free(b[i]);
+        int before = tu_threads();
+        pid_t pid = fork(); /* the solo purger (if started) stays in the parent */
+        if (pid == 0) {
+            long back = idle_return();
+            printf("%d %ld %ld\n", before, back, back_to_one_thread_ms());
+            fflush(stdout);
+            _exit(0);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
     }
     tu_init("t_idle_return");
     if (!hakmem_loaded()) return TU_SKIP; /* hakmem's policy, not glibc's */
@@ -138,20 +207,27 @@ int main(int argc, char **argv) {
     long child_back = n > 0 ? strtol(buf, NULL, 10) : -1;
     CHECKF(child_back >= 0 && child_back < 48,
            "HAKMEM_BACKGROUND=0 still gave back %ld MiB while idle", child_back);
-    /* a single-threaded program never gets a purger thread */
-    REQUIRE(pipe(fds) == 0);
-    pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        execl("/proc/self/exe", argv[0], "--single", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    memset(buf, 0, sizeof buf);
-    n = read(fds[0], buf, sizeof buf - 1);
-    waitpid(pid, &st, 0);
-    CHECKF(n > 0 && strtol(buf, NULL, 10) == 1,
-           "a single-threaded program has %s threads after idling (a purger started)", buf);
+    /* a small single-threaded program never gets a purger thread */
+    const char *out = run_mode(argv[0], "--small", NULL);
+    CHECKF(atoi(out) == 1, "a program that freed 40 MiB had '%s' threads while idle", out);
+    /* a big one gets its memory back, then is single-threaded again */
+    long sback = -1, sms = -2;
+    int un = -1;
+    out = run_mode(argv[0], "--single", NULL);
+    CHECKF(sscanf(out, "%ld %ld %d", &sback, &sms, &un) == 3, "--single printed '%s'", out);
+    CHECKF(sback >= 96, "single-threaded: only %ld MiB of 111 came back within 3 s", sback);
+    CHECKF(sms >= 0, "single-threaded: still %s threads 3 s after the return", "2+");
+    CHECKF(un != EINVAL, "unshare(CLONE_NEWUSER) failed with EINVAL: still multi-threaded");
+    /* and not with the knob at 0 */
+    out = run_mode(argv[0], "--single", "HAKMEM_BACKGROUND_SOLO_MB=0");
+    CHECKF(sscanf(out, "%ld %ld %d", &sback, &sms, &un) == 3 && sback < 48 && sms == 0,
+           "background_solo_mb=0: '%s' (MiB back, ms to one thread, unshare errno)", out);
+    /* a fork while the solo purger lives: the child starts its own */
+    int before = 0;
+    out = run_mode(argv[0], "--fork-solo", NULL);
+    CHECKF(sscanf(out, "%d %ld %ld", &before, &sback, &sms) == 3 && sback >= 96 && sms >= 0,
+           "fork child of a solo program: '%s' (threads at fork, MiB back, ms to one)", out);
+    printf("solo: threads at fork %d; child got %ld MiB back, one thread again after %ld ms\n",
+           before, sback, sms);
     return tu_done();
 }

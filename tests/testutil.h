@@ -23,6 +23,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,17 +77,23 @@ static inline int hakmem_loaded(void) {
     return hakmem_version_str() != NULL;
 }
 
+/* Raw reads of /proc/self files, without malloc or stdio (for tests that
+ * watch the allocator while it must stay idle): the file's text in buf,
+ * NUL-terminated; false if unreadable. */
+static inline bool tu_read_proc(const char *path, char *buf, size_t size) {
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+    if (fd >= 0) close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    return true;
+}
+
 /* Field i of /proc/self/statm (0: address space, 1: resident), KiB; -1 if
  * unknown. A raw read, no malloc: it works while memory is short. */
 static inline long tu_statm_kib(int i) {
     char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    char *p = buf;
+    const char *p = tu_read_proc("/proc/self/statm", buf, sizeof buf) ? buf : NULL;
     for (; i > 0 && p; i--) p = strchr(p + 1, ' ');
     return p ? strtol(p, NULL, 10) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
 }
@@ -94,6 +101,19 @@ static inline long tu_statm_kib(int i) {
 /* The process's address space (VmSize), KiB; -1 if unknown. */
 static inline long tu_vm_kib(void) {
     return tu_statm_kib(0);
+}
+
+/* Resident memory (VmRSS), KiB; -1 if unknown. */
+static inline long tu_rss_kib(void) {
+    return tu_statm_kib(1);
+}
+
+/* Threads of this process (Threads: of /proc/self/status); -1 if unknown. */
+static inline int tu_threads(void) {
+    char buf[4096];
+    const char *p =
+        tu_read_proc("/proc/self/status", buf, sizeof buf) ? strstr(buf, "\nThreads:") : NULL;
+    return p ? atoi(p + 9) : -1;
 }
 
 static inline void tu_init(const char *name) {
