@@ -120,7 +120,9 @@ bool hak_refill(hak_heap *h, int cls) {
             s->used += n;
             got += n;
         }
-        if (!s->free && s->carved == s->capacity) partial_remove(h, s); /* full */
+        /* full: nothing listed, nothing to carve, no purged free blocks
+         * (those are listed again by the next round of this loop) */
+        if (!s->free && s->carved == s->capacity && !hak_span_purged(s)) partial_remove(h, s);
     }
     bin->head = head;
     bin->room = bin->room > got ? bin->room - got : 0; /* cap 0: the block goes out at once */
