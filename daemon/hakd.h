@@ -88,6 +88,7 @@ struct hakd_rec {
     double refills[HAKD_NCLS], flushes[HAKD_NCLS], remote[HAKD_NCLS];
     double cached[HAKD_NCLS]; /* bytes now: thread caches + free span room */
     double cached_total, large_cached, remote_share, published;
+    double remote_counted; /* remote frees / frees, as counted (remote_share estimates) */
     double threads;
     double obj;         /* the objective: CPU ns per operation, priced (policy.c) */
     int cg_high_events; /* memory.events "high" since last tick */
@@ -197,6 +198,8 @@ void hakd_bus_install(void);
 /* -------------------------------------------------------------- sample */
 void hakd_sample(struct hakd_state *st, struct hakd_proc *p);
 double hakd_read_psi(void);
+/* share of frees that freed another thread's block (sample.c explains) */
+double hakd_remote_share(double frees, double flushed, double remote);
 
 /* -------------------------------------------------------------- policy */
 struct hakd_decision {

@@ -258,7 +258,11 @@ static void phase_key(const struct hakd_proc *p, char *out, size_t n) {
                        : sz <= 1024           ? "small"
                        : sz <= 65536          ? "mid"
                                               : "big";
-    const char *rem = r->remote_share < 0.1 ? "local" : r->remote_share < 0.5 ? "mixed" : "remote";
+    /* a producer/consumer pair reads 35-50 %: half its frees hand a block
+     * back to its owner after the other thread allocated it again */
+    const char *rem = r->remote_share < 0.05   ? "local"
+                      : r->remote_share < 0.25 ? "mixed"
+                                               : "remote";
     if (r->ops < IDLE_OPS)
         snprintf(out, n, "idle");
     else
@@ -320,6 +324,9 @@ static void phase_track(const struct hakd_state *st, struct hakd_proc *p, struct
     char key[24];
     phase_key(p, key, sizeof key);
     struct hakd_pstate *s = &p->ps;
+    hakd_log(HAKD_DEBUG,
+             "pid %d (%s): tick %s, remote %.1f%% (counted %.1f%% of frees), %.3g ops/s", p->pid,
+             p->exe, key, p->rec.remote_share * 100, p->rec.remote_counted * 100, p->rec.ops);
     if (!strcmp(key, s->phase)) {
         s->phase_ticks++;
         snprintf(s->phase_next, sizeof s->phase_next, "%s", key);
