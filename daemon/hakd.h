@@ -46,6 +46,8 @@ struct hakd_config {
     int n_include, n_exclude; /* fnmatch patterns on the exe name or path */
     char include[HAKD_MAX_PATTERNS][256], exclude[HAKD_MAX_PATTERNS][256];
     struct hakd_limit limit[HAK_NUM_KNOBS];
+    char psi_path[256];   /* PSI memory file ("some avg10=") */
+    char cgroup_dir[256]; /* memory.events/.high/.current of every process; "" its own */
 };
 void hakd_config_defaults(struct hakd_config *c);
 /* 0, or -1 with a message naming the bad field in err. A missing file is an
@@ -111,14 +113,15 @@ struct hakd_change { /* one knob of the change set being judged */
     double signal; /* the rule's signal when it acted */
 };
 #define HAKD_SET_MAX 8
+struct hakd_keep {
+    uint8_t knob, cls;
+    int64_t val;
+};
 struct hakd_phase_mem {
     char key[24];
     double best_obj;
     int n;
-    struct hakd_keep {
-        uint8_t knob, cls;
-        int64_t val;
-    } keep[HAKD_MAX_KEEP];
+    struct hakd_keep keep[HAKD_MAX_KEEP];
 };
 #define HAKD_PHASES 8
 #define HAKD_RULES_MAX 24
@@ -139,6 +142,9 @@ struct hakd_pstate {
     int nphases;
     int profile_applied;
     char first_phase[24]; /* the phase the process started in (profiles) */
+    /* what the pressure rules lowered, to give back once pressure is gone */
+    struct hakd_keep relief[HAKD_MAX_KEEP];
+    int nrelief, calm_ticks;
 };
 
 /* ------------------------------------------------------------ process */
@@ -197,14 +203,14 @@ void hakd_bus_install(void);
 
 /* -------------------------------------------------------------- sample */
 void hakd_sample(struct hakd_state *st, struct hakd_proc *p);
-double hakd_read_psi(void);
+double hakd_read_psi(const char *path); /* "some avg10" of a PSI file, %; 0 unreadable */
 /* share of frees that freed another thread's block (sample.c explains) */
 double hakd_remote_share(double frees, double flushed, double remote);
 
 /* -------------------------------------------------------------- policy */
 struct hakd_decision {
     struct hakd_proc *proc;
-    int rule;      /* index in the table; -1 profile, -2 phase, -3 rollback */
+    int rule;      /* index in the table; -1 profile, -2 phase, -3 rollback, -4 relief */
     int knob, cls; /* knob -1: trim request */
     int64_t from, to;
     char reason[HAK_SHM_REASON_MAX];

@@ -45,6 +45,20 @@ static int pressure(const struct hakd_state *st, const struct hakd_proc *p) {
             r->cached_total > 0.8 * (double)st->cfg.memory_budget_mb * MIB);
 }
 
+/* How tight, in %, for the reasons: PSI some avg10, the cgroup's use of
+ * memory.high (100 on a new "high" event), the share of the budget cached. */
+static double pressure_level(const struct hakd_state *st, const struct hakd_proc *p) {
+    const struct hakd_rec *r = &p->rec;
+    double v = st->psi_some10;
+    if (r->cg_near * 100 > v) v = r->cg_near * 100;
+    if (r->cg_high_events && v < 100) v = 100;
+    if (st->cfg.memory_budget_mb) {
+        double b = r->cached_total / ((double)st->cfg.memory_budget_mb * MIB) * 100;
+        v = b > v ? b : v;
+    }
+    return v;
+}
+
 static int64_t knob(const struct hakd_proc *p, int k, int c) {
     return p->knobs.val[k][hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? c : 0];
 }
@@ -81,7 +95,7 @@ static int sig_cold_refill(const struct hakd_state *st, const struct hakd_proc *
            above_default(p, HAK_KNOB_REFILL_COUNT, c);
 }
 static int sig_tight_cap(const struct hakd_state *st, const struct hakd_proc *p, int c, double *v) {
-    *v = st->psi_some10;
+    *v = pressure_level(st, p);
     return pressure(st, p) && p->rec.cached[c] > MIB;
 }
 static int sig_over_budget(const struct hakd_state *st, const struct hakd_proc *p, int c,
@@ -122,7 +136,7 @@ static int sig_refault(const struct hakd_state *st, const struct hakd_proc *p, i
     return !pressure(st, p) && faults > FAULTS_HIGH && r->released_bps > CHURN_BPS / 2;
 }
 static int sig_tight(const struct hakd_state *st, const struct hakd_proc *p, int c, double *v) {
-    *v = st->psi_some10;
+    *v = pressure_level(st, p);
     return pressure(st, p);
 }
 static int sig_orphans(const struct hakd_state *st, const struct hakd_proc *p, int c, double *v) {
@@ -174,12 +188,17 @@ static const struct rule rules[] = {
 };
 /* clang-format on */
 #define NRULES ((int)(sizeof rules / sizeof rules[0]))
+
+static int is_pressure_rule(const struct rule *r) {
+    return r->signal == sig_tight || r->signal == sig_tight_cap;
+}
 _Static_assert(NRULES <= HAKD_RULES_MAX, "HAKD_RULES_MAX too small");
 
 const char *hakd_rule_name(int i) {
     return i >= 0 && i < NRULES ? rules[i].name
            : i == -1            ? "profile"
            : i == -2            ? "phase"
+           : i == -4            ? "relief"
                                 : "rollback";
 }
 int hakd_rule_count(void) {
@@ -422,6 +441,40 @@ static double hist_mean(const struct hakd_pstate *s) {
     return k ? m / k : 0;
 }
 
+/* Pressure rules shrink fast and remember what they shrank (the first value
+ * of each knob); once no pressure was seen for HAKD_RELIEF ticks, all of it
+ * comes back in one tick (Senpai's "retreat fast", in the other direction:
+ * pressure cost the program its caches only while it lasted). A knob someone
+ * else moved meanwhile (a person, a growth rule past the old value) is left
+ * alone. */
+#define HAKD_RELIEF 5
+static void relief_note(struct hakd_pstate *s, int k, int c, int64_t before) {
+    for (int i = 0; i < s->nrelief; i++)
+        if (s->relief[i].knob == k && s->relief[i].cls == c) return; /* the first value counts */
+    if (s->nrelief < HAKD_MAX_KEEP)
+        s->relief[s->nrelief++] = (struct hakd_keep){(uint8_t)k, (uint8_t)c, before};
+}
+
+static void relief(const struct hakd_state *st, struct hakd_proc *p, struct hakd_decision *d,
+                   int *n, int max) {
+    struct hakd_pstate *s = &p->ps;
+    if (pressure(st, p)) {
+        s->calm_ticks = 0;
+        return;
+    }
+    if (!s->nrelief || ++s->calm_ticks < HAKD_RELIEF) return;
+    for (int i = 0; i < s->nrelief; i++) {
+        int k = s->relief[i].knob, c = s->relief[i].cls;
+        int64_t v = s->relief[i].val, cur = p->knobs.val[k][c];
+        if (!tunable(p, k, c) || p->knobs.owner[k][c] != HAK_OWNER_DAEMON || cur >= v) continue;
+        char why[HAK_SHM_REASON_MAX];
+        snprintf(why, sizeof why, "no memory pressure for %d ticks -> back", s->calm_ticks);
+        emit(d, n, max, p, -4, k, c, cur, v, why);
+        s->ks[k][c].quiet = HAKD_QUIET;
+    }
+    s->nrelief = s->calm_ticks = 0;
+}
+
 static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct hakd_decision *d,
                         int *n, int max) {
     struct hakd_pstate *s = &p->ps;
@@ -448,6 +501,7 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
         if (s->phase_ticks == 10) phase_remember(p, obj); /* steady: this is how it runs */
     }
     if (p->rec.ops >= IDLE_OPS) s->trimmed = 0;
+    relief(st, p, d, n, max);
     int nset = 0;
     for (int i = 0; i < NRULES; i++) {
         const struct rule *r = &rules[i];
@@ -486,6 +540,7 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
                 cache_estimate += more;
             }
             if (!emit(d, n, max, p, i, k, c, cur, to, why)) return;
+            if (is_pressure_rule(r)) relief_note(s, k, c, cur);
             *streak = 0;
             ks->quiet = HAKD_QUIET;
             if (r->experiment)

@@ -56,35 +56,37 @@ static int proc_stat(struct hakd_proc *p, uint64_t *minflt, uint64_t *cpu) {
     return 0;
 }
 
-double hakd_read_psi(void) {
+double hakd_read_psi(const char *path) {
     char buf[512];
     double v = 0;
-    if (read_file("/proc/pressure/memory", buf, sizeof buf) == 0) {
+    if (read_file(path, buf, sizeof buf) == 0) {
         const char *s = strstr(buf, "some avg10=");
         if (s) v = strtod(s + 11, NULL);
     }
     return v;
 }
 
-/* cgroup v2: "high" events since the last tick, and how near memory.high. */
-static void cgroup_sample(struct hakd_proc *p) {
+/* cgroup v2: "high" events since the last tick, and how near memory.high.
+ * The directory is the process's own cgroup, or the config's cgroup_dir. */
+static void cgroup_sample(const struct hakd_state *st, struct hakd_proc *p) {
     char path[320], buf[1024];
+    const char *dir = st->cfg.cgroup_dir[0] ? st->cfg.cgroup_dir : p->cgroup;
     p->rec.cg_high_events = 0;
     p->rec.cg_near = 0;
-    if (!p->cgroup[0]) return;
-    snprintf(path, sizeof path, "%s/memory.events", p->cgroup);
+    if (!dir[0]) return;
+    snprintf(path, sizeof path, "%s/memory.events", dir);
     if (read_file(path, buf, sizeof buf) == 0) {
         const char *s = strncmp(buf, "high ", 5) == 0 ? buf : strstr(buf, "\nhigh ");
-        if (s) {
-            uint64_t high = strtoull(s + (*s == '\n' ? 6 : 5), NULL, 10);
+        if (s) { /* stored + 1: 0 means not read yet */
+            uint64_t high = strtoull(s + (*s == '\n' ? 6 : 5), NULL, 10) + 1;
             if (p->cg_high_prev && high > p->cg_high_prev) p->rec.cg_high_events = 1;
-            p->cg_high_prev = high ? high : 1;
+            p->cg_high_prev = high;
         }
     }
     char hi[64], cur[64];
-    snprintf(path, sizeof path, "%s/memory.high", p->cgroup);
+    snprintf(path, sizeof path, "%s/memory.high", dir);
     if (read_file(path, hi, sizeof hi) != 0 || strncmp(hi, "max", 3) == 0) return;
-    snprintf(path, sizeof path, "%s/memory.current", p->cgroup);
+    snprintf(path, sizeof path, "%s/memory.current", dir);
     if (read_file(path, cur, sizeof cur) != 0) return;
     double h = strtod(hi, NULL), c = strtod(cur, NULL);
     if (h > 0) p->rec.cg_near = c / h;
@@ -236,7 +238,7 @@ void hakd_sample(struct hakd_state *st, struct hakd_proc *p) {
             p->rec.ops = 0;
             memset(p->rec.cls_ops, 0, sizeof p->rec.cls_ops);
         } else {
-            cgroup_sample(p);
+            cgroup_sample(st, p);
         }
     } else {
         p->rec.valid = 0;
