@@ -131,12 +131,15 @@ struct hakd_pstate {
     int pending; /* ticks until the pending change set is judged; 0 none */
     struct hakd_change set[HAKD_SET_MAX];
     int nset;
-    double obj_before, noise;
-    double sum_after, cpu_after; /* objective and CPU seconds since the change */
+    double noise;
+    double before[8]; /* the objective of the ticks before the change, newest first */
+    int nbefore;
+    double after[HAKD_QUIET + 1]; /* and of the ticks after it */
+    double cpu_after;             /* CPU seconds since the change */
     int n_after;
-    double hist[8]; /* objective of recent steady ticks */
+    double hist[8]; /* objective of recent steady ticks, newest first */
     int nhist, idle_ticks, trimmed;
-    char phase[24], phase_next[24];
+    char phase[24], phase_next[24], phase_prev[24];
     int phase_ticks;
     struct hakd_phase_mem phases[HAKD_PHASES];
     int nphases;
@@ -220,6 +223,21 @@ int hakd_policy(struct hakd_state *st, struct hakd_decision *d, int max);
 const char *hakd_rule_name(int rule);
 int hakd_rule_count(void);
 void hakd_policy_seed(struct hakd_proc *p, const struct hakd_phase_mem *ph, int n);
+
+/* --------------------------------------------------------------- judge */
+/* Robust statistics of the objective (judge.c): median, noise (2 x 1.4826
+ * x MAD / median), and the verdict on a change: the median of the ticks
+ * after it against the median of the ticks before, with a tolerance of the
+ * noise of the ticks before, at least min_tol. */
+enum { HAKD_KEEP = 0, HAKD_WORSE = 1, HAKD_UNCLEAR = -1 };
+struct hakd_verdict {
+    int verdict;
+    double before, after, noise, tol;
+};
+double hakd_median(const double *v, int n);
+double hakd_noise(const double *v, int n);
+int hakd_judge(const double *before, int nb, const double *after, int na, double min_tol,
+               struct hakd_verdict *out);
 
 /* --------------------------------------------------------------- apply */
 /* Writes the decisions (nothing with dry_run), renews leases. Returns how

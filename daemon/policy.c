@@ -329,12 +329,48 @@ static int phase_restore(const struct hakd_state *st, struct hakd_proc *p,
         emitted += emit(d, n, max, p, rule, k, c, p->knobs.val[k][c], v, reason);
         p->ps.ks[k][c].quiet = HAKD_QUIET;
     }
+    /* The memory is the whole setting: what the daemon set then, defaults
+     * elsewhere. A knob the daemon moved since (for another phase) goes back
+     * to its default, unless the memory was full and may have lost it. */
+    for (int k = 0; k < HAK_NUM_KNOBS && m->n < HAKD_MAX_KEEP; k++) {
+        int last = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? HAK_NUM_CLASSES : 1;
+        for (int c = 0; c < last; c++) {
+            int64_t def = hak_knob_default(k, c);
+            if (p->knobs.owner[k][c] != HAK_OWNER_DAEMON || !tunable(p, k, c) ||
+                p->knobs.val[k][c] == def)
+                continue;
+            int kept = 0;
+            for (int i = 0; i < m->n && !kept; i++)
+                kept = m->keep[i].knob == k && m->keep[i].cls == c;
+            if (kept) continue;
+            char reason[HAK_SHM_REASON_MAX];
+            snprintf(reason, sizeof reason, "%s %.20s: default", why, m->key);
+            emitted += emit(d, n, max, p, rule, k, c, p->knobs.val[k][c], def, reason);
+            p->ps.ks[k][c].quiet = HAKD_QUIET;
+        }
+    }
     return emitted;
 }
 
 void hakd_policy_seed(struct hakd_proc *p, const struct hakd_phase_mem *ph, int n) {
     p->ps.nphases = n < HAKD_PHASES ? n : HAKD_PHASES;
     memcpy(p->ps.phases, ph, (size_t)p->ps.nphases * sizeof *ph);
+}
+
+/* Undoes the changes of the set still in force (someone else may have moved
+ * one meanwhile); block: the step is not retried for HAKD_BLOCK ticks. */
+static void undo_set(struct hakd_proc *p, const char *why, int block, struct hakd_decision *d,
+                     int *n, int max) {
+    struct hakd_pstate *s = &p->ps;
+    for (int i = 0; i < s->nset; i++) {
+        struct hakd_change *ch = &s->set[i];
+        if (!tunable(p, ch->knob, ch->cls) || p->knobs.val[ch->knob][ch->cls] != ch->after)
+            continue;
+        emit(d, n, max, p, -3, ch->knob, ch->cls, ch->after, ch->before, why);
+        if (block) s->ks[ch->knob][ch->cls].blocked[ch->after > ch->before] = HAKD_BLOCK;
+        s->ks[ch->knob][ch->cls].quiet = HAKD_QUIET;
+        p->knobs.val[ch->knob][ch->cls] = ch->before; /* what a phase memory keeps */
+    }
 }
 
 /* Tracks the phase; on a confirmed change, a remembered setting comes back. */
@@ -351,7 +387,6 @@ static void phase_track(const struct hakd_state *st, struct hakd_proc *p, struct
         snprintf(s->phase_next, sizeof s->phase_next, "%s", key);
         return;
     }
-    s->pending = s->nset = 0;         /* the workload moves: a change now cannot be judged */
     if (strcmp(key, s->phase_next)) { /* seen once: wait for a second tick */
         snprintf(s->phase_next, sizeof s->phase_next, "%s", key);
         return;
@@ -359,44 +394,57 @@ static void phase_track(const struct hakd_state *st, struct hakd_proc *p, struct
     /* A phase that ends before any change could be judged (short phases)
      * still leaves what it ran with, once, so that a return to it (and the
      * profile) starts from there; a judged setting replaces it later. */
-    if (s->phase[0] && s->phase_ticks >= 3 && !phase_find(p, s->phase, 0))
+    if (s->phase[0] && s->phase_ticks >= 1 && !phase_find(p, s->phase, 0))
         phase_remember(p, s->nhist ? s->hist[0] : 0);
     hakd_log(HAKD_INFO, "pid %d (%s): phase %s -> %s", p->pid, p->exe, s->phase[0] ? s->phase : "-",
              key);
+    snprintf(s->phase_prev, sizeof s->phase_prev, "%s", s->phase[0] ? s->phase : "-");
     snprintf(s->phase, sizeof s->phase, "%s", key);
     if (!s->first_phase[0] && strcmp(key, "idle")) snprintf(s->first_phase, 24, "%s", key);
     s->phase_ticks = 0;
+    const struct hakd_phase_mem *m = phase_find(p, key, 0);
+    if (m) {
+        phase_restore(st, p, m, -2, "phase", d, n, max);
+    } else if (s->pending && s->nset) {
+        /* a change the old phase never got to judge does not follow the
+         * program into a new one (where it could cost, unjudged, for the
+         * whole phase: a rollback needs a judged window); the old phase
+         * keeps it in its memory above */
+        char why[HAK_SHM_REASON_MAX];
+        snprintf(why, sizeof why, "unjudged, %.12s -> %.12s", s->phase_prev, key);
+        undo_set(p, why, 0, d, n, max);
+    }
     s->pending = 0; /* a change across phases cannot be judged */
     s->nset = 0;
     s->nhist = 0;
-    const struct hakd_phase_mem *m = phase_find(p, key, 0);
-    if (m) phase_restore(st, p, m, -2, "phase", d, n, max);
 }
 
 /* The pending change set, HAKD_QUIET ticks on: keep it or roll it back.
- * The tolerance is the larger of 3 %, the measured noise, and the
- * resolution of the CPU clock over the window (2 clock ticks). */
+ * Medians of the ticks before and after (judge.c); the tolerance is the
+ * larger of 3 %, the measured noise, and the resolution of the CPU clock
+ * over the window (2 clock ticks). */
 static void judge(const struct hakd_state *st, struct hakd_proc *p, struct hakd_decision *d, int *n,
                   int max) {
     struct hakd_pstate *s = &p->ps;
-    double obj = s->n_after ? s->sum_after / s->n_after : 0;
     double cpu_ticks = s->cpu_after * (double)sysconf(_SC_CLK_TCK);
-    double tol = s->noise > 0.03 ? s->noise : 0.03;
-    if (cpu_ticks > 0 && 2 / cpu_ticks > tol) tol = 2 / cpu_ticks;
-    if (obj > 3 * s->obj_before || 3 * obj < s->obj_before) {
-        /* no knob step moves the cost per operation threefold: the workload
-         * changed under the experiment; nothing can be concluded */
-    } else if (s->obj_before > 0 && obj > s->obj_before * (1 + tol)) {
-        for (int i = 0; i < s->nset; i++) {
-            struct hakd_change *ch = &s->set[i];
-            if (!tunable(p, ch->knob, ch->cls) || p->knobs.val[ch->knob][ch->cls] != ch->after)
-                continue; /* someone else moved it meanwhile */
-            char why[HAK_SHM_REASON_MAX];
-            snprintf(why, sizeof why, "rollback: %.1f ns/op > %.1f", obj, s->obj_before);
-            emit(d, n, max, p, -3, ch->knob, ch->cls, ch->after, ch->before, why);
-            s->ks[ch->knob][ch->cls].blocked[ch->after > ch->before] = HAKD_BLOCK;
-            s->ks[ch->knob][ch->cls].quiet = HAKD_QUIET;
-        }
+    double min_tol = cpu_ticks > 0 && 2 / cpu_ticks > 0.03 ? 2 / cpu_ticks : 0.03;
+    if (s->noise > min_tol) min_tol = s->noise; /* the last estimate: few ticks since a judge */
+    struct hakd_verdict v;
+    int verdict = hakd_judge(s->before, s->nbefore, s->after, s->n_after, min_tol, &v);
+    double obj = v.after;
+    hakd_log(HAKD_DEBUG,
+             "pid %d (%s): judged %d changes: %.1f -> %.1f ns/op, noise %.1f%%, tol %.1f%%: %s",
+             p->pid, p->exe, s->nset, v.before, v.after, v.noise * 100, v.tol * 100,
+             verdict == HAKD_WORSE  ? "worse"
+             : verdict == HAKD_KEEP ? "keep"
+                                    : "unclear");
+    if (verdict == HAKD_UNCLEAR) {
+        /* the workload changed under the experiment; nothing can be concluded */
+    } else if (verdict == HAKD_WORSE) {
+        char why[HAK_SHM_REASON_MAX];
+        snprintf(why, sizeof why, "rollback: %.1f ns/op > %.1f (+%.0f%%)", v.after, v.before,
+                 v.tol * 100);
+        undo_set(p, why, 1, d, n, max);
     } else if (obj > 0) {
         for (int i = 0; i < s->nset; i++) { /* kept, unless it did nothing */
             struct hakd_change *ch = &s->set[i];
@@ -420,25 +468,14 @@ static void judge(const struct hakd_state *st, struct hakd_proc *p, struct hakd_
     s->nhist = 0;
 }
 
-/* Noise: relative spread of the objective over recent unchanged ticks. */
+/* Noise: relative spread of the objective over recent unchanged ticks
+ * (median absolute deviation: judge.c). */
 static void noise_track(struct hakd_pstate *s, double obj) {
     if (obj <= 0) return;
     memmove(s->hist + 1, s->hist, sizeof s->hist - sizeof s->hist[0]);
     s->hist[0] = obj;
     if (s->nhist < 8) s->nhist++;
-    if (s->nhist < 3) return;
-    double m = 0, v = 0;
-    for (int i = 0; i < s->nhist; i++) m += s->hist[i];
-    m /= s->nhist;
-    for (int i = 0; i < s->nhist; i++) v += (s->hist[i] - m) * (s->hist[i] - m);
-    s->noise = 2 * sqrt(v / s->nhist) / m;
-}
-
-static double hist_mean(const struct hakd_pstate *s) {
-    double m = 0;
-    int k = s->nhist < 3 ? s->nhist : 3;
-    for (int i = 0; i < k; i++) m += s->hist[i];
-    return k ? m / k : 0;
+    if (s->nhist >= 3) s->noise = hakd_noise(s->hist, s->nhist); /* else the last estimate */
 }
 
 /* Pressure rules shrink fast and remember what they shrank (the first value
@@ -489,9 +526,9 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
             if (ks->blocked[1]) ks->blocked[1]--;
         }
     phase_track(st, p, d, n, max);
-    if (s->pending && s->pending <= HAKD_QUIET && obj > 0) { /* the window after the change */
-        s->sum_after += obj;
-        s->n_after++;
+    if (s->pending && s->pending <= HAKD_QUIET && obj > 0 &&
+        s->n_after < HAKD_QUIET + 1) { /* the window after the change */
+        s->after[s->n_after++] = obj;
         s->cpu_after += p->rec.cpu * p->rec.dt;
     }
     if (s->pending && --s->pending == 0)
@@ -551,9 +588,11 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
     if (nset) { /* judged HAKD_QUIET ticks from now against the recent level */
         s->nset = nset;
         s->pending = HAKD_QUIET + 1;
-        s->sum_after = s->cpu_after = 0;
+        s->cpu_after = 0;
         s->n_after = 0;
-        s->obj_before = s->nhist ? hist_mean(s) : obj;
+        /* the level before: the recent steady ticks (this one if none) */
+        s->nbefore = s->nhist ? s->nhist : 1;
+        memcpy(s->before, s->nhist ? s->hist : &obj, (size_t)s->nbefore * sizeof obj);
     }
 }
 
