@@ -357,6 +357,9 @@ void hakd_policy_seed(struct hakd_proc *p, const struct hakd_phase_mem *ph, int 
     memcpy(p->ps.phases, ph, (size_t)p->ps.nphases * sizeof *ph);
 }
 
+static void judge(const struct hakd_state *st, struct hakd_proc *p, struct hakd_decision *d, int *n,
+                  int max);
+
 /* Undoes the changes of the set still in force (someone else may have moved
  * one meanwhile); block: the step is not retried for HAKD_BLOCK ticks. */
 static void undo_set(struct hakd_proc *p, const char *why, int block, struct hakd_decision *d,
@@ -390,6 +393,13 @@ static void phase_track(const struct hakd_state *st, struct hakd_proc *p, struct
     if (strcmp(key, s->phase_next)) { /* seen once: wait for a second tick */
         snprintf(s->phase_next, sizeof s->phase_next, "%s", key);
         return;
+    }
+    /* A change with 2 ticks of its window seen is judged now, in the phase
+     * it was made for (the window's last tick may be the new phase's first:
+     * the median of 3 passes over it). */
+    if (s->pending && s->nset && s->n_after >= 2) {
+        judge(st, p, d, n, max);
+        s->pending = 0;
     }
     /* A phase that ends before any change could be judged (short phases)
      * still leaves what it ran with, once, so that a return to it (and the
