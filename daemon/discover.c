@@ -270,6 +270,12 @@ static int gone(pid_t pid) {
     return q && (q[2] == 'Z' || q[2] == 'X');
 }
 
+static int young_and_alive(pid_t pid, const struct stat *s) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return now.tv_sec - s->st_mtim.tv_sec < 2 && !gone(pid);
+}
+
 /* A link that names pid in our pid namespace (a neighbour's pid means
  * nothing to kill() here): the segment of that process of ours. */
 static int dead_link_ours(const char *path, pid_t pid) {
@@ -374,7 +380,20 @@ static void consider(struct hakd_state *st, pid_t pid, const char *path) {
     /* the pidfd after the staleness check would race; before it, a pid
      * reused meanwhile is caught by the check itself */
     p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (guarded_stale(p)) {
+    int stale = guarded_stale(p);
+    if (stale && young_and_alive(pid, &s)) {
+        /* a live process that does not map its new segment yet (it is
+         * being published): not ours to remove; judged again soon */
+        hakd_log(HAKD_DEBUG, "pid %d: segment not mapped by its process yet", pid);
+        rescan_soon = 1;
+        st->procs[--st->nprocs] = NULL;
+        st->attach_total--;
+        if (p->pidfd >= 0) close(p->pidfd);
+        hak_shm_detach(&p->view);
+        free(p);
+        return;
+    }
+    if (stale) {
         p->dead = 1;
         hakd_log(HAKD_INFO, "pid %d (%s): segment of a process that is gone", pid, p->exe);
         return; /* reaped (and removed) this tick */
