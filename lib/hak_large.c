@@ -221,13 +221,16 @@ static hak_large *large_grow(hak_large *l, size_t need) {
     if (to == MAP_FAILED) {
         char *target = hak_os_map_aligned(need, HAK_SEG_SIZE);
         if (!target) return NULL;
+        /* cleared before the move: once mremap frees the old range, another
+         * thread may map it and mark it in the segment map at once */
+        hak_segmap_set((uintptr_t)l, HAK_MAP_NONE);
         to = mremap(l, old, old, MREMAP_MAYMOVE | MREMAP_FIXED, target);
         if (to == MAP_FAILED) {
+            hak_segmap_set((uintptr_t)l, HAK_MAP_LARGE);
             hak_os_unmap(target, need);
             return NULL;
         }
         HAK_PROC_SUB(MAPPED, old); /* the old range is gone; target was counted */
-        hak_segmap_set((uintptr_t)l, HAK_MAP_NONE);
         l = to;
         hak_segmap_set((uintptr_t)l, HAK_MAP_LARGE);
     } else {
