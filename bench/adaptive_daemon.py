@@ -6,7 +6,8 @@ processes on a shared machine are left alone), the default interval and BPF
 when it loads. The daemon is up (its status file written) before the
 workload starts, is stopped with SIGTERM after it, and nothing is left
 behind: the process group is killed if it does not stop within 5 s, the
-state directory removed. Python 3 standard library only."""
+state directory removed. BENCH_HAKMEMD_ARGS adds flags (e.g. --no-bpf).
+Python 3 standard library only."""
 import json
 import os
 import shutil
@@ -40,7 +41,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             ["timeout", "-s", "KILL", str(self.timeout), self.hakmemd, "--foreground",
              "--config", cfg, "--state-dir", os.path.join(self.dir, "state"),
-             "--status", status],
+             "--status", status] + os.environ.get("BENCH_HAKMEMD_ARGS", "").split(),
             stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         deadline = time.monotonic() + 10
@@ -103,7 +104,8 @@ def ratios(workloads, data):
     against -1 % that counts the noise, and the decisions the daemons took."""
     out = ["hakmem with the daemon vs without (bench/run --daemon): ratio of medians, "
            "> 1 = better with the daemon; noise = the larger spread (max-min)/median of the "
-           "two cells"]
+           "two cells" + ("; daemon flags: " + os.environ["BENCH_HAKMEMD_ARGS"]
+                          if os.environ.get("BENCH_HAKMEMD_ARGS") else "")]
     for w in workloads:
         cells = data.get(w["name"], {})
         h, d = cells.get("hakmem", []), cells.get("hakmem+d", [])
