@@ -12,7 +12,9 @@
  *             how fast does the memory go back to the OS?
  *
  * Usage: adaptive [--quick] [--phase-s S] [--cycles N] [--threads T]
- *                 [--seed N] [--burst-mb M]
+ *                 [--seed N] [--burst-mb M] [--only PHASE]
+ * --only runs one phase per cycle (small, prodcons, ...): to measure one
+ * phase's rate under a configuration without the others around it.
  * Output (stdout, whitespace-separated, one record a line):
  *   # adaptive seed=.. threads=.. phase_s=.. idle_s=.. cycles=.. start_epoch=..
  *   tick  T PHASE OPS_PER_S RSS_MIB CPUS      every 0.5 s (T from the start)
@@ -232,7 +234,7 @@ static void sleep_until(double t) {
 
 int main(int argc, char **argv) {
     double phase_s = 15, idle_s = -1;
-    int cycles = 2, quick = 0;
+    int cycles = 2, quick = 0, only = -1;
     long seed = 1, burst_mb = 256;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -242,7 +244,7 @@ int main(int argc, char **argv) {
         }
         if (!v) {
             fprintf(stderr, "usage: adaptive [--quick] [--phase-s S] [--cycles N] [--threads T] "
-                            "[--seed N] [--burst-mb M]\n");
+                            "[--seed N] [--burst-mb M] [--only PHASE]\n");
             return 2;
         }
         if (!strcmp(a, "--phase-s"))
@@ -255,7 +257,14 @@ int main(int argc, char **argv) {
             seed = atol(v);
         else if (!strcmp(a, "--burst-mb"))
             burst_mb = atol(v);
-        else {
+        else if (!strcmp(a, "--only")) {
+            for (int p = 0; p < P_N; p++)
+                if (!strcmp(v, phase_name[p])) only = p;
+            if (only < 0) {
+                fprintf(stderr, "adaptive: unknown phase %s\n", v);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "adaptive: unknown option %s\n", a);
             return 2;
         }
@@ -283,6 +292,7 @@ int main(int argc, char **argv) {
            (int)getpid(), seed, g_threads, phase_s, idle_s, cycles, burst_mb,
            (double)tv.tv_sec + tv.tv_usec / 1e6);
     pthread_t th[MAX_THREADS];
+    if (only >= 0) atomic_store(&g_phase, only); /* workers start in it */
     for (int i = 0; i < g_threads; i++) {
         g_worker[i].id = i;
         g_worker[i].seed = (uint64_t)seed * 1000003u + (uint64_t)i;
@@ -294,6 +304,7 @@ int main(int argc, char **argv) {
     int bursts_seen = 0;
     for (int c = 1; c <= cycles; c++) {
         for (int p = 0; p < P_N; p++) {
+            if (only >= 0 && p != only) continue;
             double len = p == P_IDLE ? idle_s : phase_s;
             double start = next - t0;
             uint64_t phase_ops = 0;

@@ -10,6 +10,7 @@ computes what the daemon is worth.
 
 Workload log format: see bench/adaptive.c. Daemon logs (.dlog): the daemon's
 stderr, each line prefixed by the wall-clock time it was read."""
+import datetime
 import glob
 import math
 import os
@@ -402,7 +403,21 @@ def report(outdir, md_path, png_path):
                   statistics.median(1 - a5 / rb for rb, a5, _h in idle["defaults"]) * 100))
     else:
         w("- not measured: no daemon.")
-    w("- the existing `bench/` rows with the daemon running: not measured by this script.")
+    ratios = os.path.join(os.path.dirname(os.path.abspath(outdir)), "daemon_ratios.txt")
+    if os.path.exists(ratios):
+        lines = open(ratios).read().splitlines()
+        stamp = datetime.datetime.utcfromtimestamp(os.path.getmtime(ratios))
+        w("- the existing `bench/` rows with the daemon running (target: none worse than "
+          "-1 %%): measured separately by `%s` (%s UTC), below." % (
+              lines[0] if lines else "bench/run --daemon", stamp.strftime("%Y-%m-%d %H:%M")))
+        w("")
+        w("```")
+        for line in lines[1:]:
+            w(line)
+        w("```")
+    else:
+        w("- the existing `bench/` rows with the daemon running: not measured "
+          "(`bench/run --daemon` writes bench/out/daemon_ratios.txt).")
     w("")
     for c in ("daemon", "profile"):
         if decs.get(c):

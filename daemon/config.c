@@ -10,7 +10,10 @@
  *     "max_procs": 500,
  *     "include": ["redis-server", "/opt/app/bin/app?"],   exe name or path (fnmatch); [] = all
  *     "exclude": ["sshd"],
- *     "knobs": { "fast_cap": { "min": 16, "max": 1024 } }
+ *     "knobs": { "fast_cap": { "min": 16, "max": 1024 } },
+ *     "psi_path": "/proc/pressure/memory",   memory pressure ("some avg10=")
+ *     "cgroup_dir": ""            memory.events / .high / .current for every
+ *                                 process; "" = each process's own cgroup v2
  *   }
  * Every field is checked before anything is used; a bad one is an error
  * naming the field, and the daemon does not start. */
@@ -34,6 +37,7 @@ void hakd_config_defaults(struct hakd_config *c) {
     c->cache_budget_mb = 1024;
     c->memory_budget_mb = 0;
     c->max_procs = HAKD_MAX_PROCS;
+    snprintf(c->psi_path, sizeof c->psi_path, "/proc/pressure/memory");
 }
 
 static int bad(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -77,6 +81,19 @@ static int get_patterns(const cJSON *o, const char *name, char (*out)[256], int 
     return 0;
 }
 
+/* An absolute path under 256 bytes ("" allowed where empty means default). */
+static int get_path(const cJSON *o, const char *name, int empty_ok, char *out, char *err,
+                    size_t n) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!v) return 0;
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= 256 ||
+        (v->valuestring[0] ? v->valuestring[0] != '/' : !empty_ok))
+        return bad(err, n, "field \"%s\": expected an absolute path under 256 bytes%s", name,
+                   empty_ok ? " or \"\"" : "");
+    snprintf(out, 256, "%s", v->valuestring);
+    return 0;
+}
+
 static int get_limits(const cJSON *o, struct hakd_config *c, char *err, size_t n) {
     const cJSON *ks = cJSON_GetObjectItemCaseSensitive(o, "knobs"), *k;
     if (!ks) return 0;
@@ -115,10 +132,10 @@ static int get_limits(const cJSON *o, struct hakd_config *c, char *err, size_t n
     return 0;
 }
 
-static const char *const known[] = {"interval_ms",      "lease_ms",        "profile_save_s",
-                                    "rescan_ms",        "idle_trim_ticks", "cache_budget_mb",
-                                    "memory_budget_mb", "max_procs",       "include",
-                                    "exclude",          "knobs",           NULL};
+static const char *const known[] = {
+    "interval_ms",     "lease_ms",         "profile_save_s", "rescan_ms", "idle_trim_ticks",
+    "cache_budget_mb", "memory_budget_mb", "max_procs",      "include",   "exclude",
+    "knobs",           "psi_path",         "cgroup_dir",     NULL};
 
 static int parse(const char *text, struct hakd_config *c, char *err, size_t n) {
     const char *where = NULL;
@@ -153,6 +170,8 @@ static int parse(const char *text, struct hakd_config *c, char *err, size_t n) {
     if (!rc) rc = get_patterns(o, "include", c->include, &c->n_include, err, n);
     if (!rc) rc = get_patterns(o, "exclude", c->exclude, &c->n_exclude, err, n);
     if (!rc) rc = get_limits(o, c, err, n);
+    if (!rc) rc = get_path(o, "psi_path", 0, c->psi_path, err, n);
+    if (!rc) rc = get_path(o, "cgroup_dir", 1, c->cgroup_dir, err, n);
     cJSON_Delete(o);
     return rc;
 }

@@ -8,7 +8,7 @@ HAKD_BPF_OBJS ?= daemon/hakd_bpf_off.o
 HAKD_BPF_LIBS ?=
 
 HAKD_SRCS := daemon/hakmemd.c daemon/discover.c daemon/sample.c daemon/policy.c daemon/apply.c \
-             daemon/profile.c daemon/config.c daemon/metrics.c daemon/status.c
+             daemon/profile.c daemon/config.c daemon/metrics.c daemon/status.c daemon/judge.c
 HAKD_OBJS := $(HAKD_SRCS:.c=.o)
 
 daemon/hakmemd: $(HAKD_OBJS) $(HAKD_BPF_OBJS) $(SHM_LIB)
@@ -36,6 +36,10 @@ install-daemon: daemon/hakmemd
 	install -D -m 644 docs/hakmemd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hakmemd.8
 	install -D -m 644 docs/hakmemd.md $(DESTDIR)$(PREFIX)/share/doc/hakmem/hakmemd.md
 INSTALL_TARGETS += install-daemon
+
+# the judge's statistics, tested alone (tests/t_daemon_noise.c)
+tests/bin/t_daemon_noise: tests/t_daemon_noise.c daemon/judge.c daemon/hakd.h | tests/bin
+	$(CC) $(TEST_CFLAGS) -Idaemon -o $@ tests/t_daemon_noise.c daemon/judge.c $(TEST_LDLIBS) -lm
 
 # the phase-alternating workload tests/t_daemon_phases.sh drives
 tests/bin/daemon_phases: tests/daemon_phases.c

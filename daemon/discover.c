@@ -254,6 +254,42 @@ static void cgroup_of(pid_t pid, char *out, size_t n) {
     if (f) fclose(f);
 }
 
+/* The process has exited: no such pid, or a zombie (its files, the memfd
+ * among them, are closed already; kill() still finds it). */
+static int gone(pid_t pid) {
+    char path[64], buf[256];
+    if (kill(pid, 0) != 0 && errno == ESRCH) return 1;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    const char *q = strrchr(buf, ')');
+    return q && (q[2] == 'Z' || q[2] == 'X');
+}
+
+static int young_and_alive(pid_t pid, const struct stat *s) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return now.tv_sec - s->st_mtim.tv_sec < 2 && !gone(pid);
+}
+
+/* A link that names pid in our pid namespace (a neighbour's pid means
+ * nothing to kill() here): the segment of that process of ours. */
+static int dead_link_ours(const char *path, pid_t pid) {
+    char text[HAK_SHM_LINK_MAX];
+    pid_t lp;
+    int fd;
+    uint64_t ns;
+    ssize_t n = readlink(path, text, sizeof text - 1);
+    if (n <= 0) return 0;
+    text[n] = 0;
+    return hak_shm_link_parse(text, &lp, &fd, &ns) == 0 && lp == pid &&
+           ns == hak_shm_pidns("/proc/self/ns/pid");
+}
+
 /* Attaches pid (found as path); files we must not or cannot manage are
  * remembered and skipped from then on. */
 static void consider(struct hakd_state *st, pid_t pid, const char *path) {
@@ -293,6 +329,19 @@ static void consider(struct hakd_state *st, pid_t pid, const char *path) {
              * place): judged again at the next ticks, logged once it is old */
             hakd_log(HAKD_DEBUG, "pid %d: segment not ready yet: %s", pid, err);
             rescan_soon = 1;
+        } else if (rc == HAK_SHM_ESTALE && S_ISLNK(s.st_mode) && gone(pid) &&
+                   dead_link_ours(path, pid)) {
+            /* killed before we saw it alive: its link to a memfd that is
+             * gone with it; the same clean-up as for one we watched */
+            if (!st->dry_run && remove_segment(path, s.st_dev, s.st_ino) == 0) {
+                st->removed_total++;
+                hakd_log(HAKD_INFO,
+                         "pid %d: exited without cleaning up (before we saw it): "
+                         "removed %s",
+                         pid, path);
+            } else {
+                ignore(pid, &s, 0);
+            }
         } else if (rc != HAK_SHM_ENOENT) { /* ENOENT: it went away meanwhile */
             /* another user's segment is expected when running unprivileged */
             hakd_log(rc == HAK_SHM_EACCES && geteuid() != 0 ? HAKD_DEBUG : HAKD_WARN,
@@ -331,7 +380,20 @@ static void consider(struct hakd_state *st, pid_t pid, const char *path) {
     /* the pidfd after the staleness check would race; before it, a pid
      * reused meanwhile is caught by the check itself */
     p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (guarded_stale(p)) {
+    int stale = guarded_stale(p);
+    if (stale && young_and_alive(pid, &s)) {
+        /* a live process that does not map its new segment yet (it is
+         * being published): not ours to remove; judged again soon */
+        hakd_log(HAKD_DEBUG, "pid %d: segment not mapped by its process yet", pid);
+        rescan_soon = 1;
+        st->procs[--st->nprocs] = NULL;
+        st->attach_total--;
+        if (p->pidfd >= 0) close(p->pidfd);
+        hak_shm_detach(&p->view);
+        free(p);
+        return;
+    }
+    if (stale) {
         p->dead = 1;
         hakd_log(HAKD_INFO, "pid %d (%s): segment of a process that is gone", pid, p->exe);
         return; /* reaped (and removed) this tick */

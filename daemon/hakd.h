@@ -46,6 +46,8 @@ struct hakd_config {
     int n_include, n_exclude; /* fnmatch patterns on the exe name or path */
     char include[HAKD_MAX_PATTERNS][256], exclude[HAKD_MAX_PATTERNS][256];
     struct hakd_limit limit[HAK_NUM_KNOBS];
+    char psi_path[256];   /* PSI memory file ("some avg10=") */
+    char cgroup_dir[256]; /* memory.events/.high/.current of every process; "" its own */
 };
 void hakd_config_defaults(struct hakd_config *c);
 /* 0, or -1 with a message naming the bad field in err. A missing file is an
@@ -88,6 +90,7 @@ struct hakd_rec {
     double refills[HAKD_NCLS], flushes[HAKD_NCLS], remote[HAKD_NCLS];
     double cached[HAKD_NCLS]; /* bytes now: thread caches + free span room */
     double cached_total, large_cached, remote_share, published;
+    double remote_counted; /* remote frees / frees, as counted (remote_share estimates) */
     double threads;
     double obj;         /* the objective: CPU ns per operation, priced (policy.c) */
     int cg_high_events; /* memory.events "high" since last tick */
@@ -110,14 +113,15 @@ struct hakd_change { /* one knob of the change set being judged */
     double signal; /* the rule's signal when it acted */
 };
 #define HAKD_SET_MAX 8
+struct hakd_keep {
+    uint8_t knob, cls;
+    int64_t val;
+};
 struct hakd_phase_mem {
     char key[24];
     double best_obj;
     int n;
-    struct hakd_keep {
-        uint8_t knob, cls;
-        int64_t val;
-    } keep[HAKD_MAX_KEEP];
+    struct hakd_keep keep[HAKD_MAX_KEEP];
 };
 #define HAKD_PHASES 8
 #define HAKD_RULES_MAX 24
@@ -127,17 +131,23 @@ struct hakd_pstate {
     int pending; /* ticks until the pending change set is judged; 0 none */
     struct hakd_change set[HAKD_SET_MAX];
     int nset;
-    double obj_before, noise;
-    double sum_after, cpu_after; /* objective and CPU seconds since the change */
+    double noise;
+    double before[8]; /* the objective of the ticks before the change, newest first */
+    int nbefore;
+    double after[HAKD_QUIET + 1]; /* and of the ticks after it */
+    double cpu_after;             /* CPU seconds since the change */
     int n_after;
-    double hist[8]; /* objective of recent steady ticks */
+    double hist[8]; /* objective of recent steady ticks, newest first */
     int nhist, idle_ticks, trimmed;
-    char phase[24], phase_next[24];
+    char phase[24], phase_next[24], phase_prev[24];
     int phase_ticks;
     struct hakd_phase_mem phases[HAKD_PHASES];
     int nphases;
     int profile_applied;
     char first_phase[24]; /* the phase the process started in (profiles) */
+    /* what the pressure rules lowered, to give back once pressure is gone */
+    struct hakd_keep relief[HAKD_MAX_KEEP];
+    int nrelief, calm_ticks;
 };
 
 /* ------------------------------------------------------------ process */
@@ -196,12 +206,14 @@ void hakd_bus_install(void);
 
 /* -------------------------------------------------------------- sample */
 void hakd_sample(struct hakd_state *st, struct hakd_proc *p);
-double hakd_read_psi(void);
+double hakd_read_psi(const char *path); /* "some avg10" of a PSI file, %; 0 unreadable */
+/* share of frees that freed another thread's block (sample.c explains) */
+double hakd_remote_share(double frees, double flushed, double remote);
 
 /* -------------------------------------------------------------- policy */
 struct hakd_decision {
     struct hakd_proc *proc;
-    int rule;      /* index in the table; -1 profile, -2 phase, -3 rollback */
+    int rule;      /* index in the table; -1 profile, -2 phase, -3 rollback, -4 relief */
     int knob, cls; /* knob -1: trim request */
     int64_t from, to;
     char reason[HAK_SHM_REASON_MAX];
@@ -211,6 +223,21 @@ int hakd_policy(struct hakd_state *st, struct hakd_decision *d, int max);
 const char *hakd_rule_name(int rule);
 int hakd_rule_count(void);
 void hakd_policy_seed(struct hakd_proc *p, const struct hakd_phase_mem *ph, int n);
+
+/* --------------------------------------------------------------- judge */
+/* Robust statistics of the objective (judge.c): median, noise (2 x 1.4826
+ * x MAD / median), and the verdict on a change: the median of the ticks
+ * after it against the median of the ticks before, with a tolerance of the
+ * noise of the ticks before, at least min_tol. */
+enum { HAKD_KEEP = 0, HAKD_WORSE = 1, HAKD_UNCLEAR = -1 };
+struct hakd_verdict {
+    int verdict;
+    double before, after, noise, tol;
+};
+double hakd_median(const double *v, int n);
+double hakd_noise(const double *v, int n);
+int hakd_judge(const double *before, int nb, const double *after, int na, double min_tol,
+               struct hakd_verdict *out);
 
 /* --------------------------------------------------------------- apply */
 /* Writes the decisions (nothing with dry_run), renews leases. Returns how

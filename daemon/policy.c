@@ -45,6 +45,20 @@ static int pressure(const struct hakd_state *st, const struct hakd_proc *p) {
             r->cached_total > 0.8 * (double)st->cfg.memory_budget_mb * MIB);
 }
 
+/* How tight, in %, for the reasons: PSI some avg10, the cgroup's use of
+ * memory.high (100 on a new "high" event), the share of the budget cached. */
+static double pressure_level(const struct hakd_state *st, const struct hakd_proc *p) {
+    const struct hakd_rec *r = &p->rec;
+    double v = st->psi_some10;
+    if (r->cg_near * 100 > v) v = r->cg_near * 100;
+    if (r->cg_high_events && v < 100) v = 100;
+    if (st->cfg.memory_budget_mb) {
+        double b = r->cached_total / ((double)st->cfg.memory_budget_mb * MIB) * 100;
+        v = b > v ? b : v;
+    }
+    return v;
+}
+
 static int64_t knob(const struct hakd_proc *p, int k, int c) {
     return p->knobs.val[k][hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? c : 0];
 }
@@ -81,7 +95,7 @@ static int sig_cold_refill(const struct hakd_state *st, const struct hakd_proc *
            above_default(p, HAK_KNOB_REFILL_COUNT, c);
 }
 static int sig_tight_cap(const struct hakd_state *st, const struct hakd_proc *p, int c, double *v) {
-    *v = st->psi_some10;
+    *v = pressure_level(st, p);
     return pressure(st, p) && p->rec.cached[c] > MIB;
 }
 static int sig_over_budget(const struct hakd_state *st, const struct hakd_proc *p, int c,
@@ -122,7 +136,7 @@ static int sig_refault(const struct hakd_state *st, const struct hakd_proc *p, i
     return !pressure(st, p) && faults > FAULTS_HIGH && r->released_bps > CHURN_BPS / 2;
 }
 static int sig_tight(const struct hakd_state *st, const struct hakd_proc *p, int c, double *v) {
-    *v = st->psi_some10;
+    *v = pressure_level(st, p);
     return pressure(st, p);
 }
 static int sig_orphans(const struct hakd_state *st, const struct hakd_proc *p, int c, double *v) {
@@ -174,12 +188,17 @@ static const struct rule rules[] = {
 };
 /* clang-format on */
 #define NRULES ((int)(sizeof rules / sizeof rules[0]))
+
+static int is_pressure_rule(const struct rule *r) {
+    return r->signal == sig_tight || r->signal == sig_tight_cap;
+}
 _Static_assert(NRULES <= HAKD_RULES_MAX, "HAKD_RULES_MAX too small");
 
 const char *hakd_rule_name(int i) {
     return i >= 0 && i < NRULES ? rules[i].name
            : i == -1            ? "profile"
            : i == -2            ? "phase"
+           : i == -4            ? "relief"
                                 : "rollback";
 }
 int hakd_rule_count(void) {
@@ -258,7 +277,11 @@ static void phase_key(const struct hakd_proc *p, char *out, size_t n) {
                        : sz <= 1024           ? "small"
                        : sz <= 65536          ? "mid"
                                               : "big";
-    const char *rem = r->remote_share < 0.1 ? "local" : r->remote_share < 0.5 ? "mixed" : "remote";
+    /* a producer/consumer pair reads 35-50 %: half its frees hand a block
+     * back to its owner after the other thread allocated it again */
+    const char *rem = r->remote_share < 0.05   ? "local"
+                      : r->remote_share < 0.25 ? "mixed"
+                                               : "remote";
     if (r->ops < IDLE_OPS)
         snprintf(out, n, "idle");
     else
@@ -306,6 +329,26 @@ static int phase_restore(const struct hakd_state *st, struct hakd_proc *p,
         emitted += emit(d, n, max, p, rule, k, c, p->knobs.val[k][c], v, reason);
         p->ps.ks[k][c].quiet = HAKD_QUIET;
     }
+    /* The memory is the whole setting: what the daemon set then, defaults
+     * elsewhere. A knob the daemon moved since (for another phase) goes back
+     * to its default, unless the memory was full and may have lost it. */
+    for (int k = 0; k < HAK_NUM_KNOBS && m->n < HAKD_MAX_KEEP; k++) {
+        int last = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? HAK_NUM_CLASSES : 1;
+        for (int c = 0; c < last; c++) {
+            int64_t def = hak_knob_default(k, c);
+            if (p->knobs.owner[k][c] != HAK_OWNER_DAEMON || !tunable(p, k, c) ||
+                p->knobs.val[k][c] == def)
+                continue;
+            int kept = 0;
+            for (int i = 0; i < m->n && !kept; i++)
+                kept = m->keep[i].knob == k && m->keep[i].cls == c;
+            if (kept) continue;
+            char reason[HAK_SHM_REASON_MAX];
+            snprintf(reason, sizeof reason, "%s %.20s: default", why, m->key);
+            emitted += emit(d, n, max, p, rule, k, c, p->knobs.val[k][c], def, reason);
+            p->ps.ks[k][c].quiet = HAKD_QUIET;
+        }
+    }
     return emitted;
 }
 
@@ -314,63 +357,104 @@ void hakd_policy_seed(struct hakd_proc *p, const struct hakd_phase_mem *ph, int 
     memcpy(p->ps.phases, ph, (size_t)p->ps.nphases * sizeof *ph);
 }
 
+static void judge(const struct hakd_state *st, struct hakd_proc *p, struct hakd_decision *d, int *n,
+                  int max);
+
+/* Undoes the changes of the set still in force (someone else may have moved
+ * one meanwhile); block: the step is not retried for HAKD_BLOCK ticks. */
+static void undo_set(struct hakd_proc *p, const char *why, int block, struct hakd_decision *d,
+                     int *n, int max) {
+    struct hakd_pstate *s = &p->ps;
+    for (int i = 0; i < s->nset; i++) {
+        struct hakd_change *ch = &s->set[i];
+        if (!tunable(p, ch->knob, ch->cls) || p->knobs.val[ch->knob][ch->cls] != ch->after)
+            continue;
+        emit(d, n, max, p, -3, ch->knob, ch->cls, ch->after, ch->before, why);
+        if (block) s->ks[ch->knob][ch->cls].blocked[ch->after > ch->before] = HAKD_BLOCK;
+        s->ks[ch->knob][ch->cls].quiet = HAKD_QUIET;
+        p->knobs.val[ch->knob][ch->cls] = ch->before; /* what a phase memory keeps */
+    }
+}
+
 /* Tracks the phase; on a confirmed change, a remembered setting comes back. */
 static void phase_track(const struct hakd_state *st, struct hakd_proc *p, struct hakd_decision *d,
                         int *n, int max) {
     char key[24];
     phase_key(p, key, sizeof key);
     struct hakd_pstate *s = &p->ps;
+    hakd_log(HAKD_DEBUG,
+             "pid %d (%s): tick %s, remote %.1f%% (counted %.1f%% of frees), %.3g ops/s", p->pid,
+             p->exe, key, p->rec.remote_share * 100, p->rec.remote_counted * 100, p->rec.ops);
     if (!strcmp(key, s->phase)) {
         s->phase_ticks++;
         snprintf(s->phase_next, sizeof s->phase_next, "%s", key);
         return;
     }
-    s->pending = s->nset = 0;         /* the workload moves: a change now cannot be judged */
     if (strcmp(key, s->phase_next)) { /* seen once: wait for a second tick */
         snprintf(s->phase_next, sizeof s->phase_next, "%s", key);
         return;
     }
+    /* A change with 2 ticks of its window seen is judged now, in the phase
+     * it was made for (the window's last tick may be the new phase's first:
+     * the median of 3 passes over it). */
+    if (s->pending && s->nset && s->n_after >= 2) {
+        judge(st, p, d, n, max);
+        s->pending = 0;
+    }
     /* A phase that ends before any change could be judged (short phases)
      * still leaves what it ran with, once, so that a return to it (and the
      * profile) starts from there; a judged setting replaces it later. */
-    if (s->phase[0] && s->phase_ticks >= 3 && !phase_find(p, s->phase, 0))
+    if (s->phase[0] && s->phase_ticks >= 1 && !phase_find(p, s->phase, 0))
         phase_remember(p, s->nhist ? s->hist[0] : 0);
     hakd_log(HAKD_INFO, "pid %d (%s): phase %s -> %s", p->pid, p->exe, s->phase[0] ? s->phase : "-",
              key);
+    snprintf(s->phase_prev, sizeof s->phase_prev, "%s", s->phase[0] ? s->phase : "-");
     snprintf(s->phase, sizeof s->phase, "%s", key);
     if (!s->first_phase[0] && strcmp(key, "idle")) snprintf(s->first_phase, 24, "%s", key);
     s->phase_ticks = 0;
+    const struct hakd_phase_mem *m = phase_find(p, key, 0);
+    if (m) {
+        phase_restore(st, p, m, -2, "phase", d, n, max);
+    } else if (s->pending && s->nset) {
+        /* a change the old phase never got to judge does not follow the
+         * program into a new one (where it could cost, unjudged, for the
+         * whole phase: a rollback needs a judged window); the old phase
+         * keeps it in its memory above */
+        char why[HAK_SHM_REASON_MAX];
+        snprintf(why, sizeof why, "unjudged, %.12s -> %.12s", s->phase_prev, key);
+        undo_set(p, why, 0, d, n, max);
+    }
     s->pending = 0; /* a change across phases cannot be judged */
     s->nset = 0;
     s->nhist = 0;
-    const struct hakd_phase_mem *m = phase_find(p, key, 0);
-    if (m) phase_restore(st, p, m, -2, "phase", d, n, max);
 }
 
 /* The pending change set, HAKD_QUIET ticks on: keep it or roll it back.
- * The tolerance is the larger of 3 %, the measured noise, and the
- * resolution of the CPU clock over the window (2 clock ticks). */
+ * Medians of the ticks before and after (judge.c); the tolerance is the
+ * larger of 3 %, the measured noise, and the resolution of the CPU clock
+ * over the window (2 clock ticks). */
 static void judge(const struct hakd_state *st, struct hakd_proc *p, struct hakd_decision *d, int *n,
                   int max) {
     struct hakd_pstate *s = &p->ps;
-    double obj = s->n_after ? s->sum_after / s->n_after : 0;
     double cpu_ticks = s->cpu_after * (double)sysconf(_SC_CLK_TCK);
-    double tol = s->noise > 0.03 ? s->noise : 0.03;
-    if (cpu_ticks > 0 && 2 / cpu_ticks > tol) tol = 2 / cpu_ticks;
-    if (obj > 3 * s->obj_before || 3 * obj < s->obj_before) {
-        /* no knob step moves the cost per operation threefold: the workload
-         * changed under the experiment; nothing can be concluded */
-    } else if (s->obj_before > 0 && obj > s->obj_before * (1 + tol)) {
-        for (int i = 0; i < s->nset; i++) {
-            struct hakd_change *ch = &s->set[i];
-            if (!tunable(p, ch->knob, ch->cls) || p->knobs.val[ch->knob][ch->cls] != ch->after)
-                continue; /* someone else moved it meanwhile */
-            char why[HAK_SHM_REASON_MAX];
-            snprintf(why, sizeof why, "rollback: %.1f ns/op > %.1f", obj, s->obj_before);
-            emit(d, n, max, p, -3, ch->knob, ch->cls, ch->after, ch->before, why);
-            s->ks[ch->knob][ch->cls].blocked[ch->after > ch->before] = HAKD_BLOCK;
-            s->ks[ch->knob][ch->cls].quiet = HAKD_QUIET;
-        }
+    double min_tol = cpu_ticks > 0 && 2 / cpu_ticks > 0.03 ? 2 / cpu_ticks : 0.03;
+    if (s->noise > min_tol) min_tol = s->noise; /* the last estimate: few ticks since a judge */
+    struct hakd_verdict v;
+    int verdict = hakd_judge(s->before, s->nbefore, s->after, s->n_after, min_tol, &v);
+    double obj = v.after;
+    hakd_log(HAKD_DEBUG,
+             "pid %d (%s): judged %d changes: %.1f -> %.1f ns/op, noise %.1f%%, tol %.1f%%: %s",
+             p->pid, p->exe, s->nset, v.before, v.after, v.noise * 100, v.tol * 100,
+             verdict == HAKD_WORSE  ? "worse"
+             : verdict == HAKD_KEEP ? "keep"
+                                    : "unclear");
+    if (verdict == HAKD_UNCLEAR) {
+        /* the workload changed under the experiment; nothing can be concluded */
+    } else if (verdict == HAKD_WORSE) {
+        char why[HAK_SHM_REASON_MAX];
+        snprintf(why, sizeof why, "rollback: %.1f ns/op > %.1f (+%.0f%%)", v.after, v.before,
+                 v.tol * 100);
+        undo_set(p, why, 1, d, n, max);
     } else if (obj > 0) {
         for (int i = 0; i < s->nset; i++) { /* kept, unless it did nothing */
             struct hakd_change *ch = &s->set[i];
@@ -394,25 +478,48 @@ static void judge(const struct hakd_state *st, struct hakd_proc *p, struct hakd_
     s->nhist = 0;
 }
 
-/* Noise: relative spread of the objective over recent unchanged ticks. */
+/* Noise: relative spread of the objective over recent unchanged ticks
+ * (median absolute deviation: judge.c). */
 static void noise_track(struct hakd_pstate *s, double obj) {
     if (obj <= 0) return;
     memmove(s->hist + 1, s->hist, sizeof s->hist - sizeof s->hist[0]);
     s->hist[0] = obj;
     if (s->nhist < 8) s->nhist++;
-    if (s->nhist < 3) return;
-    double m = 0, v = 0;
-    for (int i = 0; i < s->nhist; i++) m += s->hist[i];
-    m /= s->nhist;
-    for (int i = 0; i < s->nhist; i++) v += (s->hist[i] - m) * (s->hist[i] - m);
-    s->noise = 2 * sqrt(v / s->nhist) / m;
+    if (s->nhist >= 3) s->noise = hakd_noise(s->hist, s->nhist); /* else the last estimate */
 }
 
-static double hist_mean(const struct hakd_pstate *s) {
-    double m = 0;
-    int k = s->nhist < 3 ? s->nhist : 3;
-    for (int i = 0; i < k; i++) m += s->hist[i];
-    return k ? m / k : 0;
+/* Pressure rules shrink fast and remember what they shrank (the first value
+ * of each knob); once no pressure was seen for HAKD_RELIEF ticks, all of it
+ * comes back in one tick (Senpai's "retreat fast", in the other direction:
+ * pressure cost the program its caches only while it lasted). A knob someone
+ * else moved meanwhile (a person, a growth rule past the old value) is left
+ * alone. */
+#define HAKD_RELIEF 5
+static void relief_note(struct hakd_pstate *s, int k, int c, int64_t before) {
+    for (int i = 0; i < s->nrelief; i++)
+        if (s->relief[i].knob == k && s->relief[i].cls == c) return; /* the first value counts */
+    if (s->nrelief < HAKD_MAX_KEEP)
+        s->relief[s->nrelief++] = (struct hakd_keep){(uint8_t)k, (uint8_t)c, before};
+}
+
+static void relief(const struct hakd_state *st, struct hakd_proc *p, struct hakd_decision *d,
+                   int *n, int max) {
+    struct hakd_pstate *s = &p->ps;
+    if (pressure(st, p)) {
+        s->calm_ticks = 0;
+        return;
+    }
+    if (!s->nrelief || ++s->calm_ticks < HAKD_RELIEF) return;
+    for (int i = 0; i < s->nrelief; i++) {
+        int k = s->relief[i].knob, c = s->relief[i].cls;
+        int64_t v = s->relief[i].val, cur = p->knobs.val[k][c];
+        if (!tunable(p, k, c) || p->knobs.owner[k][c] != HAK_OWNER_DAEMON || cur >= v) continue;
+        char why[HAK_SHM_REASON_MAX];
+        snprintf(why, sizeof why, "no memory pressure for %d ticks -> back", s->calm_ticks);
+        emit(d, n, max, p, -4, k, c, cur, v, why);
+        s->ks[k][c].quiet = HAKD_QUIET;
+    }
+    s->nrelief = s->calm_ticks = 0;
 }
 
 static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct hakd_decision *d,
@@ -429,9 +536,9 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
             if (ks->blocked[1]) ks->blocked[1]--;
         }
     phase_track(st, p, d, n, max);
-    if (s->pending && s->pending <= HAKD_QUIET && obj > 0) { /* the window after the change */
-        s->sum_after += obj;
-        s->n_after++;
+    if (s->pending && s->pending <= HAKD_QUIET && obj > 0 &&
+        s->n_after < HAKD_QUIET + 1) { /* the window after the change */
+        s->after[s->n_after++] = obj;
         s->cpu_after += p->rec.cpu * p->rec.dt;
     }
     if (s->pending && --s->pending == 0)
@@ -441,6 +548,7 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
         if (s->phase_ticks == 10) phase_remember(p, obj); /* steady: this is how it runs */
     }
     if (p->rec.ops >= IDLE_OPS) s->trimmed = 0;
+    relief(st, p, d, n, max);
     int nset = 0;
     for (int i = 0; i < NRULES; i++) {
         const struct rule *r = &rules[i];
@@ -479,6 +587,7 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
                 cache_estimate += more;
             }
             if (!emit(d, n, max, p, i, k, c, cur, to, why)) return;
+            if (is_pressure_rule(r)) relief_note(s, k, c, cur);
             *streak = 0;
             ks->quiet = HAKD_QUIET;
             if (r->experiment)
@@ -489,9 +598,11 @@ static void decide_proc(const struct hakd_state *st, struct hakd_proc *p, struct
     if (nset) { /* judged HAKD_QUIET ticks from now against the recent level */
         s->nset = nset;
         s->pending = HAKD_QUIET + 1;
-        s->sum_after = s->cpu_after = 0;
+        s->cpu_after = 0;
         s->n_after = 0;
-        s->obj_before = s->nhist ? hist_mean(s) : obj;
+        /* the level before: the recent steady ticks (this one if none) */
+        s->nbefore = s->nhist ? s->nhist : 1;
+        memcpy(s->before, s->nhist ? s->hist : &obj, (size_t)s->nbefore * sizeof obj);
     }
 }
 

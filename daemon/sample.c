@@ -56,35 +56,37 @@ static int proc_stat(struct hakd_proc *p, uint64_t *minflt, uint64_t *cpu) {
     return 0;
 }
 
-double hakd_read_psi(void) {
+double hakd_read_psi(const char *path) {
     char buf[512];
     double v = 0;
-    if (read_file("/proc/pressure/memory", buf, sizeof buf) == 0) {
+    if (read_file(path, buf, sizeof buf) == 0) {
         const char *s = strstr(buf, "some avg10=");
         if (s) v = strtod(s + 11, NULL);
     }
     return v;
 }
 
-/* cgroup v2: "high" events since the last tick, and how near memory.high. */
-static void cgroup_sample(struct hakd_proc *p) {
+/* cgroup v2: "high" events since the last tick, and how near memory.high.
+ * The directory is the process's own cgroup, or the config's cgroup_dir. */
+static void cgroup_sample(const struct hakd_state *st, struct hakd_proc *p) {
     char path[320], buf[1024];
+    const char *dir = st->cfg.cgroup_dir[0] ? st->cfg.cgroup_dir : p->cgroup;
     p->rec.cg_high_events = 0;
     p->rec.cg_near = 0;
-    if (!p->cgroup[0]) return;
-    snprintf(path, sizeof path, "%s/memory.events", p->cgroup);
+    if (!dir[0]) return;
+    snprintf(path, sizeof path, "%s/memory.events", dir);
     if (read_file(path, buf, sizeof buf) == 0) {
         const char *s = strncmp(buf, "high ", 5) == 0 ? buf : strstr(buf, "\nhigh ");
-        if (s) {
-            uint64_t high = strtoull(s + (*s == '\n' ? 6 : 5), NULL, 10);
+        if (s) { /* stored + 1: 0 means not read yet */
+            uint64_t high = strtoull(s + (*s == '\n' ? 6 : 5), NULL, 10) + 1;
             if (p->cg_high_prev && high > p->cg_high_prev) p->rec.cg_high_events = 1;
-            p->cg_high_prev = high ? high : 1;
+            p->cg_high_prev = high;
         }
     }
     char hi[64], cur[64];
-    snprintf(path, sizeof path, "%s/memory.high", p->cgroup);
+    snprintf(path, sizeof path, "%s/memory.high", dir);
     if (read_file(path, hi, sizeof hi) != 0 || strncmp(hi, "max", 3) == 0) return;
-    snprintf(path, sizeof path, "%s/memory.current", p->cgroup);
+    snprintf(path, sizeof path, "%s/memory.current", dir);
     if (read_file(path, cur, sizeof cur) != 0) return;
     double h = strtod(hi, NULL), c = strtod(cur, NULL);
     if (h > 0) p->rec.cg_near = c / h;
@@ -120,6 +122,23 @@ static double delta(uint64_t now, uint64_t before) {
     return now >= before ? (double)(now - before) : 0; /* a reset reads as no change */
 }
 
+/* The share of frees that free another thread's block. The allocator counts
+ * a foreign block only when it leaves the freeing thread's cache (a flush
+ * to its owner's span, REMOTE_FREES); a foreign block that the freeing
+ * thread allocates again from its cache is never counted. In a producer /
+ * consumer pair the consumer's frees are foreign and mostly served again by
+ * its own cache: remote / frees reads 1-3 %, a "local" program. The flushed
+ * blocks are a sample of what passed through the caches, so remote / flushed
+ * estimates the share, once enough blocks were flushed to judge; below that
+ * (a program whose caches absorb all its frees) remote / frees. Blocks freed
+ * after the freeing thread's heap is gone count as remote without a flush:
+ * the share is capped at 1. */
+#define SHARE_MIN_FLUSHED 256.0
+double hakd_remote_share(double frees, double flushed, double remote) {
+    if (flushed >= SHARE_MIN_FLUSHED) return remote >= flushed ? 1 : remote / flushed;
+    return frees > 0 ? (remote >= frees ? 1 : remote / frees) : 0;
+}
+
 static void rates(struct hakd_proc *p, const struct hakd_raw *a, const struct hakd_raw *b) {
     struct hakd_rec *r = &p->rec;
     double dt = (double)(b->t_ns - a->t_ns) / 1e9;
@@ -141,7 +160,7 @@ static void rates(struct hakd_proc *p, const struct hakd_raw *a, const struct ha
     r->released_bps = delta(b->released, a->released) / dt;
     r->large_cached = (double)b->large_cached;
     r->threads = (double)b->threads;
-    double frees = 0, remote = 0;
+    double frees = 0, remote = 0, flushed = 0;
     for (int c = 0; c < HAKD_NCLS && c <= nc; c++) {
         double al = delta(b->ctr[S_ALLOCS][c], a->ctr[S_ALLOCS][c]);
         double fr = delta(b->ctr[S_FREES][c], a->ctr[S_FREES][c]);
@@ -155,6 +174,7 @@ static void rates(struct hakd_proc *p, const struct hakd_raw *a, const struct ha
         r->ops += r->cls_ops[c];
         frees += fr;
         remote += r->remote[c] * dt;
+        flushed += delta(b->ctr[S_FBLK][c], a->ctr[S_FBLK][c]);
         if (c < nc) { /* free room of existing spans, thread caches included */
             double live = (double)(b->ctr[S_ALLOCS][c] - b->ctr[S_FREES][c]);
             double room = (double)b->ctr[S_SPANBLK][c] - live;
@@ -165,7 +185,8 @@ static void rates(struct hakd_proc *p, const struct hakd_raw *a, const struct ha
         }
         r->cached_total += r->cached[c];
     }
-    r->remote_share = frees > 0 ? remote / frees : 0;
+    r->remote_share = hakd_remote_share(frees, flushed, remote);
+    r->remote_counted = frees > 0 ? remote / frees : 0;
 }
 
 void hakd_sample(struct hakd_state *st, struct hakd_proc *p) {
@@ -217,7 +238,7 @@ void hakd_sample(struct hakd_state *st, struct hakd_proc *p) {
             p->rec.ops = 0;
             memset(p->rec.cls_ops, 0, sizeof p->rec.cls_ops);
         } else {
-            cgroup_sample(p);
+            cgroup_sample(st, p);
         }
     } else {
         p->rec.valid = 0;
