@@ -104,7 +104,7 @@ static int same_row(const struct kv_row *a, const struct kv_row *b) {
 
 static void print_row(const struct hak_shm_view *v, int k, const char *cls, int c0,
                       const struct kv_row *r) {
-    char range[48], ago[HK_NB], why[16];
+    char range[48], ago[HK_NB], why[HAK_SHM_REASON_MAX * 4]; /* the whole reason, escaped */
     int64_t lo = 0, hi = 0;
     hak_shm_knob_range(v, k, c0, &lo, &hi, NULL);
     snprintf(range, sizeof range, "%lld..%lld %s", (long long)lo, (long long)hi,

@@ -41,12 +41,13 @@ before=$(refill_avg)
 echo "blocks per refill before: $before"
 near "$before" "$def" || fail "blocks per refill $before with refill_count $def"
 
-run "$HAKCTL" set "$w" refill_count=10 --class 3 --reason "t_hakctl_knobs"
+why="t_hakctl_knobs: a reason longer than 15"
+run "$HAKCTL" set "$w" refill_count=10 --class 3 --reason "$why"
 expect 0 "refill_count = 10 (class 3), owner manual"
 run "$HAKCTL" get "$w" refill_count --class 3
 expect 0
-grep -qE '^refill_count +3 +10 +1\.\.512 blocks +manual +[0-9]+s ago +t_hakctl_knobs' "$T/out" ||
-    { cat "$T/out"; fail "get after set"; }
+grep -qE "^refill_count +3 +10 +1\.\.512 blocks +manual +[0-9]+s ago +$why\$" "$T/out" ||
+    { cat "$T/out"; fail "get after set (the whole reason)"; }
 after=$(refill_avg)
 echo "blocks per refill after set 10: $after"
 near "$after" 10 || fail "the process did not obey refill_count=10 (average $after)"
@@ -62,7 +63,7 @@ for k in ks:
         assert f in k, (f, k)
 rc = {k["class"]: k for k in ks if k["name"] == "refill_count"}
 assert len(rc) == int(os.environ["HAK_NUM_CLASSES"]) and rc[3]["value"] == 10 and rc[3]["owner"] == "manual", rc[3]
-assert rc[3]["reason"] == "t_hakctl_knobs" and rc[3]["set_ns"] > 0
+assert rc[3]["reason"] == "t_hakctl_knobs: a reason longer than 15" and rc[3]["set_ns"] > 0
 assert rc[4]["owner"] == "default" and (rc[3]["min"], rc[3]["max"]) == (1, 512)
 ad = [k for k in ks if k["name"] == "adopt"]
 assert len(ad) == 1 and ad[0]["class"] is None and ad[0]["value"] == 1, ad
