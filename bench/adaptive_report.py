@@ -318,26 +318,22 @@ def report(outdir, md_path, png_path):
     w("Per phase, ops per CPU second (mean over rounds) and, in brackets, relative to the "
       "defaults:")
     w("")
-    w("| configuration | " + " | ".join(BUSY) + " |")
-    w("|---|" + "---|" * len(BUSY))
-    for c, desc in CONFIGS:
-        if c not in allruns:
-            continue
-        w("| %s | %s |" % (desc, " | ".join(
-            "%.4g (%s)" % (rates[c][p], fmt_pct(rates[c][p] / rates["defaults"][p]))
-            for p in BUSY)))
-    w("")
+    def phase_table(vals):
+        """One row per configuration: each busy phase's value and its ratio to the defaults."""
+        w("| configuration | " + " | ".join(BUSY) + " |")
+        w("|---|" + "---|" * len(BUSY))
+        for c, desc in CONFIGS:
+            if c not in allruns:
+                continue
+            w("| %s | %s |" % (desc, " | ".join(
+                "%.4g (%s)" % (vals[c][p], fmt_pct(vals[c][p] / vals["defaults"][p]))
+                for p in BUSY)))
+        w("")
+
+    phase_table(rates)
     w("The same in wall-clock ops/s (disturbed by the other load on the machine):")
     w("")
-    w("| configuration | " + " | ".join(BUSY) + " |")
-    w("|---|" + "---|" * len(BUSY))
-    for c, desc in CONFIGS:
-        if c not in allruns:
-            continue
-        w("| %s | %s |" % (desc, " | ".join(
-            "%.4g (%s)" % (wall[c][p], fmt_pct(wall[c][p] / wall["defaults"][p]))
-            for p in BUSY)))
-    w("")
+    phase_table(wall)
     dcpu = daemon_cpu(outdir)
     if dcpu:
         w("The daemon's own CPU time per run (user+system, while watching the workload): %s."
