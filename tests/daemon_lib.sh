@@ -100,3 +100,15 @@ import json, sys
 k = json.load(sys.stdin)["knobs"][0]
 print(k["value"], k["owner"])'
 }
+
+# wait_owner PID KNOB CLASS OWNER [SECONDS]: polls until the knob's owner is
+# OWNER (default 10 s); sets KV (value) and KO (owner) either way; 1 if not.
+wait_owner() {
+    local i
+    for ((i = 0; i < ${5:-10} * 10; i++)); do
+        read -r KV KO <<<"$(knob "$1" "$2" "$3")"
+        [ "$KO" = "$4" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}

@@ -33,13 +33,8 @@ for ns in "-m" "-m -p -f"; do
     container $ns
     seg_exists "${CPID}" && fail "the container's segment is in the host /dev/shm"
     wait_log "pid $CPID (wl): attached /proc/$CPID/root/dev/shm/hakmem." 10
-    for _ in $(seq 100); do
-        read -r v o <<<"$(knob "$CPID" refill_count 3)"
-        [ "$o" = daemon ] && break
-        sleep 0.1
-    done
-    [ "$o" = daemon ] || fail "unshare $ns: refill_count[3] is $v ($o), not tuned"
-    echo "ok: unshare $ns: pid $CPID found and tuned (refill_count[3] = $v, owner daemon)"
+    wait_owner "$CPID" refill_count 3 daemon || fail "unshare $ns: refill_count[3] is $KV ($KO), not tuned"
+    echo "ok: unshare $ns: pid $CPID found and tuned (refill_count[3] = $KV, owner daemon)"
     kill -9 "$CPID"
 done
 dstop

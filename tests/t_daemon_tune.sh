@@ -67,13 +67,8 @@ read -r v o <<<"$(knob "$w" fast_cap 3)"
 echo "ok: manual fast_cap[3]=32 left alone for 15 ticks"
 run "$HAKCTL" reset "$w" fast_cap --class 3
 expect 0
-for i in $(seq 100); do
-    read -r v o <<<"$(knob "$w" fast_cap 3)"
-    [ "$o" = daemon ] && break
-    sleep 0.1
-done
-[ "$o" = daemon ] || fail "after reset the daemon never took fast_cap[3] back ($v $o)"
-echo "ok: reset handed fast_cap[3] back: $v, owner daemon"
+wait_owner "$w" fast_cap 3 daemon || fail "after reset the daemon never took fast_cap[3] back ($KV $KO)"
+echo "ok: reset handed fast_cap[3] back: $KV, owner daemon"
 
 # ---- lease: kill -9, and the knobs go back to their defaults
 owned=$("$HAKCTL" get "$w" --classes --json | python3 -c '
