@@ -431,13 +431,15 @@ static void phase_track(const struct hakd_state *st, struct hakd_proc *p, struct
 
 /* The pending change set, HAKD_QUIET ticks on: keep it or roll it back.
  * Medians of the ticks before and after (judge.c); the tolerance is the
- * larger of 3 %, the measured noise, and the resolution of the CPU clock
- * over the window (2 clock ticks). */
+ * larger of 5 %, the measured noise, and the resolution of the CPU clock
+ * over the window (2 clock ticks). 5 %, not less: on a shared machine the
+ * cost per operation drifts by 3-4 % within seconds for reasons of its own
+ * (seen in CI: three unrelated changes in a row each judged +3.6 % worse). */
 static void judge(const struct hakd_state *st, struct hakd_proc *p, struct hakd_decision *d, int *n,
                   int max) {
     struct hakd_pstate *s = &p->ps;
     double cpu_ticks = s->cpu_after * (double)sysconf(_SC_CLK_TCK);
-    double min_tol = cpu_ticks > 0 && 2 / cpu_ticks > 0.03 ? 2 / cpu_ticks : 0.03;
+    double min_tol = cpu_ticks > 0 && 2 / cpu_ticks > 0.05 ? 2 / cpu_ticks : 0.05;
     if (s->noise > min_tol) min_tol = s->noise; /* the last estimate: few ticks since a judge */
     struct hakd_verdict v;
     int verdict = hakd_judge(s->before, s->nbefore, s->after, s->n_after, min_tol, &v);
