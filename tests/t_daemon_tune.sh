@@ -2,8 +2,7 @@
 # t_daemon_tune — hakmemd tunes a live process, and the tuning is real:
 #  - reacting: one thread holding 20000 64-byte blocks at a time misses its
 #    thread cache every refill_count (64 by default) allocations; within
-#    10 s (50 ticks of 200 ms) the daemon grows refill_count and fast_cap of
-#    that class, `hakctl get` shows owner daemon and the reason, and the
+#    10 s (50 ticks of 200 ms) the daemon grows refill_count of that class, `hakctl get` shows owner daemon and the reason, and the
 #    measured miss ratio (alloc_slow / allocs, from the counters) falls;
 #  - manual pins: a knob set with `hakctl set` is never touched, though its
 #    signal keeps firing; `hakctl reset` hands it back and the daemon tunes
@@ -57,18 +56,22 @@ python3 -c "import sys; sys.exit(not float('$after') < 0.5 * float('$before'))" 
     fail "the miss ratio did not halve: $before -> $after"
 
 # ---- manual pins
-run "$HAKCTL" set "$w" fast_cap=32 --class 3 --reason pinned-by-test
+# refill_count[3] pinned at 8: its signal (alloc_slow, a miss every 8
+# allocations) fires all along. (Not fast_cap: a default cap grows by itself
+# in the allocator, so after a reset the daemon may have nothing to do.)
+run "$HAKCTL" set "$w" refill_count=8 --class 3 --reason pinned-by-test
 expect 0 "owner manual"
 mark=$(wc -l <"$T/d.log")
-sleep 3 # 15 ticks: the signals (free_slow, cap_room) fire all along
-read -r v o <<<"$(knob "$w" fast_cap 3)"
-[ "$v" = 32 ] && [ "$o" = manual ] || fail "the pinned fast_cap[3] became $v ($o)"
-! tail -n +"$mark" "$T/d.log" | grep -q "fast_cap\[3\]" || fail "the daemon decided on a pinned knob"
-echo "ok: manual fast_cap[3]=32 left alone for 15 ticks"
-run "$HAKCTL" reset "$w" fast_cap --class 3
+sleep 3 # 15 ticks
+read -r v o <<<"$(knob "$w" refill_count 3)"
+[ "$v" = 8 ] && [ "$o" = manual ] || fail "the pinned refill_count[3] became $v ($o)"
+! tail -n +"$mark" "$T/d.log" | grep -q "refill_count\[3\]" || fail "the daemon decided on a pinned knob"
+echo "ok: manual refill_count[3]=8 left alone for 15 ticks"
+run "$HAKCTL" reset "$w" refill_count --class 3
 expect 0
-wait_owner "$w" fast_cap 3 daemon || fail "after reset the daemon never took fast_cap[3] back ($KV $KO)"
-echo "ok: reset handed fast_cap[3] back: $KV, owner daemon"
+wait_owner "$w" refill_count 3 daemon 20 ||
+    fail "after reset the daemon never took refill_count[3] back ($KV $KO)"
+echo "ok: reset handed refill_count[3] back: $KV, owner daemon"
 
 # ---- lease: kill -9, and the knobs go back to their defaults
 owned=$("$HAKCTL" get "$w" --classes --json | python3 -c '
