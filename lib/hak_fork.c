@@ -34,6 +34,7 @@ void hak_fork_reset_orphans(void) {
     hak_pool_after_fork();
     hak_segment_after_fork();
     hak_large_after_fork();
+    hak_starter_after_fork();
 }
 
 /* The parent's segment stays mapped at its address in the child, as

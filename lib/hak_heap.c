@@ -163,6 +163,17 @@ static hak_heap *heap_new(void) {
     return h;
 }
 
+/* The starter heap (hak_starter.c): owned by no thread, in no pool; every
+ * list of it under its lock, the purger's small classes too. */
+hak_heap *hak_heap_new_shared(void) {
+    hak_heap *h = heap_new();
+    if (h) {
+        h->shared = true;
+        h->lock_small = true;
+    }
+    return h;
+}
+
 /* The calling thread owns h from now on (caller holds the pool lock). */
 static void heap_own_locked(hak_heap *h) {
     h->owner = gettid();
@@ -199,6 +210,7 @@ hak_heap *hak_heap_get(void) {
     if (h) heap_own_locked(h);
     hak_unlock(&hak_pool_lock);
     if (!h) return NULL;
+    hak_starter_begin(h);
     HAK_PROC_ADD(THREADS, 1);
     atomic_fetch_add(&hak_live_threads, 1);
     heap_attach(h);
@@ -217,6 +229,7 @@ static void heap_leave(hak_heap *h, bool help) {
         hak_tls.bins[c].cap = hak_tls.bins[c].room = 0;
     }
     hak_remote_drain(h);
+    hak_starter_tidy(); /* the blocks it took from the starter, just flushed there */
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t kept = 0;
         hak_release_empty(h, c, &kept);
@@ -371,6 +384,7 @@ void hak_heap_poll(hak_heap *h) {
             uint64_t delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
             hak_segment_purge(h, false);
             if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
+            hak_starter_tidy();
             hak_segment_cache_trim(false);
             hak_large_cache_trim(false);
             h->purge_ns = now + delay / 2;
@@ -395,6 +409,7 @@ void hak_trim_release(void) {
     hak_heap *h = hak_tls.heap;
     if (h) {
         heap_give_back(h);
+        hak_starter_tidy();
         for (int i = 0; i < 64; i++) /* bounded */
             if (!hak_heap_reclaim_abandoned()) break;
     }

@@ -25,6 +25,10 @@
  *     queues the spans it found empty with their owner, one CAS per owner).
  *     Only the owner takes it (exchange), and only for spans it found on its
  *     remote_spans stack, so each span is on that stack at most once.
+ *   - the starter heap (hak_starter.c), where a new thread's first blocks
+ *     come from, has no owner thread: whoever holds its seg_lock is its
+ *     owner for the fields above. Its blocks are never a thread's own, so a
+ *     thread frees them as remote frees.
  *   - every free block has block->key == hak_key (random per process); every
  *     block handed to the user has it cleared. A free of a block whose key is
  *     set is a double free.
@@ -227,6 +231,9 @@ typedef struct hak_heap {
     uint64_t purge_ns;              /* next time dirty pages are due */
     _Atomic uint64_t trim_answered; /* the trim epoch its owner last gave memory back for */
     int pool_run;                   /* in the pool: longest run of free pages in its segments */
+    uint32_t starter_bytes;         /* a new thread's: bytes it still refills from the starter
+                                     * heap before it carves spans of its own (hak_starter.c) */
+    bool shared;                    /* the starter heap: no owner, every list under seg_lock */
     struct hak_heap *pool_next;     /* abandoned / free pool link */
     struct hak_heap *all_next;      /* every heap ever made */
 } hak_heap;
@@ -357,6 +364,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls);
 void hak_span_release(hak_heap *h, hak_span *s);
 void hak_segment_purge(hak_heap *h, bool force);
 bool hak_segment_cache_trim(bool force); /* true: dirty pages remain */
+int hak_segment_cached(void);            /* empty segments cached (a hint) */
 int hak_segment_free_run(hak_heap *h);   /* longest run of free pages, capped at a span's */
 int hak_span_min_pages(int cls);         /* pages the shortest span of cls takes */
 void hak_segment_after_fork(void);
@@ -406,6 +414,13 @@ void hak_heaps_mark_idle(uint64_t epoch);
 void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);
 extern hak_lock_t hak_pool_lock;
 extern atomic_int hak_live_threads;
+
+/* the starter heap: a new thread's first blocks (hak_starter.c) */
+void hak_starter_begin(hak_heap *h); /* h was just taken by its thread */
+bool hak_starter_refill(hak_heap *h, int cls);
+void hak_starter_tidy(void); /* drains the remote frees waiting at the starter (try-lock) */
+void hak_starter_after_fork(void);
+hak_heap *hak_heap_new_shared(void); /* a heap no thread owns (hak_heap.c, pool lock held) */
 
 /* background purger (hak_purger.c) */
 void hak_purger_tick(hak_heap *h);        /* every 64th slow path: starts the purger when wanted */

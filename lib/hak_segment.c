@@ -272,9 +272,15 @@ bool hak_segment_purge_try(hak_heap *h, bool force) {
     if (!hak_heap_trylock(h)) return true;
     /* small classes too when the owner, alive, locks their lists; a retired
      * (-1) or pooled (0) heap's are left to whoever owns it next */
-    bool left = purge_locked(h, force, h->lock_small && h->owner > 0);
+    bool left = purge_locked(h, force, h->lock_small && (h->owner > 0 || (h->shared && !h->owner)));
     hak_heap_unlock(h);
     return left;
+}
+
+/* Empty segments in the cache: a hint, read without the lock (an aligned
+ * int, untorn; the sanitizer is told it is racy by design). */
+__attribute__((no_sanitize_thread)) int hak_segment_cached(void) {
+    return *(volatile int *)&seg_cache_n;
 }
 
 /* Unmaps cached empty segments beyond the seg_cache knob (all if force)

@@ -68,6 +68,7 @@ uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
 }
 
 bool hak_refill(hak_heap *h, int cls) {
+    if (HAK_UNLIKELY(h->starter_bytes)) return hak_starter_refill(h, cls); /* a new thread */
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t want = (uint32_t)HAK_KNOB_CLS(REFILL_COUNT, cls);
     /* slow start: a heap's first refills of a class carve 2, 4, 8, ...

@@ -1,0 +1,98 @@
+/* hak_starter.c — the starter heap: where a new thread's first blocks come
+ * from.
+ *
+ * A heap that carves spans of its own claims a 4 MiB segment (address
+ * space) and writes at least one OS page per class it touches: a pool of
+ * hundreds of mostly idle threads holding a few blocks each paid that per
+ * thread. So a thread that takes a heap with no memory (a fresh one, while
+ * another thread lives) first refills its thread cache from one shared
+ * heap, the starter, under the starter's lock, until it has taken
+ * HAK_STARTER_BYTES; only then does its own heap carve spans. Busy threads
+ * pass through in a few refills; idle ones share the starter's spans.
+ *
+ * The starter has no owner. Every change to its spans, partial lists and
+ * segments happens under its seg_lock (recursive for the holder: hak_refill
+ * and hak_span_alloc take it again). Its blocks are never a thread's own
+ * (their segment's heap is the starter): a thread frees them as remote
+ * frees, which wait on the starter's remote_spans stack until a starter
+ * refill or a tidy (thread exit, the periodic poll, trim) drains them under
+ * the lock. The purger may purge it, small classes too (lock_small). The
+ * malloc/free fast path does not know it exists.
+ */
+#include "hak_internal.h"
+
+/* Enough for a few blocks of every small class at the refills' slow start;
+ * a busy thread passes it within its first refills. */
+#define HAK_STARTER_BYTES (64u << 10)
+
+static hak_heap *_Atomic starter;
+
+static hak_heap *starter_get(void) {
+    hak_heap *s = atomic_load_explicit(&starter, memory_order_acquire);
+    if (HAK_LIKELY(s != NULL)) return s;
+    hak_lock(&hak_pool_lock);
+    s = atomic_load_explicit(&starter, memory_order_relaxed);
+    if (!s && (s = hak_heap_new_shared()) != NULL)
+        atomic_store_explicit(&starter, s, memory_order_release);
+    hak_unlock(&hak_pool_lock);
+    return s;
+}
+
+/* A heap with memory uses it; the process's first thread (usually the only
+ * one) carves its own from the start, as before; so does a thread that
+ * finds an empty segment cached (threads that come and go: the segment a
+ * thread gave back at exit is warm, and costs no new address space). */
+void hak_starter_begin(hak_heap *h) {
+    bool fresh = !h->segs && atomic_load_explicit(&hak_live_threads, memory_order_relaxed) > 0 &&
+                 hak_segment_cached() == 0;
+    h->starter_bytes = fresh ? HAK_STARTER_BYTES : 0;
+}
+
+/* hak_refill for a heap still in its start: the blocks come from the
+ * starter's spans. Past the budget (or if the starter has no memory), the
+ * heap's own refill from now on. */
+bool hak_starter_refill(hak_heap *h, int cls) {
+    hak_heap *s = starter_get();
+    bool ok = false;
+    if (s) {
+        struct hak_tbin *bin = &hak_tls.bins[cls];
+        uint64_t before = HAK_CTR(cls, REFILL_BLOCKS); /* the thread's counters */
+        /* half the slow start (1, 2, 4, ... blocks, through the room refill
+         * sees): an idle thread holds little more than it asked for */
+        uint64_t nth = HAK_CTR(cls, REFILLS);
+        uint32_t lim = nth < 5 ? 1u << nth : bin->room;
+        uint32_t held_back = bin->room > lim ? bin->room - lim : 0;
+        bin->room -= held_back;
+        hak_heap_lock(s);
+        ok = hak_refill(s, cls); /* s->starter_bytes is 0: the ordinary refill */
+        hak_heap_unlock(s);
+        bin->room += held_back;
+        uint64_t bytes = (HAK_CTR(cls, REFILL_BLOCKS) - before) * hak_class_size[cls];
+        h->starter_bytes = bytes < h->starter_bytes ? h->starter_bytes - (uint32_t)bytes : 0;
+    }
+    if (ok) return true;
+    h->starter_bytes = 0;
+    return hak_refill(h, cls);
+}
+
+/* Drains the frees waiting at the starter, so that its emptied spans go
+ * back. The caller has a heap (its counters count the drain); a try-lock:
+ * a holder is refilling, and drains as it goes. */
+void hak_starter_tidy(void) {
+    hak_heap *s = atomic_load_explicit(&starter, memory_order_acquire);
+    if (!s || !atomic_load_explicit(&s->remote_spans, memory_order_relaxed)) return;
+    if (!hak_heap_trylock(s)) return;
+    hak_remote_drain(s);
+    hak_heap_unlock(s);
+}
+
+/* Fork child: a starter whose lock a lost thread held may be half-updated.
+ * It is retired, kept locked (nobody walks it: a bounded leak in the child),
+ * and a new one is made when a thread needs it. */
+void hak_starter_after_fork(void) {
+    hak_heap *s = atomic_load_explicit(&starter, memory_order_acquire);
+    if (s && hak_lock_take_orphan(&s->seg_lock)) {
+        s->owner = -1;
+        atomic_store_explicit(&starter, NULL, memory_order_release);
+    }
+}
