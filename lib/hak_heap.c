@@ -146,11 +146,13 @@ static void pool_put(hak_heap *h) {
     }
 }
 
-static hak_heap *heap_new(void) {
+/* A new heap; a shared one (the starter) takes no counter slot: it counts
+ * nothing itself (the threads using it count in their own). */
+static hak_heap *heap_new(bool shared) {
     hak_heap *h = arena_alloc(sizeof(hak_heap));
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
-    h->slot = next_slot < ORPHAN_SLOT ? next_slot++ : -1;
+    h->slot = !shared && next_slot < ORPHAN_SLOT ? next_slot++ : -1;
     /* private counters first; bound to the segment slot when it exists */
     h->ctr = arena_alloc(sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
     if (!h->ctr) return NULL;
@@ -166,7 +168,7 @@ static hak_heap *heap_new(void) {
 /* The starter heap (hak_starter.c): owned by no thread, in no pool; every
  * list of it under its lock, the purger's small classes too. */
 hak_heap *hak_heap_new_shared(void) {
-    hak_heap *h = heap_new();
+    hak_heap *h = heap_new(true);
     if (h) {
         h->shared = true;
         h->lock_small = true;
@@ -205,7 +207,7 @@ hak_heap *hak_heap_get(void) {
     } else if ((h = pool_free) != NULL) {
         pool_free = h->pool_next;
     } else {
-        h = heap_new();
+        h = heap_new(false);
     }
     if (h) heap_own_locked(h);
     hak_unlock(&hak_pool_lock);
@@ -229,7 +231,7 @@ static void heap_leave(hak_heap *h, bool help) {
         hak_tls.bins[c].cap = hak_tls.bins[c].room = 0;
     }
     hak_remote_drain(h);
-    hak_starter_tidy(); /* the blocks it took from the starter, just flushed there */
+    hak_starter_tidy(false); /* the blocks it took from the starter, just flushed there */
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t kept = 0;
         hak_release_empty(h, c, &kept);
@@ -384,7 +386,7 @@ void hak_heap_poll(hak_heap *h) {
             uint64_t delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
             hak_segment_purge(h, false);
             if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
-            hak_starter_tidy();
+            hak_starter_tidy(false);
             hak_segment_cache_trim(false);
             hak_large_cache_trim(false);
             h->purge_ns = now + delay / 2;
@@ -409,7 +411,7 @@ void hak_trim_release(void) {
     hak_heap *h = hak_tls.heap;
     if (h) {
         heap_give_back(h);
-        hak_starter_tidy();
+        hak_starter_tidy(true);
         for (int i = 0; i < 64; i++) /* bounded */
             if (!hak_heap_reclaim_abandoned()) break;
     }

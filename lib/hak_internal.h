@@ -418,7 +418,7 @@ extern atomic_int hak_live_threads;
 /* the starter heap: a new thread's first blocks (hak_starter.c) */
 void hak_starter_begin(hak_heap *h); /* h was just taken by its thread */
 bool hak_starter_refill(hak_heap *h, int cls);
-void hak_starter_tidy(void); /* drains the remote frees waiting at the starter (try-lock) */
+void hak_starter_tidy(bool all); /* drains the frees waiting at the starter (try-lock) */
 void hak_starter_after_fork(void);
 hak_heap *hak_heap_new_shared(void); /* a heap no thread owns (hak_heap.c, pool lock held) */
 

@@ -76,13 +76,18 @@ bool hak_starter_refill(hak_heap *h, int cls) {
 }
 
 /* Drains the frees waiting at the starter, so that its emptied spans go
- * back. The caller has a heap (its counters count the drain); a try-lock:
- * a holder is refilling, and drains as it goes. */
-void hak_starter_tidy(void) {
+ * back (each class's last one too if `all`: a trim). The caller has a heap
+ * (its counters count the work); a try-lock: a holder is refilling, and
+ * drains as it goes. */
+void hak_starter_tidy(bool all) {
     hak_heap *s = atomic_load_explicit(&starter, memory_order_acquire);
-    if (!s || !atomic_load_explicit(&s->remote_spans, memory_order_relaxed)) return;
+    if (!s || (!all && !atomic_load_explicit(&s->remote_spans, memory_order_relaxed))) return;
     if (!hak_heap_trylock(s)) return;
     hak_remote_drain(s);
+    for (int c = 0; all && c < HAK_NUM_CLASSES; c++) {
+        uint32_t kept;
+        hak_release_empty(s, c, &kept);
+    }
     hak_heap_unlock(s);
 }
 

@@ -11,10 +11,12 @@
  *    3000 blocks of 16..1024 B at once (past the starter's budget), with a
  *    quarter of them freed by the next thread of the round (cross-thread
  *    frees of starter blocks and own blocks), every pattern checked.
+ * malloc_trim runs between the parts, and (1) runs again after the last.
  * Under glibc the bounds of (1) are not checked (its arenas reserve 64 MiB
  * of address space each). */
 #include "testutil.h"
 
+#include <malloc.h>
 #include <pthread.h>
 
 enum { IDLE = 300, IDLE_BLOCKS = 12, STACK = 64 << 10, BUSY = 4, BUSY_BLOCKS = 3000 };
@@ -51,6 +53,7 @@ static void *idle_worker(void *arg) {
 
 static void idle_threads(void) {
     static pthread_t th[IDLE];
+    ready = go = 0;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, STACK);
@@ -125,6 +128,9 @@ int main(void) {
     tu_init("t_heap_start");
     free(malloc(64)); /* the main thread's heap exists before the others start */
     idle_threads();
+    malloc_trim(0); /* gives back the starter's emptied spans, the last ones too */
     busy_rounds();
+    malloc_trim(0);
+    idle_threads(); /* a starter after a trim serves again */
     return tu_done();
 }
