@@ -39,6 +39,12 @@ static void *arena_alloc(size_t n) {
     return r;
 }
 
+/* The next arena allocation starts a page (chunks are page-aligned). */
+static void arena_page_align(void) {
+    uintptr_t c = ((uintptr_t)arena_cur + HAK_OS_PAGE - 1) & ~(HAK_OS_PAGE - 1);
+    arena_cur = c < (uintptr_t)arena_end ? (char *)c : arena_end;
+}
+
 static uint64_t *slot_ctrs(struct hak_shm_header *shm, int slot) {
     char *sl = (char *)shm + hak_layout.slot_off + (size_t)slot * hak_layout.slot_size;
     return (uint64_t *)(sl + hak_layout.slot_ctr_off);
@@ -149,6 +155,9 @@ static void pool_put(hak_heap *h) {
 /* A new heap; a shared one (the starter) takes no counter slot: it counts
  * nothing itself (the threads using it count in their own). */
 static hak_heap *heap_new(bool shared) {
+    /* the heap, then its private counters, from a page start: what an idle
+     * thread writes (the heap and the first counter rows) is one page */
+    arena_page_align();
     hak_heap *h = arena_alloc(sizeof(hak_heap));
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
