@@ -12,11 +12,18 @@
  * trimmer thread calls malloc_trim in a loop and allocates a little itself:
  * the starter is drained and its emptied spans given back while the others
  * refill from it.
+ * Every third round (not under TSAN) the main thread forks while the
+ * workers allocate, maybe while one holds the starter's lock: the child
+ * starts a thread that allocates and frees through a starter (the parent's,
+ * or a new one if the lock's holder was lost) and must exit cleanly within
+ * 20 s.
  * Also built as tests/bin/tsan_stress_starter (TSAN, allocator linked in).
  */
 #include "stress.h"
 
 #include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define NTHREADS 8
 
@@ -60,6 +67,33 @@ static void *trimmer(void *arg) {
     return NULL;
 }
 
+#ifndef __SANITIZE_THREAD__ /* TSAN: fork in a threaded process is its own test */
+static void *child_worker(void *arg) {
+    uint64_t rng = 77;
+    struct blk *l[64];
+    for (int i = 0; i < 64; i++) l[i] = blk_new_n(pick_size(&rng));
+    for (int i = 0; i < 64; i++) blk_free(l[i]);
+    return arg;
+}
+
+/* Forks now (workers running); the child's thread allocates and frees. */
+static void fork_check(void) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        alarm(20); /* a hang kills the child: the parent sees the signal */
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, child_worker, NULL) == 0);
+        pthread_join(t, NULL);
+        child_worker(NULL);
+        _exit(tu_failures ? 1 : 0);
+    }
+    int st = 0;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork child: status %#x", st);
+}
+#endif
+
 int main(void) {
     tu_init("t_stress_starter");
     long rounds = tu_scale(30);
@@ -70,6 +104,9 @@ int main(void) {
         malloc_trim(0);
         for (int i = 0; i < NTHREADS; i++)
             REQUIRE(pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i) == 0);
+#ifndef __SANITIZE_THREAD__
+        if (r % 3 == 0) fork_check();
+#endif
         for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
     }
     atomic_store(&stop, 1);
