@@ -12,7 +12,7 @@
 
 #include "hak_internal.h"
 
-/* The calling thread's bin of class cls. x86-64 (not under TSAN, which must
+/* The calling thread's bins. x86-64 (not under TSAN, which must
  * see plain accesses): addressed %fs-relative through the initial-exec
  * offset of hak_tls (one GOT load, constant per process), so the fast path
  * does not also load the thread pointer from %fs:0 to form &hak_tls: one
@@ -28,10 +28,10 @@ static inline uintptr_t hak_tls_off(uintptr_t x) {
 _Static_assert(offsetof(struct hak_tls, bin_none) == 0 &&
                    offsetof(struct hak_tls, bins) == sizeof(struct hak_tbin),
                "hak_tls starts with bin_none, then bins");
-/* bins[cls], written as "the bin after bin_none[cls]": so GCC folds the
- * offset into the accesses (it does not for a byte offset added) */
-static inline hak_tbin_ref *hak_tbin_of(unsigned cls) {
-    return &((hak_tbin_ref *)hak_tls_off(cls * sizeof(struct hak_tbin)))[1];
+/* The bin off bytes into bins, written as "the bin after bin_none + off":
+ * so GCC folds bins' offset into the accesses (not for a byte offset added) */
+static inline hak_tbin_ref *hak_tbin_at(uintptr_t off) {
+    return &((hak_tbin_ref *)hak_tls_off(off))[1];
 }
 /* The bin of free()'s window entry e (class + 1, 0: bin_none). */
 static inline hak_tbin_ref *hak_tbin_of_entry(unsigned e) {
@@ -42,15 +42,14 @@ typedef struct hak_tbin hak_tbin_ref;
 static inline hak_tbin_ref *hak_tbin_of_entry(unsigned e) {
     return e ? &hak_tls.bins[e - 1] : &hak_tls.bin_none;
 }
-static inline hak_tbin_ref *hak_tbin_of(unsigned cls) {
-    return &hak_tls.bins[cls];
+static inline hak_tbin_ref *hak_tbin_at(uintptr_t off) {
+    return (hak_tbin_ref *)((char *)hak_tls.bins + off);
 }
 #endif
 
 static inline void *hak_alloc_fast(size_t n) {
     if (HAK_LIKELY(n <= HAK_SMALL_MAX)) {
-        unsigned cls = hak_small_cls[n];
-        hak_tbin_ref *bin = hak_tbin_of(cls);
+        hak_tbin_ref *bin = hak_tbin_at(hak_small_bin[n]);
         hak_block *b = bin->head;
         if (HAK_LIKELY(b != NULL)) {
             bin->head = b->next;

@@ -339,6 +339,9 @@ void *hak_segmap_map_segment(void);      /* a fresh segment, in the window if it
 /* Class of a size up to HAK_SMALL_MAX, indexed by the size itself: 1 KiB,
  * two instructions (add, shift) less on malloc than a table by 16 bytes. */
 extern uint8_t hak_small_cls[HAK_SMALL_MAX + 1];
+/* The same as byte offsets of the bins in hak_tls.bins (class * 32):
+ * malloc's lookup, one shift less. */
+extern uint16_t hak_small_bin[HAK_SMALL_MAX + 1];
 /* Class of a size above HAK_SMALL_MAX, up to HAK_CLASS_MAX: four classes
  * per doubling, so find the doubling, then the quarter above it. */
 static inline int hak_mid_class(size_t n) {
