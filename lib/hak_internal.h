@@ -402,8 +402,22 @@ static inline char *hak_span_start(hak_span *s) {
 bool hak_refill(hak_heap *h, int cls);
 uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
-uint32_t hak_tbin_cap_max(int cls, uint32_t cap);
 bool hak_tbin_grow(struct hak_tbin *bin);
+
+/* A class whose thread cache overflows although it was refilled since its
+ * last overflow is churned through the cache (malloc n, free n, n above the
+ * cap): flushing half and refilling again would move every block through
+ * its span each round. Such a bin doubles its cap instead, up to about
+ * 256 KiB of blocks (2048 at most), the byte bound of the default caps; a
+ * bin that only receives frees (a consumer of other threads' blocks) is
+ * never refilled and keeps its cap. Only default caps grow: a cap set by
+ * the environment, the daemon or hakctl is kept as set. Caps go back to the
+ * knob whenever knobs are applied again (hak_knobs_apply_tls). */
+static inline uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
+    if (cap == 0 || hak_knobs.owner[HAK_KNOB_FAST_CAP][cls] != HAK_OWNER_DEFAULT) return cap;
+    return hak_cls_grow_cap[cls] > cap ? hak_cls_grow_cap[cls] : cap;
+}
+
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /* returns the rest */
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
