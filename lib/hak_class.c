@@ -2,7 +2,8 @@
  * a pointer is the start of a block of its class. */
 #include "hak_internal.h"
 
-uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
+uint8_t hak_small_cls[HAK_SMALL_MAX + 1];   /* by the byte: indexed by n itself */
+uint16_t hak_small_bin[HAK_SMALL_MAX + 1];  /* malloc's: the class's bin offset in hak_tls.bins */
 uint32_t hak_cls_shift[HAK_NUM_CLASSES];    /* size = odd << shift */
 uint32_t hak_cls_inv[HAK_NUM_CLASSES];      /* odd^-1 mod 2^32 */
 uint32_t hak_cls_lim[HAK_NUM_CLASSES];      /* UINT32_MAX / odd */
@@ -10,10 +11,10 @@ uint32_t hak_cls_grow_cap[HAK_NUM_CLASSES]; /* a churned default cache's cap: 25
 
 void hak_class_init(void) {
     int c = 0;
-    for (size_t i = 0; i <= HAK_SMALL_MAX / 16; i++) {
-        size_t n = i * 16;
+    for (size_t n = 0; n <= HAK_SMALL_MAX; n++) {
         while (hak_class_size[c] < n) c++;
-        hak_small_cls[i] = (uint8_t)c;
+        hak_small_cls[n] = (uint8_t)c;
+        hak_small_bin[n] = (uint16_t)(c * sizeof(struct hak_tbin));
     }
     for (int k = 0; k < HAK_NUM_CLASSES; k++) {
         uint32_t s = hak_class_size[k], sh = (uint32_t)__builtin_ctz(s), odd = s >> sh;

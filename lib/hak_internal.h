@@ -91,28 +91,42 @@ typedef struct {
  *     of .bss) points to leaves of 16 KiB (64 GiB each) mapped when a chunk
  *     of theirs is first recorded; a leaf pointer is published once (release)
  *     and never changes, leaves are never freed. Slow paths only.
- *   - the window, for free()'s fast path: a flat byte per chunk over 2 TiB
- *     (512 KiB of .bss) from hak_segwin_base, chosen once by the first
- *     segment (centred on it) and never changed, fork included. It holds
- *     only the SEG entries; a segment placed outside it is still found
- *     through the authoritative map, by hak_free_slow.
- * Start-up address space: 528 KiB instead of a flat map's 32 MiB; the fast
- * path's test is an instruction shorter (the base, one always-cached load,
- * is folded into a subtraction). Entries are read relaxed (plain
- * loads on x86): an entry only changes for memory nobody may still use,
- * ordered by the mmap/munmap that recycled it. */
+ *   - the window, for free()'s fast path: a flat byte per 64 KiB page over
+ *     64 GiB (1 MiB of .bss) from hak_segwin_base, chosen once by the first
+ *     segment (centred on it) and never changed, fork included. A page's
+ *     byte is its class + 1 while it is in a small span of a segment in the
+ *     window (a copy of seg->page_cls), else 0: free() reads its class with
+ *     one load, without touching the segment header. A segment placed
+ *     outside it is still found through the authoritative map, by
+ *     hak_free_slow.
+ * Start-up address space: 1 MiB instead of a flat map's 32 MiB. Entries are
+ * read relaxed (plain loads on x86): an entry only changes for memory
+ * nobody may still use (a span being made or released by its owner, a
+ * chunk being recorded), ordered by the mmap/munmap that recycled it. */
 enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
 #define HAK_MAP_CHUNKS (1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT))      /* 2^25 */
 #define HAK_MAP_LEAF_SHIFT 36                                        /* a leaf maps 64 GiB */
 #define HAK_MAP_LEAF_N (1ul << (HAK_MAP_LEAF_SHIFT - HAK_SEG_SHIFT)) /* 16384 bytes */
 #define HAK_MAP_TOP_N (1ul << (HAK_ADDR_BITS - HAK_MAP_LEAF_SHIFT))  /* 2048 leaves */
-#define HAK_WIN_SHIFT 41                                             /* the window: 2 TiB */
-#define HAK_WIN_N (1ul << (HAK_WIN_SHIFT - HAK_SEG_SHIFT))           /* 512 KiB */
+#define HAK_WIN_SHIFT 36                                             /* the window: 64 GiB */
+#define HAK_WIN_N (1ul << (HAK_WIN_SHIFT - HAK_SEG_SHIFT))           /* chunks */
+#define HAK_PAGEWIN_N (1ul << (HAK_WIN_SHIFT - HAK_PAGE_SHIFT))      /* pages: 1 MiB */
 #define HAK_WIN_UNSET ((uintptr_t)1 << 63) /* no window yet: every index misses */
 extern uint8_t *hak_segmap_top[HAK_MAP_TOP_N];
-extern uint8_t hak_segwin[HAK_WIN_N] __attribute__((visibility("hidden")));
+/* class + 1 of each page of the window in a small span, 0 otherwise */
+extern uint8_t hak_pagewin[HAK_PAGEWIN_N] __attribute__((visibility("hidden")));
 /* first chunk of the window, or HAK_WIN_UNSET */
 extern uintptr_t hak_segwin_base __attribute__((visibility("hidden")));
+/* the same in pages (hak_segwin_base << 6), or HAK_WIN_UNSET: free()'s */
+extern uintptr_t hak_pagewin_base __attribute__((visibility("hidden")));
+/* The window bytes of seg's pages, or NULL when seg is outside the window. */
+uint8_t *hak_pagewin_of(const void *seg);
+/* Pages first..first+n-1 of seg now read v in the window (class + 1, or 0). */
+static inline void hak_pagewin_set(const void *seg, int first, int n, uint8_t v) {
+    uint8_t *w = hak_pagewin_of(seg);
+    if (w)
+        for (int i = first; i < first + n; i++) __atomic_store_n(&w[i], v, __ATOMIC_RELAXED);
+}
 
 /* The authoritative entry of a (NONE beyond 47 bits or where no leaf is). */
 static inline uint8_t hak_segmap_get(uintptr_t a) {
@@ -124,22 +138,26 @@ static inline uint8_t hak_segmap_get(uintptr_t a) {
                 : HAK_MAP_NONE;
 }
 
-/* The base is written once (CAS), before any segment is recorded, and read
- * by every free: a plain load (the compiler folds it into the subtraction;
+/* The base is written once, before any segment is recorded, and read by
+ * every free: a plain load (the compiler folds it into the subtraction;
  * word loads are atomic on x86), whose old value (UNSET) only means the slow
  * path. The TSAN build loads it relaxed, so the sanitizer sees the pairing. */
 #ifdef __SANITIZE_THREAD__
-#define HAK_SEGWIN_BASE() __atomic_load_n(&hak_segwin_base, __ATOMIC_RELAXED)
+#define HAK_PAGEWIN_BASE() __atomic_load_n(&hak_pagewin_base, __ATOMIC_RELAXED)
 #else
-#define HAK_SEGWIN_BASE() (hak_segwin_base)
+#define HAK_PAGEWIN_BASE() (hak_pagewin_base)
 #endif
-/* free()'s fast-path test: a 16-aligned address in a small segment of the
- * window. The unsigned compare also refuses addresses beyond 47 bits and
- * everything while the window is unset. */
-static inline bool hak_segwin_small(uintptr_t a) {
-    uintptr_t idx = (a >> HAK_SEG_SHIFT) - HAK_SEGWIN_BASE();
-    return idx < HAK_WIN_N && !(a & 15) &&
-           __atomic_load_n(&hak_segwin[idx], __ATOMIC_RELAXED) == HAK_MAP_SEG;
+/* free()'s fast-path lookup: class + 1 of a 16-aligned address in a small
+ * span of the window, else 0. The alignment test rides on the range test:
+ * rotating a right by 4 moves its low 4 bits to bits 60-63, so after the
+ * shift they land at bits 48-51 of idx, far above HAK_PAGEWIN_N (the base
+ * is below 2^31): one compare refuses misaligned addresses, addresses
+ * beyond 47 bits and everything while the window is unset. */
+static inline unsigned hak_pagewin_entry(uintptr_t a) {
+    uintptr_t rot = a >> 4 | a << 60; /* one ror */
+    uintptr_t idx = (rot >> (HAK_PAGE_SHIFT - 4)) - HAK_PAGEWIN_BASE();
+    return HAK_LIKELY(idx < HAK_PAGEWIN_N) ? __atomic_load_n(&hak_pagewin[idx], __ATOMIC_RELAXED)
+                                           : 0;
 }
 
 typedef struct hak_block {
@@ -197,6 +215,9 @@ static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
 }
 
 struct hak_tls {
+    /* bins[-1] for free()'s window entry 0 (bin of entry e: bins[e - 1]):
+     * always full (room 0), never used otherwise */
+    struct hak_tbin bin_none;
     struct hak_tbin bins[HAK_NUM_CLASSES + 1]; /* +1: HAK_CLS_NONE, always full */
     uint64_t *ctr; /* this heap's counter slot: ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CSLOTS)] */
     struct hak_heap *heap;
@@ -322,7 +343,12 @@ bool hak_segmap_prepare(uintptr_t addr); /* addr's leaf exists: a later set cann
 void *hak_segmap_map_segment(void);      /* a fresh segment, in the window if it can be */
 
 /* classes (hak_class.c) */
-extern uint8_t hak_small_cls[HAK_SMALL_MAX / 16 + 1];
+/* Class of a size up to HAK_SMALL_MAX, indexed by the size itself: 1 KiB,
+ * two instructions (add, shift) less on malloc than a table by 16 bytes. */
+extern uint8_t hak_small_cls[HAK_SMALL_MAX + 1];
+/* The same as byte offsets of the bins in hak_tls.bins (class * 32):
+ * malloc's lookup, one shift less. */
+extern uint16_t hak_small_bin[HAK_SMALL_MAX + 1];
 /* Class of a size above HAK_SMALL_MAX, up to HAK_CLASS_MAX: four classes
  * per doubling, so find the doubling, then the quarter above it. */
 static inline int hak_mid_class(size_t n) {
@@ -332,7 +358,7 @@ static inline int hak_mid_class(size_t n) {
     return lg * 4 + quarter - 20;             /* 19 + (lg - 10) * 4 + quarter + 1 */
 }
 static inline int hak_size_class(size_t n) {
-    if (n <= HAK_SMALL_MAX) return hak_small_cls[(n + 15) >> 4];
+    if (n <= HAK_SMALL_MAX) return hak_small_cls[n];
     return n <= HAK_CLASS_MAX ? hak_mid_class(n) : -1;
 }
 extern uint32_t hak_cls_shift[HAK_NUM_CLASSES], hak_cls_inv[HAK_NUM_CLASSES],
@@ -384,8 +410,22 @@ static inline char *hak_span_start(hak_span *s) {
 bool hak_refill(hak_heap *h, int cls);
 uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
-uint32_t hak_tbin_cap_max(int cls, uint32_t cap);
 bool hak_tbin_grow(struct hak_tbin *bin);
+
+/* A class whose thread cache overflows although it was refilled since its
+ * last overflow is churned through the cache (malloc n, free n, n above the
+ * cap): flushing half and refilling again would move every block through
+ * its span each round. Such a bin doubles its cap instead, up to about
+ * 256 KiB of blocks (2048 at most), the byte bound of the default caps; a
+ * bin that only receives frees (a consumer of other threads' blocks) is
+ * never refilled and keeps its cap. Only default caps grow: a cap set by
+ * the environment, the daemon or hakctl is kept as set. Caps go back to the
+ * knob whenever knobs are applied again (hak_knobs_apply_tls). */
+static inline uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
+    if (cap == 0 || hak_knobs.owner[HAK_KNOB_FAST_CAP][cls] != HAK_OWNER_DEFAULT) return cap;
+    return hak_cls_grow_cap[cls] > cap ? hak_cls_grow_cap[cls] : cap;
+}
+
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /* returns the rest */
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);

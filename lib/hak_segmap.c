@@ -20,8 +20,9 @@
 #include <sys/mman.h>
 
 uint8_t *hak_segmap_top[HAK_MAP_TOP_N];
-uint8_t hak_segwin[HAK_WIN_N];
+uint8_t hak_pagewin[HAK_PAGEWIN_N];
 uintptr_t hak_segwin_base = HAK_WIN_UNSET;
+uintptr_t hak_pagewin_base = HAK_WIN_UNSET;
 static uintptr_t win_n = HAK_WIN_N;     /* chunks of the window in use (test: fewer) */
 static uintptr_t win_low = UINTPTR_MAX; /* lowest window chunk ever a segment: hint below it */
 static uintptr_t hint_step = 1;         /* next try this far below win_low: doubles when taken */
@@ -70,8 +71,13 @@ static uintptr_t window_claim(uintptr_t c) {
     uintptr_t want = c > n / 2 ? c - n / 2 : 0;
     if (want > HAK_MAP_CHUNKS - n) want = HAK_MAP_CHUNKS - n;
     if (__atomic_compare_exchange_n(&hak_segwin_base, &base, want, false, __ATOMIC_RELEASE,
-                                    __ATOMIC_ACQUIRE))
+                                    __ATOMIC_ACQUIRE)) {
+        /* before any entry is written: entries are written by span makers,
+         * after hak_segmap_set recorded their segment */
+        __atomic_store_n(&hak_pagewin_base, want << (HAK_SEG_SHIFT - HAK_PAGE_SHIFT),
+                         __ATOMIC_RELEASE);
         return want;
+    }
     return base; /* another segment claimed it first */
 }
 
@@ -95,8 +101,10 @@ bool hak_segmap_set(uintptr_t a, uint8_t v) {
     uintptr_t c = chunk_of(a), idx = window_index(c);
     uint8_t old = __atomic_exchange_n(&leaf[c & (HAK_MAP_LEAF_N - 1)], v, __ATOMIC_RELEASE);
     if (idx < HAK_WIN_N) {
-        __atomic_store_n(&hak_segwin[idx], v == HAK_MAP_SEG ? HAK_MAP_SEG : HAK_MAP_NONE,
-                         __ATOMIC_RELEASE);
+        /* no span in the chunk now (a segment recorded or released, a large
+         * mapping): its pages' entries are 0, whatever lay there before */
+        uint8_t *e = &hak_pagewin[idx * HAK_SEG_PAGES];
+        for (int i = 0; i < HAK_SEG_PAGES; i++) __atomic_store_n(&e[i], 0, __ATOMIC_RELAXED);
         if (v == HAK_MAP_SEG) note_low(c);
     } else if ((v == HAK_MAP_SEG) != (old == HAK_MAP_SEG)) {
         if (v == HAK_MAP_SEG)
@@ -107,9 +115,14 @@ bool hak_segmap_set(uintptr_t a, uint8_t v) {
     return true;
 }
 
+uint8_t *hak_pagewin_of(const void *seg) {
+    uintptr_t idx = window_index(chunk_of((uintptr_t)seg));
+    return idx < HAK_WIN_N ? &hak_pagewin[idx * HAK_SEG_PAGES] : NULL;
+}
+
 /* A 4 MiB-aligned segment, not recorded yet. The kernel places it next to
  * the previous mappings, so normally in the window. Outside it (more than
- * 1 TiB of other mappings in between, or a bottom-up layout grown past the
+ * 32 GiB of other mappings in between, or a bottom-up layout grown past the
  * window), one try below the lowest segment in the window, at a distance
  * that doubles each time the spot is taken and starts again at 1 when it
  * was free. In a bottom-up layout the libraries lie right below the first

@@ -214,6 +214,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
         s[i].head_off = (uint8_t)i;
         s[i].cls = seg->page_cls[first + i] = (uint8_t)cls;
     }
+    hak_pagewin_set(seg, first, n, (uint8_t)(cls + 1));
     HAK_USAGE_SPAN((size_t)n * HAK_PAGE_SIZE);
     HAK_CTR(cls, SPANS_NEW)++;
     HAK_CTR(cls, SPAN_BLOCKS) += s->capacity;
@@ -228,6 +229,7 @@ void hak_span_release(hak_heap *h, hak_span *s) {
     HAK_USAGE_SPAN(-(long)((size_t)n * HAK_PAGE_SIZE));
     HAK_CTR(cls, SPANS_FREED)++;
     HAK_CTR(cls, SPAN_BLOCKS) -= s->capacity;
+    hak_pagewin_set(seg, first, n, 0);
     for (int i = 0; i < n; i++) {
         s[i].cls = seg->page_cls[first + i] = HAK_CLS_NONE;
         s[i].head_off = 0;

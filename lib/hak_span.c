@@ -270,21 +270,8 @@ void hak_remote_drain(hak_heap *h) {
     }
 }
 
-/* A class whose thread cache overflows although it was refilled since its
- * last overflow is churned through the cache (malloc n, free n, n above the
- * cap): flushing half and refilling again would move every block through
- * its span each round. Such a bin doubles its cap instead, up to about
- * 256 KiB of blocks (2048 at most), the byte bound of the default caps; a
- * bin that only receives frees (a consumer of other threads' blocks) is
- * never refilled and keeps its cap. Only default caps grow: a cap set by
- * the environment, the daemon or hakctl is kept as set. Caps go back to the
- * knob whenever knobs are applied again (hak_knobs_apply_tls). */
-uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
-    if (cap == 0 || hak_knobs.owner[HAK_KNOB_FAST_CAP][cls] != HAK_OWNER_DEFAULT) return cap;
-    return hak_cls_grow_cap[cls] > cap ? hak_cls_grow_cap[cls] : cap;
-}
-
-/* The bin is full: grow it if it qualifies (above), else false. */
+/* The bin is full: grow it if it qualifies (hak_tbin_cap_max in
+ * hak_internal.h says up to where), else false. */
 bool hak_tbin_grow(struct hak_tbin *bin) {
     /* Not before the process is published: a churn that fits a grown cache
      * never takes a slow path again, and the first slow path after the
