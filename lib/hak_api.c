@@ -291,7 +291,14 @@ static size_t realloc_headroom(size_t n, size_t old) {
 
 /* The new place of a block growing (or shrinking) to n bytes. */
 static void *realloc_target(size_t n, size_t old) {
-    if (n > old) n = realloc_headroom(n, old);
+    size_t want = n > old ? realloc_headroom(n, old) : n;
+    if (want != n) { /* the headroom is a bonus: out of memory, n alone */
+        int e = errno;
+        void *q = hak_alloc_fast(want);
+        if (q) return q;
+        errno = e;
+        return hak_alloc_fast(n);
+    }
     if (n > old && n > GROW_LARGE_MIN && !hak_as_limited()) {
         /* a thread past its exit takes no heap for this (malloc may) */
         hak_heap *h = hak_tls.exited && !hak_tls.heap ? NULL : hak_heap_get();
