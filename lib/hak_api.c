@@ -275,8 +275,30 @@ HAK_EXPORT size_t HAK_API(malloc_usable_size)(void *p) {
  * Not under an address-space limit: a mapping takes a 4 MiB chunk of it. */
 #define GROW_LARGE_MIN ((size_t)64 << 10)
 
+/* A mid-size block (above the direct-lookup classes, up to GROW_LARGE_MIN)
+ * that outgrows its class by a step of at most a quarter of it is being
+ * appended to and will grow again: it moves to the class of 1.5 n (at most
+ * GROW_LARGE_MIN), as a growing large block takes 1.5 times its size. On
+ * realloc_grow-64k (appends of 1-512 B up to 64 KiB) that is 11.0 k moves
+ * instead of 26.0 k, and fewer classes passed through leave fewer spans
+ * behind (peak RSS 29 -> 25 MiB). A block grown by a big step (doubling)
+ * gets its exact class; one that stops growing keeps the slack. */
+static size_t realloc_headroom(size_t n, size_t old) {
+    if (n <= HAK_SMALL_MAX || n > GROW_LARGE_MIN || n - old > old / 4) return n;
+    size_t want = n + n / 2;
+    return want < GROW_LARGE_MIN ? want : GROW_LARGE_MIN;
+}
+
 /* The new place of a block growing (or shrinking) to n bytes. */
 static void *realloc_target(size_t n, size_t old) {
+    size_t want = n > old ? realloc_headroom(n, old) : n;
+    if (want != n) { /* the headroom is a bonus: out of memory, n alone */
+        int e = errno;
+        void *q = hak_alloc_fast(want);
+        if (q) return q;
+        errno = e;
+        return hak_alloc_fast(n);
+    }
     if (n > old && n > GROW_LARGE_MIN && !hak_as_limited()) {
         /* a thread past its exit takes no heap for this (malloc may) */
         hak_heap *h = hak_tls.exited && !hak_tls.heap ? NULL : hak_heap_get();

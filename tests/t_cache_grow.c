@@ -1,11 +1,14 @@
 /* t_cache_grow — a thread cache that is churned through (malloc N blocks of
  * one size, free them in the same order, repeat; N above the default cap)
  * grows its cap (hak_tbin_grow), so after a few rounds its blocks stop
- * going back to their spans: class 0's flush counter stops rising while
- * its allocations go on. A cap set by the environment (HAKMEM_TINY_FAST_CAP)
- * stays as set, and the flushes go on. The counters are read from the
- * process's own segment through the shm library, as hakctl reads them.
- * The second case is this binary re-executed with the knob set. */
+ * going back to their spans: the class's flush counter stops rising while
+ * its allocations go on. Class 0 (16 B, cap 256) grows to 2048; the 32 KiB
+ * class (cap 8) to 32, four times its 256 KiB (hak_class.c: the mid classes'
+ * short caches walked into a refill every ~17 operations). A cap set by the
+ * environment (HAKMEM_TINY_FAST_CAP) stays as set, and the flushes go on.
+ * The counters are read from the process's own segment through the shm
+ * library, as hakctl reads them. The last case is this binary re-executed
+ * with the knob set. */
 #include "hakmem_shm.h"
 #include "testutil.h"
 
@@ -15,21 +18,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define N 1600  /* blocks per round: above class 0's default cap (256) */
-#define SIZE 16 /* class 0: its cap may grow to 2048 */
+#define NMAX 1600 /* blocks per round: above class 0's default cap (256) */
 #define ROUNDS 50
 
-static void *volatile blocks[N]; /* volatile: no malloc/free pair folded away */
+/* a churned class: its size, blocks per round, index */
+struct churn_case {
+    const char *name;
+    size_t size;
+    int n, cls;
+};
+static const struct churn_case tiny = {"16 B", 16, 1600, 0};    /* cap 256, grows to 2048 */
+static const struct churn_case mid = {"32 KiB", 32768, 24, 39}; /* cap 8, grows to 32 */
+
+static void *volatile blocks[NMAX]; /* volatile: no malloc/free pair folded away */
 static void *volatile sink;
 
-static void churn(int rounds) {
+static void churn(const struct churn_case *c, int rounds) {
     for (int r = 0; r < rounds; r++) {
-        for (int i = 0; i < N; i++) {
-            blocks[i] = malloc(SIZE);
-            memset(blocks[i], i & 0xff, SIZE);
+        for (int i = 0; i < c->n; i++) {
+            blocks[i] = malloc(c->size);
+            memset(blocks[i], i & 0xff, c->size);
         }
-        for (int i = 0; i < N; i++) {
-            CHECK(((unsigned char *)blocks[i])[SIZE - 1] == (i & 0xff));
+        for (int i = 0; i < c->n; i++) {
+            CHECK(((unsigned char *)blocks[i])[c->size - 1] == (i & 0xff));
             free(blocks[i]);
         }
     }
@@ -49,20 +60,21 @@ static int attach_self(struct hak_shm_view *v) {
     return -1;
 }
 
-/* Returns 0 if class 0 stopped flushing (grown), 1 if it still flushes. */
-static int run_case(const char *name) {
+/* Returns 0 if the class stopped flushing (grown), 1 if it still flushes. */
+static int run_case(const struct churn_case *c, const char *name) {
     struct hak_shm_view v;
     if (attach_self(&v) != 0) return -1;
-    churn(ROUNDS); /* the cap grows in the first rounds, if it does */
-    uint64_t a0 = hak_shm_ctr_sum(&v, 0, HAK_CTR_ALLOCS);
-    uint64_t f0 = hak_shm_ctr_sum(&v, 0, HAK_CTR_FLUSHES);
-    churn(ROUNDS);
-    uint64_t a1 = hak_shm_ctr_sum(&v, 0, HAK_CTR_ALLOCS);
-    uint64_t f1 = hak_shm_ctr_sum(&v, 0, HAK_CTR_FLUSHES);
+    churn(c, ROUNDS); /* the cap grows in the first rounds, if it does */
+    uint64_t a0 = hak_shm_ctr_sum(&v, c->cls, HAK_CTR_ALLOCS);
+    uint64_t f0 = hak_shm_ctr_sum(&v, c->cls, HAK_CTR_FLUSHES);
+    churn(c, ROUNDS);
+    uint64_t a1 = hak_shm_ctr_sum(&v, c->cls, HAK_CTR_ALLOCS);
+    uint64_t f1 = hak_shm_ctr_sum(&v, c->cls, HAK_CTR_FLUSHES);
     hak_shm_detach(&v);
-    printf("%s: class 0 allocs %llu -> %llu, flushes %llu -> %llu\n", name, (unsigned long long)a0,
-           (unsigned long long)a1, (unsigned long long)f0, (unsigned long long)f1);
-    CHECKF(a1 - a0 >= (uint64_t)ROUNDS * N, "allocations not counted: %llu",
+    printf("%s, %s: class %d allocs %llu -> %llu, flushes %llu -> %llu\n", c->name, name, c->cls,
+           (unsigned long long)a0, (unsigned long long)a1, (unsigned long long)f0,
+           (unsigned long long)f1);
+    CHECKF(a1 - a0 >= (uint64_t)ROUNDS * c->n, "allocations not counted: %llu",
            (unsigned long long)(a1 - a0));
     return f1 != f0;
 }
@@ -71,11 +83,14 @@ int main(int argc, char **argv) {
     tu_init("t_cache_grow");
     if (!hakmem_loaded()) return TU_SKIP;
     if (argc > 1 && strcmp(argv[1], "fixed") == 0) {
-        int flushing = run_case("fast_cap=256 (environment)");
+        int flushing = run_case(&tiny, "fast_cap=256 (environment)");
         return tu_failures ? 2 : flushing; /* 1: still flushing, as it should */
     }
 
-    CHECKF(run_case("default cap") == 0, "class 0 still flushes: its default cap did not grow");
+    CHECKF(run_case(&tiny, "default cap") == 0,
+           "class 0 still flushes: its default cap did not grow");
+    CHECKF(run_case(&mid, "default cap") == 0,
+           "the 32 KiB class still flushes: its default cap did not grow to 32");
 
     pid_t pid = fork();
     REQUIRE(pid >= 0);
