@@ -97,13 +97,6 @@ static void publish(void) {
         close(fd);
     }
     struct hak_shm_header *shm = hak_shm_create(getpid(), read_start_time(), comm, path);
-    if (shm && hak_heap_reserve_orphan(shm) != 0) {
-        int e = errno;
-        hak_shm_unlink(getpid());
-        hak_shm_release();
-        shm = NULL;
-        errno = e;
-    }
     if (!shm) {
         say_no_segment(errno);
         return;
