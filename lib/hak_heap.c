@@ -30,7 +30,7 @@ uint64_t *hak_orphan_ctr = orphan_private;
 static void *arena_alloc_aligned(size_t n, size_t align) {
     n = (n + 63) & ~(size_t)63;
     char *at = (char *)(((uintptr_t)arena_cur + align - 1) & ~(uintptr_t)(align - 1));
-    if (!arena_cur || (size_t)(arena_end - at) < n) {
+    if (!arena_cur || at > arena_end || (size_t)(arena_end - at) < n) {
         size_t chunk = n > 65536 ? n : 65536;
         char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) return NULL;
@@ -47,11 +47,13 @@ static void *arena_alloc(size_t n) {
 
 /* Private counters of a heap with a slot live only until the segment
  * appears: whole pages, given back once the counts moved to the slot (a
- * published process keeps no dead copy resident). */
+ * published process keeps no dead copy resident). Without a segment to come
+ * (HAKMEM_SHM=0, no slot) they stay: packed. */
 #define CTR_BYTES (sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS)
 #define CTR_PAGES_BYTES ((CTR_BYTES + 4095) & ~(size_t)4095)
 static uint64_t *private_ctrs(const hak_heap *h) {
-    return h->slot >= 0 ? arena_alloc_aligned(CTR_PAGES_BYTES, 4096) : arena_alloc(CTR_BYTES);
+    return h->slot >= 0 && hak_shm_enabled ? arena_alloc_aligned(CTR_PAGES_BYTES, 4096)
+                                           : arena_alloc(CTR_BYTES);
 }
 
 static uint64_t *slot_ctrs(struct hak_shm_header *shm, int slot) {
@@ -80,10 +82,11 @@ static bool orphan_bound;
 
 /* Where orphan counts go: the slot of the segment once reserved, privately
  * before (or after fork, or if the slot cannot be had); what was counted
- * before moves along (an add racing with the move may be lost). */
+ * before moves along (an add racing with the move may be lost). Under
+ * orphan_lock, or in a fork child (one thread). */
 void hak_orphan_bind(void) {
     struct hak_shm_header *shm = hak_shm;
-    if (!shm || shm != orphan_seg) orphan_bound = false;
+    if (!shm || shm != __atomic_load_n(&orphan_seg, __ATOMIC_RELAXED)) orphan_bound = false;
     uint64_t *o = orphan_bound ? slot_ctrs(shm, ORPHAN_SLOT) : orphan_private;
     if (orphan_bound)
         for (int i = 0; i < HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
@@ -96,8 +99,8 @@ void hak_orphan_bind(void) {
  * count goes where the pointer points meanwhile). */
 static HAK_NOINLINE void orphan_slot_bind(struct hak_shm_header *shm) {
     if (!hak_trylock(&orphan_lock)) return;
-    if (hak_shm == shm && orphan_seg != shm) {
-        orphan_seg = shm;
+    if (hak_shm == shm && __atomic_load_n(&orphan_seg, __ATOMIC_RELAXED) != shm) {
+        __atomic_store_n(&orphan_seg, shm, __ATOMIC_RELAXED);
         orphan_bound = hak_shm_reserve(shm, slot_offset(ORPHAN_SLOT), hak_layout.slot_size) == 0;
         hak_orphan_bind();
     }
@@ -126,7 +129,7 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh) {
             h->ctr = slot_ctrs(shm, h->slot);
             if (old && !fresh) memcpy(h->ctr, old, CTR_BYTES);
             h->shm_bound = true;
-            if (old && !fresh) { /* a heap with a slot: its own pages (private_ctrs) */
+            if (old && !fresh && !((uintptr_t)old & 4095)) { /* its own pages (private_ctrs) */
                 int e = errno;
                 madvise(old, CTR_PAGES_BYTES, MADV_DONTNEED);
                 errno = e;
@@ -550,7 +553,7 @@ void hak_heaps_after_fork(bool child) {
     pid_t tid = gettid();
     memset(orphan_private, 0, sizeof orphan_private); /* fresh, like every heap's */
     if (hak_lock_take_orphan(&orphan_lock)) hak_unlock(&orphan_lock);
-    orphan_seg = NULL;
+    __atomic_store_n(&orphan_seg, NULL, __ATOMIC_RELAXED);
     hak_orphan_bind();
     for (hak_heap *h = __atomic_load_n(&all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next) {
         if (h->shm_bound) { /* the parent's segment is not ours: fresh private counters */
