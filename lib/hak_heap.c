@@ -214,7 +214,7 @@ static hak_heap *heap_new(void) {
 
 /* The calling thread owns h from now on (caller holds the pool lock). */
 static void heap_own_locked(hak_heap *h) {
-    h->owner = gettid();
+    h->owner = hak_gettid();
     if (HEAP_UNBOUND(h)) hak_heap_bind_counters(h, false);
 }
 
@@ -550,7 +550,7 @@ void hak_pool_after_fork(void) {
 void hak_heaps_after_fork(bool child) {
     if (!child) return;
     hak_heap *me = hak_tls.heap;
-    pid_t tid = gettid();
+    pid_t tid = hak_gettid();
     memset(orphan_private, 0, sizeof orphan_private); /* fresh, like every heap's */
     if (hak_lock_take_orphan(&orphan_lock)) hak_unlock(&orphan_lock);
     __atomic_store_n(&orphan_seg, NULL, __ATOMIC_RELAXED);

@@ -36,6 +36,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -292,6 +294,12 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n) {
 #define HAK_PROC_SUB(id, n)                                                                        \
     __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 
+/* The thread id through syscall(), which sits in the libc pages mmap and
+ * madvise fault in anyway: gettid() is in another 64 KiB fault-around
+ * window, resident in every process only for this (docs/allocator.md). */
+static inline pid_t hak_gettid(void) {
+    return (pid_t)syscall(SYS_gettid);
+}
 void hak_lock(hak_lock_t *l);
 bool hak_trylock(hak_lock_t *l); /* the holder's tid too: see hak_fork.c */
 static inline void hak_unlock(hak_lock_t *l) {
