@@ -15,8 +15,13 @@ bench/bin/%: bench/%.c bench/bench_util.h
 	@mkdir -p bench/bin
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
+# preloaded after the allocator: where a process's resident memory is at exit
+bench/bin/rss_dump.so: bench/rss_dump.c
+	@mkdir -p bench/bin
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
 .PHONY: bench bench-full bench-callgrind bench-bins bench-overhead bench-startup
-bench-bins: $(BENCH_BINS)
+bench-bins: $(BENCH_BINS) bench/bin/rss_dump.so
 
 bench: $(BENCH_BINS) $(BENCH_LIB)
 	@bash scripts/deps.sh bench

@@ -63,7 +63,7 @@ static void fork_child(void) {
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     /* this thread's new identity; its locks from the parent are re-stamped */
     hak_tls.tid_in_parent = hak_tls.tid ? hak_tls.tid : -1; /* -1: held none, matches none */
-    if (hak_tls.tid) hak_tls.tid = gettid();
+    if (hak_tls.tid) hak_tls.tid = hak_gettid();
     /* first off the parent's segment (no allocator lock needed), so that
      * nothing below writes figures into it */
     void *old = hak_shm;

@@ -5,6 +5,7 @@
  * and by adopt. */
 #include "hak_internal.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -25,24 +26,34 @@ static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS];
 uint64_t *hak_orphan_ctr = orphan_private;
 #define ORPHAN_SLOT (HAK_SHM_SLOTS - 1) /* last slot: threads past their exit */
 
-static void *arena_alloc(size_t n) {
+/* align: 64, or 4096 for blocks whose pages are given back later */
+static void *arena_alloc_aligned(size_t n, size_t align) {
     n = (n + 63) & ~(size_t)63;
-    if ((size_t)(arena_end - arena_cur) < n) {
+    char *at = (char *)(((uintptr_t)arena_cur + align - 1) & ~(uintptr_t)(align - 1));
+    if (!arena_cur || at > arena_end || (size_t)(arena_end - at) < n) {
         size_t chunk = n > 65536 ? n : 65536;
         char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) return NULL;
-        arena_cur = p;
         arena_end = p + chunk;
+        at = p;
     }
-    void *r = arena_cur;
-    arena_cur += n;
-    return r;
+    arena_cur = at + n;
+    return at;
 }
 
-/* The next arena allocation starts a page (chunks are page-aligned). */
-static void arena_page_align(void) {
-    uintptr_t c = ((uintptr_t)arena_cur + HAK_OS_PAGE - 1) & ~(HAK_OS_PAGE - 1);
-    arena_cur = c < (uintptr_t)arena_end ? (char *)c : arena_end;
+static void *arena_alloc(size_t n) {
+    return arena_alloc_aligned(n, 64);
+}
+
+/* Private counters of a heap with a slot live only until the segment
+ * appears: whole pages, given back once the counts moved to the slot (a
+ * published process keeps no dead copy resident). Without a segment to come
+ * (HAKMEM_SHM=0, no slot) they stay: packed. */
+#define CTR_BYTES (sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS)
+#define CTR_PAGES_BYTES ((CTR_BYTES + 4095) & ~(size_t)4095)
+static uint64_t *private_ctrs(const hak_heap *h) {
+    return h->slot >= 0 && hak_shm_enabled ? arena_alloc_aligned(CTR_PAGES_BYTES, 4096)
+                                           : arena_alloc(CTR_BYTES);
 }
 
 static uint64_t *slot_ctrs(struct hak_shm_header *shm, int slot) {
@@ -61,18 +72,48 @@ static struct hak_shm_slot *slot_of(hak_heap *h) {
                                    (size_t)h->slot * hak_layout.slot_size);
 }
 
-int hak_heap_reserve_orphan(struct hak_shm_header *shm) {
-    return hak_shm_reserve(shm, slot_offset(ORPHAN_SLOT), hak_layout.slot_size);
-}
+/* The orphan slot is reserved at its first count, not when the segment
+ * appears: a program whose threads never outlive their heaps (most small
+ * ones) keeps its three pages unmapped. orphan_seg is the segment whose slot
+ * we tried (bound when orphan_bound), under orphan_lock. */
+static hak_lock_t orphan_lock;
+static struct hak_shm_header *orphan_seg;
+static bool orphan_bound;
 
-/* The orphan slot follows the segment (created, or dropped after fork); what
- * was counted before moves along (an add racing with the move may be lost). */
+/* Where orphan counts go: the slot of the segment once reserved, privately
+ * before (or after fork, or if the slot cannot be had); what was counted
+ * before moves along (an add racing with the move may be lost). Under
+ * orphan_lock, or in a fork child (one thread). */
 void hak_orphan_bind(void) {
-    uint64_t *o = hak_shm ? slot_ctrs(hak_shm, ORPHAN_SLOT) : orphan_private;
-    if (hak_shm)
+    struct hak_shm_header *shm = hak_shm;
+    if (!shm || shm != __atomic_load_n(&orphan_seg, __ATOMIC_RELAXED)) orphan_bound = false;
+    uint64_t *o = orphan_bound ? slot_ctrs(shm, ORPHAN_SLOT) : orphan_private;
+    if (orphan_bound)
         for (int i = 0; i < HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
             o[i] = __atomic_load_n(&orphan_private[i], __ATOMIC_RELAXED);
     __atomic_store_n(&hak_orphan_ctr, o, __ATOMIC_RELEASE);
+}
+
+/* The first orphan count since the segment appeared: reserve the slot (a
+ * try-lock: a signal handler's free must not wait for its own thread; its
+ * count goes where the pointer points meanwhile). */
+static HAK_NOINLINE void orphan_slot_bind(struct hak_shm_header *shm) {
+    if (!hak_trylock(&orphan_lock)) return;
+    if (hak_shm == shm && __atomic_load_n(&orphan_seg, __ATOMIC_RELAXED) != shm) {
+        __atomic_store_n(&orphan_seg, shm, __ATOMIC_RELAXED);
+        orphan_bound = hak_shm_reserve(shm, slot_offset(ORPHAN_SLOT), hak_layout.slot_size) == 0;
+        hak_orphan_bind();
+    }
+    hak_unlock(&orphan_lock);
+}
+
+void hak_orphan_add(int cls, int id, uint64_t n) {
+    struct hak_shm_header *shm = hak_shm;
+    if (HAK_UNLIKELY(shm && __atomic_load_n(&orphan_seg, __ATOMIC_RELAXED) != shm))
+        orphan_slot_bind(shm);
+    __atomic_fetch_add(
+        &__atomic_load_n(&hak_orphan_ctr, __ATOMIC_ACQUIRE)[HAK_CTR_INDEX(cls, id, HAK_NUM_CSLOTS)],
+        n, __ATOMIC_RELAXED);
 }
 
 /* Counters live in the heap's segment slot once there is a segment and the
@@ -86,15 +127,18 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh) {
     if (shm && h->slot >= 0 && !h->shm_bound) {
         if (hak_shm_reserve(shm, slot_offset(h->slot), hak_layout.slot_size) == 0) {
             h->ctr = slot_ctrs(shm, h->slot);
-            if (old && !fresh)
-                memcpy(h->ctr, old, sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
+            if (old && !fresh) memcpy(h->ctr, old, CTR_BYTES);
             h->shm_bound = true;
+            if (old && !fresh && !((uintptr_t)old & 4095)) { /* its own pages (private_ctrs) */
+                int e = errno;
+                madvise(old, CTR_PAGES_BYTES, MADV_DONTNEED);
+                errno = e;
+            }
             return;
         }
         h->slot = -1;
     }
-    if (!h->shm_bound && (!h->ctr || fresh))
-        h->ctr = arena_alloc(sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
+    if (!h->shm_bound && (!h->ctr || fresh)) h->ctr = private_ctrs(h);
 }
 
 /* The segment appeared: the calling thread moves its own heap's counters
@@ -155,17 +199,13 @@ static void pool_put(hak_heap *h) {
 /* A new heap; a shared one (the starter) takes no counter slot: it counts
  * nothing itself (the threads using it count in their own). */
 static hak_heap *heap_new(bool shared) {
-    /* the heap, then its private counters, from a page start: what an idle
-     * thread writes (the heap and the first counter rows) is one page */
-    arena_page_align();
     hak_heap *h = arena_alloc(sizeof(hak_heap));
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
     h->slot = !shared && next_slot < ORPHAN_SLOT ? next_slot++ : -1;
-    /* private counters first; bound to the segment slot when it exists */
-    h->ctr = arena_alloc(sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS);
-    if (!h->ctr) return NULL;
+    /* the segment slot when it exists, else private counters */
     hak_heap_bind_counters(h, false);
+    if (!h->ctr) return NULL;
     h->all_next = all_heaps;
     /* release: a fork child walks the list without the lock (its holder may
      * be lost), so a heap is linked only once complete */
@@ -187,7 +227,7 @@ hak_heap *hak_heap_new_shared(void) {
 
 /* The calling thread owns h from now on (caller holds the pool lock). */
 static void heap_own_locked(hak_heap *h) {
-    h->owner = gettid();
+    h->owner = hak_gettid();
     if (HEAP_UNBOUND(h)) hak_heap_bind_counters(h, false);
 }
 
@@ -527,8 +567,10 @@ void hak_pool_after_fork(void) {
 void hak_heaps_after_fork(bool child) {
     if (!child) return;
     hak_heap *me = hak_tls.heap;
-    pid_t tid = gettid();
+    pid_t tid = hak_gettid();
     memset(orphan_private, 0, sizeof orphan_private); /* fresh, like every heap's */
+    if (hak_lock_take_orphan(&orphan_lock)) hak_unlock(&orphan_lock);
+    __atomic_store_n(&orphan_seg, NULL, __ATOMIC_RELAXED);
     hak_orphan_bind();
     for (hak_heap *h = __atomic_load_n(&all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next) {
         if (h->shm_bound) { /* the parent's segment is not ours: fresh private counters */

@@ -40,6 +40,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -168,7 +170,7 @@ typedef struct hak_block {
 struct hak_heap;
 
 typedef struct hak_span {
-    uint8_t cls;      /* HAK_CLS_NONE when the page is free */
+    uint8_t cls;      /* (valid in a span only: page_cls is the free page's truth) */
     uint8_t pages;    /* span length (head only) */
     uint8_t head_off; /* this descriptor's distance from the span head */
     uint8_t in_partial;
@@ -191,12 +193,16 @@ typedef struct hak_segment {
     uint64_t dirty_ns;                   /* when the oldest dirty page was freed */
     uint64_t purged_mask;                /* free pages purged since last in a span */
     struct hak_segment *next, *prev;     /* heap segment list / cache list */
-    hak_span pages[HAK_SEG_PAGES];
     /* Bit k of page i set: OS page k of page i was purged, and the free
      * blocks that start in it are off their span's free list (their links
      * read as zero); refill lists them again (hak_span_unpurge). Changed
      * with the span's free list (same owner, same lock). */
     uint16_t os_purged[HAK_SEG_PAGES];
+    /* Last, and written only when carved: a small heap's spans sit low in
+     * the segment, so the descriptors of its high pages (the header's
+     * second OS page) are never touched. A free page's descriptor is
+     * meaningless: page_cls says the page is in no span. */
+    hak_span pages[HAK_SEG_PAGES];
 } hak_segment;
 
 #define HAK_SEG_MAGIC 0x5345474b4148ull
@@ -288,16 +294,15 @@ extern uint64_t *hak_proc; /* process figures: in the segment or private */
 
 #define HAK_CTR(cls, id) (hak_tls.ctr[HAK_CTR_INDEX(cls, HAK_CTR_##id, HAK_NUM_CSLOTS)])
 /* Counters of threads past their exit (glibc frees thread state after the
- * TSD destructors): a shared slot, so atomic adds. */
+ * TSD destructors) or without a heap: a shared slot, so atomic adds
+ * (hak_orphan_add, hak_heap.c). */
 extern uint64_t *hak_orphan_ctr;
+void hak_orphan_add(int cls, int id, uint64_t n);
 static inline void hak_ctr_add(int cls, int id, uint64_t n) {
     if (HAK_LIKELY(hak_tls.heap != NULL))
         hak_tls.ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CSLOTS)] += n;
     else
-        __atomic_fetch_add(
-            &__atomic_load_n(&hak_orphan_ctr,
-                             __ATOMIC_ACQUIRE)[HAK_CTR_INDEX(cls, id, HAK_NUM_CSLOTS)],
-            n, __ATOMIC_RELAXED);
+        hak_orphan_add(cls, id, n);
 }
 #define HAK_BIN_CTR(bin, id) ((bin)->ctr[HAK_CTR_##id * HAK_NUM_CSLOTS])
 /* Fast-path counting; -DHAK_COUNTERS=0 compiles it out (only to measure its
@@ -317,6 +322,12 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n) {
 #define HAK_PROC_SUB(id, n)                                                                        \
     __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 
+/* The thread id through syscall(), which sits in the libc pages mmap and
+ * madvise fault in anyway: gettid() is in another 64 KiB fault-around
+ * window, resident in every process only for this (docs/allocator.md). */
+static inline pid_t hak_gettid(void) {
+    return (pid_t)syscall(SYS_gettid);
+}
 void hak_lock(hak_lock_t *l);
 bool hak_trylock(hak_lock_t *l); /* the holder's tid too: see hak_fork.c */
 static inline void hak_unlock(hak_lock_t *l) {
@@ -443,7 +454,6 @@ void hak_heaps_after_fork(bool child);
 void hak_pool_after_fork(void);
 void hak_heap_bind_counters(hak_heap *h, bool fresh);
 void hak_orphan_bind(void);
-int hak_heap_reserve_orphan(struct hak_shm_header *shm);
 void hak_heaps_publish(struct hak_shm_header *shm); /* sets hak_shm */
 void hak_knobs_apply_tls(void);
 uint64_t hak_trim_all(void); /* returns the trim epoch it raised */

@@ -111,7 +111,7 @@ uint64_t hak_now_ns(void) {
 
 static pid_t self_tid(void) {
     pid_t t = hak_tls.tid;
-    if (HAK_UNLIKELY(t == 0)) t = hak_tls.tid = gettid();
+    if (HAK_UNLIKELY(t == 0)) t = hak_tls.tid = hak_gettid();
     return t;
 }
 

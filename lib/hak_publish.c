@@ -97,13 +97,6 @@ static void publish(void) {
         close(fd);
     }
     struct hak_shm_header *shm = hak_shm_create(getpid(), read_start_time(), comm, path);
-    if (shm && hak_heap_reserve_orphan(shm) != 0) {
-        int e = errno;
-        hak_shm_unlink(getpid());
-        hak_shm_release();
-        shm = NULL;
-        errno = e;
-    }
     if (!shm) {
         say_no_segment(errno);
         return;
@@ -116,7 +109,7 @@ static void publish(void) {
         proc[i] = __atomic_load_n(&hak_proc[i], __ATOMIC_RELAXED);
     __atomic_store_n(&hak_proc, proc, __ATOMIC_RELEASE);
     hak_heaps_publish(shm); /* sets hak_shm; owned heaps move at their next slow path */
-    hak_orphan_bind();
+    /* orphan counts move at their first count from now (hak_orphan_add) */
     hak_publish_knobs();
     hak_shm_gc_dead(); /* what processes killed or ended with _exit() left */
 }

@@ -74,7 +74,9 @@ static hak_segment *segment_new(hak_heap *h) {
         seg = hak_segmap_map_segment();
         if (!seg) return NULL;
         seg->magic = HAK_SEG_MAGIC;
-        for (int i = 0; i < HAK_SEG_PAGES; i++) seg->pages[i].cls = seg->page_cls[i] = HAK_CLS_NONE;
+        /* page_cls only: pages[] is written as spans are carved (fresh
+         * memory, its OS pages stay untouched until then) */
+        memset(seg->page_cls, HAK_CLS_NONE, sizeof seg->page_cls);
         /* recorded once whole; a segment the map cannot record (no memory
          * for its leaf) could never be found again: give it back */
         if (!hak_segmap_set((uintptr_t)seg, HAK_MAP_SEG)) {

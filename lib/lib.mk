@@ -14,12 +14,15 @@ HAK_USDT ?= $(shell printf '$(HASH)include <sys/sdt.h>\n' | $(CC) -E -x c - >/de
 LIB_CFLAGS = $(CFLAGS) -DHAK_USDT=$(HAK_USDT) -fvisibility=hidden -fno-plt -ftls-model=initial-exec \
              -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 
-lib/libhakmem.so: $(LIB_OBJS) $(SHM_OBJS)
+# the segment code as an archive: only the objects the allocator uses (the
+# readers' side, for hakctl and hakmemd, would be 16 KiB of text mapped and
+# resident in every process)
+lib/libhakmem.so: $(LIB_OBJS) $(SHM_LIB)
 	$(CC) -shared -o $@ $^ -Wl,-z,now -Wl,--version-script=lib/exports.map -ldl -pthread
 
 # the same library with the fast-path counters compiled out, to measure them
-lib/libhakmem-nocounters.so: $(LIB_SRCS) $(LIB_HDRS) $(SHM_OBJS)
-	$(CC) $(LIB_CFLAGS) -DHAK_COUNTERS=0 -shared -o $@ $(LIB_SRCS) $(SHM_OBJS) \
+lib/libhakmem-nocounters.so: $(LIB_SRCS) $(LIB_HDRS) $(SHM_LIB)
+	$(CC) $(LIB_CFLAGS) -DHAK_COUNTERS=0 -shared -o $@ $(LIB_SRCS) $(SHM_LIB) \
 	    -Wl,-z,now -Wl,--version-script=lib/exports.map -ldl -pthread
 
 lib/libhakmem.a: $(LIB_OBJS) $(SHM_OBJS)

@@ -345,8 +345,11 @@ void hak_shm_gc_dead(void) {
                 errno != ESRCH)
                 continue;
             struct stat st;
+            struct timespec now; /* not time(): its libc page is one more 64 KiB
+                                  * fault-around window resident (docs/allocator.md) */
             if (fstatat(fd, d->name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-                time(NULL) - st.st_mtime < HAK_SHM_GC_AGE_S)
+                clock_gettime(CLOCK_REALTIME, &now) != 0 ||
+                now.tv_sec - st.st_mtime < HAK_SHM_GC_AGE_S)
                 continue;
             if (written_in(fd, d->name, &st, (pid_t)pid, ns)) unlinkat(fd, d->name, 0);
         }
