@@ -114,6 +114,37 @@ static void segment_free(hak_heap *h, hak_segment *seg) {
     }
 }
 
+/* Free pages age in two generations: dirty_new holds those freed since
+ * dirty_ns, the rest of dirty_mask those freed before. Once the generation
+ * is a purge delay old, the older pages (free at least that long) go back
+ * and the newer ones become the older generation: a page goes back between
+ * one and two delays after it was freed, never one freed a moment ago.
+ * Caller: the heap lock (or the cache lock for a cached segment). Returns
+ * whether dirty pages remain. */
+static void dirty_add(hak_segment *seg, uint64_t bits) {
+    if (!seg->dirty_mask) seg->dirty_ns = hak_now_ns();
+    seg->dirty_new |= bits;
+    __atomic_store_n(&seg->dirty_mask, seg->dirty_mask | bits, __ATOMIC_RELAXED);
+}
+
+static bool dirty_purge(hak_segment *seg, uint64_t now, uint64_t delay, bool force) {
+    if (!seg->dirty_mask) return false;
+    if (force) {
+        purge_mask(seg, seg->dirty_mask);
+        seg->dirty_new = 0;
+        __atomic_store_n(&seg->dirty_mask, 0, __ATOMIC_RELAXED); /* find_run's hint */
+        return false;
+    }
+    if (now - seg->dirty_ns >= delay) {
+        uint64_t old = seg->dirty_mask & ~seg->dirty_new;
+        if (old) purge_mask(seg, old);
+        __atomic_store_n(&seg->dirty_mask, seg->dirty_new, __ATOMIC_RELAXED);
+        seg->dirty_new = 0;
+        seg->dirty_ns = now;
+    }
+    return seg->dirty_mask != 0;
+}
+
 /* Purges the free pages of cached segments that have been dirty for the
  * purge delay (all of them if force). Under the cache lock: nobody can take
  * a segment while its pages go. */
@@ -121,13 +152,8 @@ static bool cache_purge(bool force) {
     uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
     bool left = false;
     hak_lock(&seg_cache_lock);
-    for (hak_segment *seg = seg_cache; seg; seg = seg->next) {
-        if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
-            purge_mask(seg, seg->dirty_mask);
-            seg->dirty_mask = 0;
-        }
-        left |= seg->dirty_mask != 0;
-    }
+    for (hak_segment *seg = seg_cache; seg; seg = seg->next)
+        left |= dirty_purge(seg, now, delay, force);
     hak_unlock(&seg_cache_lock);
     return left;
 }
@@ -200,6 +226,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     uint64_t bits = span_bits(first, n);
     seg->used_mask |= bits;
     seg->dirty_mask &= ~bits;
+    seg->dirty_new &= ~bits;
     uint64_t refault = seg->purged_mask & bits;
     seg->purged_mask &= ~bits;
     hak_heap_unlock(h);
@@ -235,8 +262,7 @@ void hak_span_release(hak_heap *h, hak_span *s) {
     uint64_t bits = span_bits(first, n);
     hak_heap_lock(h);
     seg->used_mask &= ~bits;
-    if (!seg->dirty_mask) seg->dirty_ns = hak_now_ns();
-    seg->dirty_mask |= bits;
+    dirty_add(seg, bits);
     if (seg->used_mask == 1) segment_free(h, seg); /* pages purged by the cache's timer */
     hak_heap_unlock(h);
     hak_purger_wake_soon();
@@ -249,13 +275,8 @@ static bool purge_locked(hak_heap *h, bool force, bool owner) {
     uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
     /* the owner's small classes: on force (trim), or while it stamps them */
     bool left = hak_span_purge_free(h, now, delay, force, owner && (force || h->lock_small));
-    for (hak_segment *seg = h->segs; seg; seg = seg->next) {
-        if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
-            purge_mask(seg, seg->dirty_mask);
-            __atomic_store_n(&seg->dirty_mask, 0, __ATOMIC_RELAXED); /* find_run's hint */
-        }
-        left |= seg->dirty_mask != 0;
-    }
+    for (hak_segment *seg = h->segs; seg; seg = seg->next)
+        left |= dirty_purge(seg, now, delay, force);
     return left;
 }
 
