@@ -421,6 +421,7 @@ extern atomic_int hak_live_threads;
 /* background purger (hak_purger.c) */
 void hak_purger_tick(hak_heap *h);        /* every 64th slow path: starts the purger when wanted */
 void hak_purger_thread_exit(hak_heap *h); /* before the heap goes to the pool */
+uint64_t hak_purge_delay_ns(void);        /* purge_delay_ms as refaults scale it */
 void hak_purger_wake_soon(void);          /* something was freed: an idle purger should look */
 void hak_purger_after_fork(void);
 /* hak_heap.c: every heap's due free pages (try-lock); true if some remain */

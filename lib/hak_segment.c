@@ -58,6 +58,7 @@ static void purge_mask(hak_segment *seg, uint64_t mask) {
         while (first + n < 64 && (mask >> (first + n) & 1)) n++;
         hak_os_purge((char *)seg + (size_t)first * HAK_PAGE_SIZE, (size_t)n * HAK_PAGE_SIZE);
         HAK_PROC_ADD(PURGES, 1);
+        HAK_PROC_ADD(PURGED_BYTES, (uint64_t)n * HAK_PAGE_SIZE);
         mask &= ~span_bits(first, n);
     }
 }
@@ -149,7 +150,7 @@ static bool dirty_purge(hak_segment *seg, uint64_t now, uint64_t delay, bool for
  * purge delay (all of them if force). Under the cache lock: nobody can take
  * a segment while its pages go. */
 static bool cache_purge(bool force) {
-    uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
+    uint64_t now = hak_now_ns(), delay = hak_purge_delay_ns();
     bool left = false;
     hak_lock(&seg_cache_lock);
     for (hak_segment *seg = seg_cache; seg; seg = seg->next)
@@ -272,7 +273,7 @@ void hak_span_release(hak_heap *h, hak_span *s) {
  * force), and the pages inside free blocks of big classes; the caller holds
  * the heap lock. Returns whether dirty pages remain. */
 static bool purge_locked(hak_heap *h, bool force, bool owner) {
-    uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
+    uint64_t now = hak_now_ns(), delay = hak_purge_delay_ns();
     /* the owner's small classes: on force (trim), or while it stamps them */
     bool left = hak_span_purge_free(h, now, delay, force, owner && (force || h->lock_small));
     for (hak_segment *seg = h->segs; seg; seg = seg->next)

@@ -535,6 +535,7 @@ static uint64_t purge_span_pages(hak_span *s, uint32_t size, uint64_t now, uint6
         uint32_t n = 1;
         while (q + n < nos && OS_BIT(go, q + n)) n++;
         hak_os_purge(start + (size_t)q * HAK_OS_PAGE, (size_t)n * HAK_OS_PAGE);
+        HAK_PROC_ADD(PURGED_BYTES, (uint64_t)n * HAK_OS_PAGE);
         calls++;
         q += n;
     }

@@ -14,6 +14,10 @@
  *      pages (`purges` rises, resident memory falls by half of them).
  *   3. refaults are counted: taking those purged blocks again raises
  *      `refault_bytes` by at least half their size.
+ *   4. a delay sized by refaults: memory freed and taken again every three
+ *      delays is purged and faulted back at first; then the delay in effect
+ *      grows (purge_delay_now_ms) and the purges stop (this binary
+ *      re-executed with purge_delay_ms=50).
  * Counters are read from the process's own segment through the shm library,
  * as hakctl and the daemon read them. A second thread with a heap makes
  * this the multi-threaded purger's case.                                  */
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,7 +74,32 @@ static int attach_self(struct hak_shm_view *v) {
     return -1;
 }
 
-int main(void) {
+/* 4. (re-executed with purge_delay_ms=50) memory freed and taken again
+ * every 150 ms, three delays: the first rounds purge it and fault it back;
+ * then the delay in effect grows (purge_delay_now_ms) and the purges stop. */
+static void periodic(struct hak_shm_view *v) {
+    enum { ROUNDS = 16 };
+    uint64_t calls[ROUNDS], most = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        uint64_t p0 = hak_shm_proc(v, HAK_PROC_PURGES);
+        for (int i = 0; i < N; i++) fill(i);
+        for (int i = 0; i < N; i++) free(blocks[i]);
+        usleep(150000);
+        calls[r] = hak_shm_proc(v, HAK_PROC_PURGES) - p0;
+        uint64_t d = hak_shm_proc(v, HAK_PROC_PURGE_DELAY_NOW);
+        if (d > most) most = d;
+        printf("round %d: %llu purge calls, delay now %llu ms\n", r, (unsigned long long)calls[r],
+               (unsigned long long)d);
+    }
+    uint64_t first = calls[0] + calls[1] + calls[2] + calls[3],
+             last = calls[ROUNDS - 4] + calls[ROUNDS - 3] + calls[ROUNDS - 2] + calls[ROUNDS - 1];
+    CHECKF(first > 0, "nothing purged in the first rounds: the case does not test anything");
+    CHECKF(most >= 100, "the delay in effect never grew: %llu ms", (unsigned long long)most);
+    CHECKF(last * 4 <= first, "purges went on while the memory kept coming back: %llu then %llu",
+           (unsigned long long)first, (unsigned long long)last);
+}
+
+int main(int argc, char **argv) {
     tu_init("t_purge_fresh");
     if (!hakmem_loaded()) return TU_SKIP;
     REQUIRE(pipe(stop_pipe) == 0);
@@ -77,6 +107,11 @@ int main(void) {
     REQUIRE(pthread_create(&t, NULL, idler, NULL) == 0);
     struct hak_shm_view v;
     REQUIRE(attach_self(&v) == 0);
+    if (argc > 1 && strcmp(argv[1], "periodic") == 0) {
+        periodic(&v);
+        hak_shm_detach(&v);
+        return tu_done();
+    }
 
     /* 1. churn: freed and taken again within milliseconds */
     uint64_t p0 = hak_shm_proc(&v, HAK_PROC_PURGES);
@@ -117,5 +152,16 @@ int main(void) {
     hak_shm_detach(&v);
     REQUIRE(write(stop_pipe[1], "x", 1) == 1);
     pthread_join(t, NULL);
+
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        setenv("HAKMEM_PURGE_DELAY_MS", "50", 1);
+        execl("/proc/self/exe", "t_purge_fresh", "periodic", (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "periodic reuse case failed (status %d)", st);
     return tu_done();
 }
