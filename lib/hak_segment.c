@@ -12,6 +12,34 @@
 static hak_lock_t seg_cache_lock;
 static hak_segment *seg_cache;
 static int seg_cache_n;
+/* Demand sizing (under seg_cache_lock): segments in heaps now, their recent
+ * peak (decaying by a quarter per half purge delay towards the use) and
+ * when it last decayed. */
+static int seg_in_use, seg_peak;
+static uint64_t seg_peak_ns;
+
+/* How many empty segments the cache keeps. The seg_cache knob, or, while the
+ * knob has its default value, what the recent peak of segments in use
+ * exceeds the use now, if that is more: a demand that fell a moment ago
+ * comes back (xbatch: producers run ahead of consumers and fall behind
+ * again), and an unmapped segment costs munmap, mmap and the map updates
+ * on top of the page faults a purged one costs. The cache's pages are
+ * purged after the delay like any free page: a bigger cache holds address
+ * space, not resident memory. A set knob (environment, hakctl, daemon) is
+ * kept as set. Caller holds seg_cache_lock. */
+static int cache_cap_locked(void) {
+    int knob = HAK_KNOB(SEG_CACHE);
+    if (hak_knobs.owner[HAK_KNOB_SEG_CACHE][0] != HAK_OWNER_DEFAULT) return knob;
+    int extra = seg_peak - seg_in_use;
+    if (extra > (int)hak_knob_defs[HAK_KNOB_SEG_CACHE].max)
+        extra = (int)hak_knob_defs[HAK_KNOB_SEG_CACHE].max;
+    return extra > knob ? extra : knob;
+}
+
+static void in_use_add_locked(int n) {
+    seg_in_use += n;
+    if (seg_in_use > seg_peak) seg_peak = seg_in_use;
+}
 
 static uint64_t span_bits(int first, int n) {
     return (n >= 64 ? ~0ull : ((1ull << n) - 1)) << first;
@@ -69,6 +97,7 @@ static hak_segment *segment_new(hak_heap *h) {
     if (seg) {
         seg_cache = seg->next;
         seg_cache_n--;
+        in_use_add_locked(1);
     }
     hak_unlock(&seg_cache_lock);
     if (!seg) {
@@ -83,6 +112,9 @@ static hak_segment *segment_new(hak_heap *h) {
             return NULL;
         }
         hak_usage_seg((long)HAK_SEG_SIZE);
+        hak_lock(&seg_cache_lock);
+        in_use_add_locked(1);
+        hak_unlock(&seg_cache_lock);
     }
     seg->heap = h;
     seg->used_mask = 1; /* page 0: this header */
@@ -101,7 +133,8 @@ static void segment_free(hak_heap *h, hak_segment *seg) {
     if (seg->next) seg->next->prev = seg->prev;
     seg->heap = NULL;
     hak_lock(&seg_cache_lock);
-    if (seg_cache_n < HAK_KNOB(SEG_CACHE)) {
+    in_use_add_locked(-1);
+    if (seg_cache_n < cache_cap_locked()) {
         seg->next = seg_cache;
         seg_cache = seg;
         seg_cache_n++;
@@ -303,10 +336,18 @@ bool hak_segment_purge_try(hak_heap *h, bool force) {
  * and purges the pages of the rest once they have been free long enough. */
 bool hak_segment_cache_trim(bool force) {
     bool left = cache_purge(force);
+    uint64_t now = hak_now_ns();
+    hak_lock(&seg_cache_lock);
+    if (force || now - seg_peak_ns >= hak_purge_delay_ns() / 2) { /* the demand peak decays */
+        seg_peak -= seg_peak / 4;
+        if (force || seg_peak < seg_in_use) seg_peak = seg_in_use;
+        seg_peak_ns = now;
+    }
+    hak_unlock(&seg_cache_lock);
     for (;;) {
         hak_lock(&seg_cache_lock);
         hak_segment *seg = NULL;
-        if (seg_cache && (force || seg_cache_n > HAK_KNOB(SEG_CACHE))) {
+        if (seg_cache && (force || seg_cache_n > cache_cap_locked())) {
             seg = seg_cache;
             seg_cache = seg->next;
             seg_cache_n--;
@@ -345,5 +386,6 @@ void hak_segment_after_fork(void) {
     if (!hak_lock_take_orphan(&seg_cache_lock)) return;
     seg_cache = NULL;
     seg_cache_n = 0;
+    seg_peak = seg_in_use; /* the heaps' segments stay mapped (and counted) in the child */
     hak_unlock(&seg_cache_lock);
 }
