@@ -125,6 +125,8 @@ static hak_segment *segment_new(hak_heap *h) {
     return seg;
 }
 
+static bool dirty_purge(hak_segment *seg, uint64_t now, uint64_t delay, bool force);
+
 static void segment_free(hak_heap *h, hak_segment *seg) {
     if (seg->prev)
         seg->prev->next = seg->next;
@@ -134,9 +136,19 @@ static void segment_free(hak_heap *h, hak_segment *seg) {
     seg->heap = NULL;
     hak_lock(&seg_cache_lock);
     in_use_add_locked(-1);
+    /* beyond the knob, a segment is cached for its address space only: its
+     * pages go back now, so the demand-sized part never raises the peak */
+    bool extra = seg_cache_n >= HAK_KNOB(SEG_CACHE) && seg_cache_n < cache_cap_locked();
+    hak_unlock(&seg_cache_lock);
+    if (extra) dirty_purge(seg, 0, 0, true); /* ours alone: not cached yet */
+    hak_lock(&seg_cache_lock);
     if (seg_cache_n < cache_cap_locked()) {
-        seg->next = seg_cache;
-        seg_cache = seg;
+        /* a purged one goes under the resident ones: taken last */
+        hak_segment **pp = &seg_cache;
+        if (extra)
+            while (*pp) pp = &(*pp)->next;
+        seg->next = *pp;
+        *pp = seg;
         seg_cache_n++;
         seg = NULL;
     }
