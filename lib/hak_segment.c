@@ -23,10 +23,10 @@ static uint64_t seg_peak_ns;
  * exceeds the use now, if that is more: a demand that fell a moment ago
  * comes back (xbatch: producers run ahead of consumers and fall behind
  * again), and an unmapped segment costs munmap, mmap and the map updates
- * on top of the page faults a purged one costs. The cache's pages are
- * purged after the delay like any free page: a bigger cache holds address
- * space, not resident memory. A set knob (environment, hakctl, daemon) is
- * kept as set. Caller holds seg_cache_lock. */
+ * on top of the page faults a purged one costs. Segments beyond the knob
+ * are purged as they enter (segment_free): the demand-sized part holds
+ * address space, not resident memory. A set knob (environment, hakctl,
+ * daemon) is kept as set. Caller holds seg_cache_lock. */
 static int cache_cap_locked(void) {
     int knob = HAK_KNOB(SEG_CACHE);
     if (hak_knobs.owner[HAK_KNOB_SEG_CACHE][0] != HAK_OWNER_DEFAULT) return knob;

@@ -559,7 +559,8 @@ void hak_span_unpurge(hak_span *s, uint32_t want) {
     for (uint32_t q = 0, i, e; q < nos && got < want; q++) {
         if (!OS_BIT(marks, q)) continue;
         starting_in(q, size, &i, &e);
-        HAK_PROC_ADD(REFAULT_BYTES, (uint64_t)(e - i) * size);
+        /* a big class's blocks count when refill takes them (taken_purged) */
+        if (s->cls < HAK_PURGE_CLS_MIN) HAK_PROC_ADD(REFAULT_BYTES, (uint64_t)(e - i) * size);
         for (; i < e; i++, got++) {
             hak_block *b = (hak_block *)(start + (size_t)i * size);
             b->next = s->free;
