@@ -167,6 +167,16 @@ typedef struct hak_block {
     uintptr_t key; /* == hak_key while free */
 } hak_block;
 
+/* A free block of a big class (>= HAK_PURGE_CLS_MIN) on its span's free
+ * list: when it went there (ns), HAK_STAMP_PURGED once its pages went back
+ * to the OS, 0 if unknown (listed again from a purged page). Its third
+ * word, in the header's OS page: the purge never returns that page while
+ * the block is listed. Written on the span's slow paths only. */
+#define HAK_STAMP_PURGED 1ull
+static inline uint64_t *hak_block_stamp(hak_block *b) {
+    return (uint64_t *)(b + 1);
+}
+
 struct hak_heap;
 
 typedef struct hak_span {
@@ -190,7 +200,8 @@ typedef struct hak_segment {
     uint8_t page_cls[HAK_SEG_PAGES_MAX]; /* copy of pages[i].cls: free() reads one byte */
     uint64_t used_mask;                  /* pages in spans (bit 0: the header page) */
     uint64_t dirty_mask;                 /* free pages still resident (to purge) */
-    uint64_t dirty_ns;                   /* when the oldest dirty page was freed */
+    uint64_t dirty_new;                  /* those of them freed since dirty_ns */
+    uint64_t dirty_ns;                   /* start of the dirty_new generation */
     uint64_t purged_mask;                /* free pages purged since last in a span */
     struct hak_segment *next, *prev;     /* heap segment list / cache list */
     /* Bit k of page i set: OS page k of page i was purged, and the free
@@ -475,6 +486,7 @@ hak_heap *hak_heap_new_shared(void); /* a heap no thread owns (hak_heap.c, pool 
 /* background purger (hak_purger.c) */
 void hak_purger_tick(hak_heap *h);        /* every 64th slow path: starts the purger when wanted */
 void hak_purger_thread_exit(hak_heap *h); /* before the heap goes to the pool */
+uint64_t hak_purge_delay_ns(void);        /* purge_delay_ms as refaults scale it */
 void hak_purger_wake_soon(void);          /* something was freed: an idle purger should look */
 void hak_purger_after_fork(void);
 /* hak_heap.c: every heap's due free pages (try-lock); true if some remain */

@@ -72,8 +72,47 @@ void hak_purger_wake_soon(void) {
     }
 }
 
+/* The purge delay in effect is purge_delay_ms scaled by the refault rate:
+ * pages that were purged and then taken again fault back in (zeroed by the
+ * kernel), so a program whose freed memory comes back after a while longer
+ * than the delay pays a madvise and the faults for nothing. Over each window
+ * of four delays the purger compares refault_bytes with purged_bytes: when
+ * at least half of what it purged (and 1 MiB) came back, the delay doubles,
+ * up to 4x; when less than an eighth did, it halves back towards the knob.
+ * The knob stays the floor: a user's or the daemon's setting is the least
+ * the allocator waits. Only the purger thread changes the scale. */
+enum { DELAY_SHIFT_MAX = 2, WINDOW_DELAYS = 4 };
+static atomic_int delay_shift;
+static uint64_t window_t0, window_purged0, window_refault0; /* the purger's */
+
+uint64_t hak_purge_delay_ns(void) {
+    int shift = atomic_load_explicit(&delay_shift, memory_order_relaxed);
+    return (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull << shift;
+}
+
+static void delay_adapt(void) {
+    uint64_t now = hak_now_ns(), purged = HAK_PROC_GET(PURGED_BYTES),
+             refault = HAK_PROC_GET(REFAULT_BYTES);
+    int shift = atomic_load_explicit(&delay_shift, memory_order_relaxed);
+    if (window_t0 &&
+        now - window_t0 < WINDOW_DELAYS * ((uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull))
+        return;
+    if (window_t0) {
+        uint64_t dp = purged - window_purged0, dr = refault - window_refault0;
+        if (dr >= (1u << 20) && dr * 2 >= dp && shift < DELAY_SHIFT_MAX)
+            shift++;
+        else if (dr * 8 < dp && shift > 0)
+            shift--;
+        atomic_store_explicit(&delay_shift, shift, memory_order_relaxed);
+    }
+    window_t0 = now, window_purged0 = purged, window_refault0 = refault;
+    __atomic_store_n(&HAK_PROC_PTR()[HAK_PROC_PURGE_DELAY_NOW], hak_purge_delay_ns() / 1000000ull,
+                     __ATOMIC_RELAXED);
+}
+
 /* One pass; returns whether memory is left for a later pass. */
 static bool purge_pass(void) {
+    delay_adapt();
     if (hak_shm && HAK_SHM_LOAD(trim_req) != HAK_SHM_LOAD(trim_done)) {
         hak_trim_all(); /* purges every heap too */
         return false;
@@ -129,7 +168,7 @@ static void *purger_main(void *arg) {
             left = atomic_load(&pending); /* freed during the pass: look again later */
         }
         if (left) {
-            set_timeout(&ts, (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 500000ull + 1000000ull);
+            set_timeout(&ts, hak_purge_delay_ns() / 2 + 1000000ull);
             tmo = &ts;
         } else if (solo && atomic_load(&hak_live_threads) < 2) {
             /* idle and alone: wait one purge delay for more, then end */
@@ -237,6 +276,7 @@ void hak_purger_after_fork(void) {
      * mapped: measure what the child frees from its first figure on */
     atomic_store(&solo_floor, UINT64_MAX);
     atomic_store(&idle, 0);
+    window_t0 = 0; /* the child's counters start from zero: a new window */
     atomic_store(&state, PURGER_OFF);
     hak_heaps_unlock_after_fork();
 }

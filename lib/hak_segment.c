@@ -12,6 +12,34 @@
 static hak_lock_t seg_cache_lock;
 static hak_segment *seg_cache;
 static int seg_cache_n;
+/* Demand sizing (under seg_cache_lock): segments in heaps now, their recent
+ * peak (decaying by a quarter per half purge delay towards the use) and
+ * when it last decayed. */
+static int seg_in_use, seg_peak;
+static uint64_t seg_peak_ns;
+
+/* How many empty segments the cache keeps. The seg_cache knob, or, while the
+ * knob has its default value, what the recent peak of segments in use
+ * exceeds the use now, if that is more: a demand that fell a moment ago
+ * comes back (xbatch: producers run ahead of consumers and fall behind
+ * again), and an unmapped segment costs munmap, mmap and the map updates
+ * on top of the page faults a purged one costs. Segments beyond the knob
+ * are purged as they enter (segment_free): the demand-sized part holds
+ * address space, not resident memory. A set knob (environment, hakctl,
+ * daemon) is kept as set. Caller holds seg_cache_lock. */
+static int cache_cap_locked(void) {
+    int knob = HAK_KNOB(SEG_CACHE);
+    if (hak_knobs.owner[HAK_KNOB_SEG_CACHE][0] != HAK_OWNER_DEFAULT) return knob;
+    int extra = seg_peak - seg_in_use;
+    if (extra > (int)hak_knob_defs[HAK_KNOB_SEG_CACHE].max)
+        extra = (int)hak_knob_defs[HAK_KNOB_SEG_CACHE].max;
+    return extra > knob ? extra : knob;
+}
+
+static void in_use_add_locked(int n) {
+    seg_in_use += n;
+    if (seg_in_use > seg_peak) seg_peak = seg_in_use;
+}
 
 static uint64_t span_bits(int first, int n) {
     return (n >= 64 ? ~0ull : ((1ull << n) - 1)) << first;
@@ -58,6 +86,7 @@ static void purge_mask(hak_segment *seg, uint64_t mask) {
         while (first + n < 64 && (mask >> (first + n) & 1)) n++;
         hak_os_purge((char *)seg + (size_t)first * HAK_PAGE_SIZE, (size_t)n * HAK_PAGE_SIZE);
         HAK_PROC_ADD(PURGES, 1);
+        HAK_PROC_ADD(PURGED_BYTES, (uint64_t)n * HAK_PAGE_SIZE);
         mask &= ~span_bits(first, n);
     }
 }
@@ -68,6 +97,7 @@ static hak_segment *segment_new(hak_heap *h) {
     if (seg) {
         seg_cache = seg->next;
         seg_cache_n--;
+        in_use_add_locked(1);
     }
     hak_unlock(&seg_cache_lock);
     if (!seg) {
@@ -84,6 +114,9 @@ static hak_segment *segment_new(hak_heap *h) {
             return NULL;
         }
         hak_usage_seg((long)HAK_SEG_SIZE);
+        hak_lock(&seg_cache_lock);
+        in_use_add_locked(1);
+        hak_unlock(&seg_cache_lock);
     }
     seg->heap = h;
     seg->used_mask = 1; /* page 0: this header */
@@ -94,6 +127,8 @@ static hak_segment *segment_new(hak_heap *h) {
     return seg;
 }
 
+static bool dirty_purge(hak_segment *seg, uint64_t now, uint64_t delay, bool force);
+
 static void segment_free(hak_heap *h, hak_segment *seg) {
     if (seg->prev)
         seg->prev->next = seg->next;
@@ -102,9 +137,20 @@ static void segment_free(hak_heap *h, hak_segment *seg) {
     if (seg->next) seg->next->prev = seg->prev;
     seg->heap = NULL;
     hak_lock(&seg_cache_lock);
-    if (seg_cache_n < HAK_KNOB(SEG_CACHE)) {
-        seg->next = seg_cache;
-        seg_cache = seg;
+    in_use_add_locked(-1);
+    /* beyond the knob, a segment is cached for its address space only: its
+     * pages go back now, so the demand-sized part never raises the peak */
+    bool extra = seg_cache_n >= HAK_KNOB(SEG_CACHE) && seg_cache_n < cache_cap_locked();
+    hak_unlock(&seg_cache_lock);
+    if (extra) dirty_purge(seg, 0, 0, true); /* ours alone: not cached yet */
+    hak_lock(&seg_cache_lock);
+    if (seg_cache_n < cache_cap_locked()) {
+        /* a purged one goes under the resident ones: taken last */
+        hak_segment **pp = &seg_cache;
+        if (extra)
+            while (*pp) pp = &(*pp)->next;
+        seg->next = *pp;
+        *pp = seg;
         seg_cache_n++;
         seg = NULL;
     }
@@ -116,20 +162,46 @@ static void segment_free(hak_heap *h, hak_segment *seg) {
     }
 }
 
+/* Free pages age in two generations: dirty_new holds those freed since
+ * dirty_ns, the rest of dirty_mask those freed before. Once the generation
+ * is a purge delay old, the older pages (free at least that long) go back
+ * and the newer ones become the older generation: a page goes back between
+ * one and two delays after it was freed, never one freed a moment ago.
+ * Caller: the heap lock (or the cache lock for a cached segment). Returns
+ * whether dirty pages remain. */
+static void dirty_add(hak_segment *seg, uint64_t bits) {
+    if (!seg->dirty_mask) seg->dirty_ns = hak_now_ns();
+    seg->dirty_new |= bits;
+    __atomic_store_n(&seg->dirty_mask, seg->dirty_mask | bits, __ATOMIC_RELAXED);
+}
+
+static bool dirty_purge(hak_segment *seg, uint64_t now, uint64_t delay, bool force) {
+    if (!seg->dirty_mask) return false;
+    if (force) {
+        purge_mask(seg, seg->dirty_mask);
+        seg->dirty_new = 0;
+        __atomic_store_n(&seg->dirty_mask, 0, __ATOMIC_RELAXED); /* find_run's hint */
+        return false;
+    }
+    if (now - seg->dirty_ns >= delay) {
+        uint64_t old = seg->dirty_mask & ~seg->dirty_new;
+        if (old) purge_mask(seg, old);
+        __atomic_store_n(&seg->dirty_mask, seg->dirty_new, __ATOMIC_RELAXED);
+        seg->dirty_new = 0;
+        seg->dirty_ns = now;
+    }
+    return seg->dirty_mask != 0;
+}
+
 /* Purges the free pages of cached segments that have been dirty for the
  * purge delay (all of them if force). Under the cache lock: nobody can take
  * a segment while its pages go. */
 static bool cache_purge(bool force) {
-    uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
+    uint64_t now = hak_now_ns(), delay = hak_purge_delay_ns();
     bool left = false;
     hak_lock(&seg_cache_lock);
-    for (hak_segment *seg = seg_cache; seg; seg = seg->next) {
-        if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
-            purge_mask(seg, seg->dirty_mask);
-            seg->dirty_mask = 0;
-        }
-        left |= seg->dirty_mask != 0;
-    }
+    for (hak_segment *seg = seg_cache; seg; seg = seg->next)
+        left |= dirty_purge(seg, now, delay, force);
     hak_unlock(&seg_cache_lock);
     return left;
 }
@@ -202,6 +274,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     uint64_t bits = span_bits(first, n);
     seg->used_mask |= bits;
     seg->dirty_mask &= ~bits;
+    seg->dirty_new &= ~bits;
     uint64_t refault = seg->purged_mask & bits;
     seg->purged_mask &= ~bits;
     hak_heap_unlock(h);
@@ -239,8 +312,7 @@ void hak_span_release(hak_heap *h, hak_span *s) {
     uint64_t bits = span_bits(first, n);
     hak_heap_lock(h);
     seg->used_mask &= ~bits;
-    if (!seg->dirty_mask) seg->dirty_ns = hak_now_ns();
-    seg->dirty_mask |= bits;
+    dirty_add(seg, bits);
     if (seg->used_mask == 1) segment_free(h, seg); /* pages purged by the cache's timer */
     hak_heap_unlock(h);
     hak_purger_wake_soon();
@@ -250,16 +322,11 @@ void hak_span_release(hak_heap *h, hak_span *s) {
  * force), and the pages inside free blocks of big classes; the caller holds
  * the heap lock. Returns whether dirty pages remain. */
 static bool purge_locked(hak_heap *h, bool force, bool owner) {
-    uint64_t now = hak_now_ns(), delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
+    uint64_t now = hak_now_ns(), delay = hak_purge_delay_ns();
     /* the owner's small classes: on force (trim), or while it stamps them */
     bool left = hak_span_purge_free(h, now, delay, force, owner && (force || h->lock_small));
-    for (hak_segment *seg = h->segs; seg; seg = seg->next) {
-        if (seg->dirty_mask && (force || now - seg->dirty_ns >= delay)) {
-            purge_mask(seg, seg->dirty_mask);
-            __atomic_store_n(&seg->dirty_mask, 0, __ATOMIC_RELAXED); /* find_run's hint */
-        }
-        left |= seg->dirty_mask != 0;
-    }
+    for (hak_segment *seg = h->segs; seg; seg = seg->next)
+        left |= dirty_purge(seg, now, delay, force);
     return left;
 }
 
@@ -291,10 +358,18 @@ __attribute__((no_sanitize_thread)) int hak_segment_cached(void) {
  * and purges the pages of the rest once they have been free long enough. */
 bool hak_segment_cache_trim(bool force) {
     bool left = cache_purge(force);
+    uint64_t now = hak_now_ns();
+    hak_lock(&seg_cache_lock);
+    if (force || now - seg_peak_ns >= hak_purge_delay_ns() / 2) { /* the demand peak decays */
+        seg_peak -= seg_peak / 4;
+        if (force || seg_peak < seg_in_use) seg_peak = seg_in_use;
+        seg_peak_ns = now;
+    }
+    hak_unlock(&seg_cache_lock);
     for (;;) {
         hak_lock(&seg_cache_lock);
         hak_segment *seg = NULL;
-        if (seg_cache && (force || seg_cache_n > HAK_KNOB(SEG_CACHE))) {
+        if (seg_cache && (force || seg_cache_n > cache_cap_locked())) {
             seg = seg_cache;
             seg_cache = seg->next;
             seg_cache_n--;
@@ -333,5 +408,6 @@ void hak_segment_after_fork(void) {
     if (!hak_lock_take_orphan(&seg_cache_lock)) return;
     seg_cache = NULL;
     seg_cache_n = 0;
+    seg_peak = seg_in_use; /* the heaps' segments stay mapped (and counted) in the child */
     hak_unlock(&seg_cache_lock);
 }

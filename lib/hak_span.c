@@ -44,9 +44,15 @@ static inline bool big_cls(int cls) {
     return cls >= HAK_PURGE_CLS_MIN || HAK_UNLIKELY(hak_tls.lock_small);
 }
 
-/* A block went onto s->free under the heap lock: due for a purge later. */
-static inline void free_dirty(hak_span *s) {
-    if (!s->free_dirty_ns) s->free_dirty_ns = hak_now_ns();
+/* Blocks went onto s->free under the heap lock: due for a purge later.
+ * A big class's block carries the time in its stamp (hak_block_stamp), so
+ * the purge takes only what has been free for the purge delay; the span's
+ * free_dirty_ns is the oldest stamp not purged yet. */
+static inline void free_dirty(hak_span *s, hak_block *list, uint32_t n) {
+    uint64_t now = hak_now_ns();
+    if (s->cls >= HAK_PURGE_CLS_MIN)
+        for (hak_block *b = list; n--; b = b->next) *hak_block_stamp(b) = now;
+    if (!s->free_dirty_ns) s->free_dirty_ns = now;
 }
 
 uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
@@ -65,6 +71,14 @@ uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
     }
     if (big_cls(cls)) hak_heap_unlock(h);
     return released;
+}
+
+/* Refill took k listed blocks of a big class from first on: those the
+ * purge returned fault back in (the refault count feeds the purge delay). */
+static void taken_purged(hak_block *first, uint32_t k, uint32_t size) {
+    uint64_t n = 0;
+    for (hak_block *b = first; k--; b = b->next) n += *hak_block_stamp(b) == HAK_STAMP_PURGED;
+    if (n) HAK_PROC_ADD(REFAULT_BYTES, n * size);
 }
 
 bool hak_refill(hak_heap *h, int cls) {
@@ -101,6 +115,7 @@ bool hak_refill(hak_heap *h, int cls) {
             hak_block *first = s->free, *last = first, *nx;
             uint32_t k = 1, need = want - got;
             for (; k < need && (nx = last->next) != NULL; k++) last = nx;
+            if (HAK_UNLIKELY(cls >= HAK_PURGE_CLS_MIN)) taken_purged(first, k, (uint32_t)size);
             s->free = last->next;
             last->next = head;
             head = first;
@@ -139,11 +154,13 @@ bool hak_refill(hak_heap *h, int cls) {
  * list; settles the span once. */
 static void local_push(hak_heap *h, hak_span *s, hak_block *first, hak_block *last, uint32_t n) {
     bool big = big_cls(s->cls);
-    if (HAK_UNLIKELY(big)) hak_heap_lock(h);
+    if (HAK_UNLIKELY(big)) {
+        hak_heap_lock(h);
+        free_dirty(s, first, n);
+    }
     last->next = s->free;
     s->free = first;
     s->used -= n;
-    if (HAK_UNLIKELY(big)) free_dirty(s);
     span_settle(h, s, true);
     if (HAK_UNLIKELY(big)) hak_heap_unlock(h);
 }
@@ -257,12 +274,14 @@ void hak_remote_drain(hak_heap *h) {
         if (w) {
             uint32_t n = REMOTE_N(w);
             bool big = big_cls(s->cls);
-            if (big) hak_heap_lock(h);
+            if (big) {
+                hak_heap_lock(h);
+                free_dirty(s, REMOTE_PTR(w), n);
+            }
             free_splice(s, REMOTE_PTR(w), n);
             s->used -= n;
             HAK_CTR(s->cls, REMOTE_DRAINED) += n;
             HAK_PROBE2(remote_drain, s->cls, n);
-            if (big) free_dirty(s);
             span_settle(h, s, true);
             if (big) hak_heap_unlock(h);
         }
@@ -417,16 +436,47 @@ static inline void starting_in(uint32_t q, uint32_t size, uint32_t *first, uint3
     *end = (uint32_t)(((q + 1) * HAK_OS_PAGE + size - 1) / size);
 }
 
-static uint64_t purge_span_pages(hak_span *s, uint32_t size) {
+/* A listed block as the purge sees it: a big class's by its stamp, a
+ * small class's always due (its span's time decided). */
+enum { BLOCK_FRESH, BLOCK_DUE, BLOCK_PURGED };
+static int block_state(const hak_span *s, hak_block *b, uint64_t now, uint64_t delay, bool force) {
+    if (s->cls < HAK_PURGE_CLS_MIN) return BLOCK_DUE;
+    uint64_t st = *hak_block_stamp(b);
+    if (st == HAK_STAMP_PURGED) return BLOCK_PURGED;
+    return force || st == 0 || now - st >= delay ? BLOCK_DUE : BLOCK_FRESH;
+}
+
+/* Purges the span's OS pages that only free blocks overlap, at least one
+ * of them due: a fresh block (free for less than the delay) counts as live,
+ * as the next moment may take it again, and a page overlapped only by
+ * blocks purged before went then (or waits for a neighbour to come due).
+ * Leaves in s->free_dirty_ns the oldest fresh stamp (0: none). */
+static uint64_t purge_span_pages(hak_span *s, uint32_t size, uint64_t now, uint64_t delay,
+                                 bool force) {
     uint16_t *marks = os_marks(s), cnt[OS_MAX], mark[OS_MAX / OS_PER_PAGE] = {0},
-             go[OS_MAX / OS_PER_PAGE] = {0};
+             go[OS_MAX / OS_PER_PAGE] = {0}, due[OS_MAX / OS_PER_PAGE] = {0};
     uint32_t nos = (uint32_t)s->pages * OS_PER_PAGE, calls = 0;
     char *start = hak_span_start(s);
-    uint64_t end = (uint64_t)s->carved * size; /* carved bytes */
-    bool any = false, fresh = false;
+    uint64_t end = (uint64_t)s->carved * size, fresh_min = 0; /* carved bytes */
+    bool any = false, fresh = false, some_due = force || s->cls < HAK_PURGE_CLS_MIN;
     memset(cnt, 0, nos * sizeof cnt[0]);
-    for (hak_block *b = s->free; b; b = b->next)
-        count_block((uint64_t)((char *)b - start), size, cnt);
+    for (hak_block *b = s->free; b; b = b->next) {
+        uint64_t off = (uint64_t)((char *)b - start);
+        int st = block_state(s, b, now, delay, force);
+        if (st == BLOCK_FRESH) {
+            uint64_t t = *hak_block_stamp(b);
+            if (!fresh_min || t < fresh_min) fresh_min = t;
+            continue;
+        }
+        count_block(off, size, cnt);
+        if (st == BLOCK_DUE) {
+            some_due = true;
+            for (uint64_t q = off / HAK_OS_PAGE; q <= (off + size - 1) / HAK_OS_PAGE; q++)
+                OS_SET(due, q);
+        }
+    }
+    s->free_dirty_ns = fresh_min;
+    if (!some_due) return 0;
     for (uint32_t q = 0, i, e; q < nos; q++) /* blocks of marked pages are free, unlisted */
         if (OS_BIT(marks, q))
             for (starting_in(q, size, &i, &e); i < e; i++)
@@ -440,7 +490,8 @@ static uint64_t purge_span_pages(hak_span *s, uint32_t size) {
             continue;
         }
         uint64_t first = lo / size, last = (hi - 1) / size; /* blocks overlapping q */
-        if (last * size >= end || OS_BIT(marks, q) || cnt[q] != last - first + 1) continue;
+        if (last * size >= end || OS_BIT(marks, q) || !OS_BIT(due, q) || cnt[q] != last - first + 1)
+            continue;
         OS_SET(go, q);
         any = true;
         starting_in(q, size, &i, &e);
@@ -450,16 +501,20 @@ static uint64_t purge_span_pages(hak_span *s, uint32_t size) {
         }
     }
     if (!any) return 0;
-    if (fresh) {
-        hak_block **pp = &s->free;
-        for (hak_block *b = s->free; b; b = b->next)
-            if (!OS_BIT(mark, (uint64_t)((char *)b - start) / HAK_OS_PAGE)) {
-                *pp = b;
-                pp = &b->next;
-            }
-        *pp = NULL;
-        for (uint32_t k = 0; k < s->pages; k++) marks[k] |= mark[k];
+    /* unlist the blocks whose header pages go; mark the other due ones
+     * purged (their own pages go now, a shared edge page when its
+     * neighbour comes due) */
+    hak_block **pp = &s->free;
+    for (hak_block *b = s->free; b; b = b->next) {
+        if (fresh && OS_BIT(mark, (uint64_t)((char *)b - start) / HAK_OS_PAGE)) continue;
+        if (s->cls >= HAK_PURGE_CLS_MIN && block_state(s, b, now, delay, force) == BLOCK_DUE)
+            *hak_block_stamp(b) = HAK_STAMP_PURGED;
+        *pp = b;
+        pp = &b->next;
     }
+    *pp = NULL;
+    if (fresh)
+        for (uint32_t k = 0; k < s->pages; k++) marks[k] |= mark[k];
     for (uint32_t q = 0; q < nos;) { /* one madvise per run of pages */
         if (!OS_BIT(go, q)) {
             q++;
@@ -468,6 +523,7 @@ static uint64_t purge_span_pages(hak_span *s, uint32_t size) {
         uint32_t n = 1;
         while (q + n < nos && OS_BIT(go, q + n)) n++;
         hak_os_purge(start + (size_t)q * HAK_OS_PAGE, (size_t)n * HAK_OS_PAGE);
+        HAK_PROC_ADD(PURGED_BYTES, (uint64_t)n * HAK_OS_PAGE);
         calls++;
         q += n;
     }
@@ -490,10 +546,14 @@ void hak_span_unpurge(hak_span *s, uint32_t want) {
     char *start = hak_span_start(s);
     for (uint32_t q = 0, i, e; q < nos && got < want; q++) {
         if (!OS_BIT(marks, q)) continue;
-        for (starting_in(q, size, &i, &e); i < e; i++, got++) {
+        starting_in(q, size, &i, &e);
+        /* a big class's blocks count when refill takes them (taken_purged) */
+        if (s->cls < HAK_PURGE_CLS_MIN) HAK_PROC_ADD(REFAULT_BYTES, (uint64_t)(e - i) * size);
+        for (; i < e; i++, got++) {
             hak_block *b = (hak_block *)(start + (size_t)i * size);
             b->next = s->free;
             b->key = hak_key;
+            if (s->cls >= HAK_PURGE_CLS_MIN) *hak_block_stamp(b) = HAK_STAMP_PURGED;
             s->free = b;
         }
         marks[q / OS_PER_PAGE] &= (uint16_t) ~(1u << (q % OS_PER_PAGE));
@@ -520,8 +580,8 @@ bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force, 
                 left = true;
                 continue;
             }
-            calls += purge_span_pages(s, (uint32_t)size);
-            s->free_dirty_ns = 0;
+            calls += purge_span_pages(s, (uint32_t)size, now, delay, force);
+            left |= s->free_dirty_ns != 0; /* fresh blocks: due later */
         }
     }
     HAK_PROC_ADD(PURGES, calls);

@@ -166,6 +166,9 @@ extern const char *const hak_ctr_help[HAK_NUM_CTRS];
     X(DOUBLE_FREES, "invalid_frees", "invalid or double frees detected")                           \
     X(PURGES, "purges", "madvise calls that returned free pages of spans, blocks")                 \
     X(REFAULT_BYTES, "refault_bytes", "purged pages taken into spans again (they fault back in)")  \
+    X(PURGED_BYTES, "purged_bytes", "bytes of free span and segment pages purged (madvise)")       \
+    X(PURGE_DELAY_NOW, "purge_delay_now_ms",                                                       \
+      "purge delay in effect: purge_delay_ms, x2 to x4 while refaulting")                          \
     X(LARGE_REUSED, "large_reused", "large blocks served from a cached mapping")                   \
     X(LARGE_GROWN, "large_grown", "large blocks served by growing a smaller cached mapping")       \
     X(REALLOC_REMAPS, "realloc_remaps", "reallocs that grew a large mapping (mremap, no copy)")     \
