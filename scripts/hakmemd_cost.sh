@@ -100,7 +100,7 @@ run_larson() {
 }
 : >"$T/off"
 : >"$T/dry"
-for r in $(seq "$runs"); do
+for _ in $(seq "$runs"); do
     run_larson >>"$T/off"
     start_daemon --dry-run
     run_larson >>"$T/dry"
@@ -118,21 +118,31 @@ PY
 grep -v "BPF off" "$T/d.log" | head -5 || true
 fi
 
+# alternate MEASURE OPTIN STATUS_FIELD: RUNS times, alternating, MEASURE (a
+# command printing one number) with no daemon, with the daemon in its default
+# BPF mode and with OPTIN (VAR=VALUE) in its environment, appended to
+# $T/a_none, $T/a_default, $T/a_optin; each daemon's STATUS_FIELD of its
+# status file, as it said it, to $T/a_mode_default, $T/a_mode_optin.
+alternate() {
+    local measure=$1 optin=$2 field=$3 how
+    : >"$T/a_none"; : >"$T/a_default"; : >"$T/a_optin"
+    for _ in $(seq "$runs"); do
+        $measure >>"$T/a_none"
+        for how in default optin; do
+            if [ $how = default ]; then start_daemon --bpf; else eval "$optin start_daemon --bpf"; fi
+            python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], "?"))' \
+                "$T/state/status.json" "$field" >"$T/a_mode_$how"
+            $measure >>"$T/a_$how"
+            stop_daemon
+        done
+    done
+}
+
 # ---- 3. what the BPF program costs every syscall on the machine
 if { [ -z "$only" ] || [ "$only" = 3 ]; } && [ "$(id -u)" = 0 ]; then
     sys_ns() { bench/bin/syscall_ns 2000000 | sed -n 's/ns_per_syscall=//p'; }
-    : >"$T/s_none" ; : >"$T/s_auto" ; : >"$T/s_tp"
-    for r in $(seq "$runs"); do
-        sys_ns >>"$T/s_none"
-        start_daemon --bpf
-        mode=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("bpf_syscalls","?"))' "$T/state/status.json")
-        sys_ns >>"$T/s_auto"
-        stop_daemon
-        HAKMEMD_BPF_SYSCALLS=tracepoint start_daemon --bpf
-        sys_ns >>"$T/s_tp"
-        stop_daemon
-    done
-    python3 - "$T/s_none" "$T/s_auto" "$T/s_tp" "$runs" "$mode" <<'PY'
+    alternate sys_ns HAKMEMD_BPF_SYSCALLS=tracepoint bpf_syscalls
+    python3 - "$T/a_none" "$T/a_default" "$T/a_optin" "$runs" "$(cat "$T/a_mode_default")" <<'PY'
 import statistics, sys
 med = [statistics.median(float(l) for l in open(f)) for f in sys.argv[1:4]]
 print("getppid() ns, median of %s alternating runs: no daemon %.0f; daemon, default BPF "
@@ -144,21 +154,10 @@ fi
 # ---- 4. what the page-fault program costs every page fault on the machine
 if { [ -z "$only" ] || [ "$only" = 4 ]; } && [ "$(id -u)" = 0 ]; then
     fault_ns() { bench/bin/fault_ns 2000000 | sed -n 's/.*cpu_ns_per_fault=//p'; }
-    : >"$T/f_none" ; : >"$T/f_auto" ; : >"$T/f_on"
-    for r in $(seq "$runs"); do
-        fault_ns >>"$T/f_none"
-        start_daemon --bpf
-        on=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("bpf_faults"))' "$T/state/status.json")
-        [ "$on" = False ] || { echo "default daemon counts faults by BPF ($on)" >&2; exit 1; }
-        fault_ns >>"$T/f_auto"
-        stop_daemon
-        HAKMEMD_BPF_FAULTS=on start_daemon --bpf
-        on=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("bpf_faults"))' "$T/state/status.json")
-        [ "$on" = True ] || { echo "HAKMEMD_BPF_FAULTS=on did not load the fault program ($on)" >&2; exit 1; }
-        fault_ns >>"$T/f_on"
-        stop_daemon
-    done
-    python3 - "$T/f_none" "$T/f_auto" "$T/f_on" "$runs" <<'PY'
+    alternate fault_ns HAKMEMD_BPF_FAULTS=on bpf_faults
+    [ "$(cat "$T/a_mode_default")" = False ] || { echo "the default daemon counts faults by BPF" >&2; exit 1; }
+    [ "$(cat "$T/a_mode_optin")" = True ] || { echo "HAKMEMD_BPF_FAULTS=on did not load the fault program" >&2; exit 1; }
+    python3 - "$T/a_none" "$T/a_default" "$T/a_optin" "$runs" <<'PY'
 import statistics, sys
 runs = [[float(l) for l in open(f)] for f in sys.argv[1:4]]
 med = [statistics.median(r) for r in runs]

@@ -11,32 +11,13 @@
  *     another user's (planted to silence our clean-up) limits nothing, and
  *     the symlink's target is not touched. */
 #include "hakmem_shm.h"
+#include "testutil.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-static int failures;
 static char dir[64], stamp[256];
 static uint64_t ns;
-
-static void check(int ok, const char *fmt, ...) {
-    va_list ap;
-    if (ok) return;
-    failures++;
-    printf("FAIL: ");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-}
 
 /* a link as process pid of pid namespace pidns leaves it, age_s old */
 static void mklink(pid_t pid, uint64_t pidns, long age_s) {
@@ -68,7 +49,7 @@ static void stamp_at(long delta_s) {
     clock_gettime(CLOCK_REALTIME, &t[0]);
     t[0].tv_sec += delta_s;
     t[1] = t[0];
-    check(utimensat(AT_FDCWD, stamp, t, AT_SYMLINK_NOFOLLOW) == 0, "utimensat(stamp): %s",
+    CHECKF(utimensat(AT_FDCWD, stamp, t, AT_SYMLINK_NOFOLLOW) == 0, "utimensat(stamp): %s",
           strerror(errno));
 }
 
@@ -88,8 +69,9 @@ int main(void) {
     int rc;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
+    tu_init("t_shm_gc");
     ns = hak_shm_pidns("/proc/self/ns/pid");
-    if (ns == 0) return printf("no /proc/self/ns/pid\n"), 77;
+    if (ns == 0) return printf("no /proc/self/ns/pid\n"), TU_SKIP;
     snprintf(dir, sizeof dir, "/tmp/t_shm_gc.XXXXXX");
     if (!mkdtemp(dir)) return perror("mkdtemp"), 2;
     snprintf(stamp, sizeof stamp, "%s/" HAK_SHM_GC_STAMP "%u.%llu", dir, (unsigned)geteuid(),
@@ -101,12 +83,12 @@ int main(void) {
     mklink(other, ns + 1, 120);
     mklink(getpid(), ns, 120);
     rc = hak_shm_gc_dead_in(dir);
-    check(rc == 1, "first call: %d, expected a scan (1)", rc);
-    check(!exists(dead), "a dead link of our namespace, 2 minutes old, was kept");
-    check(exists(young), "a dead link younger than HAK_SHM_GC_AGE_S was removed");
-    check(exists(other), "a link of another pid namespace was removed");
-    check(exists(getpid()), "a live process's link was removed");
-    check(lstat(stamp, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+    CHECKF(rc == 1, "first call: %d, expected a scan (1)", rc);
+    CHECKF(!exists(dead), "a dead link of our namespace, 2 minutes old, was kept");
+    CHECKF(exists(young), "a dead link younger than HAK_SHM_GC_AGE_S was removed");
+    CHECKF(exists(other), "a link of another pid namespace was removed");
+    CHECKF(exists(getpid()), "a live process's link was removed");
+    CHECKF(lstat(stamp, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
               (st.st_mode & 0777) == 0600,
           "no stamp, or not a regular 0600 file of ours");
     printf("ok: a scan removed the dead link, kept live/young/other-namespace ones, left %s\n",
@@ -118,15 +100,15 @@ int main(void) {
         rc = hak_shm_gc_dead_in(dir);
         if (rc != 0) break;
     }
-    check(rc == 0 && stamp_age() < 1.0, "a call within the interval scanned (%d)", rc);
-    check(exists(dead2), "a dead link was removed within the interval (no scan should run)");
+    CHECKF(rc == 0 && stamp_age() < 1.0, "a call within the interval scanned (%d)", rc);
+    CHECKF(exists(dead2), "a dead link was removed within the interval (no scan should run)");
     printf("ok: 100 calls within %.0f ms of a scan: none scanned\n", 1000 * stamp_age());
     stamp_at(-2);
     rc = hak_shm_gc_dead_in(dir);
-    check(rc == 1, "a call 2 s after the last scan did not scan (%d)", rc);
-    check(!exists(dead2),
+    CHECKF(rc == 1, "a call 2 s after the last scan did not scan (%d)", rc);
+    CHECKF(!exists(dead2),
           "the dead link left by the skipped call was not removed by the next scan");
-    check(stamp_age() >= 0 && stamp_age() < 1.0, "the scan did not claim the stamp (age %.3f s)",
+    CHECKF(stamp_age() >= 0 && stamp_age() < 1.0, "the scan did not claim the stamp (age %.3f s)",
           stamp_age());
     printf("ok: the first call after the interval scanned and removed it\n");
 
@@ -134,8 +116,8 @@ int main(void) {
     stamp_at(3600);
     mklink(dead, ns, 120);
     rc = hak_shm_gc_dead_in(dir);
-    check(rc == 1 && !exists(dead), "a stamp in the future stopped the scan (%d)", rc);
-    check(stamp_age() >= 0 && stamp_age() < 1.0, "the future stamp was not set back to now");
+    CHECKF(rc == 1 && !exists(dead), "a stamp in the future stopped the scan (%d)", rc);
+    CHECKF(stamp_age() >= 0 && stamp_age() < 1.0, "the future stamp was not set back to now");
     printf("ok: a stamp in the future (the clock went back) does not stop a scan\n");
 
     /* 4. a stamp that is a symlink: not trusted, not followed */
@@ -146,13 +128,13 @@ int main(void) {
     struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
     utimensat(AT_FDCWD, target, old, 0);
     unlink(stamp);
-    check(symlink(target, stamp) == 0, "symlink(stamp)");
+    CHECKF(symlink(target, stamp) == 0, "symlink(stamp)");
     for (int i = 0; i < 2; i++) {
         mklink(dead, ns, 120);
         rc = hak_shm_gc_dead_in(dir);
-        check(rc == 1 && !exists(dead), "call %d with a symlink stamp did not scan (%d)", i, rc);
+        CHECKF(rc == 1 && !exists(dead), "call %d with a symlink stamp did not scan (%d)", i, rc);
     }
-    check(stat(target, &st) == 0 && st.st_mtim.tv_sec == 1000000000,
+    CHECKF(stat(target, &st) == 0 && st.st_mtim.tv_sec == 1000000000,
           "the symlink stamp's target was touched");
     printf("ok: a symlink stamp limits nothing and its target is untouched\n");
     unlink(stamp);
@@ -160,13 +142,13 @@ int main(void) {
     /* 5. another user's stamp limits nothing */
     if (geteuid() == 0) {
         fd = open(stamp, O_WRONLY | O_CREAT, 0666);
-        check(fd >= 0 && fchown(fd, 65534, 65534) == 0, "chown(stamp)");
+        CHECKF(fd >= 0 && fchown(fd, 65534, 65534) == 0, "chown(stamp)");
         close(fd);
         stamp_at(0);
         for (int i = 0; i < 2; i++) {
             mklink(dead, ns, 120);
             rc = hak_shm_gc_dead_in(dir);
-            check(rc == 1 && !exists(dead), "call %d with another user's stamp did not scan (%d)",
+            CHECKF(rc == 1 && !exists(dead), "call %d with another user's stamp did not scan (%d)",
                   i, rc);
         }
         printf("ok: another user's fresh stamp limits nothing\n");
@@ -178,7 +160,7 @@ int main(void) {
     /* 6. a directory that is not there */
     char gone[96];
     snprintf(gone, sizeof gone, "%s/none", dir);
-    check(hak_shm_gc_dead_in(gone) == -1, "a missing directory did not say -1");
+    CHECKF(hak_shm_gc_dead_in(gone) == -1, "a missing directory did not say -1");
 
     /* clean up */
     char path[128];
@@ -190,6 +172,5 @@ int main(void) {
     unlink(stamp);
     unlink(target);
     rmdir(dir);
-    printf("%s\n", failures ? "t_shm_gc: FAILED" : "t_shm_gc: all checks passed");
-    return failures ? 1 : 0;
+    return tu_done();
 }
