@@ -412,6 +412,7 @@ void hak_purger_tick(hak_heap *h);        /* every 64th slow path: starts the pu
 void hak_purger_thread_exit(hak_heap *h); /* before the heap goes to the pool */
 void hak_purger_wake_soon(void);          /* something was freed: an idle purger should look */
 void hak_purger_after_fork(void);
+void hak_purger_published(void); /* the segment exists: the purger waits on its trim_req */
 /* hak_heap.c: every heap's due free pages (try-lock); true if some remain */
 bool hak_heaps_purge_all(bool force);
 void hak_heaps_unlock_after_fork(void);

@@ -116,6 +116,7 @@ static void publish(void) {
         proc[i] = __atomic_load_n(&hak_proc[i], __ATOMIC_RELAXED);
     __atomic_store_n(&hak_proc, proc, __ATOMIC_RELEASE);
     hak_heaps_publish(shm); /* sets hak_shm; owned heaps move at their next slow path */
+    hak_purger_published(); /* trim requests reach a purger started before */
     hak_orphan_bind();
     hak_publish_knobs();
     hak_shm_gc_dead(); /* what processes killed or ended with _exit() left */
