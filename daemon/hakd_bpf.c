@@ -60,7 +60,7 @@ enum sys_how { SYS_NONE, SYS_FENTRY, SYS_TRACEPOINT };
 
 /* Opens, loads and attaches the skeleton with the syscalls counted as asked.
  * 0, or a positive errno with the step that failed in *step. */
-static int load(enum sys_how how, const char **step) {
+static int load(enum sys_how how, int faults, const char **step) {
     int err;
 
     skel = hakmemd_bpf__open();
@@ -77,6 +77,7 @@ static int load(enum sys_how how, const char **step) {
     bpf_program__set_autoload(skel->progs.hakd_munmap, how == SYS_FENTRY);
     bpf_program__set_autoload(skel->progs.hakd_madvise, how == SYS_FENTRY);
     bpf_program__set_autoload(skel->progs.hakd_sys_enter, how == SYS_TRACEPOINT);
+    bpf_program__set_autoload(skel->progs.hakd_fault, faults);
     err = hakmemd_bpf__load(skel);
     if (err) {
         *step = "cannot load the BPF program";
@@ -106,22 +107,48 @@ const char *hakd_bpf_syscalls(void) {
     return skel ? sys_mode : "off";
 }
 
+/* The page-fault program (tp_btf/page_fault_user) runs on every user page
+ * fault of every process on the machine, a hash lookup to skip the
+ * unwatched ones included, to count what /proc/PID/stat's minflt (read by
+ * the daemon every tick anyway) already counts for the watched ones. So it
+ * is loaded only when asked for: HAKMEMD_BPF_FAULTS=on. */
+static int faults_on;
+
+int hakd_bpf_faults(void) {
+    return skel ? faults_on : 0;
+}
+
+/* 1 or 0 from an on/off environment variable (unset or empty: dflt); -1 if
+ * it holds anything else. */
+static int env_on_off(const char *name, int dflt) {
+    const char *v = getenv(name);
+
+    if (!v || !*v) return dflt;
+    if (!strcmp(v, "on")) return 1;
+    if (!strcmp(v, "off")) return 0;
+    return -1;
+}
+
 /* HAKMEMD_BPF_SYSCALLS chooses how mmap/munmap/madvise are counted:
  *   auto (default)  fentry where the kernel allows it, else not at all;
  *   fentry          fentry or fail;
  *   tracepoint      the sys_enter tracepoint (every syscall pays);
  *   off             not counted.
- * Faults and exits are counted in every mode: those programs run only on
- * the events themselves. */
+ * HAKMEMD_BPF_FAULTS (on, off: default) chooses whether page faults are
+ * counted (above). Exits are counted in every mode: that program runs only
+ * when a thread exits. */
 int hakd_bpf_open(char *why, size_t whylen) {
     const char *mode = getenv("HAKMEMD_BPF_SYSCALLS"), *step = "";
     int err = 0, fentry_err = 0;
+    char sys_why[200];
 
     if (skel) return 0;
     if (!mode || !*mode) mode = "auto";
     if (strcmp(mode, "auto") && strcmp(mode, "fentry") && strcmp(mode, "tracepoint") &&
         strcmp(mode, "off"))
         return off(why, whylen, "HAKMEMD_BPF_SYSCALLS must be auto, fentry, tracepoint or off", 0);
+    faults_on = env_on_off("HAKMEMD_BPF_FAULTS", 0);
+    if (faults_on < 0) return off(why, whylen, "HAKMEMD_BPF_FAULTS must be on or off", 0);
     last_msg[0] = '\0';
     libbpf_set_print(keep_last_msg);
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
@@ -133,7 +160,7 @@ int hakd_bpf_open(char *why, size_t whylen) {
 
     if (!strcmp(mode, "auto") || !strcmp(mode, "fentry")) {
         sys_mode = "fentry";
-        err = load(SYS_FENTRY, &step);
+        err = load(SYS_FENTRY, faults_on, &step);
         /* any failure, EPERM included: some kernels refuse fentry to root
          * (seen on 6.18 here, built without ftrace) */
         if (err && !strcmp(mode, "auto")) {
@@ -141,14 +168,14 @@ int hakd_bpf_open(char *why, size_t whylen) {
             unload();
             last_msg[0] = '\0';
             sys_mode = "off";
-            err = load(SYS_NONE, &step);
+            err = load(SYS_NONE, faults_on, &step);
         }
     } else if (!strcmp(mode, "tracepoint")) {
         sys_mode = "sys_enter";
-        err = load(SYS_TRACEPOINT, &step);
+        err = load(SYS_TRACEPOINT, faults_on, &step);
     } else {
         sys_mode = "off";
-        err = load(SYS_NONE, &step);
+        err = load(SYS_NONE, faults_on, &step);
     }
     if ((err == EPERM || err == EACCES) && geteuid() != 0)
         return off(why, whylen, "not permitted to load BPF (root or CAP_BPF+CAP_PERFMON needed)",
@@ -159,22 +186,22 @@ int hakd_bpf_open(char *why, size_t whylen) {
     if (err) return off(why, whylen, step, err);
     exit_rb = ring_buffer__new(bpf_map__fd(skel->maps.exits), on_exit_event, NULL, NULL);
     if (!exit_rb) return off(why, whylen, "cannot open the exit ring buffer", errno);
-    if (why && whylen) {
-        if (!strcmp(sys_mode, "fentry"))
-            snprintf(why, whylen, "page faults, exits, mmap/munmap/madvise (fentry)");
-        else if (!strcmp(sys_mode, "sys_enter"))
-            snprintf(why, whylen,
-                     "page faults, exits, mmap/munmap/madvise (sys_enter tracepoint: "
-                     "every syscall on the machine pays)");
-        else if (fentry_err)
-            snprintf(why, whylen,
-                     "page faults and exits; syscalls not counted (fentry refused: %s; "
-                     "HAKMEMD_BPF_SYSCALLS=tracepoint to count them at a cost to every "
-                     "syscall)",
-                     strerror(fentry_err));
-        else
-            snprintf(why, whylen, "page faults and exits; syscalls not counted");
-    }
+    if (!strcmp(sys_mode, "fentry"))
+        snprintf(sys_why, sizeof sys_why, "mmap/munmap/madvise (fentry)");
+    else if (!strcmp(sys_mode, "sys_enter"))
+        snprintf(sys_why, sizeof sys_why,
+                 "mmap/munmap/madvise (sys_enter tracepoint: every syscall on the machine pays)");
+    else if (fentry_err)
+        snprintf(sys_why, sizeof sys_why,
+                 "syscalls not counted (fentry refused: %s; HAKMEMD_BPF_SYSCALLS=tracepoint to "
+                 "count them at a cost to every syscall)",
+                 strerror(fentry_err));
+    else
+        snprintf(sys_why, sizeof sys_why, "syscalls not counted");
+    if (why && whylen)
+        snprintf(why, whylen, "exits, %s; %s", sys_why,
+                 faults_on ? "page faults (HAKMEMD_BPF_FAULTS=on: every fault on the machine pays)"
+                           : "page faults from /proc minflt");
     return 0;
 }
 

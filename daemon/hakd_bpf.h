@@ -15,20 +15,25 @@
 
 /* Cumulative per-pid (tgid) counts since hakd_bpf_watch(pid). */
 struct hakd_bpf_stats {
-    uint64_t faults;                 /* user page faults (exceptions:page_fault_user) */
+    uint64_t faults; /* user page faults (exceptions:page_fault_user); 0 unless hakd_bpf_faults() */
     uint64_t mmap_calls, mmap_bytes; /* these three pairs: 0 if hakd_bpf_syscalls() is "off" */
     uint64_t munmap_calls, munmap_bytes;
     uint64_t madvise_calls, madvise_bytes; /* MADV_DONTNEED/FREE: memory handed back */
 };
 
-/* Loads and attaches the program. 0 with what is counted in why ("page
- * faults, exits..."); -1 with a one-line reason in why (e.g. "BPF off: not root
+/* Loads and attaches the program. 0 with what is counted in why ("exits,
+ * ..."); -1 with a one-line reason in why (e.g. "BPF off: not root
  * (CAP_BPF/CAP_PERFMON needed)") otherwise. HAKMEMD_BPF_SYSCALLS (auto,
- * fentry, tracepoint, off) chooses how syscalls are counted: hakd_bpf.c. */
+ * fentry, tracepoint, off) chooses how syscalls are counted, and
+ * HAKMEMD_BPF_FAULTS (off by default, on) whether page faults are:
+ * hakd_bpf.c. */
 int hakd_bpf_open(char *why, size_t whylen);
 /* How mmap/munmap/madvise are counted: "fentry", "sys_enter" or "off" (then
  * their fields below stay 0). */
 const char *hakd_bpf_syscalls(void);
+/* 1 if page faults are counted (HAKMEMD_BPF_FAULTS=on), else 0: the
+ * daemon then takes them from /proc/PID/stat's minflt alone. */
+int hakd_bpf_faults(void);
 int hakd_bpf_on(void); /* 1 while loaded */
 /* Start / stop counting a process (tgid). Watching is a map insert: the
  * program counts only watched pids, so unrelated processes cost a lookup. */

@@ -16,6 +16,9 @@ int hakd_bpf_on(void) {
 const char *hakd_bpf_syscalls(void) {
     return "off";
 }
+int hakd_bpf_faults(void) {
+    return 0;
+}
 int hakd_bpf_watch(pid_t pid) {
     return -1;
 }

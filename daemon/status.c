@@ -35,6 +35,7 @@ void hakd_status_write(struct hakd_state *st, int up) {
     cJSON_AddBoolToObject(o, "bpf", st->bpf_on);
     cJSON_AddStringToObject(o, "bpf_reason", st->bpf_why);
     cJSON_AddStringToObject(o, "bpf_syscalls", hakd_bpf_syscalls());
+    cJSON_AddBoolToObject(o, "bpf_faults", hakd_bpf_faults());
     cJSON_AddBoolToObject(o, "dry_run", st->dry_run);
     cJSON_AddStringToObject(o, "state_dir", st->state_dir);
     char *text = cJSON_Print(o);

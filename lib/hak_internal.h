@@ -489,6 +489,7 @@ void hak_purger_thread_exit(hak_heap *h); /* before the heap goes to the pool */
 uint64_t hak_purge_delay_ns(void);        /* purge_delay_ms as refaults scale it */
 void hak_purger_wake_soon(void);          /* something was freed: an idle purger should look */
 void hak_purger_after_fork(void);
+void hak_purger_published(void); /* the segment exists: the purger waits on its trim_req */
 /* hak_heap.c: every heap's due free pages (try-lock); true if some remain */
 bool hak_heaps_purge_all(bool force);
 void hak_heaps_unlock_after_fork(void);

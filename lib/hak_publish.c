@@ -110,6 +110,7 @@ static void publish(void) {
     __atomic_store_n(&hak_proc, proc, __ATOMIC_RELEASE);
     hak_heaps_publish(shm); /* sets hak_shm; owned heaps move at their next slow path */
     /* orphan counts move at their first count from now (hak_orphan_add) */
+    hak_purger_published(); /* trim requests reach a purger started before */
     hak_publish_knobs();
     hak_shm_gc_dead(); /* what processes killed or ended with _exit() left */
 }

@@ -110,6 +110,17 @@ static void delay_adapt(void) {
                      __ATOMIC_RELAXED);
 }
 
+/* The segment has just been published: a purger started before sleeps on
+ * the private word, where `hakctl trim` and the daemon cannot reach it (and,
+ * idle in a process whose threads live in their caches, would stay there).
+ * Moves it to the segment's trim_req: the bump makes a wait about to start
+ * on the old word return at once (its value changed), the wake ends one
+ * under way; the purger reads wait_word() again at the top of its loop. */
+void hak_purger_published(void) {
+    __atomic_fetch_add(&private_word, 1, __ATOMIC_RELEASE);
+    futex_wake(&private_word, false);
+}
+
 /* One pass; returns whether memory is left for a later pass. */
 static bool purge_pass(void) {
     delay_adapt();

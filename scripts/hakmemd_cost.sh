@@ -11,7 +11,14 @@
 #     the daemon in its default BPF mode, and with HAKMEMD_BPF_SYSCALLS=
 #     tracepoint (sys_enter: every syscall runs the program), RUNS runs
 #     each, alternating, medians. Needs root (skipped otherwise).
-# Usage: scripts/hakmemd_cost.sh [--procs N] [--seconds S] [--runs R] [--only 1|2|3]
+#  4. what its page-fault program costs every other process: CPU
+#     nanoseconds per page fault (bench/bin/fault_ns; its CPU clock, not
+#     the wall clock, which on a shared machine mostly measures the wait
+#     for a CPU) with no daemon, with the daemon
+#     in its default BPF mode (faults from /proc minflt, no fault program)
+#     and with HAKMEMD_BPF_FAULTS=on, RUNS runs each, alternating, medians
+#     and the spread (max-min)/median of each. Needs root.
+# Usage: scripts/hakmemd_cost.sh [--procs N] [--seconds S] [--runs R] [--only 1|2|3|4]
 # The daemon is restricted (config include) to this script's own processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +29,10 @@ while [ $# -gt 0 ]; do
     --procs) procs=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
-    *) echo "usage: $0 [--procs N] [--seconds S] [--runs R] [--only 1|2|3]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--procs N] [--seconds S] [--runs R] [--only 1|2|3|4]" >&2; exit 2 ;;
     esac
 done
-make -s daemon/hakmemd lib/libhakmem.so bench/bin/larson bench/bin/syscall_ns >/dev/null
+make -s daemon/hakmemd lib/libhakmem.so bench/bin/larson bench/bin/syscall_ns bench/bin/fault_ns >/dev/null
 LIB=$PWD/lib/libhakmem.so
 T=$(mktemp -d /tmp/hakmemd-cost.XXXXXX)
 pids=() dto=
@@ -93,7 +100,7 @@ run_larson() {
 }
 : >"$T/off"
 : >"$T/dry"
-for r in $(seq "$runs"); do
+for _ in $(seq "$runs"); do
     run_larson >>"$T/off"
     start_daemon --dry-run
     run_larson >>"$T/dry"
@@ -111,25 +118,53 @@ PY
 grep -v "BPF off" "$T/d.log" | head -5 || true
 fi
 
+# alternate MEASURE OPTIN STATUS_FIELD: RUNS times, alternating, MEASURE (a
+# command printing one number) with no daemon, with the daemon in its default
+# BPF mode and with OPTIN (VAR=VALUE) in its environment, appended to
+# $T/a_none, $T/a_default, $T/a_optin; each daemon's STATUS_FIELD of its
+# status file, as it said it, to $T/a_mode_default, $T/a_mode_optin.
+alternate() {
+    local measure=$1 optin=$2 field=$3 how
+    : >"$T/a_none"; : >"$T/a_default"; : >"$T/a_optin"
+    for _ in $(seq "$runs"); do
+        $measure >>"$T/a_none"
+        for how in default optin; do
+            if [ $how = default ]; then start_daemon --bpf; else eval "$optin start_daemon --bpf"; fi
+            python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], "?"))' \
+                "$T/state/status.json" "$field" >"$T/a_mode_$how"
+            $measure >>"$T/a_$how"
+            stop_daemon
+        done
+    done
+}
+
 # ---- 3. what the BPF program costs every syscall on the machine
 if { [ -z "$only" ] || [ "$only" = 3 ]; } && [ "$(id -u)" = 0 ]; then
     sys_ns() { bench/bin/syscall_ns 2000000 | sed -n 's/ns_per_syscall=//p'; }
-    : >"$T/s_none" ; : >"$T/s_auto" ; : >"$T/s_tp"
-    for r in $(seq "$runs"); do
-        sys_ns >>"$T/s_none"
-        start_daemon --bpf
-        mode=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("bpf_syscalls","?"))' "$T/state/status.json")
-        sys_ns >>"$T/s_auto"
-        stop_daemon
-        HAKMEMD_BPF_SYSCALLS=tracepoint start_daemon --bpf
-        sys_ns >>"$T/s_tp"
-        stop_daemon
-    done
-    python3 - "$T/s_none" "$T/s_auto" "$T/s_tp" "$runs" "$mode" <<'PY'
+    alternate sys_ns HAKMEMD_BPF_SYSCALLS=tracepoint bpf_syscalls
+    python3 - "$T/a_none" "$T/a_default" "$T/a_optin" "$runs" "$(cat "$T/a_mode_default")" <<'PY'
 import statistics, sys
 med = [statistics.median(float(l) for l in open(f)) for f in sys.argv[1:4]]
 print("getppid() ns, median of %s alternating runs: no daemon %.0f; daemon, default BPF "
       "(syscalls by %s) %.0f (%+.0f ns); daemon, HAKMEMD_BPF_SYSCALLS=tracepoint %.0f (%+.0f ns)"
       % (sys.argv[4], med[0], sys.argv[5], med[1], med[1] - med[0], med[2], med[2] - med[0]))
+PY
+fi
+
+# ---- 4. what the page-fault program costs every page fault on the machine
+if { [ -z "$only" ] || [ "$only" = 4 ]; } && [ "$(id -u)" = 0 ]; then
+    fault_ns() { bench/bin/fault_ns 2000000 | sed -n 's/.*cpu_ns_per_fault=//p'; }
+    alternate fault_ns HAKMEMD_BPF_FAULTS=on bpf_faults
+    [ "$(cat "$T/a_mode_default")" = False ] || { echo "the default daemon counts faults by BPF" >&2; exit 1; }
+    [ "$(cat "$T/a_mode_optin")" = True ] || { echo "HAKMEMD_BPF_FAULTS=on did not load the fault program" >&2; exit 1; }
+    python3 - "$T/a_none" "$T/a_default" "$T/a_optin" "$runs" <<'PY'
+import statistics, sys
+runs = [[float(l) for l in open(f)] for f in sys.argv[1:4]]
+med = [statistics.median(r) for r in runs]
+sp = [100 * (max(r) - min(r)) / m for r, m in zip(runs, med)]
+print("page fault CPU ns, median of %s alternating runs (spread): no daemon %.0f (%.0f %%); daemon, "
+      "default (faults from /proc) %.0f (%.0f %%, %+.1f %%); daemon, HAKMEMD_BPF_FAULTS=on %.0f "
+      "(%.0f %%, %+.1f %%)" % (sys.argv[4], med[0], sp[0], med[1], sp[1], 100 * (med[1] / med[0] - 1),
+                               med[2], sp[2], 100 * (med[2] / med[0] - 1)))
 PY
 fi

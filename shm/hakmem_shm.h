@@ -308,9 +308,17 @@ void hak_shm_release(void);
 /* Removes /dev/shm/hakmem.<pid> if it is the link to our segment. */
 void hak_shm_unlink(pid_t pid);
 /* Unlinks segments of processes of our pid namespace that no longer exist
- * and were last modified more than HAK_SHM_GC_AGE_S ago (malloc-free). */
+ * and were last modified more than HAK_SHM_GC_AGE_S ago (malloc-free). At
+ * most once per HAK_SHM_GC_EVERY_NS per user and pid namespace: the mtime
+ * of /dev/shm/hakmem-gc.<uid>.<pidns> says when one of them last scanned. */
 #define HAK_SHM_GC_AGE_S 30
+#define HAK_SHM_GC_EVERY_NS 1000000000ll /* 1 s */
+#define HAK_SHM_GC_STAMP "hakmem-gc."    /* not HAK_SHM_PREFIX: no reader takes it */
 void hak_shm_gc_dead(void);
+/* The same in directory dir (tests: a private one): 1 if it scanned, 0 if
+ * another scan was too recent, -1 if it could not look. */
+#define HAK_SHM_GC_DIR_MAX 160
+int hak_shm_gc_dead_in(const char *dir);
 
 /* ----------------------------------------------------- readers / writers
  * For hakctl and hakmemd. A view is a validated mapping of another

@@ -20,5 +20,8 @@ tests/bin/t_shm_live: tests/t_shm_live.c $(SHM_LIB) tests/testutil.h
 tests/bin/t_api_realloc_grow: tests/t_api_realloc_grow.c $(SHM_LIB) tests/testutil.h
 	@mkdir -p tests/bin
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(SHM_LIB) $(LDLIBS)
-TEST_DEPS += tests/bin/t_shm_live tests/bin/t_api_realloc_grow
-CLEAN += tests/bin/t_shm_live tests/bin/t_api_realloc_grow
+tests/bin/t_shm_gc: tests/t_shm_gc.c $(SHM_LIB) tests/testutil.h
+	@mkdir -p tests/bin
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(SHM_LIB) $(LDLIBS)
+TEST_DEPS += tests/bin/t_shm_live tests/bin/t_api_realloc_grow tests/bin/t_shm_gc
+CLEAN += tests/bin/t_shm_live tests/bin/t_api_realloc_grow tests/bin/t_shm_gc

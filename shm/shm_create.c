@@ -312,18 +312,54 @@ void hak_shm_unlink(pid_t pid) {
 
 /* ------------------------------------------------------------------ gc */
 
+/* The gc is rate-limited across processes: the mtime of
+ * /dev/shm/hakmem-gc.<uid>.<pidns> is when a process of our user and pid
+ * namespace last scanned (only that user can remove those segments, and only
+ * from that namespace can kill() judge their pids). A scan claims the stamp
+ * by setting it to now; a process that finds it younger than
+ * HAK_SHM_GC_EVERY_NS does not scan. What that scan could not remove yet (a
+ * process that died since, a segment not yet HAK_SHM_GC_AGE_S old) the next
+ * publication after the interval removes: the interval only delays it. A
+ * stamp that is not a regular file of ours (planted by another user to
+ * silence ours) or whose time is in the future (the clock went back) does not
+ * limit anything. No snprintf, no malloc: this runs inside malloc. */
+static int gc_due(const char *dir, uint64_t ns) {
+    char path[HAK_SHM_GC_DIR_MAX + 64];
+    struct stat st;
+    struct timespec now;
+    uid_t uid = geteuid();
+    char *p = put_str(put_str(put_str(path, dir), "/"), HAK_SHM_GC_STAMP);
+    *put_u64(put_str(put_u64(p, (uint64_t)uid), "."), ns) = 0;
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT) return 1;
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd); /* made now: its mtime is this scan's */
+        return 1;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_uid != uid) return 1;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t age =
+        (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000 + (now.tv_nsec - st.st_mtim.tv_nsec);
+    if (age >= 0 && age < HAK_SHM_GC_EVERY_NS) return 0;
+    utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW); /* claimed: now */
+    return 1;
+}
+
 /* Removes what processes that are gone left (those that ended with _exit()
  * or a signal never unlink theirs): only entries written in our pid
  * namespace (a neighbour's pid means nothing to kill() here), whose pid
  * kill() says is gone, unchanged for HAK_SHM_GC_AGE_S (a tool may be looking
  * at a segment whose process just ended). Reads /dev/shm with getdents64
  * into a stack buffer (no malloc), looks at a bounded number of entries, and
- * unlinks only what the kernel lets us (the sticky /dev/shm: our own). */
-void hak_shm_gc_dead(void) {
+ * unlinks only what the kernel lets us (the sticky /dev/shm: our own). At
+ * most one scan per HAK_SHM_GC_EVERY_NS per user and pid namespace
+ * (gc_due). */
+int hak_shm_gc_dead_in(const char *dir) {
     uint64_t ns = hak_shm_pidns("/proc/self/ns/pid");
-    if (ns == 0) return;
-    int fd = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
+    if (ns == 0 || strlen(dir) > HAK_SHM_GC_DIR_MAX) return -1;
+    if (!gc_due(dir, ns)) return 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
     char buf[4096];
     int seen = 0;
     long n;
@@ -355,4 +391,9 @@ void hak_shm_gc_dead(void) {
         }
     }
     close(fd);
+    return 1;
+}
+
+void hak_shm_gc_dead(void) {
+    hak_shm_gc_dead_in("/dev/shm");
 }

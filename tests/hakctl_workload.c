@@ -2,12 +2,15 @@
  * test itself): threads that allocate a batch of blocks, touch them and free
  * them, in a loop, for a while. Run it under LD_PRELOAD=libhakmem.so.
  *
- *   hakctl_workload [-t THREADS] [-s SECONDS] [-z SIZE] [-n BATCH] [-L] [-i IDLE] [-e SEC]
+ *   hakctl_workload [-t THREADS] [-s SECONDS] [-z SIZE] [-n BATCH] [-L] [-i IDLE] [-c HOT] [-e SEC]
  *     -z SIZE   every block SIZE bytes (default: mixed 16..2048 and a few large)
  *     -n BATCH  blocks held at once per thread (default 1000): a big batch
  *               of one size drains the thread cache, so refills run in full
  *     -L        also keep 4 large blocks (4 MiB, above every class) alive
  *     -i IDLE   after the work, stay idle (no allocation) for IDLE seconds
+ *     -c HOT    after the work (and IDLE), HOT seconds of malloc/free of one
+ *               48-byte block in a loop: busy, yet every call a thread-cache
+ *               hit, so no slow path (prints "hot" when it starts)
  *     -e SEC    at the end, exec `sleep SEC` without hakmem (LD_PRELOAD
  *               removed): the pid lives on, its segment is left behind
  * Prints "pid N" on stdout once running, then works until SECONDS pass (or
@@ -44,10 +47,10 @@ static void *work(void *arg) {
 
 int main(int argc, char **argv) {
     int threads = 2, c, large = 0;
-    double secs = 10, idle = 0;
+    double secs = 10, idle = 0, hot = 0;
     const char *exec_sleep = NULL;
     void *keep[4] = {0};
-    while ((c = getopt(argc, argv, "t:s:z:n:Li:e:")) != -1) {
+    while ((c = getopt(argc, argv, "t:s:z:n:Li:c:e:")) != -1) {
         if (c == 't')
             threads = atoi(optarg);
         else if (c == 's')
@@ -60,12 +63,14 @@ int main(int argc, char **argv) {
             large = 1;
         else if (c == 'i')
             idle = atof(optarg);
+        else if (c == 'c')
+            hot = atof(optarg);
         else if (c == 'e')
             exec_sleep = optarg;
         else {
             fprintf(stderr,
-                    "usage: %s [-t THREADS] [-s SECONDS] [-z SIZE] [-n BATCH] [-L] [-i IDLE] [-e "
-                    "SEC]\n",
+                    "usage: %s [-t THREADS] [-s SECONDS] [-z SIZE] [-n BATCH] [-L] [-i IDLE] [-c "
+                    "HOT] [-e SEC]\n",
                     argv[0]);
             return 2;
         }
@@ -83,6 +88,20 @@ int main(int argc, char **argv) {
     for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
     for (int i = 0; i < 4; i++) free(keep[i]);
     for (double left = idle; left > 0; left -= 0.05) nanosleep(&ts, NULL);
+    if (hot > 0) {
+        struct timespec t0, t1;
+        printf("hot\n");
+        fflush(stdout);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            for (int i = 0; i < 100000; i++) {
+                char *b = malloc(48);
+                if (b) ((volatile char *)b)[0] = (char)i; /* kept: not folded away */
+                free(b);
+            }
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+        } while ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 < hot);
+    }
     if (exec_sleep) {
         unsetenv("LD_PRELOAD");
         execlp("sleep", "sleep", exec_sleep, (char *)NULL);

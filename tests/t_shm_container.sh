@@ -5,36 +5,10 @@
 # the host by the host pid. Skips where namespaces cannot be made.
 . "$(dirname "$0")/hakctl_lib.sh"
 need_hakctl
-need_cmd unshare
-unshare -m --propagation private true 2>/dev/null || skip "cannot create a mount namespace here"
+. "$(dirname "$0")/container_lib.sh"
+need_container
 
-# container CMD..: run the workload with its own /dev/shm; sets CPID (host pid)
-container() {
-    unshare "$@" --propagation private sh -c \
-        'mount -t tmpfs -o mode=1777 tmpfs /dev/shm || exit 3
-         exec env LD_PRELOAD="$0" "$1" -t 1 -s 61' "$HAKMEM_LIB" "$WORKLOAD" >"$T/c.out" 2>&1 &
-    disown
-    local outer=$!
-    KILL_PIDS+=("$outer")
-    CPID=
-    for _ in $(seq 100); do
-        # with -f the workload is a child of unshare; else unshare execs into it
-        CPID=$(pgrep -n -f "^$WORKLOAD -t 1 -s 61" 2>/dev/null)
-        [ -n "$CPID" ] && grep -q '^pid ' "$T/c.out" && break
-        sleep 0.05
-    done
-    [ -n "$CPID" ] || { cat "$T/c.out"; fail "container workload did not start"; }
-    KILL_PIDS+=("$CPID")
-    local inner # it publishes after ~50 ms, under its own pid, in its /dev/shm
-    inner=$(awk '/^NSpid:/ { print $NF }' "/proc/$CPID/status")
-    for _ in $(seq 100); do
-        [ -L "/proc/$CPID/root/dev/shm/hakmem.$inner" ] && return 0
-        sleep 0.05
-    done
-    fail "container workload $CPID did not publish its segment"
-}
-
-container -m
+container "$WORKLOAD" -m -t 1 -s 61
 echo "workload in a mount namespace: pid $CPID"
 [ -e "/dev/shm/hakmem.$CPID" ] && fail "the container's segment should not be in the host /dev/shm"
 run "$HAKCTL" stats "$CPID"
@@ -48,10 +22,9 @@ python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["knobs"][0]["o
 kill -9 "$CPID"
 
 if unshare -m -p -f --mount-proc true 2>/dev/null; then
-    container -m -p -f --mount-proc
-    inner=$(awk '/^NSpid:/ { print $NF }' "/proc/$CPID/status")
-    echo "workload in a pid namespace: host pid $CPID, its own pid $inner"
-    [ "$inner" != "$CPID" ] || fail "expected a different pid inside the namespace"
+    container "$WORKLOAD" "-m -p -f --mount-proc" -t 1 -s 61
+    echo "workload in a pid namespace: host pid $CPID, its own pid $CINNER"
+    [ "$CINNER" != "$CPID" ] || fail "expected a different pid inside the namespace"
     run "$HAKCTL" stats "$CPID"
     expect 0 "pid $CPID  hakctl_workload"
     run "$HAKCTL" set "$CPID" refill_count=9 --class 2

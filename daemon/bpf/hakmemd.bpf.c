@@ -3,7 +3,10 @@
  *
  * Counts, per watched tgid, what the allocator cannot see itself: user page
  * faults, mmap/munmap/madvise(DONTNEED|FREE) calls and bytes, and reports the
- * exit of a watched process (its last thread) on a ring buffer.
+ * exit of a watched process (its last thread) on a ring buffer. The loader
+ * chooses which programs load: the fault program only when asked
+ * (HAKMEMD_BPF_FAULTS=on), since it runs on every page fault of every process
+ * and /proc/PID/stat's minflt already carries the count.
  *
  * Attached as BTF programs, which need kernel BTF but not tracefs (often not
  * mounted: containers, minimal VMs). The syscalls are counted by fentry on
