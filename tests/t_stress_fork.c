@@ -79,6 +79,7 @@ static int wait_ok(pid_t pid, const char *what) {
 
 static void child_main(long i) {
     alarm(60);
+    tu_failures = 0; /* the parent's count so far is not this child's */
     /* blocks allocated by threads that do not exist here */
     for (int s = 0; s < NSLOTS; s++) blk_free(atomic_exchange(&slots[s], NULL));
     churn((uint64_t)i * 3 + 1, 20000);
