@@ -31,6 +31,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The process whose child handler ran (or that started the allocator). */
+static _Atomic pid_t handled_pid;
+
+bool hak_fork_unhandled(void) {
+    return getpid() != atomic_load_explicit(&handled_pid, memory_order_relaxed);
+}
+
 /* Every allocator lock but the heaps' (hak_heap_lock): each function takes
  * its lock over from a lost holder (hak_lock_take_orphan) and resets what
  * the lock guards. Also called by hak_lock after long waits, for an
@@ -78,10 +85,12 @@ static void fork_child(void) {
     keep_parent_segment(old, hak_layout.total_size);
     hak_fork_reset_orphans();
     hak_tls.tid_in_parent = 0;
+    atomic_store_explicit(&handled_pid, getpid(), memory_order_relaxed);
     after_fork_hooks();
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 void hak_fork_init(void) {
+    atomic_store_explicit(&handled_pid, getpid(), memory_order_relaxed);
     pthread_atfork(NULL, NULL, fork_child);
 }

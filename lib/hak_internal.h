@@ -533,6 +533,11 @@ void hak_publish_after_fork(void);
 /* fork (hak_fork.c) */
 void hak_fork_init(void);
 void hak_fork_reset_orphans(void);
+/* A process whose fork child handler did not run (the raw fork system
+ * call): glibc's own locks (thread stacks, TLS) may be held by lost threads
+ * there, so nothing that needs them (pthread_create) may start. A system
+ * call: for rare paths. */
+bool hak_fork_unhandled(void);
 
 /* reports (hak_report.c) */
 __attribute__((noreturn)) void hak_fatal(const char *what, const void *p);
