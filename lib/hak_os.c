@@ -115,6 +115,14 @@ static pid_t self_tid(void) {
     return t;
 }
 
+/* Whether tid is no thread of this process (lost in a fork). */
+static bool tid_lost(pid_t tid) {
+    int e = errno;
+    bool lost = syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH;
+    errno = e;
+    return lost;
+}
+
 bool hak_lock_as(hak_lock_t *l, int how) {
     for (unsigned spins = 0;; spins++) {
         /* the tid read each turn: a signal handler's fork may give this
@@ -135,12 +143,17 @@ bool hak_lock_as(hak_lock_t *l, int how) {
         /* Normally hak_fork.c's child handler frees the locks of threads lost
          * in a fork. A child made without it (the raw fork system call), or
          * an application child handler that runs before ours and allocates,
-         * would wait here for ever: look for a lost holder now and then (one
-         * system call per 1024 yields, only under contention). The reset may
-         * retire l: seen above at the next turn. */
-        if ((spins & 1023) == 1023) {
-            hak_fork_reset_orphans();
-            if ((how & HAK_LOCK_TAKE_LOST) && hak_lock_take_orphan(l)) return true;
+         * would wait here for ever: look for a lost holder at yields 1, 2,
+         * 4, ... 1024, then every 1024 (under load a yield may last a time
+         * slice: a lost holder is found at once, the cost stays small). The
+         * reset may retire l: seen above at the next turn. */
+        unsigned y = spins - 63;
+        if (y < 1024 ? (y & (y - 1)) == 0 : (y & 1023) == 0) {
+            int h = atomic_load_explicit(&l->v, memory_order_relaxed);
+            if (h != 0 && h != HAK_LOCK_RETIRED && tid_lost(h)) {
+                hak_fork_reset_orphans();
+                if ((how & HAK_LOCK_TAKE_LOST) && hak_lock_take_orphan(l)) return true;
+            }
         }
     }
 }
