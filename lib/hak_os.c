@@ -123,7 +123,10 @@ static bool tid_lost(pid_t tid) {
     return lost;
 }
 
+#define LOST_LOOK_NS (10 * 1000000ull) /* 10 ms */
+
 bool hak_lock_as(hak_lock_t *l, int how) {
+    uint64_t look = 0;
     for (unsigned spins = 0;; spins++) {
         /* the tid read each turn: a signal handler's fork may give this
          * thread a new one while it waits (hak_fork.c re-stamps its locks) */
@@ -143,12 +146,18 @@ bool hak_lock_as(hak_lock_t *l, int how) {
         /* Normally hak_fork.c's child handler frees the locks of threads lost
          * in a fork. A child made without it (the raw fork system call), or
          * an application child handler that runs before ours and allocates,
-         * would wait here for ever: look for a lost holder at yields 1, 2,
-         * 4, ... 1024, then every 1024 (under load a yield may last a time
-         * slice: a lost holder is found at once, the cost stays small). The
-         * reset may retire l: seen above at the next turn. */
-        unsigned y = spins - 63;
-        if (y < 1024 ? (y & (y - 1)) == 0 : (y & 1023) == 0) {
+         * would wait here for ever: look for a lost holder every
+         * LOST_LOOK_NS of waiting. By time, not by yields: under load a yield
+         * may last a time slice (1024 of them took seconds). Not sooner: in
+         * a raw fork child the forking thread still stamps its parent's tid,
+         * which looks lost to a thread the child starts; it is mistaken only
+         * if that thread holds the lock as long. The reset may retire l: seen
+         * above at the next turn. */
+        uint64_t now = hak_now_ns();
+        if (spins == 64) {
+            look = now + LOST_LOOK_NS;
+        } else if (now >= look) {
+            look = now + LOST_LOOK_NS;
             int h = atomic_load_explicit(&l->v, memory_order_relaxed);
             if (h != 0 && h != HAK_LOCK_RETIRED && tid_lost(h)) {
                 hak_fork_reset_orphans();
