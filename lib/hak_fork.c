@@ -14,9 +14,15 @@
  *   - held by a thread that did not survive the fork: what it guards may be
  *     half-updated; it is reset to a safe empty state (the cached segments,
  *     cached large blocks, pooled heaps and arena tail are forgotten: a
- *     bounded leak in the child, which usually execs) and the lock released.
- * Other threads' heaps are retired (hak_heaps_after_fork). docs/allocator.md
- * "fork" has the whole argument.
+ *     bounded leak in the child, which usually execs) and the lock released,
+ *     or, for the starter heap, retired for good (HAK_LOCK_RETIRED: its
+ *     waiters take a new starter).
+ * Heap locks: a heap's own thread (or whoever took it from the pool) takes
+ * its lock over from a lost holder as it waits (hak_heap_lock): such a
+ * holder only purged. Other threads' heaps are retired
+ * (hak_heaps_after_fork). A child made by the raw fork system call runs
+ * none of this handler: every wait in hak_lock_as looks for lost holders
+ * itself. docs/allocator.md "fork" has the whole argument.
  */
 #include "hak_internal.h"
 
@@ -25,10 +31,18 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Every allocator lock: each function takes its lock over from a lost
- * holder (hak_lock_take_orphan) and resets what the lock guards. Also
- * called by hak_lock after long waits, for an application child handler
- * that allocates before ours has run. Safe to call any time. */
+/* The process whose child handler ran (or that started the allocator). */
+static _Atomic pid_t handled_pid;
+
+bool hak_fork_unhandled(void) {
+    return getpid() != atomic_load_explicit(&handled_pid, memory_order_relaxed);
+}
+
+/* Every allocator lock but the heaps' (hak_heap_lock): each function takes
+ * its lock over from a lost holder (hak_lock_take_orphan) and resets what
+ * the lock guards. Also called by hak_lock after long waits, for an
+ * application child handler that allocates before ours has run, or a raw
+ * fork child. Safe to call any time, with any lock held. */
 void hak_fork_reset_orphans(void) {
     hak_knobs_after_fork();
     hak_pool_after_fork();
@@ -71,10 +85,12 @@ static void fork_child(void) {
     keep_parent_segment(old, hak_layout.total_size);
     hak_fork_reset_orphans();
     hak_tls.tid_in_parent = 0;
+    atomic_store_explicit(&handled_pid, getpid(), memory_order_relaxed);
     after_fork_hooks();
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 void hak_fork_init(void) {
+    atomic_store_explicit(&handled_pid, getpid(), memory_order_relaxed);
     pthread_atfork(NULL, NULL, fork_child);
 }

@@ -516,10 +516,11 @@ bool hak_heaps_purge_all(bool force) {
     return left;
 }
 
-/* Fork child: the purger stayed in the parent, maybe holding a seg_lock. */
+/* Fork child: the purger stayed in the parent, maybe holding a seg_lock
+ * (only if lost: `purging` may be stale, a trim's, or a retired starter's). */
 void hak_heaps_unlock_after_fork(void) {
     hak_heap *h = atomic_load(&purging);
-    if (h && atomic_load_explicit(&h->seg_lock.v, memory_order_relaxed)) hak_heap_lock_reset(h);
+    if (h && hak_lock_take_orphan(&h->seg_lock)) hak_heap_lock_reset(h);
     atomic_store(&purging, NULL);
 }
 

@@ -38,6 +38,7 @@
 
 #include "hakmem_shm.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -339,7 +340,19 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n) {
 static inline pid_t hak_gettid(void) {
     return (pid_t)syscall(SYS_gettid);
 }
-void hak_lock(hak_lock_t *l);
+
+/* The word of a lock whose structure a fork child gave up (its holder was
+ * lost half-way): nobody holds it, nobody may take it (trylock fails). */
+#define HAK_LOCK_RETIRED INT_MIN
+/* How hak_lock_as waits: with TAKE_LOST it takes the lock over from a
+ * holder lost in a fork (the caller knows the holder left what it guards
+ * whole, see hak_heap_lock); with MAY_RETIRE it returns false if the lock
+ * is retired meanwhile (without, that is fatal: a wait for ever). */
+enum { HAK_LOCK_TAKE_LOST = 1, HAK_LOCK_MAY_RETIRE = 2 };
+bool hak_lock_as(hak_lock_t *l, int how);
+static inline void hak_lock(hak_lock_t *l) {
+    hak_lock_as(l, 0);
+}
 bool hak_trylock(hak_lock_t *l); /* the holder's tid too: see hak_fork.c */
 static inline void hak_unlock(hak_lock_t *l) {
     atomic_store_explicit(&l->v, 0, memory_order_release);
@@ -347,6 +360,11 @@ static inline void hak_unlock(hak_lock_t *l) {
 /* If l is held by a thread that no longer exists (lost in a fork), takes it
  * over and returns true: the caller resets what it guards and unlocks. */
 bool hak_lock_take_orphan(hak_lock_t *l);
+/* Fork child, l taken over (hak_lock_take_orphan): what it guards is given
+ * up for good; waiters with HAK_LOCK_MAY_RETIRE stop waiting. */
+static inline void hak_lock_retire(hak_lock_t *l) {
+    atomic_store_explicit(&l->v, HAK_LOCK_RETIRED, memory_order_release);
+}
 
 /* ---- layers ---- */
 /* os (hak_os.c) */
@@ -404,7 +422,7 @@ void hak_class_init(void);
 #define HAK_OS_PAGE 4096ul
 
 /* segments (hak_segment.c) */
-void hak_heap_lock(hak_heap *h); /* recursive for the holder */
+bool hak_heap_lock(hak_heap *h); /* recursive for the holder; false: retired (the starter) */
 void hak_heap_unlock(hak_heap *h);
 bool hak_heap_trylock(hak_heap *h);
 void hak_heap_lock_reset(hak_heap *h); /* fork child: the holder is gone */
@@ -539,6 +557,11 @@ void hak_publish_after_fork(void);
 /* fork (hak_fork.c) */
 void hak_fork_init(void);
 void hak_fork_reset_orphans(void);
+/* A process whose fork child handler did not run (the raw fork system
+ * call): glibc's own locks (thread stacks, TLS) may be held by lost threads
+ * there, so nothing that needs them (pthread_create) may start. A system
+ * call: for rare paths. */
+bool hak_fork_unhandled(void);
 
 /* reports (hak_report.c) */
 __attribute__((noreturn)) void hak_fatal(const char *what, const void *p);

@@ -115,24 +115,55 @@ static pid_t self_tid(void) {
     return t;
 }
 
-void hak_lock(hak_lock_t *l) {
-    pid_t me = self_tid();
+/* Whether tid is no thread of this process (lost in a fork). */
+static bool tid_lost(pid_t tid) {
+    int e = errno;
+    bool lost = syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH;
+    errno = e;
+    return lost;
+}
+
+#define LOST_LOOK_NS (10 * 1000000ull) /* 10 ms */
+
+bool hak_lock_as(hak_lock_t *l, int how) {
+    uint64_t look = 0;
     for (unsigned spins = 0;; spins++) {
-        int z = 0;
-        if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&l->v, &z, me, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return;
+        /* the tid read each turn: a signal handler's fork may give this
+         * thread a new one while it waits (hak_fork.c re-stamps its locks) */
+        int z = 0, v = atomic_load_explicit(&l->v, memory_order_relaxed);
+        if (v == 0 && atomic_compare_exchange_weak_explicit(
+                          &l->v, &z, self_tid(), memory_order_acquire, memory_order_relaxed))
+            return true;
+        if (HAK_UNLIKELY(v == HAK_LOCK_RETIRED)) {
+            if (how & HAK_LOCK_MAY_RETIRE) return false;
+            hak_fatal("waiting for a lock retired in a fork child", l);
+        }
         if (spins < 64) {
             __builtin_ia32_pause();
             continue;
         }
         sched_yield();
         /* Normally hak_fork.c's child handler frees the locks of threads lost
-         * in a fork. An application child handler that runs before ours and
-         * allocates would wait here for ever: look for a lost holder now and
-         * then (one system call per 1024 yields, only under contention). */
-        if ((spins & 1023) == 1023) hak_fork_reset_orphans();
+         * in a fork. A child made without it (the raw fork system call), or
+         * an application child handler that runs before ours and allocates,
+         * would wait here for ever: look for a lost holder every
+         * LOST_LOOK_NS of waiting. By time, not by yields: under load a yield
+         * may last a time slice (1024 of them took seconds). Not sooner: in
+         * a raw fork child the forking thread still stamps its parent's tid,
+         * which looks lost to a thread the child starts; it is mistaken only
+         * if that thread holds the lock as long. The reset may retire l: seen
+         * above at the next turn. */
+        uint64_t now = hak_now_ns();
+        if (spins == 64) {
+            look = now + LOST_LOOK_NS;
+        } else if (now >= look) {
+            look = now + LOST_LOOK_NS;
+            int h = atomic_load_explicit(&l->v, memory_order_relaxed);
+            if (h != 0 && h != HAK_LOCK_RETIRED && tid_lost(h)) {
+                hak_fork_reset_orphans();
+                if ((how & HAK_LOCK_TAKE_LOST) && hak_lock_take_orphan(l)) return true;
+            }
+        }
     }
 }
 
@@ -145,7 +176,7 @@ bool hak_trylock(hak_lock_t *l) {
 bool hak_lock_take_orphan(hak_lock_t *l) {
     int v = atomic_load_explicit(&l->v, memory_order_acquire);
     pid_t me = self_tid();
-    if (v == 0 || v == me) return false; /* free, or ours */
+    if (v == 0 || v == me || v == HAK_LOCK_RETIRED) return false; /* free, ours, given up */
     /* set only in the fork child handler: this thread's tid in the parent */
     pid_t was_me = hak_tls.tid_in_parent;
     if (v == was_me) {

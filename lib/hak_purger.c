@@ -261,6 +261,7 @@ void hak_purger_tick(hak_heap *h) {
      * and on malloc_trim, and stay single-threaded. */
     bool solo = atomic_load_explicit(&hak_live_threads, memory_order_relaxed) < 2;
     if (solo ? !solo_due() : !atomic_load_explicit(&pending, memory_order_relaxed)) return;
+    if (hak_fork_unhandled()) return; /* a raw fork child: no thread (hak_fork.c) */
     int z = PURGER_OFF;
     /* RUNNING before the thread exists: a solo purger that ends at once
      * stores OFF after this, never before */

@@ -47,16 +47,25 @@ static uint64_t span_bits(int first, int n) {
 
 /* The heap lock: the owner (or an adopter) takes it per span carved or
  * given back, and around span work of big classes; it may nest (a refill
- * carving a span). The holder is known by its &hak_tls. */
-void hak_heap_lock(hak_heap *h) {
+ * carving a span). The holder is known by its &hak_tls.
+ * Fork child: a thread that waits here for a heap that is not the starter
+ * owns it (or took it from the pool to adopt it), so any other holder was
+ * a visitor that only purges under the lock (hak_segment_purge_try: the
+ * purger, a trim), whose every step leaves the heap whole; a holder lost in
+ * the fork is taken over. The starter's holders are its users, in the
+ * middle of anything: a lost one retires it (hak_starter_after_fork) and
+ * this returns false. */
+bool hak_heap_lock(hak_heap *h) {
     void *me = &hak_tls;
     if (atomic_load_explicit(&h->lock_holder, memory_order_relaxed) == me) {
         h->lock_depth++;
-        return;
+        return true;
     }
-    hak_lock(&h->seg_lock);
+    if (!hak_lock_as(&h->seg_lock, h->shared ? HAK_LOCK_MAY_RETIRE : HAK_LOCK_TAKE_LOST))
+        return false;
     atomic_store_explicit(&h->lock_holder, me, memory_order_relaxed);
     h->lock_depth = 1;
+    return true;
 }
 
 void hak_heap_unlock(hak_heap *h) {

@@ -38,6 +38,16 @@ static hak_heap *starter_get(void) {
     return s;
 }
 
+/* The starter, locked (NULL: none can be made). A fork child may retire it
+ * while this thread waits for its lock (hak_starter_after_fork, run by the
+ * wait itself when the holder was lost): then the next one. */
+static hak_heap *starter_lock(void) {
+    hak_heap *s;
+    while ((s = starter_get()) != NULL && !hak_heap_lock(s)) {
+    }
+    return s;
+}
+
 /* A heap with memory uses it; the process's first thread (usually the only
  * one) carves its own from the start, as before; so does a thread that
  * finds an empty segment cached (threads that come and go: the segment a
@@ -52,7 +62,7 @@ void hak_starter_begin(hak_heap *h) {
  * starter's spans. Past the budget (or if the starter has no memory), the
  * heap's own refill from now on. */
 bool hak_starter_refill(hak_heap *h, int cls) {
-    hak_heap *s = starter_get();
+    hak_heap *s = starter_lock();
     bool ok = false;
     if (s) {
         struct hak_tbin *bin = &hak_tls.bins[cls];
@@ -63,7 +73,6 @@ bool hak_starter_refill(hak_heap *h, int cls) {
         uint32_t lim = nth < 5 ? 1u << nth : bin->room;
         uint32_t held_back = bin->room > lim ? bin->room - lim : 0;
         bin->room -= held_back;
-        hak_heap_lock(s);
         ok = hak_refill(s, cls); /* s->starter_bytes is 0: the ordinary refill */
         hak_heap_unlock(s);
         bin->room += held_back;
@@ -92,12 +101,17 @@ void hak_starter_tidy(bool all) {
 }
 
 /* Fork child: a starter whose lock a lost thread held may be half-updated.
- * It is retired, kept locked (nobody walks it: a bounded leak in the child),
- * and a new one is made when a thread needs it. */
+ * It is retired, its lock too (nobody walks it: a bounded leak in the
+ * child; a thread waiting for it takes the next, starter_lock), and a new
+ * one is made when a thread needs it. Unpublished first, so that a waiter
+ * that sees the lock retired finds the starter gone. */
 void hak_starter_after_fork(void) {
     hak_heap *s = atomic_load_explicit(&starter, memory_order_acquire);
     if (s && hak_lock_take_orphan(&s->seg_lock)) {
         s->owner = -1;
         atomic_store_explicit(&starter, NULL, memory_order_release);
+        /* the lost holder's &hak_tls may be a new thread's (a reused stack) */
+        atomic_store_explicit(&s->lock_holder, NULL, memory_order_relaxed);
+        hak_lock_retire(&s->seg_lock);
     }
 }

@@ -19,8 +19,9 @@ tests/bin:
 tests/bin/t_%: tests/t_%.c $(TEST_HDRS) | tests/bin
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LDLIBS)
 
-# its mmap() stands in for libc's in the preloaded allocator
+# their mmap() (and madvise()) stand in for libc's in the preloaded allocator
 tests/bin/t_segmap_nomem: TEST_LDLIBS += -rdynamic
+tests/bin/t_fork_lost_holder: TEST_LDLIBS += -rdynamic
 
 tests/bin/detect_helper: tests/detect_helper.c | tests/bin
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LDLIBS)
