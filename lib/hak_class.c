@@ -24,16 +24,14 @@ void hak_class_init(void) {
         hak_cls_inv[k] = inv;
         hak_cls_lim[k] = UINT32_MAX / odd;
         hak_cls_grow_cap[k] = 262144 / s < 2048 ? 262144 / s : 2048;
-        /* 16-64 KiB: 4-16 blocks are 256 KiB, and a random mix of
-         * mallocs and frees walks a cache that short into a refill or a
-         * flush every ~17 operations (mid_large_mt-8k-32k: 342 k refills
-         * of the 32 KiB class for 5.9 M allocations), each under the heap
-         * lock, through span lists whose free blocks the purger releases
-         * and the next refill faults in again. A churned cache of these
-         * classes grows to 1 MiB: refills 1 per ~1000 allocations, and
-         * page faults fell (1.8 k -> 1.5 k) since fewer blocks sit in spans
-         * long enough to be purged. Smaller classes keep 256 KiB
-         * (thread_bins, 8 B-10 KB: 4x for 5-10 KiB gave +14 % page faults). */
-        if (s >= 16384 && s <= 65536) hak_cls_grow_cap[k] = 4 * (262144 / s);
+        /* Every class, the mid ones (16-64 KiB) too, grows to 256 KiB at
+         * most: a thread cache is the one place no purge reaches (its
+         * lists are the owner's, without locks), so what a thread holds
+         * there when it goes to sleep stays resident until it wakes. Grown
+         * to 1 MiB for the mid classes' refills (mid_large_mt-8k-32k), a
+         * thread that freed 32 blocks of 40 KiB and slept kept 25 of them
+         * cached: 480 KiB of their pages went back instead of 1080 KiB
+         * (t_purge_fresh, part 2; the issue: idle memory goes back within
+         * ~2 s). The refill cost this brings back: docs/allocator.md. */
     }
 }

@@ -76,12 +76,19 @@ void hak_purger_wake_soon(void) {
  * pages that were purged and then taken again fault back in (zeroed by the
  * kernel), so a program whose freed memory comes back after a while longer
  * than the delay pays a madvise and the faults for nothing. Over each window
- * of four delays the purger compares refault_bytes with purged_bytes: when
- * at least half of what it purged (and 1 MiB) came back, the delay doubles,
- * up to 4x; when less than an eighth did, it halves back towards the knob.
- * The knob stays the floor: a user's or the daemon's setting is the least
- * the allocator waits. Only the purger thread changes the scale. */
-enum { DELAY_SHIFT_MAX = 2, WINDOW_DELAYS = 4 };
+ * the purger compares refault_bytes with purged_bytes: when at least half of
+ * what it purged came back, the delay doubles, up to 4x; when less than an
+ * eighth did, it halves back towards the knob. A window lasts four delays
+ * and until 1 MiB was purged or refaulted (the evidence), at most 32 delays:
+ * the volume a delay's worth of churn purges depends on the span sizes and
+ * the thread caches (a 4-page span of 40 KiB blocks gives back 256 KiB, a
+ * 32-page one 2 MiB), so a fixed-length window with a volume floor missed a
+ * steady refault of 0.5 MiB a round. A window closed by its length alone
+ * (too little to matter) may only halve the delay. The knob stays the
+ * floor: a user's or the daemon's setting is the least the allocator waits.
+ * Only the purger thread changes the scale. */
+enum { DELAY_SHIFT_MAX = 2, WINDOW_DELAYS = 4, WINDOW_DELAYS_MAX = 32 };
+#define WINDOW_EVIDENCE (1ull << 20)
 static atomic_int delay_shift;
 static uint64_t window_t0, window_purged0, window_refault0; /* the purger's */
 
@@ -94,12 +101,13 @@ static void delay_adapt(void) {
     uint64_t now = hak_now_ns(), purged = HAK_PROC_GET(PURGED_BYTES),
              refault = HAK_PROC_GET(REFAULT_BYTES);
     int shift = atomic_load_explicit(&delay_shift, memory_order_relaxed);
-    if (window_t0 &&
-        now - window_t0 < WINDOW_DELAYS * ((uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull))
+    uint64_t knob = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull, age = now - window_t0,
+             dp = purged - window_purged0, dr = refault - window_refault0;
+    bool evidence = dp >= WINDOW_EVIDENCE || dr >= WINDOW_EVIDENCE;
+    if (window_t0 && (age < WINDOW_DELAYS * knob || (!evidence && age < WINDOW_DELAYS_MAX * knob)))
         return;
     if (window_t0) {
-        uint64_t dp = purged - window_purged0, dr = refault - window_refault0;
-        if (dr >= (1u << 20) && dr * 2 >= dp && shift < DELAY_SHIFT_MAX)
+        if (evidence && dr * 2 >= dp && shift < DELAY_SHIFT_MAX)
             shift++;
         else if (dr * 8 < dp && shift > 0)
             shift--;

@@ -87,7 +87,21 @@ void hak_heap_lock_reset(hak_heap *h) {
     hak_unlock(&h->seg_lock);
 }
 
-/* Returns the free pages in mask to the OS (they read as zero after). */
+/* OS pages of free pages [first, first + n) that their last span's block
+ * purges returned already (hak_span_note_purged); clears them when `take`. */
+static uint64_t os_gone(hak_segment *seg, int first, int n, bool take) {
+    uint64_t k = 0;
+    for (int i = first; i < first + n; i++) {
+        k += (uint64_t)__builtin_popcount(seg->os_purged[i]);
+        if (take) seg->os_purged[i] = 0;
+    }
+    return k;
+}
+
+/* Returns the free pages in mask to the OS (they read as zero after).
+ * purged_bytes counts what was resident: a page its span's block purges
+ * returned in part counts the rest (every page counts once, as the carve
+ * that takes it again counts it once: hak_span_alloc). */
 static void purge_mask(hak_segment *seg, uint64_t mask) {
     seg->purged_mask |= mask;
     while (mask) {
@@ -95,7 +109,8 @@ static void purge_mask(hak_segment *seg, uint64_t mask) {
         while (first + n < 64 && (mask >> (first + n) & 1)) n++;
         hak_os_purge((char *)seg + (size_t)first * HAK_PAGE_SIZE, (size_t)n * HAK_PAGE_SIZE);
         HAK_PROC_ADD(PURGES, 1);
-        HAK_PROC_ADD(PURGED_BYTES, (uint64_t)n * HAK_PAGE_SIZE);
+        HAK_PROC_ADD(PURGED_BYTES,
+                     (uint64_t)n * HAK_PAGE_SIZE - os_gone(seg, first, n, true) * HAK_OS_PAGE);
         mask &= ~span_bits(first, n);
     }
 }
@@ -284,11 +299,15 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     seg->used_mask |= bits;
     seg->dirty_mask &= ~bits;
     seg->dirty_new &= ~bits;
-    uint64_t refault = seg->purged_mask & bits;
+    uint64_t refault = seg->purged_mask & bits,
+             bytes = (uint64_t)__builtin_popcountll(refault) * HAK_PAGE_SIZE;
     seg->purged_mask &= ~bits;
     hak_heap_unlock(h);
-    if (refault)
-        HAK_PROC_ADD(REFAULT_BYTES, (uint64_t)__builtin_popcountll(refault) * HAK_PAGE_SIZE);
+    /* pages purged whole, and the OS pages of the others that an earlier
+     * span's block purges returned (os_purged, cleared below) */
+    for (int i = first; i < first + n; i++)
+        if (!(refault >> i & 1)) bytes += os_gone(seg, i, 1, false) * HAK_OS_PAGE;
+    if (bytes) HAK_PROC_ADD(REFAULT_BYTES, bytes);
     hak_span *s = &seg->pages[first];
     memset(s, 0, sizeof(*s));
     memset(&seg->os_purged[first], 0, (size_t)n * sizeof seg->os_purged[0]); /* earlier spans' */
@@ -310,6 +329,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
 void hak_span_release(hak_heap *h, hak_span *s) {
     hak_segment *seg = hak_seg_of(s);
     int first = (int)(s - seg->pages), n = s->pages, cls = s->cls;
+    hak_span_note_purged(s);
     HAK_USAGE_SPAN(-(long)((size_t)n * HAK_PAGE_SIZE));
     HAK_CTR(cls, SPANS_FREED)++;
     HAK_CTR(cls, SPAN_BLOCKS) -= s->capacity;

@@ -520,10 +520,13 @@ static uint64_t purge_span_pages(hak_span *s, uint32_t size, uint64_t now, uint6
             q++;
             continue;
         }
-        uint32_t n = 1;
+        uint32_t n = 1, held = (uint32_t)((end + HAK_OS_PAGE - 1) / HAK_OS_PAGE);
         while (q + n < nos && OS_BIT(go, q + n)) n++;
         hak_os_purge(start + (size_t)q * HAK_OS_PAGE, (size_t)n * HAK_OS_PAGE);
-        HAK_PROC_ADD(PURGED_BYTES, (uint64_t)n * HAK_OS_PAGE);
+        /* pages past the carved end count for nothing: no refill faults them
+         * back as purged blocks, and they go again at every purge of the span */
+        if (q < held)
+            HAK_PROC_ADD(PURGED_BYTES, (uint64_t)((q + n < held ? q + n : held) - q) * HAK_OS_PAGE);
         calls++;
         q += n;
     }
@@ -557,6 +560,27 @@ void hak_span_unpurge(hak_span *s, uint32_t want) {
             s->free = b;
         }
         marks[q / OS_PER_PAGE] &= (uint16_t) ~(1u << (q % OS_PER_PAGE));
+    }
+}
+
+/* The span goes back to its segment empty. Its os_purged slots keep the
+ * OS pages its block purges returned that nothing faulted in since: the
+ * marked pages, and a big class's pages inside listed blocks stamped purged
+ * (past their header's page), so that the segment counts each once: its
+ * purge of the page counts only the others (purged_bytes), and the carve
+ * that takes them again counts them as refaults (hak_span_alloc). A page
+ * shared by two blocks is taken as resident. Under the heap lock for a big
+ * class (the purger walks its list). At most ~25 blocks (the class table). */
+void hak_span_note_purged(hak_span *s) {
+    if (s->cls < HAK_PURGE_CLS_MIN) return;
+    uint16_t *marks = os_marks(s);
+    uint64_t size = hak_class_size[s->cls];
+    char *start = hak_span_start(s);
+    for (hak_block *b = s->free; b; b = b->next) {
+        if (*hak_block_stamp(b) != HAK_STAMP_PURGED) continue;
+        uint64_t off = (uint64_t)((char *)b - start);
+        for (uint64_t q = off / HAK_OS_PAGE + 1; (q + 1) * HAK_OS_PAGE <= off + size; q++)
+            OS_SET(marks, q);
     }
 }
 

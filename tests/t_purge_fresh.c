@@ -82,14 +82,20 @@ static void periodic(struct hak_shm_view *v) {
     uint64_t calls[ROUNDS], most = 0;
     for (int r = 0; r < ROUNDS; r++) {
         uint64_t p0 = hak_shm_proc(v, HAK_PROC_PURGES);
+        uint64_t b0 = hak_shm_proc(v, HAK_PROC_PURGED_BYTES),
+                 f0 = hak_shm_proc(v, HAK_PROC_REFAULT_BYTES);
         for (int i = 0; i < N; i++) fill(i);
         for (int i = 0; i < N; i++) free(blocks[i]);
         usleep(150000);
         calls[r] = hak_shm_proc(v, HAK_PROC_PURGES) - p0;
         uint64_t d = hak_shm_proc(v, HAK_PROC_PURGE_DELAY_NOW);
         if (d > most) most = d;
-        printf("round %d: %llu purge calls, delay now %llu ms\n", r, (unsigned long long)calls[r],
-               (unsigned long long)d);
+        /* the purger's evidence: what it purged and what came back */
+        uint64_t b = hak_shm_proc(v, HAK_PROC_PURGED_BYTES) - b0,
+                 f = hak_shm_proc(v, HAK_PROC_REFAULT_BYTES) - f0;
+        printf("round %d: %llu purge calls (%llu KiB), %llu KiB refaulted, delay now %llu ms\n", r,
+               (unsigned long long)calls[r], (unsigned long long)b >> 10,
+               (unsigned long long)f >> 10, (unsigned long long)d);
     }
     uint64_t first = calls[0] + calls[1] + calls[2] + calls[3],
              last = calls[ROUNDS - 4] + calls[ROUNDS - 3] + calls[ROUNDS - 2] + calls[ROUNDS - 1];
