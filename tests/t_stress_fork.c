@@ -98,6 +98,7 @@ static void child_main(long i) {
     if (i % 4 == 0) {
         pid_t g = fork();
         if (g == 0) {
+            alarm(60); /* alarms are not inherited: its own hang guard */
             churn((uint64_t)i + 999, 5000);
             exit(tu_failures ? 1 : 0);
         }
