@@ -5,7 +5,7 @@
  * space) and writes at least one OS page per class it touches: a pool of
  * hundreds of mostly idle threads holding a few blocks each paid that per
  * thread. So a thread that takes a heap with no memory (a fresh one, while
- * another thread lives) first refills its thread cache from one shared
+ * many threads live) first refills its thread cache from one shared
  * heap, the starter, under the starter's lock, until it has taken
  * HAK_STARTER_BYTES; only then does its own heap carve spans. Busy threads
  * pass through in a few refills; idle ones share the starter's spans.
@@ -48,12 +48,19 @@ static hak_heap *starter_lock(void) {
     return s;
 }
 
-/* A heap with memory uses it; the process's first thread (usually the only
- * one) carves its own from the start, as before; so does a thread that
- * finds an empty segment cached (threads that come and go: the segment a
- * thread gave back at exit is warm, and costs no new address space). */
+/* A heap with memory uses it. A fresh one starts on the starter once
+ * starter_threads threads live (by default 4 per CPU the process may run
+ * on, at least 8: hak_knob_default): up to as many threads as can run at
+ * once, and some, are likely busy, and a busy thread on the starter pays
+ * its lock and remote frees for nothing (larson-4t, threads born all the
+ * time: -9 % per CPU-second); past that, a new thread of a pool is likely
+ * idle. A thread that finds an empty segment cached carves its own too
+ * (threads that come and go: the segment a thread gave back at exit is
+ * warm, and costs no new address space). */
 void hak_starter_begin(hak_heap *h) {
-    bool fresh = !h->segs && atomic_load_explicit(&hak_live_threads, memory_order_relaxed) > 0 &&
+    bool fresh = !h->segs &&
+                 atomic_load_explicit(&hak_live_threads, memory_order_relaxed) >=
+                     HAK_KNOB(STARTER_THREADS) &&
                  hak_segment_cached() == 0;
     h->starter_bytes = fresh ? HAK_STARTER_BYTES : 0;
 }

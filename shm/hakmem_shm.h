@@ -96,7 +96,10 @@ extern const uint8_t hak_class_span[HAK_NUM_CLASSES];
       "a background thread returns idle free memory after the purge delay")                        \
     X(BACKGROUND_SOLO_MB, "background_solo_mb", HAK_SCOPE_GLOBAL, 64, 0, 65536, "MiB",             \
       "HAKMEM_BACKGROUND_SOLO_MB",                                                                 \
-      "single-threaded programs: a transient purger starts once this much is freed (0: never)")
+      "single-threaded programs: a transient purger starts once this much is freed (0: never)")   \
+    X(STARTER_THREADS, "starter_threads", HAK_SCOPE_GLOBAL, -1, 0, 1000000, "threads",           \
+      "HAKMEM_STARTER_THREADS",                                                                    \
+      "with this many threads live, a new one starts on the shared starter heap (-1: 4 per CPU, >= 8)")
 
 enum { HAK_SCOPE_GLOBAL = 0, HAK_SCOPE_CLASS = 1 };
 

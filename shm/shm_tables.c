@@ -2,6 +2,8 @@
  * the computed layout of the segment this build writes. */
 #include "hakmem_shm.h"
 
+#include <sched.h>
+
 #include <string.h>
 
 #define HAK_CLASS_SIZE(i, size, span) [i] = size,
@@ -66,6 +68,12 @@ int64_t hak_knob_default(int knob, int cls) {
         if (v > 256) v = 256;
         if (v < 2) v = 2;
         break;
+    case HAK_KNOB_STARTER_THREADS: { /* 4 per CPU this process may run on, >= 8 */
+        cpu_set_t set;               /* (sched_getaffinity: the allocator's init may not malloc) */
+        int ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+        v = 4 * ncpu > 8 ? 4 * ncpu : 8;
+        break;
+    }
     }
     return hak_knob_clamp(knob, v);
 }
