@@ -38,9 +38,11 @@
  * per doubling above 128 B, so internal waste stays under 25 %. Spans are
  * at most 32 pages (2 MiB): the classes above 128 KiB hold 2-12 blocks a
  * span, so mid-size buffers are recycled through thread caches, not mmap.
- * The 40-64 KiB classes take 4 pages (4-6 blocks), not 16: a span empties,
- * and its pages serve the next class, sooner (realloc_grow-64k peak RSS
- * 33 -> 29 MiB); 4-page spans for 20-32 KiB cost mid_large_mt-8k-32k
+ * The 40-64 KiB classes take 3-5 pages (4-8 blocks), not 16: a span
+ * empties, and its pages serve the next class, sooner (realloc_grow-64k
+ * peak RSS 33 -> 29 MiB); 40 and 48 KiB fit their spans exactly (4 pages
+ * of 40 KiB blocks left 16 KiB, 6 %, unused: 40000 B blocks under ulimit
+ * -v 500000, 419 -> 450 MiB usable, glibc 477); 4-page spans for 20-32 KiB cost mid_large_mt-8k-32k
  * 7 -> 10 MiB (fewer free blocks purged), so those keep 8 (docs/allocator.md).
  * Blocks above the last class come from mmap (class HAK_CLASS_LARGE).      */
 /* clang-format off */
@@ -54,7 +56,7 @@
     X(28, 5120, 2) X(29, 6144, 2) X(30, 7168, 2) X(31, 8192, 2) \
     X(32, 10240, 4) X(33, 12288, 4) X(34, 14336, 4) X(35, 16384, 4) \
     X(36, 20480, 8) X(37, 24576, 8) X(38, 28672, 8) X(39, 32768, 8) \
-    X(40, 40960, 4) X(41, 49152, 4) X(42, 57344, 4) X(43, 65536, 4) \
+    X(40, 40960, 5) X(41, 49152, 3) X(42, 57344, 4) X(43, 65536, 4) \
     X(44, 81920, 32) X(45, 98304, 32) X(46, 114688, 32) X(47, 131072, 32) \
     X(48, 163840, 32) X(49, 196608, 32) X(50, 229376, 32) X(51, 262144, 32) \
     X(52, 327680, 32) X(53, 393216, 32) X(54, 458752, 32) X(55, 524288, 32) \
