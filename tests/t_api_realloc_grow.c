@@ -13,6 +13,7 @@
  * class it passes (peak RSS); a system call per 4 KiB step is as bad.
  */
 #include "hakmem_shm.h"
+#include "shm_self.h"
 #include "testutil.h"
 
 #include <malloc.h>
@@ -37,18 +38,6 @@ static uint64_t copies(const struct hak_shm_view *v) {
     return n;
 }
 
-/* Our own segment, once published (the first slow path after ~50 ms). */
-static int attach_self(struct hak_shm_view *v) {
-    char err[200] = "";
-    for (int i = 0; i < 500; i++) {      /* 5 s deadline */
-        free(p_malloc((size_t)2 << 20)); /* a slow path: publishing happens on one */
-        if (hak_shm_attach(getpid(), 0, v, err, sizeof err) == 0) return 0;
-        usleep(10000);
-    }
-    printf("attach: %s\n", err);
-    return -1;
-}
-
 int main(void) {
     tu_init("t_api_realloc_grow");
     if (!hakmem_loaded()) {
@@ -56,7 +45,7 @@ int main(void) {
         return TU_SKIP;
     }
     struct hak_shm_view v;
-    REQUIRE(attach_self(&v) == 0);
+    REQUIRE(tu_attach_self(&v) == 0);
     /* this thread's counters move into its slot at its next slow path */
     free(p_malloc((size_t)2 << 20));
     uint64_t c0 = copies(&v), r0 = hak_shm_proc(&v, HAK_PROC_REALLOC_REMAPS);

@@ -11,6 +11,7 @@
  * library, as hakctl reads them. The last case is this binary re-executed
  * with the knob set. */
 #include "hakmem_shm.h"
+#include "shm_self.h"
 #include "testutil.h"
 
 #include <stdio.h>
@@ -47,24 +48,10 @@ static void churn(const struct churn_case *c, int rounds) {
     }
 }
 
-/* The process publishes its segment once it has lived ~50 ms, at a slow
- * path: blocks above every class are one each time. */
-static int attach_self(struct hak_shm_view *v) {
-    char err[200] = "";
-    for (int i = 0; i < 500; i++) {
-        sink = malloc(2 << 20);
-        free(sink);
-        if (hak_shm_attach(getpid(), 0, v, err, sizeof err) == 0) return 0;
-        usleep(10000);
-    }
-    CHECKF(0, "attach to our own segment: %s", err);
-    return -1;
-}
-
 /* Returns 0 if the class stopped flushing (grown), 1 if it still flushes. */
 static int run_case(const struct churn_case *c, const char *name) {
     struct hak_shm_view v;
-    if (attach_self(&v) != 0) return -1;
+    if (tu_attach_self(&v) != 0) return -1;
     churn(c, ROUNDS); /* the cap grows in the first rounds, if it does */
     uint64_t a0 = hak_shm_ctr_sum(&v, c->cls, HAK_CTR_ALLOCS);
     uint64_t f0 = hak_shm_ctr_sum(&v, c->cls, HAK_CTR_FLUSHES);

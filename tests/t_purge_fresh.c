@@ -22,6 +22,7 @@
  * as hakctl and the daemon read them. A second thread with a heap makes
  * this the multi-threaded purger's case.                                  */
 #include "hakmem_shm.h"
+#include "shm_self.h"
 #include "testutil.h"
 
 #include <pthread.h>
@@ -59,19 +60,6 @@ static void *idler(void *arg) {
     while (read(stop_pipe[0], &c, 1) < 0) {
     }
     return NULL;
-}
-
-/* The process publishes its segment once it has lived ~50 ms, at a slow path. */
-static int attach_self(struct hak_shm_view *v) {
-    char err[200] = "";
-    for (int i = 0; i < 500; i++) {
-        sink = malloc(2 << 20);
-        free(sink);
-        if (hak_shm_attach(getpid(), 0, v, err, sizeof err) == 0) return 0;
-        usleep(10000);
-    }
-    CHECKF(0, "attach to our own segment: %s", err);
-    return -1;
 }
 
 /* 4. (re-executed with purge_delay_ms=50) memory freed and taken again
@@ -112,7 +100,7 @@ int main(int argc, char **argv) {
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, idler, NULL) == 0);
     struct hak_shm_view v;
-    REQUIRE(attach_self(&v) == 0);
+    REQUIRE(tu_attach_self(&v) == 0);
     if (argc > 1 && strcmp(argv[1], "periodic") == 0) {
         periodic(&v);
         hak_shm_detach(&v);
