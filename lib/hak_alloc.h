@@ -1,8 +1,9 @@
 /* hak_alloc.h — the hot path of malloc and free, read top to bottom.
  *
- * malloc: size -> class by table, pop the thread cache list, clear the
- * block's free-key, count. free: address -> segment (mask) -> class (one
- * byte in the page descriptor), push on the thread cache list, count.
+ * malloc: size -> bin by table, pop the thread cache list, clear the
+ * block's free-key, count. free: address -> class + 1 (one byte of the page
+ * window, hak_pagewin_entry), the bin's room, the free-key, push on the
+ * thread cache list, count.
  * No locks, no atomics, no writes to memory another thread writes.
  * Everything else (empty cache, full cache, large blocks, foreign or
  * doubly freed pointers, first call of a thread) is hak_*_slow.

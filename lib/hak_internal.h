@@ -6,8 +6,8 @@
  *            64 KiB each. Found from any block address by masking.
  *   span     1..32 contiguous pages carved into blocks of one size class
  *            ("slab"). Its state lives in the descriptor of its first page;
- *            every descriptor of the span carries the class, so free() reads
- *            the class with one load.
+ *            every page of the span carries the class (seg->page_cls, and
+ *            its copy in the page window, which free() reads with one load).
  *   heap     per thread: a partial-span list per class, its segments, and a
  *            lock-free stack of spans that received remote frees. Heaps
  *            outlive threads: an exiting thread abandons its heap to a pool,
