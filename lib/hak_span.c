@@ -48,8 +48,7 @@ static inline bool big_cls(int cls) {
  * A big class's block carries the time in its stamp (hak_block_stamp), so
  * the purge takes only what has been free for the purge delay; the span's
  * free_dirty_ns is the oldest stamp not purged yet. */
-static inline void free_dirty(hak_span *s, hak_block *list, uint32_t n) {
-    uint64_t now = hak_now_ns();
+static inline void free_dirty(hak_span *s, hak_block *list, uint32_t n, uint64_t now) {
     if (s->cls >= HAK_PURGE_CLS_MIN)
         for (hak_block *b = list; n--; b = b->next) *hak_block_stamp(b) = now;
     if (!s->free_dirty_ns) s->free_dirty_ns = now;
@@ -125,12 +124,16 @@ bool hak_refill(hak_heap *h, int cls) {
         if (got < want && s->carved < s->capacity) {
             uint32_t n = want - got;
             if (n > s->capacity - s->carved) n = s->capacity - s->carved;
+            /* lowest address ends up first; the key in a register (a store
+             * through b may alias the global, which would be read again) */
+            const uintptr_t key = hak_key;
             char *base = hak_span_start(s) + (size_t)s->carved * size;
-            for (uint32_t i = n; i-- > 0;) { /* lowest address ends up first */
-                hak_block *b = (hak_block *)(base + i * size);
+            for (char *p = base + (size_t)(n - 1) * size;; p -= size) {
+                hak_block *b = (hak_block *)p;
                 b->next = head;
-                b->key = hak_key;
+                b->key = key;
                 head = b;
+                if (p == base) break;
             }
             s->carved += n;
             s->used += n;
@@ -151,12 +154,14 @@ bool hak_refill(hak_heap *h, int cls) {
 }
 
 /* Puts the chain first..last (n blocks of span s, ours) on the span's free
- * list; settles the span once. */
-static void local_push(hak_heap *h, hak_span *s, hak_block *first, hak_block *last, uint32_t n) {
+ * list; settles the span once. A big class's blocks are stamped `now` (0:
+ * read the clock here; a flush reads it once for all its runs). */
+static void local_push(hak_heap *h, hak_span *s, hak_block *first, hak_block *last, uint32_t n,
+                       uint64_t now) {
     bool big = big_cls(s->cls);
     if (HAK_UNLIKELY(big)) {
-        hak_heap_lock(h);
-        free_dirty(s, first, n);
+        hak_heap_lock(h); /* recursive: a flush of a big class holds it already */
+        free_dirty(s, first, n, now ? now : hak_now_ns());
     }
     last->next = s->free;
     s->free = first;
@@ -166,7 +171,7 @@ static void local_push(hak_heap *h, hak_span *s, hak_block *first, hak_block *la
 }
 
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
-    local_push(h, s, b, b, 1);
+    local_push(h, s, b, b, 1, 0);
 }
 
 /* ---- remote frees ----
@@ -276,7 +281,7 @@ void hak_remote_drain(hak_heap *h) {
             bool big = big_cls(s->cls);
             if (big) {
                 hak_heap_lock(h);
-                free_dirty(s, REMOTE_PTR(w), n);
+                free_dirty(s, REMOTE_PTR(w), n, hak_now_ns());
             }
             free_splice(s, REMOTE_PTR(w), n);
             s->used -= n;
@@ -308,6 +313,7 @@ bool hak_tbin_grow(struct hak_tbin *bin) {
  * blocks of one span) and the remote groups. */
 struct flush_state {
     hak_heap *h;
+    uint64_t now; /* a big class's: the stamp of the blocks it frees (0: none yet) */
     struct remote_group g[GROUPS];
     int k;
     uint32_t nremote;
@@ -318,7 +324,7 @@ struct flush_state {
 static void run_close(struct flush_state *f, bool mine, hak_span *s, hak_block *first,
                       hak_block *last, uint32_t n) {
     if (mine) {
-        local_push(f->h, s, first, last, n);
+        local_push(f->h, s, first, last, n, f->now);
         return;
     }
     f->nremote += n;
@@ -337,52 +343,75 @@ static void run_close(struct flush_state *f, bool mine, hak_span *s, hak_block *
     f->g[f->k++] = (struct remote_group){s, first, last, n};
 }
 
+/* Division-free test of "off is k blocks of size into the span, k < n"
+ * (Granlund-Montgomery, as in Hacker's Delight 10-17): with size = odd *
+ * 2^shift and inv the odd part's inverse mod 2^64, rotating off * inv right
+ * by shift gives off / size when size divides off, and a value above
+ * UINT64_MAX / size (so above any block count) when it does not. */
+struct block_index {
+    uint64_t inv;
+    unsigned shift;
+};
+static struct block_index block_index_of(size_t size) {
+    unsigned shift = (unsigned)__builtin_ctzl(size);
+    uint64_t odd = size >> shift, inv = odd; /* correct to 3 bits; each step doubles them */
+    for (int i = 0; i < 5; i++) inv *= 2 - odd * inv;
+    return (struct block_index){inv, shift};
+}
+static inline uint64_t block_index(struct block_index bi, uintptr_t off) {
+    uint64_t q = off * bi.inv;
+    return q >> bi.shift | q << (-bi.shift & 63); /* one ror */
+}
+
 /* Returns the first n blocks of list (class cls) to their spans: ours
  * directly, other heaps' grouped by span (remote_publish). Every block is
  * checked to be the start of a block of its span's class, below the carved
  * part in our own spans (carved is the owner's) and below the capacity in
- * others'. A block inside the current run's span is known by its address
- * alone: the descriptor is read once per run. Returns the rest of the list. */
+ * others'. The list is cut into runs of consecutive blocks of one span,
+ * each passed on as the chain it already is (no block is written here): a
+ * block of the current run's span is known by its address alone, and the
+ * descriptor is read once per run. Returns the rest of the list. */
 static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     const size_t size = hak_class_size[cls];
-    /* the class's constants, loaded once: run_close calls out */
-    const uint32_t shift = hak_cls_shift[cls], inv = hak_cls_inv[cls], lim = hak_cls_lim[cls];
+    const struct block_index bi = block_index_of(size);
     struct flush_state f = {.h = h};
-    hak_span *rs = NULL; /* the current run: its span, blocks, count */
-    hak_block *first = NULL, *last = NULL;
-    uint32_t rn = 0;
-    uintptr_t start = 0, span_len = 0, limit = 0; /* the run's span; offsets < limit are valid */
-    bool mine = false;
-    for (uint32_t i = 0; i < n; i++) {
-        hak_block *b = list;
-        list = b->next;
-        uintptr_t off = (uintptr_t)b - start;
-        if (off >= span_len) { /* another span */
-            if (rs) run_close(&f, mine, rs, first, last, rn);
-            hak_segment *seg = hak_seg_of(b);
-            rs = hak_span_of(seg, b);
-            if (rs->cls != cls) hak_fatal("free(): invalid pointer", b);
-            start = (uintptr_t)hak_span_start(rs);
-            span_len = (uintptr_t)rs->pages * HAK_PAGE_SIZE;
-            mine = seg->heap == h;
-            limit = (uintptr_t)(mine ? rs->carved : rs->capacity) * size;
-            off = (uintptr_t)b - start;
-            first = last = b;
-            rn = 1;
-        } else {
-            b->next = first;
-            first = b;
-            rn++;
-        }
-        if (off >= limit || !hak_block_aligned_by(off, shift, inv, lim))
-            hak_fatal("free(): invalid pointer", b);
+    const uint32_t total = n;
+    /* a big class: the heap lock once for all runs (each run's push would
+     * take it again), and one clock read for all their stamps */
+    const bool big = big_cls(cls);
+    if (HAK_UNLIKELY(big)) {
+        hak_heap_lock(h);
+        f.now = hak_now_ns();
     }
-    if (rs) run_close(&f, mine, rs, first, last, rn);
+    while (n) {
+        hak_block *first = list, *last = first, *b = first;
+        hak_segment *seg = hak_seg_of(first);
+        hak_span *rs = hak_span_of(seg, first);
+        if (rs->cls != cls) hak_fatal("free(): invalid pointer", first);
+        const uintptr_t start = (uintptr_t)hak_span_start(rs);
+        const uintptr_t span_len = (uintptr_t)rs->pages * HAK_PAGE_SIZE;
+        const bool mine = seg->heap == h;
+        const uint64_t blocks = mine ? rs->carved : rs->capacity; /* valid indexes */
+        uint32_t rn = 0;
+        do {
+            uintptr_t off = (uintptr_t)b - start;
+            if (HAK_UNLIKELY(block_index(bi, off) >= blocks)) {
+                if (off < span_len || rn == 0) hak_fatal("free(): invalid pointer", b);
+                break; /* another span's: the next run */
+            }
+            last = b;
+            b = b->next;
+        } while (++rn < n);
+        list = b; /* read before run_close relinks last */
+        n -= rn;
+        run_close(&f, mine, rs, first, last, rn);
+    }
     if (f.k) remote_publish(f.g, f.k);
+    if (HAK_UNLIKELY(big)) hak_heap_unlock(h);
     HAK_CTR(cls, FLUSHES)++;
-    HAK_CTR(cls, FLUSH_BLOCKS) += n;
+    HAK_CTR(cls, FLUSH_BLOCKS) += total;
     HAK_CTR(cls, REMOTE_FREES) += f.nremote;
-    HAK_PROBE3(flush, cls, n, f.nremote);
+    HAK_PROBE3(flush, cls, total, f.nremote);
     return list;
 }
 
