@@ -183,12 +183,11 @@ void hak_heaps_publish(struct hak_shm_header *shm) {
     hak_unlock(&hak_pool_lock);
 }
 
-/* An ownerless heap goes back to the pool: with memory (segments, or
- * parked blocks: park_flush_due walks that list) to the abandoned list (a
- * new thread takes it over whole), without to the free list.
+/* An ownerless heap goes back to the pool: with memory to the abandoned
+ * list (a new thread takes it over whole), without to the free list.
  * The caller holds the pool lock; pool_run was set while it owned h. */
 static void pool_put(hak_heap *h) {
-    if (h->segs || (h->park && h->park->total)) {
+    if (h->segs) {
         h->pool_next = pool_abandoned;
         pool_abandoned = h;
         atomic_fetch_add(&abandoned_n, 1);
@@ -249,14 +248,9 @@ static void heap_own_locked(hak_heap *h) {
  * spans instead if no park can be made). The bins end empty, caps 0. */
 static void heap_park(hak_heap *h) {
     struct hak_park *p = h->park;
-    /* A heap with no segment of its own (a thread that lived on the starter,
-     * one of a pool of mostly idle threads) parks nothing: its blocks are the
-     * starter's, shared spans they would pin, and such threads cache little. */
     bool any = false;
-    for (int c = 0; c < HAK_NUM_CLASSES && !any && h->segs; c++)
-        any = hak_tbin_count(&hak_tls.bins[c]) != 0;
-    if (!any) p = NULL;
-    if (!p && any) { /* made at the first park: most heaps never need one */
+    for (int c = 0; c < HAK_NUM_CLASSES && !any; c++) any = hak_tbin_count(&hak_tls.bins[c]) != 0;
+    if (!p && any) { /* a heap whose threads never cache anything makes none */
         hak_lock(&hak_pool_lock);
         p = h->park = arena_alloc(sizeof *p); /* fresh memory: zero */
         hak_unlock(&hak_pool_lock);
