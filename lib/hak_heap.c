@@ -19,7 +19,6 @@ static hak_heap *pool_abandoned; /* heaps with memory, no owner */
 static hak_heap *pool_free;      /* heaps with nothing, no owner */
 static hak_heap *all_heaps;
 static atomic_int abandoned_n;
-static atomic_int parked_n; /* pooled heaps with parked blocks: a hint, to skip the pool lock */
 static int next_slot;
 static char *arena_cur, *arena_end; /* heap structs and private counters */
 static atomic_ullong trim_epoch = 1;
@@ -232,74 +231,6 @@ static void heap_own_locked(hak_heap *h) {
     if (HEAP_UNBOUND(h)) hak_heap_bind_counters(h, false);
 }
 
-/* Parking. A thread that exits leaves its thread cache with its heap
- * instead of returning every block to its span: the next thread to take
- * the heap from the pool starts with those lists in its bins, so a program
- * whose threads come and go does not drain the cache at each exit and
- * refill it block by block at each start (thread_churn, thread_bins:
- * docs/allocator.md). Parked blocks are free blocks like any cached one:
- * the free-key set (a double free of one is caught), counted as freed, so
- * as cached bytes; the spans they are in stay carved. A heap that nobody
- * takes has them flushed after the purge delay (the purger's pass, or the
- * periodic poll of a live thread) or at once by a trim, so their memory
- * goes back as an exiting thread's used to (park_flush_due). */
-
-/* The calling thread leaves h: its bins go to h's park (returned to the
- * spans instead if no park can be made). The bins end empty, caps 0. */
-static void heap_park(hak_heap *h) {
-    struct hak_park *p = h->park;
-    bool any = false;
-    for (int c = 0; c < HAK_NUM_CLASSES && !any; c++) any = hak_tbin_count(&hak_tls.bins[c]) != 0;
-    if (!p && any) { /* a heap whose threads never cache anything makes none */
-        hak_lock(&hak_pool_lock);
-        p = h->park = arena_alloc(sizeof *p); /* fresh memory: zero */
-        hak_unlock(&hak_pool_lock);
-    }
-    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        struct hak_tbin *bin = &hak_tls.bins[c];
-        uint32_t n = hak_tbin_count(bin);
-        if (n && p && !p->n[c]) {
-            p->head[c] = bin->head;
-            p->n[c] = n;
-            p->total += n;
-            bin->head = NULL;
-        } else {
-            hak_flush(h, c, 0);
-        }
-        bin->cap = bin->room = 0;
-    }
-    if (p && p->total) {
-        p->ns = hak_now_ns();
-        atomic_fetch_add_explicit(&parked_n, 1, memory_order_relaxed);
-        hak_purger_wake_soon(); /* an idle purger must come back for them */
-    }
-}
-
-/* The calling thread took h: its parked lists become the bins' contents.
- * A bin holds them up to what its cap may grow to (hak_tbin_cap_max); the
- * rest goes back to the spans (a smaller cap set since, or safe-free mode). */
-static void heap_unpark(hak_heap *h) {
-    struct hak_park *p = h->park;
-    if (!p || !p->total) return;
-    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        uint32_t n = p->n[c];
-        if (!n) continue;
-        struct hak_tbin *bin = &hak_tls.bins[c];
-        hak_block *list = p->head[c];
-        p->head[c] = NULL;
-        p->n[c] = 0;
-        if (n > bin->cap_max) {
-            list = hak_flush_list(h, c, list, n - bin->cap_max);
-            n = bin->cap_max;
-        }
-        if (n > bin->cap) bin->cap = n; /* as grown as it was */
-        bin->head = list;
-        bin->room = bin->cap - n;
-    }
-    p->total = 0;
-    atomic_fetch_sub_explicit(&parked_n, 1, memory_order_relaxed);
-}
-
 /* The calling thread, owner of h, starts using it. */
 static void heap_attach(hak_heap *h) {
     hak_tls.heap = h;
@@ -312,7 +243,6 @@ static void heap_attach(hak_heap *h) {
         sl->active = 1;
     }
     hak_knobs_apply_tls();
-    heap_unpark(h);
 }
 
 hak_heap *hak_heap_get(void) {
@@ -340,12 +270,15 @@ hak_heap *hak_heap_get(void) {
     return h;
 }
 
-/* The calling thread gives its heap up: its cache parked in the heap,
- * remote frees drained, empty spans released; the heap goes to the pool with
- * the rest, for the next thread (or one out of memory, hak_heap_swap). */
+/* The calling thread gives its heap up: every cached block back, remote
+ * frees drained, empty spans released; the heap goes to the pool with the
+ * rest, for the next thread (or one out of memory, hak_heap_swap). */
 static void heap_leave(hak_heap *h, bool help) {
     if (HEAP_UNBOUND(h)) heap_publish_self(h);
-    heap_park(h);
+    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+        hak_flush(h, c, 0);
+        hak_tls.bins[c].cap = hak_tls.bins[c].room = 0;
+    }
     hak_remote_drain(h);
     hak_starter_tidy(false); /* the blocks it took from the starter, just flushed there */
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -441,67 +374,6 @@ bool hak_heap_reclaim_abandoned(void) {
     return released != 0;
 }
 
-/* Returns a's parked blocks to their spans and gives back the spans that
- * emptied, their pages purged now if force (a trim), else on the usual
- * delay. The caller took `a` out of the pool (it owns it); the work is
- * counted in a's own counters, as its owner would (the caller may be the
- * purger, which has none). */
-static void park_flush(hak_heap *a, bool force) {
-    struct hak_park *p = a->park;
-    uint64_t *own = hak_tls.ctr;
-    hak_tls.ctr = a->ctr;
-    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        if (!p->n[c]) continue;
-        hak_flush_list(a, c, p->head[c], p->n[c]);
-        p->head[c] = NULL;
-        p->n[c] = 0;
-    }
-    p->total = 0;
-    hak_remote_drain(a);
-    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        uint32_t kept;
-        hak_release_empty(a, c, &kept);
-    }
-    hak_segment_purge(a, force);
-    a->pool_run = hak_segment_free_run(a);
-    hak_tls.ctr = own;
-}
-
-/* Flushes the parked blocks of pooled heaps: all of them (force: a trim),
- * else those parked for the purge delay, one heap at a time out of the
- * pool. Returns whether some stay parked (a later pass is due). */
-static bool park_flush_due(bool force) {
-    if (!atomic_load_explicit(&parked_n, memory_order_relaxed)) return false;
-    uint64_t now = hak_now_ns(), delay = hak_purge_delay_ns();
-    for (int i = 0; i < 256; i++) { /* bounded */
-        hak_heap *a = NULL;
-        bool left = false;
-        hak_lock(&hak_pool_lock);
-        for (hak_heap **pp = &pool_abandoned; *pp; pp = &(*pp)->pool_next) {
-            const struct hak_park *p = (*pp)->park;
-            if (!p || !p->total) continue;
-            if (!force && now - p->ns < delay) {
-                left = true;
-                continue;
-            }
-            a = *pp;
-            *pp = a->pool_next;
-            atomic_fetch_sub(&abandoned_n, 1);
-            atomic_fetch_sub_explicit(&parked_n, 1, memory_order_relaxed);
-            heap_own_locked(a);
-            break;
-        }
-        hak_unlock(&hak_pool_lock);
-        if (!a) return left;
-        park_flush(a, force);
-        hak_lock(&hak_pool_lock);
-        a->owner = 0;
-        pool_put(a);
-        hak_unlock(&hak_pool_lock);
-    }
-    return true;
-}
-
 /* Thread caps from the effective knobs; a shrunk cap flushes the excess. */
 void hak_knobs_apply_tls(void) {
     hak_tls.knob_gen = __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE);
@@ -563,7 +435,6 @@ void hak_heap_poll(hak_heap *h) {
             uint64_t delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
             hak_segment_purge(h, false);
             if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
-            park_flush_due(false);
             hak_starter_tidy(false);
             hak_segment_cache_trim(false);
             hak_large_cache_trim(false);
@@ -633,10 +504,10 @@ static hak_heap *_Atomic purging;
  * its lock stays locked and is skipped). Heaps are never freed and all_next never changes after a
  * heap is linked, so the walk needs the pool lock only for the head. */
 bool hak_heaps_purge_all(bool force) {
-    bool left = park_flush_due(force); /* parked caches first: their spans may empty */
     hak_lock(&hak_pool_lock);
     hak_heap *h = all_heaps;
     hak_unlock(&hak_pool_lock);
+    bool left = false;
     for (; h; h = h->all_next) {
         atomic_store(&purging, h);
         left |= hak_segment_purge_try(h, force);
@@ -682,7 +553,6 @@ void hak_pool_after_fork(void) {
     if (!hak_lock_take_orphan(&hak_pool_lock)) return;
     pool_abandoned = pool_free = NULL;
     atomic_store(&abandoned_n, 0);
-    atomic_store(&parked_n, 0); /* their parked blocks stay with them */
     arena_cur = arena_end = NULL;
     hak_unlock(&hak_pool_lock);
 }

@@ -29,10 +29,6 @@
  *     come from, has no owner thread: whoever holds its seg_lock is its
  *     owner for the fields above. Its blocks are never a thread's own, so a
  *     thread frees them as remote frees.
- *   - a pooled heap's parked lists (an exited thread's cache, hak_heap.c)
- *     are touched only by whoever takes the heap out of the pool: the next
- *     thread (into its bins), or a trim or the purge timer (back to the
- *     spans), which owns the heap meanwhile (heap->owner is its tid).
  *   - every free block has block->key == hak_key (random per process); every
  *     block handed to the user has it cleared. A free of a block whose key is
  *     set is a double free.
@@ -184,17 +180,6 @@ static inline uint64_t *hak_block_stamp(hak_block *b) {
 
 struct hak_heap;
 
-/* An exited thread's thread cache, left with its heap ("parked", see
- * hak_heap.c): the next owner starts with these lists in its bins. Only the
- * heap's owner touches it; `total` and `ns` are read under the pool lock
- * while the heap is pooled. */
-struct hak_park {
-    uint64_t ns;    /* when parked */
-    uint32_t total; /* blocks parked (0: none) */
-    uint32_t n[HAK_NUM_CLASSES];
-    hak_block *head[HAK_NUM_CLASSES];
-};
-
 typedef struct hak_span {
     uint8_t cls;      /* (valid in a span only: page_cls is the free page's truth) */
     uint8_t pages;    /* span length (head only) */
@@ -290,7 +275,6 @@ typedef struct hak_heap {
     bool shared;                    /* the starter heap: no owner, every list under seg_lock */
     struct hak_heap *pool_next;     /* abandoned / free pool link */
     struct hak_heap *all_next;      /* every heap ever made */
-    struct hak_park *park;          /* made at its first park (arena, never freed) */
 } hak_heap;
 
 /* Effective knob values, process-private, already clamped. */
