@@ -48,7 +48,10 @@ static void *arena_alloc(size_t n) {
 /* Private counters of a heap with a slot live only until the segment
  * appears: whole pages, given back once the counts moved to the slot (a
  * published process keeps no dead copy resident). Without a segment to come
- * (HAKMEM_SHM=0, no slot) they stay: packed. */
+ * (HAKMEM_SHM=0, no slot) they stay: packed, and class-major (HAK_CTR_INDEX),
+ * so a thread that allocates only small blocks writes the first third of
+ * them (page-aligned copies made 1,000 threads' many_threads 2 MiB larger:
+ * the untouched rest of each page is the next heap's). */
 #define CTR_BYTES (sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS)
 #define CTR_PAGES_BYTES ((CTR_BYTES + 4095) & ~(size_t)4095)
 static uint64_t *private_ctrs(const hak_heap *h) {
@@ -112,7 +115,7 @@ void hak_orphan_add(int cls, int id, uint64_t n) {
     if (HAK_UNLIKELY(shm && __atomic_load_n(&orphan_seg, __ATOMIC_RELAXED) != shm))
         orphan_slot_bind(shm);
     __atomic_fetch_add(
-        &__atomic_load_n(&hak_orphan_ctr, __ATOMIC_ACQUIRE)[HAK_CTR_INDEX(cls, id, HAK_NUM_CSLOTS)],
+        &__atomic_load_n(&hak_orphan_ctr, __ATOMIC_ACQUIRE)[HAK_CTR_INDEX(cls, id, HAK_NUM_CTRS)],
         n, __ATOMIC_RELAXED);
 }
 
@@ -381,7 +384,7 @@ void hak_knobs_apply_tls(void) {
         struct hak_tbin *bin = &hak_tls.bins[c];
         uint32_t cap = hak_safe_free ? 0 : (uint32_t)HAK_KNOB_CLS(FAST_CAP, c);
         uint32_t count = hak_tbin_count(bin);
-        bin->ctr = hak_tls.ctr + c;
+        bin->ctr = hak_tls.ctr + HAK_CTR_INDEX(c, 0, HAK_NUM_CTRS);
         if (count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
         count = hak_tbin_count(bin);
         bin->cap = cap;
@@ -528,7 +531,7 @@ void hak_heaps_unlock_after_fork(void) {
 void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes) {
     uint64_t live = 0, cap = 0;
 #define K(k, c, id)                                                                                \
-    __atomic_load_n(&(k)[HAK_CTR_INDEX(c, HAK_CTR_##id, HAK_NUM_CSLOTS)], __ATOMIC_RELAXED)
+    __atomic_load_n(&(k)[HAK_CTR_INDEX(c, HAK_CTR_##id, HAK_NUM_CTRS)], __ATOMIC_RELAXED)
     hak_lock(&hak_pool_lock);
     for (hak_heap *h = all_heaps;; h = h->all_next) {
         const uint64_t *k = h ? h->ctr : hak_orphan_ctr; /* the orphan slot last */
