@@ -36,7 +36,13 @@ seg_patch "$PPID_" abi_major 3
 run "$HAKCTL" stats "$PPID_"
 expect 1 "is newer than this tool understands (2.x); use the hakctl that came with"
 run "$HAKCTL" ps
-grep -E "^ *$PPID_ .*newer segment ABI" "$T/out" || { cat "$T/out"; fail "ps shows the newer ABI"; }
+grep -E "^ *$PPID_ .*other segment ABI" "$T/out" || { cat "$T/out"; fail "ps shows the other ABI"; }
+
+# one written by a hakmem before ABI 2 (knob values at a 60-class stride,
+# counters counter-major): refused as older, not misread
+seg_patch "$PPID_" abi_major 1
+run "$HAKCTL" stats "$PPID_"
+expect 1 "segment ABI 1.0 is older than this tool understands (2.x)"
 
 # a stale segment: its process is gone / the pid was reused
 seg_patch "$PPID_" abi_major 2
