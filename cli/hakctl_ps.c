@@ -37,7 +37,7 @@ static const char *short_why(int rc) {
     case HAK_SHM_ECORRUPT:
         return "corrupt segment";
     case HAK_SHM_EABI:
-        return "newer segment ABI";
+        return "other segment ABI"; /* newer or older: --json says which */
     default:
         return "cannot read";
     }

@@ -69,5 +69,5 @@ static __attribute__((constructor)) void hak_ctor(void) {
 }
 
 HAK_EXPORT const char *hakmem_version(void) {
-    return "hakmem 0.1 (segment ABI 1)";
+    return "hakmem 0.1 (segment ABI 2)";
 }

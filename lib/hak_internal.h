@@ -222,7 +222,7 @@ typedef struct hak_segment {
 /* Thread cache bin: the fast path. Blocks cached = cap - room. */
 struct hak_tbin {
     hak_block *head;
-    uint64_t *ctr;     /* this class's counters in the heap's slot (stride HAK_NUM_CSLOTS) */
+    uint64_t *ctr;     /* this class's counters in the heap's slot (HAK_CTR_INDEX(c, 0, ...)) */
     uint32_t room;     /* frees that fit before a flush */
     uint32_t cap;      /* fast_cap knob (0 in safe-free mode), grown up to cap_max */
     uint32_t cap_max;  /* what cap may grow to (hak_tbin_grow) */
@@ -237,7 +237,7 @@ struct hak_tls {
      * always full (room 0), never used otherwise */
     struct hak_tbin bin_none;
     struct hak_tbin bins[HAK_NUM_CLASSES + 1]; /* +1: HAK_CLS_NONE, always full */
-    uint64_t *ctr; /* this heap's counter slot: ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CSLOTS)] */
+    uint64_t *ctr; /* this heap's counter slot: ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CTRS)] */
     struct hak_heap *heap;
     uint64_t knob_gen; /* knob generation the caps were loaded from */
     uint64_t trim_epoch;
@@ -304,7 +304,7 @@ extern atomic_int hak_ready; /* release-stored once phase 1 of hak_init is done 
 extern uint64_t hak_proc_private[HAK_NUM_PROCS];
 extern uint64_t *hak_proc; /* process figures: in the segment or private */
 
-#define HAK_CTR(cls, id) (hak_tls.ctr[HAK_CTR_INDEX(cls, HAK_CTR_##id, HAK_NUM_CSLOTS)])
+#define HAK_CTR(cls, id) (hak_tls.ctr[HAK_CTR_INDEX(cls, HAK_CTR_##id, HAK_NUM_CTRS)])
 /* Counters of threads past their exit (glibc frees thread state after the
  * TSD destructors) or without a heap: a shared slot, so atomic adds
  * (hak_orphan_add, hak_heap.c). */
@@ -312,11 +312,11 @@ extern uint64_t *hak_orphan_ctr;
 void hak_orphan_add(int cls, int id, uint64_t n);
 static inline void hak_ctr_add(int cls, int id, uint64_t n) {
     if (HAK_LIKELY(hak_tls.heap != NULL))
-        hak_tls.ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CSLOTS)] += n;
+        hak_tls.ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CTRS)] += n;
     else
         hak_orphan_add(cls, id, n);
 }
-#define HAK_BIN_CTR(bin, id) ((bin)->ctr[HAK_CTR_##id * HAK_NUM_CSLOTS])
+#define HAK_BIN_CTR(bin, id) ((bin)->ctr[HAK_CTR_##id])
 /* Fast-path counting; -DHAK_COUNTERS=0 compiles it out (only to measure its
  * cost: lib/libhakmem-nocounters.so, see docs/shm.md). */
 #ifndef HAK_COUNTERS

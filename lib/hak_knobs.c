@@ -44,6 +44,11 @@ static void knob_set_env(int k, int cls_from, int cls_to, const char *env) {
     }
 }
 
+/* The last class a knob has a value for: a global knob has one. */
+static int knob_last_cls(int k) {
+    return hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? HAK_NUM_CLASSES - 1 : 0;
+}
+
 void hak_knobs_init(void) {
     for (int k = 0; k < HAK_NUM_KNOBS; k++)
         for (int c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -51,8 +56,7 @@ void hak_knobs_init(void) {
             hak_knobs.owner[k][c] = HAK_OWNER_DEFAULT;
         }
     for (int k = 0; k < HAK_NUM_KNOBS; k++) {
-        int last = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? HAK_NUM_CLASSES - 1 : 0;
-        knob_set_env(k, 0, last, hak_knob_defs[k].env);
+        knob_set_env(k, 0, knob_last_cls(k), hak_knob_defs[k].env);
     }
     /* the original's hot-class override: classes up to 128 B */
     knob_set_env(HAK_KNOB_REFILL_COUNT, 0, 7, "HAKMEM_TINY_REFILL_COUNT_HOT");
@@ -63,7 +67,7 @@ void hak_knobs_init(void) {
 
 static struct hak_shm_knob_val *seg_knob(struct hak_shm_header *shm, int k, int c) {
     return (struct hak_shm_knob_val *)((char *)shm + hak_layout.knob_val_off +
-                                       ((size_t)k * HAK_NUM_CLASSES + (size_t)c) *
+                                       ((size_t)hak_layout.knob_val_index[k] + (size_t)c) *
                                            sizeof(struct hak_shm_knob_val));
 }
 
@@ -71,7 +75,7 @@ static struct hak_shm_knob_val *seg_knob(struct hak_shm_header *shm, int k, int 
 void hak_publish_knobs(void) {
     if (!hak_shm) return;
     for (int k = 0; k < HAK_NUM_KNOBS; k++)
-        for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+        for (int c = 0; c <= knob_last_cls(k); c++) {
             struct hak_shm_knob_val *kv = seg_knob(hak_shm, k, c);
             kv->value = hak_knobs.val[k][c];
             kv->owner = hak_knobs.owner[k][c];
@@ -88,8 +92,7 @@ void hak_knobs_reload(void) {
     uint64_t gen = __atomic_load_n(&hak_shm->knob_gen, __ATOMIC_ACQUIRE);
     if (gen != hak_knob_gen_applied) {
         for (int k = 0; k < HAK_NUM_KNOBS; k++) {
-            int last = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? HAK_NUM_CLASSES - 1 : 0;
-            for (int c = 0; c <= last; c++) {
+            for (int c = 0; c <= knob_last_cls(k); c++) {
                 struct hak_shm_knob_val *kv = seg_knob(hak_shm, k, c);
                 int64_t v = hak_knob_clamp(k, kv->value);
                 uint32_t o = kv->owner;
@@ -127,8 +130,7 @@ void hak_knobs_lease_check(uint64_t now_ns) {
     hak_lock(&knob_lock);
     int changed = 0;
     for (int k = 0; k < HAK_NUM_KNOBS; k++) {
-        int last = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? HAK_NUM_CLASSES - 1 : 0;
-        for (int c = 0; c <= last; c++) {
+        for (int c = 0; c <= knob_last_cls(k); c++) {
             struct hak_shm_knob_val *kv = seg_knob(hak_shm, k, c);
             if (kv->owner != HAK_OWNER_DAEMON) continue;
             kv->value = hak_knob_default(k, c);

@@ -25,8 +25,8 @@
 #include <sys/types.h>
 
 #define HAK_SHM_MAGIC 0x314d454d4b4148ULL /* "HAKMEM1\0" little-endian */
-#define HAK_SHM_ABI_MAJOR 1
-#define HAK_SHM_ABI_MINOR 1
+#define HAK_SHM_ABI_MAJOR 2
+#define HAK_SHM_ABI_MINOR 0
 #define HAK_SHM_PREFIX "hakmem." /* /dev/shm/hakmem.<pid> */
 #define HAK_SHM_NAME_MAX 24      /* knob / counter names, NUL-padded */
 #define HAK_SHM_REASON_MAX 48
@@ -98,10 +98,11 @@ extern const uint8_t hak_class_span[HAK_NUM_CLASSES];
       "a background thread returns idle free memory after the purge delay")                        \
     X(BACKGROUND_SOLO_MB, "background_solo_mb", HAK_SCOPE_GLOBAL, 64, 0, 65536, "MiB",             \
       "HAKMEM_BACKGROUND_SOLO_MB",                                                                 \
-      "single-threaded programs: a transient purger starts once this much is freed (0: never)")   \
-    X(STARTER_THREADS, "starter_threads", HAK_SCOPE_GLOBAL, -1, 0, 1000000, "threads",           \
+      "single-threaded programs: a transient purger starts once this much is freed (0: never)")    \
+    X(STARTER_THREADS, "starter_threads", HAK_SCOPE_GLOBAL, -1, 0, 1000000, "threads",             \
       "HAKMEM_STARTER_THREADS",                                                                    \
-      "with this many threads live, a new one starts on the shared starter heap (-1: 4 per CPU, >= 8)")
+      "with this many threads live, a new one starts on the shared starter heap (-1: 4 per CPU, "  \
+      ">= 8)")
 
 enum { HAK_SCOPE_GLOBAL = 0, HAK_SCOPE_CLASS = 1 };
 
@@ -143,7 +144,7 @@ extern const char *const hak_owner_names[4];
     X(SPAN_BLOCKS, "span_blocks", "block capacity of slabs carved (minus given back)")             \
     X(PUBLISHED, "published", "slabs left by an exiting thread for adoption")                      \
     X(ADOPTED, "adopted", "slabs of exited threads adopted")                                       \
-    X(LARGE_BYTES, "large_bytes", "bytes of large blocks allocated (large class)")               \
+    X(LARGE_BYTES, "large_bytes", "bytes of large blocks allocated (large class)")                 \
     X(REALLOC_COPIES, "realloc_copies", "reallocs that moved a block of the class by copying it")
 
 enum hak_ctr_id {
@@ -153,9 +154,12 @@ enum hak_ctr_id {
         HAK_NUM_CTRS
 };
 extern const char *const hak_ctr_names[HAK_NUM_CTRS];
-/* Counter i of class c in a slot: counter-major, so the hot counters
- * (allocs, frees) of neighbouring classes share cache lines. */
-#define HAK_CTR_INDEX(c, i, cslots) ((uint64_t)(i) * (cslots) + (uint64_t)(c))
+/* Counter i of class c in a slot of n_ctrs counters per class: class-major
+ * (ABI 2), so the counters of the classes a thread uses sit together, the
+ * small classes in the slot's first page: a heap's private counters make
+ * resident only the pages of the classes it used (one for blocks up to
+ * 4 KiB), and the allocs and frees of a class share a cache line. */
+#define HAK_CTR_INDEX(c, i, n_ctrs) ((uint64_t)(c) * (n_ctrs) + (uint64_t)(i))
 extern const char *const hak_ctr_help[HAK_NUM_CTRS];
 
 /* Process-wide figures, updated with relaxed atomics on slow paths.
@@ -176,7 +180,7 @@ extern const char *const hak_ctr_help[HAK_NUM_CTRS];
       "purge delay in effect: purge_delay_ms, x2 to x4 while refaulting")                          \
     X(LARGE_REUSED, "large_reused", "large blocks served from a cached mapping")                   \
     X(LARGE_GROWN, "large_grown", "large blocks served by growing a smaller cached mapping")       \
-    X(REALLOC_REMAPS, "realloc_remaps", "reallocs that grew a large mapping (mremap, no copy)")     \
+    X(REALLOC_REMAPS, "realloc_remaps", "reallocs that grew a large mapping (mremap, no copy)")    \
     X(BG_PASSES, "bg_passes", "background purger passes")                                          \
     X(SEGS_OUTSIDE, "segs_outside", "segments outside free()'s fast-path window (slower frees)")   \
     X(BG_SOLO_STARTS, "bg_solo_starts", "transient purgers started in a single-threaded program")  \
@@ -208,13 +212,15 @@ struct hak_shm_header {
     uint32_t class_off, n_classes;
     /* knob directory: n_knobs x struct hak_shm_knob_desc */
     uint32_t knob_dir_off, n_knobs;
-    /* knob values: for knob k, class c: knob_val_off + (k*knob_cslots + c)*knob_val_size;
-     * global knobs use c = 0 */
-    uint32_t knob_val_off, knob_val_size, knob_cslots, _pad0;
+    /* knob values (ABI 2: packed): n_knob_vals x knob_val_size from knob_val_off;
+     * knob k, class c at knob_val_off + (dir[k].val_index + c) * knob_val_size, c <
+     * knob_cslots for a class knob, c = 0 for a global one (one value: the global
+     * knobs share a page, not one each at a stride of knob_cslots) */
+    uint32_t knob_val_off, knob_val_size, knob_cslots, n_knob_vals;
     /* counter directory: n_ctrs x char[HAK_SHM_NAME_MAX] */
     uint32_t ctr_dir_off, n_ctrs;
     /* slots: n_slots x slot_size; inside, from slot_ctr_off, counter i of class c is
-     * ctr[HAK_CTR_INDEX(c, i, ctr_cslots)], c < ctr_cslots, i < n_ctrs */
+     * ctr[HAK_CTR_INDEX(c, i, n_ctrs)], c < ctr_cslots, i < n_ctrs */
     uint32_t slot_off, n_slots, slot_size, slot_ctr_off, ctr_cslots, _pad1;
     /* process figures: n_proc x uint64, directory n_proc x char[NAME_MAX] */
     uint32_t proc_dir_off, proc_off, n_proc, _pad2;
@@ -247,7 +253,7 @@ struct hak_shm_header {
 struct hak_shm_knob_desc {
     char name[HAK_SHM_NAME_MAX];
     int32_t scope;
-    int32_t _pad;
+    uint32_t val_index;    /* its first value: knob_val_off + val_index * knob_val_size */
     int64_t def, min, max; /* def is -1 for class-dependent defaults */
 };
 
@@ -263,13 +269,15 @@ struct hak_shm_slot {
     volatile uint32_t active; /* 1 while a live thread owns the heap */
     volatile int32_t tid;
     uint64_t _pad[7];
-    /* then uint64 ctr[n_ctrs][ctr_cslots] at slot_ctr_off (HAK_CTR_INDEX) */
+    /* then uint64 ctr[ctr_cslots][n_ctrs] at slot_ctr_off (HAK_CTR_INDEX) */
 };
 
-/* Layout of the segment this build writes (computed once; see shm_layout.c) */
+/* Layout of the segment this build writes (computed once; shm_tables.c).
+ * Global knobs' values come first, then the class knobs' rows. */
 struct hak_shm_layout {
     uint32_t class_off, knob_dir_off, knob_val_off, ctr_dir_off, slot_off, slot_size, slot_ctr_off,
-        proc_dir_off, proc_off;
+        proc_dir_off, proc_off, n_knob_vals;
+    uint32_t knob_val_index[HAK_NUM_KNOBS];
     uint64_t total_size;
 };
 void hak_shm_layout_compute(struct hak_shm_layout *l);
@@ -298,7 +306,8 @@ size_t hak_shm_link_format(char *buf, pid_t pid, int fd, uint64_t pidns);
 int hak_shm_link_parse(const char *text, pid_t *pid, int *fd, uint64_t *pidns);
 /* Inode of a pid namespace file ("/proc/self/ns/pid"), 0 if unknown. */
 uint64_t hak_shm_pidns(const char *ns_path);
-/* Creates the memfd, makes its header and directories resident, fills them
+/* Creates the memfd, makes its header, tables and slot 0 (the first heap's:
+ * publishing runs on a heap's slow path) resident in one call, fills them
  * in and publishes /dev/shm/hakmem.<pid> (a link of a dead process of our
  * pid namespace with our pid is replaced; anything else under the name is
  * left alone: EEXIST). Returns the mapped base, or NULL with errno (EFBIG
@@ -306,7 +315,8 @@ uint64_t hak_shm_pidns(const char *ns_path);
 struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char *exe,
                                       const char *exe_path);
 /* Makes [off, off + len) of the segment hak_shm_create returned resident, so
- * that no write to it can fault: 0, or -1 (ENOMEM) and nothing changed. */
+ * that no write to it can fault: 0, or -1 (ENOMEM) and nothing changed.
+ * Pages it made resident before cost no system call again. */
 int hak_shm_reserve(struct hak_shm_header *h, uint64_t off, uint64_t len);
 /* Unmaps and closes the segment (a fork child drops its parent's). */
 void hak_shm_release(void);

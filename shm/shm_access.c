@@ -162,7 +162,7 @@ uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
     if (!hdr_of(v) || ctr < 0 || ctr >= HAK_NUM_CTRS || v->ctr_map[ctr] < 0 || cls < 0 ||
         slot_geo(v, &g) != 0 || (uint32_t)cls >= g.cslots || (uint32_t)v->ctr_map[ctr] >= g.n_ctrs)
         return 0;
-    uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], g.cslots);
+    uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], g.n_ctrs);
     slots_get(v, &g, &r, 0);
     uint64_t sum = 0; /* wraps: per-slot differences (large bytes) sum correctly */
     for (uint32_t s = 0; s < g.n; s++) {
@@ -188,7 +188,7 @@ int hak_shm_ctr_sums(const struct hak_shm_view *v, int ncls, uint64_t (*sums)[HA
             int i = v->ctr_map[k];
             if (i < 0 || (uint32_t)i >= g.n_ctrs) continue;
             for (int c = 0; c <= ncls && (uint32_t)c < g.cslots; c++) {
-                const uint64_t *p = ctr + HAK_CTR_INDEX(c, i, g.cslots);
+                const uint64_t *p = ctr + HAK_CTR_INDEX(c, i, g.n_ctrs);
                 if (has_data(&r, p)) sums[c][k] += LOAD(p);
             }
         }
@@ -222,16 +222,19 @@ struct hak_shm_knob_val *hak_shm_knob(const struct hak_shm_view *v, int knob, in
     const struct hak_shm_knob_desc *d = knob_desc(v, knob);
     if (!d || cls < 0) return NULL;
     const struct hak_shm_header *h = v->hdr;
-    uint32_t off = LOAD(&h->knob_val_off), n = LOAD(&h->n_knobs), cs = LOAD(&h->knob_cslots);
-    uint32_t vs = LOAD(&h->knob_val_size), nc = LOAD(&h->n_classes);
+    uint32_t off = LOAD(&h->knob_val_off), n = LOAD(&h->n_knob_vals), cs = LOAD(&h->knob_cslots);
+    uint32_t vs = LOAD(&h->knob_val_size), nc = LOAD(&h->n_classes), at = LOAD(&d->val_index);
+    /* the values the segment's directory gives the knob: a row, or one */
+    uint32_t width = LOAD(&d->scope) == HAK_SCOPE_CLASS ? cs : 1;
     if (hak_knob_defs[knob].scope == HAK_SCOPE_GLOBAL)
         cls = 0; /* global: index 0 */
     else if ((uint32_t)cls >= nc)
         return NULL;
-    if ((uint32_t)cls >= cs || cs > MAX_CSLOTS || vs < sizeof(struct hak_shm_knob_val) || vs % 8 ||
-        !shm_table_ok(off, (uint64_t)n * cs, vs, 8, HAK_SHM_HEADER_MIN_SIZE, v->len))
+    if ((uint32_t)cls >= width || cs > MAX_CSLOTS || (uint64_t)at + width > n ||
+        vs < sizeof(struct hak_shm_knob_val) || vs % 8 ||
+        !shm_table_ok(off, n, vs, 8, HAK_SHM_HEADER_MIN_SIZE, v->len))
         return NULL;
-    uint64_t i = (uint64_t)v->knob_map[knob] * cs + (uint64_t)cls;
+    uint64_t i = (uint64_t)at + (uint64_t)cls;
     return (struct hak_shm_knob_val *)((char *)v->hdr + off + i * vs);
 }
 

@@ -180,14 +180,15 @@ static int file_ok(int fd, const char *path, int memfd, struct stat *st, char *e
 static uint64_t tables_end(const struct hak_shm_header *h) {
     if (h->n_classes > MAX_CLASSES || h->n_knobs > MAX_KNOBS || h->knob_cslots > MAX_CSLOTS ||
         h->n_ctrs > MAX_CTRS || h->n_slots > MAX_SLOTS || h->n_proc > MAX_PROCS ||
-        h->knob_val_size > 4096 || h->slot_size > MAX_LEN)
+        h->knob_val_size > 4096 || h->slot_size > MAX_LEN ||
+        h->n_knob_vals > (uint64_t)MAX_KNOBS * MAX_CSLOTS)
         return 0;
     uint64_t t[] =
         {
             h->header_size,
             h->class_off + (uint64_t)h->n_classes * 4,
             h->knob_dir_off + (uint64_t)h->n_knobs * sizeof(struct hak_shm_knob_desc),
-            h->knob_val_off + (uint64_t)h->n_knobs * h->knob_cslots * h->knob_val_size,
+            h->knob_val_off + (uint64_t)h->n_knob_vals * h->knob_val_size,
             h->ctr_dir_off + (uint64_t)h->n_ctrs * HAK_SHM_NAME_MAX,
             h->proc_dir_off + (uint64_t)h->n_proc * HAK_SHM_NAME_MAX,
             h->proc_off + (uint64_t)h->n_proc * 8,

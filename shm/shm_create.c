@@ -37,6 +37,23 @@
 static int own_fd = -1;
 static struct hak_shm_header *own_base;
 static uint64_t own_len;
+/* Its pages made resident so far, a bit each: a reservation of pages that
+ * are (a heap's slot reserved when the segment appears and again by its
+ * owner) makes no system call. Set only after the pages are resident;
+ * threads racing on the same pages both populate, harmlessly. */
+#define RESERVED_WORDS 16 /* 4 MiB of segment: far above its 2 MiB */
+static uint64_t own_reserved[RESERVED_WORDS];
+
+static int reserved_all(uint64_t first, uint64_t last) {
+    for (uint64_t p = first; p <= last; p++)
+        if (!(__atomic_load_n(&own_reserved[p / 64], __ATOMIC_ACQUIRE) >> (p % 64) & 1)) return 0;
+    return 1;
+}
+
+static void reserved_mark(uint64_t first, uint64_t last) {
+    for (uint64_t p = first; p <= last; p++)
+        __atomic_fetch_or(&own_reserved[p / 64], 1ull << (p % 64), __ATOMIC_RELEASE);
+}
 
 /* ------------------------------------------------- names and link texts */
 
@@ -152,12 +169,18 @@ int hak_shm_reserve(struct hak_shm_header *h, uint64_t off, uint64_t len) {
     uint64_t end = off + len > own_len ? own_len : off + len;
     off &= ~(uint64_t)4095;
     end = (end + 4095) & ~(uint64_t)4095;
-    if (madvise((char *)h + off, end - off, MADV_POPULATE_WRITE) == 0) return 0;
-    if (errno != EINVAL || own_fd < 0) return errno = ENOMEM, -1;
-    /* kernels before 5.14: allocate the file's pages, if the fd is still ours */
-    struct stat st;
-    if (fstat(own_fd, &st) != 0 || (uint64_t)st.st_size != own_len) return errno = EBADF, -1;
-    return fallocate(own_fd, 0, (off_t)off, (off_t)(end - off)) == 0 ? 0 : -1;
+    uint64_t first = off / 4096, last = end / 4096 - 1;
+    if (last / 64 >= RESERVED_WORDS) return errno = EINVAL, -1;
+    if (reserved_all(first, last)) return 0;
+    if (madvise((char *)h + off, end - off, MADV_POPULATE_WRITE) != 0) {
+        if (errno != EINVAL || own_fd < 0) return errno = ENOMEM, -1;
+        /* kernels before 5.14: allocate the file's pages, if the fd is still ours */
+        struct stat st;
+        if (fstat(own_fd, &st) != 0 || (uint64_t)st.st_size != own_len) return errno = EBADF, -1;
+        if (fallocate(own_fd, 0, (off_t)off, (off_t)(end - off)) != 0) return -1;
+    }
+    reserved_mark(first, last);
+    return 0;
 }
 
 static void fill_header(struct hak_shm_header *h, const struct hak_shm_layout *l, pid_t pid,
@@ -186,10 +209,12 @@ static void fill_header(struct hak_shm_header *h, const struct hak_shm_layout *l
     h->knob_val_off = l->knob_val_off;
     h->knob_val_size = sizeof(struct hak_shm_knob_val);
     h->knob_cslots = HAK_NUM_CLASSES;
+    h->n_knob_vals = l->n_knob_vals;
     struct hak_shm_knob_desc *kd = (void *)(b + l->knob_dir_off);
     for (int k = 0; k < HAK_NUM_KNOBS; k++) {
         copy_name(kd[k].name, hak_knob_defs[k].name);
         kd[k].scope = hak_knob_defs[k].scope;
+        kd[k].val_index = l->knob_val_index[k];
         kd[k].def = hak_knob_defs[k].def;
         kd[k].min = hak_knob_defs[k].min;
         kd[k].max = hak_knob_defs[k].max;
@@ -275,10 +300,15 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
     struct hak_shm_header *prev_base = own_base;
     int prev_fd = own_fd;
     uint64_t prev_len = own_len;
+    uint64_t prev_reserved[RESERVED_WORDS];
+    memcpy(prev_reserved, own_reserved, sizeof own_reserved);
+    memset(own_reserved, 0, sizeof own_reserved);
     own_base = base, own_fd = fd, own_len = l.total_size;
     uint64_t ns = hak_shm_pidns("/proc/self/ns/pid");
-    /* header, tables and directories: everything but the slots */
-    if (hak_shm_reserve(base, 0, l.slot_off) == 0) {
+    /* header, tables and directories, and slot 0 in the same call: the first
+     * heap's (publishing runs on a heap's slow path), so its binding to it
+     * makes no system call of its own */
+    if (hak_shm_reserve(base, 0, (uint64_t)l.slot_off + l.slot_size) == 0) {
         fill_header(base, &l, pid, start_time, exe, exe_path);
         if (publish(pid, fd, ns) == 0) return base;
     }
@@ -286,6 +316,7 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
     munmap(base, l.total_size);
     close(fd);
     own_base = prev_base, own_fd = prev_fd, own_len = prev_len;
+    memcpy(own_reserved, prev_reserved, sizeof own_reserved);
     return errno = e, NULL;
 }
 
@@ -295,6 +326,7 @@ void hak_shm_release(void) {
     own_base = NULL;
     own_fd = -1;
     own_len = 0;
+    memset(own_reserved, 0, sizeof own_reserved);
 }
 
 void hak_shm_unlink(pid_t pid) {

@@ -42,11 +42,12 @@ int hak_shm_ctr_sum_all(const struct hak_shm_view *v, const int *ctrs, int n, ui
         for (int i = 0; i < n; i++) {
             int k = ctrs[i] >= 0 && ctrs[i] < HAK_NUM_CTRS ? v->ctr_map[ctrs[i]] : -1;
             if (k < 0 || (uint32_t)k >= n_ctrs) continue;
-            uint64_t row = slot + (uint64_t)k * cs * 8;
-            const uint64_t *p = (const uint64_t *)(b + row);
-            for (uint32_t c = 0; c < cs; c++)
-                if (res[(row + (uint64_t)c * 8) / (uint64_t)pg] & 1)
-                    out[(size_t)i * cs + c] += LOAD(p + c);
+            const uint64_t *p = (const uint64_t *)(b + slot);
+            for (uint32_t c = 0; c < cs; c++) {
+                uint64_t at = HAK_CTR_INDEX(c, (uint32_t)k, n_ctrs);
+                if (res[(slot + at * 8) / (uint64_t)pg] & 1)
+                    out[(size_t)i * cs + c] += LOAD(p + at);
+            }
         }
     }
     free(res);

@@ -35,9 +35,19 @@ void hak_shm_layout_compute(struct hak_shm_layout *l) {
     off = round64(off + HAK_NUM_CLASSES * sizeof(uint32_t));
     l->knob_dir_off = (uint32_t)off;
     off = round64(off + HAK_NUM_KNOBS * sizeof(struct hak_shm_knob_desc));
+    /* knob values, packed: the global knobs' single values first (together
+     * in one page), then a row of HAK_NUM_CLASSES per class knob */
+    uint32_t n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < HAK_NUM_KNOBS; k++) {
+            int cls = hak_knob_defs[k].scope == HAK_SCOPE_CLASS;
+            if (cls != pass) continue;
+            l->knob_val_index[k] = n;
+            n += cls ? HAK_NUM_CLASSES : 1;
+        }
+    l->n_knob_vals = n;
     l->knob_val_off = (uint32_t)off;
-    off =
-        round64(off + (uint64_t)HAK_NUM_KNOBS * HAK_NUM_CLASSES * sizeof(struct hak_shm_knob_val));
+    off = round64(off + (uint64_t)n * sizeof(struct hak_shm_knob_val));
     l->ctr_dir_off = (uint32_t)off;
     off = round64(off + HAK_NUM_CTRS * HAK_SHM_NAME_MAX);
     l->proc_dir_off = (uint32_t)off;

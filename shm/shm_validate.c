@@ -42,6 +42,9 @@ static int knob_dir_ok(const char *base, const struct hak_shm_header *h) {
         memcpy(&d, base + h->knob_dir_off + (size_t)k * sizeof d, sizeof d);
         if (!memchr(d.name, 0, sizeof d.name)) return 0;
         if ((d.scope != HAK_SCOPE_GLOBAL && d.scope != HAK_SCOPE_CLASS) || d.min > d.max) return 0;
+        /* its values inside the value table */
+        uint64_t width = d.scope == HAK_SCOPE_CLASS ? h->knob_cslots : 1;
+        if ((uint64_t)d.val_index + width > h->n_knob_vals) return 0;
     }
     return 1;
 }
@@ -53,7 +56,7 @@ static int geometry_ok(const struct hak_shm_header *h, uint64_t len, const char 
     if (h->n_classes == 0 || h->n_classes > MAX_CLASSES || h->n_knobs > MAX_KNOBS ||
         h->n_ctrs > MAX_CTRS || h->n_slots > MAX_SLOTS || h->n_proc > MAX_PROCS ||
         h->knob_cslots == 0 || h->knob_cslots > MAX_CSLOTS || h->ctr_cslots == 0 ||
-        h->ctr_cslots > MAX_CSLOTS)
+        h->ctr_cslots > MAX_CSLOTS || h->n_knob_vals > (uint64_t)MAX_KNOBS * MAX_CSLOTS)
         return 0;
     *why = "strides out of bounds";
     if (h->knob_val_size < sizeof(struct hak_shm_knob_val) || h->knob_val_size % 8 ||
@@ -67,9 +70,7 @@ static int geometry_ok(const struct hak_shm_header *h, uint64_t len, const char 
     if (!shm_table_ok(h->knob_dir_off, h->n_knobs, sizeof(struct hak_shm_knob_desc), 8, hs, len))
         return 0;
     *why = "knob values out of bounds";
-    if (!shm_table_ok(h->knob_val_off, (uint64_t)h->n_knobs * h->knob_cslots, h->knob_val_size, 8,
-                      hs, len))
-        return 0;
+    if (!shm_table_ok(h->knob_val_off, h->n_knob_vals, h->knob_val_size, 8, hs, len)) return 0;
     *why = "counter directory out of bounds";
     if (!shm_table_ok(h->ctr_dir_off, h->n_ctrs, HAK_SHM_NAME_MAX, 1, hs, len)) return 0;
     *why = "counter slots out of bounds";

@@ -81,7 +81,8 @@ for pid in map(int, sys.argv[2:]):
     total = used = 0
     for s in range(n_slots):
         base = slot_off + s * slot_size + ctr_off
-        v = sum(struct.unpack_from("<Q", b, base + 8 * (k * cslots + c))[0] for c in range(cslots))
+        # class-major (segment ABI 2): counter k of class c at c * n_ctrs + k
+        v = sum(struct.unpack_from("<Q", b, base + 8 * (c * n_ctrs + k))[0] for c in range(cslots))
         total += v
         used += v > 0
     got = ps[pid]["totals"]["allocs"]

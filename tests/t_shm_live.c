@@ -218,7 +218,7 @@ int main(int argc, char **argv) {
     srand(42);
     for (int round = 0; round < 5; round++) {
         unsigned char *kv = (unsigned char *)v.hdr + v.hdr->knob_val_off;
-        size_t n = (size_t)v.hdr->n_knobs * v.hdr->knob_cslots * v.hdr->knob_val_size;
+        size_t n = (size_t)v.hdr->n_knob_vals * v.hdr->knob_val_size;
         for (size_t i = 0; i < n; i++) kv[i] = (unsigned char)rand();
         v.hdr->trim_req = (uint64_t)rand();
         __atomic_add_fetch(&v.hdr->knob_gen, 1 + (uint64_t)rand(), __ATOMIC_RELEASE);

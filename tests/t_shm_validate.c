@@ -67,8 +67,11 @@ static void test_validate(void) {
 
     fresh()->magic ^= 1;
     expect(HAK_SHM_ECORRUPT, "bad magic", "magic");
-    h = fresh(), h->abi_major = 2, h->abi_minor = 0;
-    expect(HAK_SHM_EABI, "newer ABI", "segment ABI 2.0 is newer than this tool understands (1.x)");
+    h = fresh(), h->abi_major = 3, h->abi_minor = 0;
+    expect(HAK_SHM_EABI, "newer ABI", "segment ABI 3.0 is newer than this tool understands (2.x)");
+    h = fresh(), h->abi_major = 1, h->abi_minor = 1; /* the layout before packed knobs */
+    expect(HAK_SHM_EABI, "ABI 1 refused",
+           "segment ABI 1.1 is older than this tool understands (2.x)");
     h = fresh(), h->abi_major = 0;
     expect(HAK_SHM_EABI, "older ABI", "older");
     h = fresh(), h->abi_minor = 7; /* newer minor: fine */
@@ -133,6 +136,20 @@ static void test_validate(void) {
     expect(HAK_SHM_ECORRUPT, "knob_val_size too small", NULL);
     fresh()->knob_val_size = 0xfffffff0u;
     expect(HAK_SHM_ECORRUPT, "knob_val_size huge", NULL);
+    /* packed knob values (ABI 2): the table's count and each knob's place in it */
+    fresh()->n_knob_vals = 0xfffffff0u;
+    expect(HAK_SHM_ECORRUPT, "n_knob_vals huge", NULL);
+    fresh()->n_knob_vals = 1;
+    expect(HAK_SHM_ECORRUPT, "n_knob_vals below the directory's rows", "knob directory");
+    for (uint32_t k = 0; k < H(good)->n_knobs; k++) {
+        struct hak_shm_knob_desc *kd =
+            (struct hak_shm_knob_desc *)(fresh()->knob_dir_off + (char *)buf) + k;
+        kd->val_index = H(buf)->n_knob_vals; /* its values past the end */
+        expect(HAK_SHM_ECORRUPT, "a knob's values past the table", "knob directory");
+        kd = (struct hak_shm_knob_desc *)(fresh()->knob_dir_off + (char *)buf) + k;
+        kd->val_index = 0xffffffffu; /* and overflowing */
+        expect(HAK_SHM_ECORRUPT, "a knob's val_index overflowing", "knob directory");
+    }
 
     /* contents of the tables */
     h = fresh();
@@ -213,7 +230,7 @@ static void test_files(void) {
           "file shorter than its header says");
     snprintf(l, sizeof l, "%s/none", dir);
     check(attach(l, 0, &v) == HAK_SHM_ENOENT, "missing file");
-    H(fresh())->abi_major = 2;
+    H(fresh())->abi_major = 3;
     write_file(l, buf, glen, 0600);
     check(attach(l, 0, &v) == HAK_SHM_EABI && strstr(err, "newer than this tool"),
           "newer ABI file");
