@@ -49,7 +49,7 @@ static inline bool big_cls(int cls) {
  * the purge takes only what has been free for the purge delay; the span's
  * free_dirty_ns is the oldest stamp not purged yet. */
 static inline void free_dirty(hak_span *s, hak_block *list, uint32_t n) {
-    uint64_t now = hak_now_ns();
+    uint64_t now = hak_coarse_ns(); /* the purge compares with hak_now_ns: never older */
     if (s->cls >= HAK_PURGE_CLS_MIN)
         for (hak_block *b = list; n--; b = b->next) *hak_block_stamp(b) = now;
     if (!s->free_dirty_ns) s->free_dirty_ns = now;
@@ -101,6 +101,10 @@ bool hak_refill(hak_heap *h, int cls) {
     size_t size = hak_class_size[cls];
     uint32_t got = 0;
     hak_block *head = bin->head;
+    /* the store first: blocks flushed whole, up to half a cache in one go
+     * (the flush moved that many there) */
+    if (cls >= HAK_PURGE_CLS_MIN)
+        got = hak_store_take(h, cls, bin->room / 2 > want ? bin->room / 2 : want, &head);
     while (got < want) {
         hak_span *s = h->partial[cls];
         if (!s) {
@@ -167,6 +171,20 @@ static void local_push(hak_heap *h, hak_span *s, hak_block *first, hak_block *la
 
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
     local_push(h, s, b, b, 1);
+}
+
+/* A block of h's store back on its span's free list (hak_store_purge), the
+ * heap lock held: stamped with the time it has been idle since, the span
+ * listed as partial; nothing counted, nothing released (the caller may be
+ * the purger, which has no counters). */
+void hak_span_take_back(hak_heap *h, hak_block *b, uint64_t stamp) {
+    hak_span *s = hak_span_of(hak_seg_of(b), b);
+    b->next = s->free;
+    s->free = b;
+    s->used--;
+    *hak_block_stamp(b) = stamp;
+    if (!s->free_dirty_ns || s->free_dirty_ns > stamp) s->free_dirty_ns = stamp;
+    if (!s->in_partial) partial_push(h, s);
 }
 
 /* ---- remote frees ----
@@ -308,6 +326,9 @@ bool hak_tbin_grow(struct hak_tbin *bin) {
  * blocks of one span) and the remote groups. */
 struct flush_state {
     hak_heap *h;
+    uint32_t store_room;                 /* our runs go to the heap's store while they fit, */
+    hak_block *store_first, *store_last; /* as one batch (stored at the end of the flush) */
+    uint32_t store_n;
     struct remote_group g[GROUPS];
     int k;
     uint32_t nremote;
@@ -318,7 +339,14 @@ struct flush_state {
 static void run_close(struct flush_state *f, bool mine, hak_span *s, hak_block *first,
                       hak_block *last, uint32_t n) {
     if (mine) {
-        local_push(f->h, s, first, last, n);
+        if (f->store_n + n <= f->store_room) {
+            last->next = f->store_first;
+            f->store_first = first;
+            if (!f->store_n) f->store_last = last;
+            f->store_n += n;
+        } else {
+            local_push(f->h, s, first, last, n);
+        }
         return;
     }
     f->nremote += n;
@@ -343,11 +371,11 @@ static void run_close(struct flush_state *f, bool mine, hak_span *s, hak_block *
  * part in our own spans (carved is the owner's) and below the capacity in
  * others'. A block inside the current run's span is known by its address
  * alone: the descriptor is read once per run. Returns the rest of the list. */
-static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
+static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, bool store) {
     const size_t size = hak_class_size[cls];
     /* the class's constants, loaded once: run_close calls out */
     const uint32_t shift = hak_cls_shift[cls], inv = hak_cls_inv[cls], lim = hak_cls_lim[cls];
-    struct flush_state f = {.h = h};
+    struct flush_state f = {.h = h, .store_room = store ? hak_store_room(h, cls) : 0};
     hak_span *rs = NULL; /* the current run: its span, blocks, count */
     hak_block *first = NULL, *last = NULL;
     uint32_t rn = 0;
@@ -379,6 +407,7 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
     }
     if (rs) run_close(&f, mine, rs, first, last, rn);
     if (f.k) remote_publish(f.g, f.k);
+    if (f.store_n) hak_store_put(h, cls, f.store_first, f.store_last, f.store_n);
     HAK_CTR(cls, FLUSHES)++;
     HAK_CTR(cls, FLUSH_BLOCKS) += n;
     HAK_CTR(cls, REMOTE_FREES) += f.nremote;
@@ -389,18 +418,25 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
 /* Returns cached blocks beyond `keep` of the class's thread cache to their
  * spans. The most recently freed go (they are the ones in the cache lines
  * just written: the walk that returns them is the walk that finds the cut). */
+/* A big class's own blocks go to the heap's store (hak_store.c), in one
+ * hold of the heap lock for the whole flush; keep 0 (exit, trim) sends the
+ * store back to the spans too. */
 void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t count = hak_tbin_count(bin);
+    bool store = cls >= HAK_PURGE_CLS_MIN && keep > 0;
+    if (cls >= HAK_PURGE_CLS_MIN && keep == 0) hak_store_empty(h, cls);
     if (count <= keep) return;
-    bin->head = flush_n(h, cls, bin->head, count - keep);
+    if (store) hak_heap_lock(h);
+    bin->head = flush_n(h, cls, bin->head, count - keep, store);
+    if (store) hak_heap_unlock(h);
     bin->room = bin->cap - keep;
 }
 
 /* Returns the first n blocks of list (class cls) to their spans; returns
  * the rest of the list. */
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
-    return flush_n(h, cls, list, n);
+    return flush_n(h, cls, list, n, false);
 }
 
 /* Returns the free OS pages of a span: a page goes back when every block

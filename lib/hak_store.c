@@ -1,0 +1,114 @@
+/* hak_store.c — the heap's store of big-class blocks, between the thread
+ * cache and the spans.
+ *
+ * A full thread cache of a big class (>= HAK_PURGE_CLS_MIN, 5 KiB up)
+ * flushes half its blocks. Put back on their spans, the next refill would
+ * take them off again a few at a time (refill_count), each time with the
+ * heap lock, the span walk and the stamps. The heap's own blocks go to the
+ * class's store instead, whole, in the same lock hold as the flush, and the
+ * next refill takes up to half a cache from there in one hold: on
+ * mid_large_mt-8k-32k as many slow paths as a thread cache of twice the
+ * size, without one. The thread cache stays small because it is the one
+ * place the purger cannot reach (lock-free, owner only): the store is under
+ * the heap lock, and the purger (or a trim) returns a store left alone for
+ * the purge delay to its spans, whose free pages it then purges as usual.
+ *
+ * Up to 1 MiB of blocks per class (4 blocks at least), taken in whole
+ * batches (one per flush), so a refill does not walk them;, only the heap's own
+ * (another heap's go back to their owner as always), all still counted as
+ * used by their spans (a span with stored blocks is not empty). */
+#include "hak_internal.h"
+
+static struct hak_store *store_of(hak_heap *h, int cls) {
+    return &h->store[cls - HAK_PURGE_CLS_MIN];
+}
+
+/* The store is a stack of batches (one per flush), so that a refill takes
+ * whole batches without walking their blocks: a batch's first block holds,
+ * past its link, key and stamp words (a big block has room), the next
+ * batch, its last block and its count. */
+struct batch {
+    hak_block blk;  /* next (within the batch), key */
+    uint64_t stamp; /* hak_block_stamp's word: unused while stored */
+    hak_block *next_batch;
+    hak_block *last;
+    uint64_t n;
+};
+_Static_assert(sizeof(struct batch) <= 5120, "a big block holds a batch header");
+
+static struct batch *batch_of(hak_block *b) {
+    return (struct batch *)b;
+}
+
+uint32_t hak_store_room(hak_heap *h, int cls) {
+    uint32_t n = (1u << 20) / hak_class_size[cls], max = n < 4 ? 4 : n, have = store_of(h, cls)->n;
+    return max > have ? max - have : 0;
+}
+
+/* Takes the chain first..last (n blocks of h's own spans of cls, checked by
+ * the flush, n <= hak_store_room) as one batch. */
+void hak_store_put(hak_heap *h, int cls, hak_block *first, hak_block *last, uint32_t n) {
+    struct hak_store *st = store_of(h, cls);
+    last->next = NULL;
+    struct batch *b = batch_of(first);
+    b->next_batch = st->head;
+    b->last = last;
+    b->n = n;
+    st->head = first;
+    st->n += n;
+    st->used_ns = hak_coarse_ns();
+    hak_purger_wake_soon(); /* an idle purger must come back for it */
+}
+
+/* Moves whole batches, at least one and then while they fit in max blocks,
+ * onto *head; returns how many blocks. */
+uint32_t hak_store_take(hak_heap *h, int cls, uint32_t max, hak_block **head) {
+    struct hak_store *st = store_of(h, cls);
+    uint32_t got = 0;
+    while (st->head && (got == 0 || got + batch_of(st->head)->n <= max)) {
+        struct batch *b = batch_of(st->head);
+        st->head = b->next_batch;
+        got += (uint32_t)b->n;
+        b->last->next = *head;
+        *head = &b->blk;
+    }
+    st->n -= got;
+    return got;
+}
+
+/* Returns to their spans the stores nobody used for the purge delay (all if
+ * force), their blocks stamped with the store's last use, so the purge that
+ * follows takes their pages at once. Owner or purger (no counters, no span
+ * released: the owner's next settle or trim does that). Returns whether
+ * some store still holds blocks. */
+bool hak_store_purge(hak_heap *h, uint64_t now, uint64_t delay, bool force) {
+    bool left = false;
+    for (int i = 0; i < HAK_STORE_N; i++) {
+        struct hak_store *st = &h->store[i];
+        if (!st->n) continue;
+        if (!force && now - st->used_ns < delay) {
+            left = true;
+            continue;
+        }
+        for (hak_block *first = st->head, *nb; first; first = nb) {
+            nb = batch_of(first)->next_batch;
+            for (hak_block *b = first, *next; b; b = next) {
+                next = b->next;
+                hak_span_take_back(h, b, st->used_ns);
+            }
+        }
+        st->head = NULL;
+        st->n = 0;
+    }
+    return left;
+}
+
+/* The owner gives the whole store of cls back (exit, trim): through the
+ * flush, which settles and releases the spans it empties. */
+void hak_store_empty(hak_heap *h, int cls) {
+    hak_heap_lock(h);
+    hak_block *list = NULL;
+    uint32_t n = hak_store_take(h, cls, UINT32_MAX, &list);
+    hak_heap_unlock(h);
+    if (n) hak_flush_list(h, cls, list, n);
+}
