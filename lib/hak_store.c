@@ -19,6 +19,9 @@
  * used by their spans (a span with stored blocks is not empty). */
 #include "hak_internal.h"
 
+#ifndef STORE_BYTES
+#define STORE_BYTES (1u << 18) /* what a default thread cache holds: 256 KiB */
+#endif
 static struct hak_store *store_of(hak_heap *h, int cls) {
     return &h->store[cls - HAK_PURGE_CLS_MIN];
 }
@@ -41,7 +44,7 @@ static struct batch *batch_of(hak_block *b) {
 }
 
 uint32_t hak_store_room(hak_heap *h, int cls) {
-    uint32_t n = (1u << 20) / hak_class_size[cls], max = n < 4 ? 4 : n, have = store_of(h, cls)->n;
+    uint32_t n = STORE_BYTES / hak_class_size[cls], max = n < 4 ? 4 : n, have = store_of(h, cls)->n;
     return max > have ? max - have : 0;
 }
 
