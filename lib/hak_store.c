@@ -69,12 +69,27 @@ void hak_store_put(hak_heap *h, int cls, hak_block *first, hak_block *last, uint
     hak_purger_wake_soon(); /* an idle purger must come back for it */
 }
 
-/* Moves whole batches, at least one and then while they fit in max blocks,
- * onto *head; returns how many blocks. */
+/* Moves whole batches onto *head while they fit in max blocks, and when
+ * the first does not fit (a batch of a cap that shrank since), max blocks
+ * of it, the rest staying a batch; returns how many blocks. */
 uint32_t hak_store_take(hak_heap *h, int cls, uint32_t max, hak_block **head) {
     struct hak_store *st = store_of(h, cls);
     uint32_t got = 0;
-    while (st->head && (got == 0 || got + batch_of(st->head)->n <= max)) {
+    if (st->head && batch_of(st->head)->n > max) {
+        if (max == 0) return 0;
+        struct batch *b = batch_of(st->head);
+        hak_block *last = &b->blk;
+        for (uint32_t i = 1; i < max; i++) last = last->next;
+        struct batch *rest = batch_of(last->next);
+        rest->next_batch = b->next_batch;
+        rest->last = b->last;
+        rest->n = b->n - max;
+        st->head = &rest->blk;
+        last->next = *head;
+        *head = &b->blk;
+        got = max;
+    }
+    while (st->head && got + batch_of(st->head)->n <= max) {
         struct batch *b = batch_of(st->head);
         st->head = b->next_batch;
         got += (uint32_t)b->n;

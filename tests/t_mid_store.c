@@ -14,6 +14,13 @@
  *   3. reuse: blocks that went through the store come back whole and
  *      distinct (every byte written and checked, no two overlapping), and
  *      the refill takes them before fresh memory (no page faults).
+ *   4. shrink: fast_cap of the 32 KiB class goes from 8 to 2 (written into
+ *      the segment, as hakctl does) while 8 blocks are cached: the 6 flushed
+ *      go to the store as one batch, bigger than the refill of a cap of 2
+ *      may take. The refill must take part of it (a whole one would leave 6
+ *      blocks in a cache that counts 2: its room runs past its cap, and the
+ *      thread's exit flush walks off the list). Every block is checked and
+ *      distinct; the thread exits holding them (main frees them after).
  * Each case runs in a fresh process (this binary re-executed). */
 #include "hakmem_shm.h"
 #include "shm_self.h"
@@ -139,7 +146,7 @@ static void reuse_case(void) {
                 CHECKF(p[0] == want && p[sizes[c] - 1] == want && p[sizes[c] / 2] == want,
                        "block %d/%d overwritten", c, i);
             }
-        void *all[NCLS * PER];
+        void *all[NCLS * PER] = {0};
         size_t end[NCLS * PER];
         int n = 0;
         for (int c = 0; c < NCLS; c++)
@@ -159,12 +166,64 @@ static void reuse_case(void) {
            ru.ru_minflt - flt0);
 }
 
+/* 4. a batch in the store bigger than the refill may take */
+enum { SZ = 32 << 10, N = 16 };
+static void *kept[N], *taken[N]; /* the worker's blocks, freed by main */
+static void *volatile big;       /* volatile: the malloc/free pair stays */
+
+static void *shrink_worker(void *arg) {
+    struct hak_shm_view *v = arg;
+    for (int i = 0; i < N; i++) {
+        kept[i] = malloc(SZ);
+        REQUIRE(kept[i]);
+        memset(kept[i], i + 1, SZ);
+    }
+    for (int i = 0; i < 8; i++) free(kept[i]); /* the cache: full (cap 8) */
+    /* 32 KiB is class 39 (shm/hakmem_shm.h's class table) */
+    REQUIRE(hak_shm_knob_set(v, HAK_KNOB_FAST_CAP, 39, 2, HAK_OWNER_MANUAL, "t_mid_store") == 0);
+    big = malloc(4 << 20); /* a slow path: the new cap applies, 6 blocks flushed */
+    free(big);
+    for (int i = 0; i < 8; i++) {
+        taken[i] = malloc(SZ);
+        REQUIRE(taken[i]);
+        memset(taken[i], 0x70 + i, SZ);
+    }
+    for (int i = 0; i < 8; i++) {
+        const unsigned char *b = taken[i];
+        CHECKF(b[0] == 0x70 + i && b[SZ - 1] == 0x70 + i, "block %d overwritten", i);
+        for (int j = 0; j < i; j++)
+            CHECKF(taken[i] != taken[j], "block %p handed out twice", taken[i]);
+    }
+    for (int i = 8; i < N; i++) {
+        const unsigned char *b = kept[i];
+        CHECKF(b[0] == i + 1 && b[SZ - 1] == i + 1, "live block %d overwritten", i);
+    }
+    /* exit with the 8 taken out: a cache that took a whole batch of 6 for a
+     * cap of 2 has room 6 here, and the exit flush walks cap - room blocks */
+    return NULL;
+}
+
+static void shrink_case(void) {
+    struct hak_shm_view v;
+    REQUIRE(tu_attach_self(&v) == 0);
+    hak_shm_detach(&v);
+    char err[200] = "";
+    REQUIRE(hak_shm_attach(getpid(), 1, &v, err, sizeof err) == 0);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, shrink_worker, &v) == 0);
+    pthread_join(t, NULL);
+    for (int i = 0; i < 8; i++) free(taken[i]); /* remote frees now: the heap is in the pool */
+    for (int i = 8; i < N; i++) free(kept[i]);
+    hak_shm_detach(&v);
+    printf("shrink: ok\n");
+}
+
 static int child(const char *mode, const char *background) {
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         setenv("HAKMEM_PURGE_DELAY_MS", "50", 1);
-        setenv("HAKMEM_TINY_FAST_CAP", "2", 1);
+        if (strcmp(mode, "shrink") != 0) setenv("HAKMEM_TINY_FAST_CAP", "2", 1);
         setenv("HAKMEM_BACKGROUND", background, 1);
         execl("/proc/self/exe", "t_mid_store", mode, (char *)NULL);
         _exit(127);
@@ -182,10 +241,12 @@ int main(int argc, char **argv) {
         if (strcmp(argv[1], "idle") == 0) idle_case(false);
         if (strcmp(argv[1], "trim") == 0) idle_case(true);
         if (strcmp(argv[1], "reuse") == 0) reuse_case();
+        if (strcmp(argv[1], "shrink") == 0) shrink_case();
         return tu_done();
     }
     child("idle", "1");
     child("trim", "0");
     child("reuse", "1");
+    child("shrink", "1");
     return tu_done();
 }
