@@ -169,7 +169,7 @@ static void reuse_case(void) {
 /* 4. a batch in the store bigger than the refill may take */
 enum { SZ = 32 << 10, N = 16 };
 static void *kept[N], *taken[N]; /* the worker's blocks, freed by main */
-static void *volatile big;       /* volatile: the malloc/free pair stays */
+static void *volatile large_one; /* volatile: the malloc/free pair stays */
 
 static void *shrink_worker(void *arg) {
     struct hak_shm_view *v = arg;
@@ -181,8 +181,8 @@ static void *shrink_worker(void *arg) {
     for (int i = 0; i < 8; i++) free(kept[i]); /* the cache: full (cap 8) */
     /* 32 KiB is class 39 (shm/hakmem_shm.h's class table) */
     REQUIRE(hak_shm_knob_set(v, HAK_KNOB_FAST_CAP, 39, 2, HAK_OWNER_MANUAL, "t_mid_store") == 0);
-    big = malloc(4 << 20); /* a slow path: the new cap applies, 6 blocks flushed */
-    free(big);
+    large_one = malloc(4 << 20); /* a slow path: the new cap applies, 6 blocks flushed */
+    free(large_one);
     for (int i = 0; i < 8; i++) {
         taken[i] = malloc(SZ);
         REQUIRE(taken[i]);
