@@ -417,10 +417,10 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, boo
 
 /* Returns cached blocks beyond `keep` of the class's thread cache to their
  * spans. The most recently freed go (they are the ones in the cache lines
- * just written: the walk that returns them is the walk that finds the cut). */
-/* A big class's own blocks go to the heap's store (hak_store.c), in one
- * hold of the heap lock for the whole flush; keep 0 (exit, trim) sends the
- * store back to the spans too. */
+ * just written: the walk that returns them is the walk that finds the cut).
+ * A big class's own blocks go to the heap's store (hak_store.c) instead, in
+ * one hold of the heap lock for the whole flush; keep 0 (exit, trim) sends
+ * the store back to the spans too. */
 void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t count = hak_tbin_count(bin);
