@@ -42,6 +42,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -250,6 +251,22 @@ struct hak_tls {
 };
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
+/* Classes whose blocks can hold a whole OS page past their header. Their
+ * span lists change under the heap lock, so the background purger returns
+ * their free pages too; the smaller classes' only the owner (or a solo
+ * purger while the owner locks them): hak_span_purge_free. */
+#define HAK_PURGE_CLS_MIN 28 /* 5120 B */
+
+/* The heap's store of a big class (hak_store.c): blocks a full thread cache
+ * flushed, kept whole for the next refill, under the heap lock, where the
+ * purger reaches them (a thread cache it cannot). */
+struct hak_store {
+    hak_block *head; /* chain of the heap's own free blocks (keyed) */
+    uint32_t n;
+    uint64_t used_ns; /* last put or take (coarse clock): idle since then */
+};
+#define HAK_STORE_N (HAK_NUM_CLASSES - HAK_PURGE_CLS_MIN)
+
 typedef struct hak_heap {
     pid_t owner; /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
     /* segs, segment masks, and the spans of big classes (HAK_PURGE_CLS_MIN):
@@ -263,7 +280,8 @@ typedef struct hak_heap {
     bool shm_bound;  /* ctr is the slot in the segment (its pages reserved) */
     uint64_t *ctr;   /* counters (slot in the segment or private) */
     hak_span *partial[HAK_NUM_CLASSES];
-    hak_segment *segs; /* segments owned */
+    struct hak_store store[HAK_STORE_N]; /* big classes (under seg_lock) */
+    hak_segment *segs;                   /* segments owned */
     _Atomic(hak_span *) remote_spans;
     uint32_t refills_since_drain;
     uint32_t polls;
@@ -374,6 +392,13 @@ void hak_os_unmap(void *p, size_t size);
 void *hak_os_map_at(void *at, size_t size); /* exactly at at, or NULL */
 void hak_os_purge(void *p, size_t size);
 uint64_t hak_now_ns(void);
+/* The clock's last tick (a few ms old, never ahead of hak_now_ns): cheap
+ * enough for stamps taken on every flush of a big class. */
+static inline uint64_t hak_coarse_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* segment map (hak_segmap.c) */
 /* Records v for addr's chunk. false (nothing recorded) if the leaf for a
@@ -414,11 +439,6 @@ static inline bool hak_block_aligned(int cls, uintptr_t off) {
 }
 void hak_class_init(void);
 
-/* Classes whose blocks can hold a whole OS page past their header. Their
- * span lists change under the heap lock, so the background purger returns
- * their free pages too; the smaller classes' only the owner (or a solo
- * purger while the owner locks them): hak_span_purge_free. */
-#define HAK_PURGE_CLS_MIN 28 /* 5120 B */
 #define HAK_OS_PAGE 4096ul
 
 /* segments (hak_segment.c) */
@@ -467,6 +487,14 @@ static inline uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
 }
 
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /* returns the rest */
+/* the heap's stores (hak_store.c); the heap lock held, cls >= HAK_PURGE_CLS_MIN */
+uint32_t hak_store_room(hak_heap *h, int cls); /* blocks the store of cls still takes */
+void hak_store_put(hak_heap *h, int cls, hak_block *first, hak_block *last, uint32_t n);
+uint32_t hak_store_take(hak_heap *h, int cls, uint32_t max, hak_block **head);
+bool hak_store_purge(hak_heap *h, uint64_t now, uint64_t delay, bool force);
+void hak_store_empty(hak_heap *h, int cls); /* the owner: all back to the spans */
+/* a stored block back on its span's free list, stamped (hak_span.c) */
+void hak_span_take_back(hak_heap *h, hak_block *b, uint64_t stamp);
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);

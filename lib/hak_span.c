@@ -100,6 +100,10 @@ bool hak_refill(hak_heap *h, int cls) {
     size_t size = hak_class_size[cls];
     uint32_t got = 0;
     hak_block *head = bin->head;
+    /* the store first: blocks flushed whole, up to half a cache in one go
+     * (the flush moved that many there) */
+    if (cls >= HAK_PURGE_CLS_MIN)
+        got = hak_store_take(h, cls, bin->room / 2 > want ? bin->room / 2 : want, &head);
     while (got < want) {
         hak_span *s = h->partial[cls];
         if (!s) {
@@ -161,7 +165,7 @@ static void local_push(hak_heap *h, hak_span *s, hak_block *first, hak_block *la
     bool big = big_cls(s->cls);
     if (HAK_UNLIKELY(big)) {
         hak_heap_lock(h); /* recursive: a flush of a big class holds it already */
-        free_dirty(s, first, n, now ? now : hak_now_ns());
+        free_dirty(s, first, n, now ? now : hak_coarse_ns());
     }
     last->next = s->free;
     s->free = first;
@@ -172,6 +176,20 @@ static void local_push(hak_heap *h, hak_span *s, hak_block *first, hak_block *la
 
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
     local_push(h, s, b, b, 1, 0);
+}
+
+/* A block of h's store back on its span's free list (hak_store_purge), the
+ * heap lock held: stamped with the time it has been idle since, the span
+ * listed as partial; nothing counted, nothing released (the caller may be
+ * the purger, which has no counters). */
+void hak_span_take_back(hak_heap *h, hak_block *b, uint64_t stamp) {
+    hak_span *s = hak_span_of(hak_seg_of(b), b);
+    b->next = s->free;
+    s->free = b;
+    s->used--;
+    *hak_block_stamp(b) = stamp;
+    if (!s->free_dirty_ns || s->free_dirty_ns > stamp) s->free_dirty_ns = stamp;
+    if (!s->in_partial) partial_push(h, s);
 }
 
 /* ---- remote frees ----
@@ -281,7 +299,7 @@ void hak_remote_drain(hak_heap *h) {
             bool big = big_cls(s->cls);
             if (big) {
                 hak_heap_lock(h);
-                free_dirty(s, REMOTE_PTR(w), n, hak_now_ns());
+                free_dirty(s, REMOTE_PTR(w), n, hak_coarse_ns());
             }
             free_splice(s, REMOTE_PTR(w), n);
             s->used -= n;
@@ -314,6 +332,9 @@ bool hak_tbin_grow(struct hak_tbin *bin) {
 struct flush_state {
     hak_heap *h;
     uint64_t now; /* a big class's: the stamp of the blocks it frees (0: none yet) */
+    uint32_t store_room;                 /* our runs go to the heap's store while they fit, */
+    hak_block *store_first, *store_last; /* as one batch (stored at the end of the flush) */
+    uint32_t store_n;
     struct remote_group g[GROUPS];
     int k;
     uint32_t nremote;
@@ -324,7 +345,14 @@ struct flush_state {
 static void run_close(struct flush_state *f, bool mine, hak_span *s, hak_block *first,
                       hak_block *last, uint32_t n) {
     if (mine) {
-        local_push(f->h, s, first, last, n, f->now);
+        if (f->store_n + n <= f->store_room) {
+            last->next = f->store_first;
+            f->store_first = first;
+            if (!f->store_n) f->store_last = last;
+            f->store_n += n;
+        } else {
+            local_push(f->h, s, first, last, n, f->now);
+        }
         return;
     }
     f->nremote += n;
@@ -371,17 +399,17 @@ static inline uint64_t block_index(struct block_index bi, uintptr_t off) {
  * each passed on as the chain it already is (no block is written here): a
  * block of the current run's span is known by its address alone, and the
  * descriptor is read once per run. Returns the rest of the list. */
-static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
+static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, bool store) {
     const size_t size = hak_class_size[cls];
     const struct block_index bi = block_index_of(size);
-    struct flush_state f = {.h = h};
+    struct flush_state f = {.h = h, .store_room = store ? hak_store_room(h, cls) : 0};
     const uint32_t total = n;
     /* a big class: the heap lock once for all runs (each run's push would
      * take it again), and one clock read for all their stamps */
     const bool big = big_cls(cls);
     if (HAK_UNLIKELY(big)) {
         hak_heap_lock(h);
-        f.now = hak_now_ns();
+        f.now = hak_coarse_ns(); /* the purge compares with hak_now_ns: never older */
     }
     while (n) {
         hak_block *first = list, *last = first, *b = first;
@@ -407,6 +435,7 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
         run_close(&f, mine, rs, first, last, rn);
     }
     if (f.k) remote_publish(f.g, f.k);
+    if (f.store_n) hak_store_put(h, cls, f.store_first, f.store_last, f.store_n);
     if (HAK_UNLIKELY(big)) hak_heap_unlock(h);
     HAK_CTR(cls, FLUSHES)++;
     HAK_CTR(cls, FLUSH_BLOCKS) += total;
@@ -417,19 +446,26 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n) {
 
 /* Returns cached blocks beyond `keep` of the class's thread cache to their
  * spans. The most recently freed go (they are the ones in the cache lines
- * just written: the walk that returns them is the walk that finds the cut). */
+ * just written: the walk that returns them is the walk that finds the cut).
+ * A big class's own blocks go to the heap's store (hak_store.c) instead, in
+ * one hold of the heap lock for the whole flush; keep 0 (exit, trim) sends
+ * the store back to the spans too. */
 void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t count = hak_tbin_count(bin);
+    bool store = cls >= HAK_PURGE_CLS_MIN && keep > 0;
+    if (cls >= HAK_PURGE_CLS_MIN && keep == 0) hak_store_empty(h, cls);
     if (count <= keep) return;
-    bin->head = flush_n(h, cls, bin->head, count - keep);
+    if (store) hak_heap_lock(h);
+    bin->head = flush_n(h, cls, bin->head, count - keep, store);
+    if (store) hak_heap_unlock(h);
     bin->room = bin->cap - keep;
 }
 
 /* Returns the first n blocks of list (class cls) to their spans; returns
  * the rest of the list. */
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
-    return flush_n(h, cls, list, n);
+    return flush_n(h, cls, list, n, false);
 }
 
 /* Returns the free OS pages of a span: a page goes back when every block
