@@ -250,6 +250,18 @@ struct hak_tls {
 };
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
+/* Thread-cache decay (hak_tcache.c): what the owner saw of each of its
+ * bins at its last look. Low bits of the counters: only compared. */
+struct hak_tgc {
+    uint64_t busy;                    /* classes the looks visit (a bit per class) */
+    uint32_t blocks;                  /* blocks refills and overflows moved since the last look */
+    uint32_t allocs[HAK_NUM_CLASSES]; /* the bin's allocs counter then */
+    uint32_t frees[HAK_NUM_CLASSES];  /* its frees counter */
+    uint16_t flushes[HAK_NUM_CLASSES];
+    uint16_t count[HAK_NUM_CLASSES]; /* blocks it held after the look (cap <= 4096) */
+    uint32_t idle[HAK_NUM_CLASSES];  /* the thread's allocs + frees while this class had none */
+};
+
 typedef struct hak_heap {
     pid_t owner; /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
     /* segs, segment masks, and the spans of big classes (HAK_PURGE_CLS_MIN):
@@ -273,6 +285,7 @@ typedef struct hak_heap {
     uint32_t starter_bytes;         /* a new thread's: bytes it still refills from the starter
                                      * heap before it carves spans of its own (hak_starter.c) */
     bool shared;                    /* the starter heap: no owner, every list under seg_lock */
+    struct hak_tgc tgc;             /* its owner's thread-cache decay (hak_tcache.c) */
     struct hak_heap *pool_next;     /* abandoned / free pool link */
     struct hak_heap *all_next;      /* every heap ever made */
 } hak_heap;
@@ -467,6 +480,11 @@ static inline uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
 }
 
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /* returns the rest */
+/* Thread-cache decay (hak_tcache.c): a refill or an overflow of class cls
+ * in h, the calling thread's heap (grew: the refill carved a new span);
+ * every tcache_gc-th such event looks at every bin and gives back what
+ * stayed unused since the last look. */
+void hak_tcache_event(hak_heap *h, int cls, uint32_t blocks);
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);
