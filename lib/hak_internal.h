@@ -481,10 +481,17 @@ static inline uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
 
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /* returns the rest */
 /* Thread-cache decay (hak_tcache.c): a refill or an overflow of class cls
- * in h, the calling thread's heap (grew: the refill carved a new span);
- * every tcache_gc-th such event looks at every bin and gives back what
- * stayed unused since the last look. */
-void hak_tcache_event(hak_heap *h, int cls, uint32_t blocks);
+ * in h (the calling thread's heap: others are left alone) moved `blocks`;
+ * every tcache_gc blocks, and when a class starts, the thread looks at its
+ * busy bins and gives back what stayed unused. The count inline (a slow
+ * path each), the look out of line. */
+void hak_tcache_look(hak_heap *h, int cls);
+static inline void hak_tcache_event(hak_heap *h, int cls, uint32_t blocks) {
+    struct hak_tgc *g = &h->tgc;
+    if (HAK_LIKELY(g->busy >> cls & 1) && (g->blocks += blocks) < (uint64_t)HAK_KNOB(TCACHE_GC))
+        return;
+    hak_tcache_look(h, cls);
+}
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);

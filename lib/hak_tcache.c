@@ -27,7 +27,7 @@
  *     pages first) or go to the OS after the purge delay. The class leaves
  *     the busy set until its next slow path.
  * A class that starts (enters the busy set) looks at once and brings the
- * next look to an eighth of the period: a program's phases of one size
+ * next look to a sixteenth of the period: a program's phases of one size
  * after another carve the new size's spans with few slow paths between, and
  * the old size's pages should be free by then (malloc_simple: peak RSS
  * docs/allocator.md). Costs: one call per refill or overflow, a look per
@@ -97,28 +97,29 @@ static HAK_NOINLINE void look(hak_heap *h, int skip, uint32_t every) {
     }
 }
 
-void hak_tcache_event(hak_heap *h, int cls, uint32_t blocks) {
-#if HAK_COUNTERS
-    /* the thread's own heap only: the starter heap refills through here too */
-    if (!h || h != hak_tls.heap) return;
+void hak_tcache_look(hak_heap *h, int cls) {
     struct hak_tgc *g = &h->tgc;
     uint32_t every = (uint32_t)HAK_KNOB(TCACHE_GC);
-    if (!every) return;
+#if HAK_COUNTERS
+    /* the thread's own heap only: the starter heap refills through here too */
+    if (!every || h != hak_tls.heap) {
+        g->blocks = 0;
+        return;
+    }
     if (!(g->busy >> cls & 1)) {
         /* a class (re)starts: the program may have moved on from other
          * sizes. This look is their baseline and the next comes after an
-         * eighth of the period, so a phase's classes go back while the next
+         * sixteenth of the period, so a phase's classes go back while the next
          * phase's spans are still being carved (few slow paths between) */
         g->busy |= 1ull << cls;
         g->idle[cls] = 0;
-        g->blocks = every - every / 8;
-    } else if ((g->blocks += blocks) < every) {
-        return;
+        g->blocks = every - every / 16;
     } else {
         g->blocks = 0;
     }
     look(h, cls, every);
 #else
-    (void)h, (void)cls, (void)blocks;
+    g->blocks = 0, g->busy = ~0ull; /* never looks: no fast-path counts to tell */
+    (void)cls, (void)every;
 #endif
 }

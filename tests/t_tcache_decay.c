@@ -9,7 +9,7 @@
  * every round), a round at a time, the 8 blocks of C interleaved. Checked:
  *   - class 7 ends with no block outside the program's own (span_blocks -
  *     live < one span: its cache went back, and its emptied spans, the last
- *     one too) within 128 slow paths (refills + frees that found the cache
+ *     one too) within 160 slow paths (refills + frees that found the cache
  *     full) of B and C; a round of B takes ~30;
  *   - class 3's cache decays to a quarter (+8) of what the burst left: the
  *     low water of a bin the thread never overflows.
@@ -31,7 +31,7 @@
 #define CLS_B 11   /* 256 B */
 #define CLS_C 3    /* 64 B */
 #define SPAN_A 512 /* blocks of 128 B in a 64 KiB span */
-#define MAX_SLOW 128
+#define MAX_SLOW 160
 #define MAX_ROUNDS 100
 
 static void *volatile blocks[N]; /* volatile: no malloc/free pair folded away */
