@@ -29,6 +29,9 @@
  *     come from, has no owner thread: whoever holds its seg_lock is its
  *     owner for the fields above. Its blocks are never a thread's own, so a
  *     thread frees them as remote frees.
+ *   - the thread-cache decay (hak_tcache.c, heap->tgc) is the owner's too:
+ *     only its slow paths (a refill, an overflow) look at its bins and give
+ *     blocks back; the fast path neither reads nor writes it.
  *   - every free block has block->key == hak_key (random per process); every
  *     block handed to the user has it cleared. A free of a block whose key is
  *     set is a double free.
