@@ -39,6 +39,8 @@
  * cannot tell a quiet bin and does not decay. */
 #include "hak_internal.h"
 
+#if HAK_COUNTERS
+
 /* Bin c gives back `give` of its n blocks; a grown cap halves (back to the
  * knob when the class is done). */
 static void give_back(hak_heap *h, struct hak_tbin *bin, int c, uint32_t n, uint32_t give,
@@ -97,6 +99,8 @@ static HAK_NOINLINE void look(hak_heap *h, int skip, uint32_t every) {
     }
 }
 
+#endif
+
 void hak_tcache_look(hak_heap *h, int cls) {
     struct hak_tgc *g = &h->tgc;
     uint32_t every = (uint32_t)HAK_KNOB(TCACHE_GC);
@@ -108,7 +112,7 @@ void hak_tcache_look(hak_heap *h, int cls) {
     }
     if (!(g->busy >> cls & 1)) {
         /* a class (re)starts: the program may have moved on from other
-         * sizes. This look is their baseline and the next comes after an
+         * sizes. This look is their baseline and the next comes after a
          * sixteenth of the period, so a phase's classes go back while the next
          * phase's spans are still being carved (few slow paths between) */
         g->busy |= 1ull << cls;
