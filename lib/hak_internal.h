@@ -29,6 +29,9 @@
  *     come from, has no owner thread: whoever holds its seg_lock is its
  *     owner for the fields above. Its blocks are never a thread's own, so a
  *     thread frees them as remote frees.
+ *   - the thread-cache decay (hak_tcache.c, heap->tgc) is the owner's too:
+ *     only its slow paths (a refill, an overflow) look at its bins and give
+ *     blocks back; the fast path neither reads nor writes it.
  *   - every free block has block->key == hak_key (random per process); every
  *     block handed to the user has it cleared. A free of a block whose key is
  *     set is a double free.
@@ -266,6 +269,17 @@ struct hak_store {
     uint64_t used_ns; /* last put or take (coarse clock): idle since then */
 };
 #define HAK_STORE_N (HAK_NUM_CLASSES - HAK_PURGE_CLS_MIN)
+/* Thread-cache decay (hak_tcache.c): what the owner saw of each of its
+ * bins at its last look. Low bits of the counters: only compared. */
+struct hak_tgc {
+    uint64_t busy;                    /* classes the looks visit (a bit per class) */
+    uint32_t blocks;                  /* blocks refills and overflows moved since the last look */
+    uint32_t allocs[HAK_NUM_CLASSES]; /* the bin's allocs counter then */
+    uint32_t frees[HAK_NUM_CLASSES];  /* its frees counter */
+    uint16_t flushes[HAK_NUM_CLASSES];
+    uint16_t count[HAK_NUM_CLASSES]; /* blocks it held after the look (cap <= 4096) */
+    uint32_t idle[HAK_NUM_CLASSES];  /* the thread's allocs + frees while this class had none */
+};
 
 typedef struct hak_heap {
     pid_t owner; /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
@@ -291,6 +305,7 @@ typedef struct hak_heap {
     uint32_t starter_bytes;         /* a new thread's: bytes it still refills from the starter
                                      * heap before it carves spans of its own (hak_starter.c) */
     bool shared;                    /* the starter heap: no owner, every list under seg_lock */
+    struct hak_tgc tgc;             /* its owner's thread-cache decay (hak_tcache.c) */
     struct hak_heap *pool_next;     /* abandoned / free pool link */
     struct hak_heap *all_next;      /* every heap ever made */
 } hak_heap;
@@ -495,6 +510,18 @@ bool hak_store_purge(hak_heap *h, uint64_t now, uint64_t delay, bool force);
 void hak_store_empty(hak_heap *h, int cls); /* the owner: all back to the spans */
 /* a stored block back on its span's free list, stamped (hak_span.c) */
 void hak_span_take_back(hak_heap *h, hak_block *b, uint64_t stamp);
+/* Thread-cache decay (hak_tcache.c): a refill or an overflow of class cls
+ * in h (the calling thread's heap: others are left alone) moved `blocks`;
+ * every tcache_gc blocks, and when a class starts, the thread looks at its
+ * busy bins and gives back what stayed unused. The count inline (a slow
+ * path each), the look out of line. */
+void hak_tcache_look(hak_heap *h, int cls);
+static inline void hak_tcache_event(hak_heap *h, int cls, uint32_t blocks) {
+    struct hak_tgc *g = &h->tgc;
+    if (HAK_LIKELY(g->busy >> cls & 1) && (g->blocks += blocks) < (uint64_t)HAK_KNOB(TCACHE_GC))
+        return;
+    hak_tcache_look(h, cls);
+}
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b);
 void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);

@@ -154,6 +154,7 @@ bool hak_refill(hak_heap *h, int cls) {
     HAK_CTR(cls, REFILLS)++;
     HAK_CTR(cls, REFILL_BLOCKS) += got;
     HAK_PROBE2(refill, cls, got);
+    hak_tcache_event(h, cls, got); /* the other bins' decay, on this slow path */
     return got > 0;
 }
 
@@ -315,6 +316,8 @@ void hak_remote_drain(hak_heap *h) {
 /* The bin is full: grow it if it qualifies (hak_tbin_cap_max in
  * hak_internal.h says up to where), else false. */
 bool hak_tbin_grow(struct hak_tbin *bin) {
+    /* the other bins' decay: half the cache moves on (a flush or a growth) */
+    hak_tcache_event(hak_tls.heap, (int)(bin - hak_tls.bins), bin->cap / 2);
     /* Not before the process is published: a churn that fits a grown cache
      * never takes a slow path again, and the first slow path after the
      * start-up delay is what publishes the segment (hak_publish_poll). */
