@@ -472,7 +472,10 @@ void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);
 bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force, bool small);
 void hak_span_unpurge(hak_span *s, uint32_t want);
-bool hak_span_purged(hak_span *s);      /* some OS page of it is marked (os_purged) */
+bool hak_span_purged(hak_span *s); /* some OS page of it is marked (os_purged) */
+/* Block p of a live span starts in a marked OS page: it is free, unlisted,
+ * and reads as zero (a free of it is a double free). Any thread. */
+bool hak_block_purged(const void *p);
 void hak_span_note_purged(hak_span *s); /* released: its purged pages stay in os_purged */
 bool hak_heap_reclaim_abandoned(void);
 
