@@ -434,6 +434,7 @@ HAK_EXPORT int HAK_API(malloc_trim)(size_t pad) {
     (void)pad;
     uint64_t before = HAK_PROC_GET(RELEASED);
     if (!HAK_READY()) return 0;
+    hak_fork_check(); /* a fork child's first trim asks its own segment, not its parent's */
     hak_trim_all();
     return HAK_PROC_GET(RELEASED) != before;
 }

@@ -245,6 +245,8 @@ struct hak_tls {
     int lock_small;      /* this thread takes the heap lock around small-class span work
                           * too, while a solo purger may walk its heap (hak_purger.c) */
     pid_t tid;           /* gettid(), cached for lock words (0 until the first lock) */
+    pid_t tid_ident;     /* hak_forkpage.ident when tid was cached: tid is this process's */
+    pid_t settled;       /* hak_forkpage.settled this thread last saw (hak_fork_settle) */
     pid_t tid_in_parent; /* only while the fork child handler runs: this thread's tid in
                           * the parent (locks it held there carry it), or -1 */
 };
@@ -333,6 +335,29 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n) {
     __atomic_fetch_add(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 #define HAK_PROC_SUB(id, n)                                                                        \
     __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
+
+/* A page the kernel hands every fork child zeroed (MADV_WIPEONFORK), the
+ * raw fork system call's too: how a thread learns it is in a new process
+ * with a load, not a system call (getpid). A whole page of its own, so that
+ * nothing else is wiped (hak_fork.c). */
+struct hak_forkpage {
+    _Atomic pid_t ident;   /* this process's pid, written by the first thread that caches
+                            * its tid here (hak_tid_refresh); 0: a new process */
+    _Atomic pid_t settled; /* this process's pid once it counts in memory of its own
+                            * (hak_fork_settle); 0: still its parent's segment */
+    hak_lock_t lock;       /* the settling (0 in a child: free) */
+    char pad[4096 - 3 * sizeof(int)];
+};
+extern struct hak_forkpage hak_forkpage;
+pid_t hak_tid_refresh(void); /* caches this thread's tid for this process; returns it */
+void hak_fork_settle(void);
+/* Every slow path's entry (hak_heap_get): a new thread, or a new process
+ * (a fork child of any kind) settles first. Two loads and a compare. */
+static inline void hak_fork_check(void) {
+    if (HAK_UNLIKELY(hak_tls.settled !=
+                     atomic_load_explicit(&hak_forkpage.settled, memory_order_relaxed)))
+        hak_fork_settle();
+}
 
 /* The thread id through syscall(), which sits in the libc pages mmap and
  * madvise fault in anyway: gettid() is in another 64 KiB fault-around
@@ -484,6 +509,8 @@ hak_heap *hak_heap_get(void);
 void hak_heap_poll(hak_heap *h);
 void hak_thread_exit(void *arg);
 void hak_heaps_after_fork(bool child);
+void hak_heaps_leave_parent(bool others_run);
+void hak_heap_after_fork_self(void);
 void hak_pool_after_fork(void);
 void hak_heap_bind_counters(hak_heap *h, bool fresh);
 void hak_orphan_bind(void);
@@ -559,6 +586,7 @@ void hak_publish_poll(void);
 void hak_publish_after_fork(void);
 
 /* fork (hak_fork.c) */
+void hak_forkpage_init(void); /* first thing at start-up */
 void hak_fork_init(void);
 void hak_fork_reset_orphans(void);
 /* A process whose fork child handler did not run (the raw fork system
