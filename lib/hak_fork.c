@@ -59,25 +59,34 @@ void hak_fork_reset_orphans(void) {
  * a new process with a load. Without it (getpid is a system call, and
  * glibc no longer caches it) a raw fork child's thread cannot know it
  * forked, and nothing else that it reads tells: its parent's stale tid in
- * a lock word looks exactly like a lost thread's (docs/allocator.md). */
-struct hak_forkpage hak_forkpage __attribute__((aligned(4096)));
-_Static_assert(sizeof(struct hak_forkpage) == 4096, "the fork page is a page");
+ * a lock word looks exactly like a lost thread's (docs/allocator.md). A
+ * mapping, not .bss: a page-aligned object there moves every other
+ * variable of .bss to new pages (12 KiB more resident, t_fixed_rss). */
+static struct hak_forkpage forkpage_static; /* until mapped, or for good */
+struct hak_forkpage *hak_forkpage_ptr = &forkpage_static;
 static bool forkpage_wiped; /* the kernel wipes it (4.14 and later) */
 
-void hak_forkpage_init(void) {
+HAK_COLD void hak_forkpage_init(void) {
     int e = errno;
-    forkpage_wiped = madvise(&hak_forkpage, sizeof hak_forkpage, MADV_WIPEONFORK) == 0;
+    struct hak_forkpage *p =
+        mmap(NULL, HAK_OS_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) { /* not wiped (madvise fails): fork_child clears it */
+        forkpage_wiped = madvise(p, HAK_OS_PAGE, MADV_WIPEONFORK) == 0;
+        __atomic_store_n(&hak_forkpage_ptr, p, __ATOMIC_RELEASE);
+    }
     errno = e;
     pid_t me = getpid();
-    atomic_store_explicit(&hak_forkpage.ident, me, memory_order_relaxed);
-    atomic_store_explicit(&hak_forkpage.settled, me, memory_order_release);
+    struct hak_forkpage *fp = HAK_FORKPAGE();
+    atomic_store_explicit(&fp->ident, me, memory_order_relaxed);
+    atomic_store_explicit(&fp->settled, me, memory_order_release);
 }
 
-pid_t hak_tid_refresh(void) {
-    pid_t id = atomic_load_explicit(&hak_forkpage.ident, memory_order_relaxed);
+HAK_COLD pid_t hak_tid_refresh(void) {
+    struct hak_forkpage *fp = HAK_FORKPAGE();
+    pid_t id = atomic_load_explicit(&fp->ident, memory_order_relaxed);
     if (!id) { /* the first thread in a new process: all of them read the same pid */
         id = getpid();
-        atomic_store_explicit(&hak_forkpage.ident, id, memory_order_relaxed);
+        atomic_store_explicit(&fp->ident, id, memory_order_relaxed);
     }
     hak_tls.tid_ident = id;
     return hak_tls.tid = hak_gettid();
@@ -88,7 +97,7 @@ pid_t hak_tid_refresh(void) {
  * zero pages in place, hak_publish_after_fork), locks of lost holders are
  * freed, every heap counts afresh. In a raw fork child other threads may
  * run meanwhile (ones it started): the heaps change under the pool lock. */
-static void leave_parent(bool others_run) {
+HAK_COLD static void leave_parent(bool others_run) {
     hak_publish_after_fork(); /* first: nothing below writes figures into it */
     hak_fork_reset_orphans();
     hak_heaps_leave_parent(others_run);
@@ -101,17 +110,18 @@ static void leave_parent(bool others_run) {
  * settled in the parent) takes its heap as its own again. A raw fork
  * child gets here at its first slow path; until then the forking thread's
  * fast path still counts in its parent's segment slot. */
-void hak_fork_settle(void) {
-    pid_t s = atomic_load_explicit(&hak_forkpage.settled, memory_order_acquire);
+HAK_COLD void hak_fork_settle(void) {
+    struct hak_forkpage *fp = HAK_FORKPAGE();
+    pid_t s = atomic_load_explicit(&fp->settled, memory_order_acquire);
     if (!s) {
-        hak_lock(&hak_forkpage.lock);
-        s = atomic_load_explicit(&hak_forkpage.settled, memory_order_acquire);
+        hak_lock(&fp->lock);
+        s = atomic_load_explicit(&fp->settled, memory_order_acquire);
         if (!s) {
             leave_parent(!hak_tls.tid_in_parent); /* set: in our child handler, alone */
             s = getpid();
-            atomic_store_explicit(&hak_forkpage.settled, s, memory_order_release);
+            atomic_store_explicit(&fp->settled, s, memory_order_release);
         }
-        hak_unlock(&hak_forkpage.lock);
+        hak_unlock(&fp->lock);
     }
     pid_t was = hak_tls.settled;
     hak_tls.settled = s;
@@ -125,13 +135,13 @@ static void after_fork_hooks(void) {
     hak_purger_after_fork();
 }
 
-static void fork_child(void) {
+HAK_COLD static void fork_child(void) {
     /* a signal handler that forks again must not find this half-done */
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     if (!forkpage_wiped) /* an old kernel: as if it had been (one thread here) */
-        memset(&hak_forkpage, 0, offsetof(struct hak_forkpage, pad));
+        memset(HAK_FORKPAGE(), 0, sizeof(struct hak_forkpage));
     /* this thread's new identity; its locks from the parent are re-stamped
      * (hak_fork_reset_orphans, in the settling and again below: an
      * application child handler before ours may have settled already) */

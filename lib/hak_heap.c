@@ -245,15 +245,24 @@ static void heap_attach(hak_heap *h) {
     hak_knobs_apply_tls();
 }
 
+static HAK_NOINLINE hak_heap *heap_get_slow(void);
+
+/* Every slow path's entry: the thread's heap, once the thread (or the
+ * process, after a fork) has settled (hak_fork_check). */
 hak_heap *hak_heap_get(void) {
     hak_heap *h = hak_tls.heap;
     if (HAK_LIKELY(h != NULL) &&
         HAK_LIKELY(hak_tls.settled ==
-                   atomic_load_explicit(&hak_forkpage.settled, memory_order_relaxed)))
+                   atomic_load_explicit(&HAK_FORKPAGE()->settled, memory_order_relaxed)))
         return h;
+    return heap_get_slow();
+}
+
+static hak_heap *heap_get_slow(void) {
     if (!HAK_READY()) hak_init();
     hak_fork_check(); /* a new thread, or the first slow path in a fork child */
-    if ((h = hak_tls.heap) != NULL) return h;
+    hak_heap *h = hak_tls.heap;
+    if (h) return h;
     hak_lock(&hak_pool_lock);
     if ((h = pool_abandoned) != NULL) {
         pool_abandoned = h->pool_next;
@@ -570,7 +579,7 @@ void hak_pool_after_fork(void) {
  * No thread counts as live until it settles (hak_heap_after_fork_self). In
  * a raw fork child threads it started may run (they settle after this, but
  * the forking thread may be anywhere): then under the pool lock. */
-void hak_heaps_leave_parent(bool others_run) {
+HAK_COLD void hak_heaps_leave_parent(bool others_run) {
     if (others_run) hak_lock(&hak_pool_lock);
     memset(orphan_private, 0, sizeof orphan_private); /* fresh, like every heap's */
     if (hak_lock_take_orphan(&orphan_lock)) hak_unlock(&orphan_lock);
@@ -592,7 +601,7 @@ void hak_heaps_leave_parent(bool others_run) {
 
 /* This thread came through a fork (hak_fork_settle): its heap is its own
  * under its tid here, counts where the heap now does, and it lives. */
-void hak_heap_after_fork_self(void) {
+HAK_COLD void hak_heap_after_fork_self(void) {
     hak_heap *me = hak_tls.heap;
     if (!me) return;
     __atomic_store_n(&me->owner, hak_tid_refresh(), __ATOMIC_RELAXED);
@@ -609,7 +618,7 @@ void hak_heap_after_fork_self(void) {
  * pools were forgotten, hak_pool_after_fork) and stay. (A raw fork child
  * cannot tell the forking thread's heap from the lost ones' before that
  * thread settles: there they keep their owners, never pooled either.) */
-void hak_heaps_after_fork(bool child) {
+HAK_COLD void hak_heaps_after_fork(bool child) {
     if (!child) return;
     hak_heap *me = hak_tls.heap;
     for (hak_heap *h = __atomic_load_n(&all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next)

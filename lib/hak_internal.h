@@ -50,6 +50,7 @@
 #define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HAK_NOINLINE __attribute__((noinline))
+#define HAK_COLD __attribute__((cold)) /* rare (fork, start-up): small code, away from hot code */
 #define HAK_EXPORT __attribute__((visibility("default")))
 
 /* USDT probes (lib.mk sets HAK_USDT=1 when <sys/sdt.h> is installed) */
@@ -338,24 +339,25 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n) {
 
 /* A page the kernel hands every fork child zeroed (MADV_WIPEONFORK), the
  * raw fork system call's too: how a thread learns it is in a new process
- * with a load, not a system call (getpid). A whole page of its own, so that
- * nothing else is wiped (hak_fork.c). */
+ * with a load, not a system call (getpid). A mapping of its own, so that
+ * nothing else is wiped (hak_fork.c); until start-up maps it, and if it
+ * cannot be had, a static copy that no fork wipes. */
 struct hak_forkpage {
     _Atomic pid_t ident;   /* this process's pid, written by the first thread that caches
                             * its tid here (hak_tid_refresh); 0: a new process */
     _Atomic pid_t settled; /* this process's pid once it counts in memory of its own
                             * (hak_fork_settle); 0: still its parent's segment */
     hak_lock_t lock;       /* the settling (0 in a child: free) */
-    char pad[4096 - 3 * sizeof(int)];
 };
-extern struct hak_forkpage hak_forkpage;
+extern struct hak_forkpage *hak_forkpage_ptr;
+#define HAK_FORKPAGE() __atomic_load_n(&hak_forkpage_ptr, __ATOMIC_RELAXED)
 pid_t hak_tid_refresh(void); /* caches this thread's tid for this process; returns it */
 void hak_fork_settle(void);
 /* Every slow path's entry (hak_heap_get): a new thread, or a new process
- * (a fork child of any kind) settles first. Two loads and a compare. */
+ * (a fork child of any kind) settles first. Three loads and a compare. */
 static inline void hak_fork_check(void) {
     if (HAK_UNLIKELY(hak_tls.settled !=
-                     atomic_load_explicit(&hak_forkpage.settled, memory_order_relaxed)))
+                     atomic_load_explicit(&HAK_FORKPAGE()->settled, memory_order_relaxed)))
         hak_fork_settle();
 }
 
@@ -499,8 +501,15 @@ bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force, 
 void hak_span_unpurge(hak_span *s, uint32_t want);
 bool hak_span_purged(hak_span *s); /* some OS page of it is marked (os_purged) */
 /* Block p of a live span starts in a marked OS page: it is free, unlisted,
- * and reads as zero (a free of it is a double free). Any thread. */
-bool hak_block_purged(const void *p);
+ * and reads as zero (a free of it is a double free). Any thread. A span
+ * starts on a 64 KiB page, so the marks of p's OS page are those of its
+ * 64 KiB page (os_purged[page]), bit: the OS page within it. */
+static inline bool hak_block_purged(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    uint16_t m = __atomic_load_n(&hak_seg_of(p)->os_purged[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT],
+                                 __ATOMIC_ACQUIRE);
+    return m >> ((a / HAK_OS_PAGE) % (HAK_PAGE_SIZE / HAK_OS_PAGE)) & 1;
+}
 void hak_span_note_purged(hak_span *s); /* released: its purged pages stay in os_purged */
 bool hak_heap_reclaim_abandoned(void);
 

@@ -115,8 +115,8 @@ uint64_t hak_now_ns(void) {
  * child starts would take for a holder lost in the fork (hak_lock_as). */
 static pid_t self_tid(void) {
     pid_t t = hak_tls.tid;
-    if (HAK_UNLIKELY(t == 0 || hak_tls.tid_ident !=
-                                   atomic_load_explicit(&hak_forkpage.ident, memory_order_relaxed)))
+    if (HAK_UNLIKELY(t == 0 || hak_tls.tid_ident != atomic_load_explicit(&HAK_FORKPAGE()->ident,
+                                                                         memory_order_relaxed)))
         t = hak_tid_refresh();
     return t;
 }

@@ -430,7 +430,7 @@ static uint16_t *os_marks(hak_span *s) {
  * second free of it for a first (and refill would list it again: handed
  * out twice). So a page with marks reads 0 in free()'s page window: every
  * free there takes the slow path, which refuses a block whose page is
- * marked (hak_block_purged). Marks are written atomically: the slow path of
+ * marked (hak_block_purged, hak_internal.h). Marks are written atomically: the slow path of
  * any thread reads them; a set bit can only mean a free block, as a page is
  * marked only when every block on it is free. */
 static void mark_pages(hak_span *s, uint16_t *marks, const uint16_t *mark) {
@@ -441,15 +441,6 @@ static void mark_pages(hak_span *s, uint16_t *marks, const uint16_t *mark) {
         __atomic_store_n(&marks[k], (uint16_t)(marks[k] | mark[k]), __ATOMIC_RELAXED);
         hak_pagewin_set(seg, first + k, 1, 0); /* before the madvise that zeroes the keys */
     }
-}
-
-bool hak_block_purged(const void *p) {
-    hak_segment *seg = hak_seg_of(p);
-    hak_span *s = hak_span_of(seg, p);
-    uint64_t q = (uint64_t)((const char *)p - hak_span_start(s)) / HAK_OS_PAGE;
-    uint16_t m =
-        __atomic_load_n(&seg->os_purged[(s - seg->pages) + q / OS_PER_PAGE], __ATOMIC_ACQUIRE);
-    return m >> (q % OS_PER_PAGE) & 1;
 }
 
 /* Counts the block at off (size bytes) in every OS page it overlaps. */
