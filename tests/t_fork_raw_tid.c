@@ -84,7 +84,7 @@ static void *t_main(void *arg) {
     for (int i = 0; i < NBIG; i++) free(big[i]);
     atomic_store(&t_ready, 1);
     wait_flag(&t_go, CHILD_DEADLINE_S * 1000);
-    void *p = malloc(OTHER_BIG); /* its first: a refill, under its heap lock */
+    void *volatile p = malloc(OTHER_BIG); /* its first: a refill, under its heap lock */
     atomic_store(&t_got_lock, 1);
     free(p);
     return NULL;
