@@ -125,7 +125,7 @@ void hak_publish_poll(void) {
 }
 
 /* Fork child: the parent's segment stays the parent's. The child counts
- * privately (from zero: hak_heaps_after_fork) and publishes its own once it
+ * privately (from zero: hak_heaps_leave_parent) and publishes its own once it
  * has lived as long as any process must; a fork + exec publishes nothing. */
 void hak_publish_after_fork(void) {
     uint64_t *proc = HAK_PROC_PTR(); /* the segment's, maybe before hak_shm is (publish) */
