@@ -161,7 +161,8 @@ static int live_small_class(void *p, const char *api) {
     int cls = seg->page_cls[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT];
     if (cls >= HAK_NUM_CLASSES || !hak_block_aligned(cls, a - (uintptr_t)hak_span_start(s)))
         invalid(api, p);
-    if (((hak_block *)p)->key == hak_key) {
+    /* free and listed (key set), or free in a purged page (key read as zero) */
+    if (((hak_block *)p)->key == hak_key || HAK_UNLIKELY(hak_block_purged(p))) {
         hak_fatal(strcmp(api, "free(): invalid pointer") == 0
                       ? "free(): double free detected in tcache 2; block already free"
                       : "realloc(): invalid pointer; block already free",
@@ -433,6 +434,7 @@ HAK_EXPORT int HAK_API(malloc_trim)(size_t pad) {
     (void)pad;
     uint64_t before = HAK_PROC_GET(RELEASED);
     if (!HAK_READY()) return 0;
+    hak_fork_check(); /* a fork child's first trim asks its own segment, not its parent's */
     hak_trim_all();
     return HAK_PROC_GET(RELEASED) != before;
 }

@@ -22,12 +22,14 @@
  * holder only purged. Other threads' heaps are retired
  * (hak_heaps_after_fork). A child made by the raw fork system call runs
  * none of this handler: every wait in hak_lock_as looks for lost holders
- * itself. docs/allocator.md "fork" has the whole argument.
+ * itself, and the fork page (below) tells its threads they are in a new
+ * process. docs/allocator.md "fork" has the whole argument.
  */
 #include "hak_internal.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -51,16 +53,78 @@ void hak_fork_reset_orphans(void) {
     hak_starter_after_fork();
 }
 
-/* The parent's segment stays mapped at its address in the child, as
- * private zero pages: counters of retired heaps point there, and so may
- * code that a signal handler's fork interrupted (it resumes in the child). */
-static void keep_parent_segment(void *old, size_t size) {
-    if (!old || old == hak_shm) return;
-    void *p = mmap(old, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-    if (p == MAP_FAILED && errno != EEXIST) /* EEXIST: still mapped, as good */
-        hak_fatal("fork child: cannot keep the parent's segment range", old);
-    if (p != MAP_FAILED && p != old) munmap(p, size); /* a kernel without NOREPLACE */
+/* The fork page: zero in every fork child (MADV_WIPEONFORK), raw or not.
+ * 4 KiB resident per process (written once at start): the price of telling
+ * a new process with a load. Without it (getpid is a system call, and
+ * glibc no longer caches it) a raw fork child's thread cannot know it
+ * forked, and nothing else that it reads tells: its parent's stale tid in
+ * a lock word looks exactly like a lost thread's (docs/allocator.md). A
+ * mapping, not .bss: a page-aligned object there moves every other
+ * variable of .bss to new pages (12 KiB more resident, t_fixed_rss). */
+static struct hak_forkpage forkpage_static; /* until mapped, or for good */
+struct hak_forkpage *hak_forkpage_ptr = &forkpage_static;
+static bool forkpage_wiped; /* the kernel wipes it (4.14 and later) */
+
+HAK_COLD void hak_forkpage_init(void) {
+    int e = errno;
+    struct hak_forkpage *p =
+        mmap(NULL, HAK_OS_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) { /* not wiped (madvise fails): fork_child clears it */
+        forkpage_wiped = madvise(p, HAK_OS_PAGE, MADV_WIPEONFORK) == 0;
+        __atomic_store_n(&hak_forkpage_ptr, p, __ATOMIC_RELEASE);
+    }
+    errno = e;
+    pid_t me = getpid();
+    struct hak_forkpage *fp = HAK_FORKPAGE();
+    atomic_store_explicit(&fp->ident, me, memory_order_relaxed);
+    atomic_store_explicit(&fp->settled, me, memory_order_release);
+}
+
+HAK_COLD pid_t hak_tid_refresh(void) {
+    struct hak_forkpage *fp = HAK_FORKPAGE();
+    pid_t id = atomic_load_explicit(&fp->ident, memory_order_relaxed);
+    if (!id) { /* the first thread in a new process: all of them read the same pid */
+        id = getpid();
+        atomic_store_explicit(&fp->ident, id, memory_order_relaxed);
+    }
+    hak_tls.tid_ident = id;
+    return hak_tls.tid = hak_gettid();
+}
+
+/* A new process leaves what it shares with its parent: its figures and
+ * counters stop reaching the parent's segment (its range becomes private
+ * zero pages in place, hak_publish_after_fork), locks of lost holders are
+ * freed, every heap counts afresh. In a raw fork child other threads may
+ * run meanwhile (ones it started): the heaps change under the pool lock. */
+HAK_COLD static void leave_parent(bool others_run) {
+    hak_publish_after_fork(); /* first: nothing below writes figures into it */
+    hak_fork_reset_orphans();
+    hak_heaps_leave_parent(others_run);
+}
+
+/* hak_fork_check found this thread's settled stale: the thread is new, or
+ * the process is (a fork child: the page reads zero). The first thread in a
+ * new process leaves the parent's state for all (once: under the page's
+ * lock, free in a child); a thread that came through the fork (it had
+ * settled in the parent) takes its heap as its own again. A raw fork
+ * child gets here at its first slow path; until then the forking thread's
+ * fast path still counts in its parent's segment slot. */
+HAK_COLD void hak_fork_settle(void) {
+    struct hak_forkpage *fp = HAK_FORKPAGE();
+    pid_t s = atomic_load_explicit(&fp->settled, memory_order_acquire);
+    if (!s) {
+        hak_lock(&fp->lock);
+        s = atomic_load_explicit(&fp->settled, memory_order_acquire);
+        if (!s) {
+            leave_parent(!hak_tls.tid_in_parent); /* set: in our child handler, alone */
+            s = getpid();
+            atomic_store_explicit(&fp->settled, s, memory_order_release);
+        }
+        hak_unlock(&fp->lock);
+    }
+    pid_t was = hak_tls.settled;
+    hak_tls.settled = s;
+    if (was && was != s) hak_heap_after_fork_self();
 }
 
 /* After-fork work of the components, in the child, once every lock is
@@ -70,19 +134,19 @@ static void after_fork_hooks(void) {
     hak_purger_after_fork();
 }
 
-static void fork_child(void) {
+HAK_COLD static void fork_child(void) {
     /* a signal handler that forks again must not find this half-done */
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
-    /* this thread's new identity; its locks from the parent are re-stamped */
+    if (!forkpage_wiped) /* an old kernel: as if it had been (one thread here) */
+        memset(HAK_FORKPAGE(), 0, sizeof(struct hak_forkpage));
+    /* this thread's new identity; its locks from the parent are re-stamped
+     * (hak_fork_reset_orphans, in the settling and again below: an
+     * application child handler before ours may have settled already) */
     hak_tls.tid_in_parent = hak_tls.tid ? hak_tls.tid : -1; /* -1: held none, matches none */
-    if (hak_tls.tid) hak_tls.tid = hak_gettid();
-    /* first off the parent's segment (no allocator lock needed), so that
-     * nothing below writes figures into it */
-    void *old = hak_shm;
-    hak_publish_after_fork();
-    keep_parent_segment(old, hak_layout.total_size);
+    if (hak_tls.tid) hak_tid_refresh();
+    hak_fork_settle();
     hak_fork_reset_orphans();
     hak_tls.tid_in_parent = 0;
     atomic_store_explicit(&handled_pid, getpid(), memory_order_relaxed);

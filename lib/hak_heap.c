@@ -254,10 +254,24 @@ static void heap_attach(hak_heap *h) {
     hak_knobs_apply_tls();
 }
 
+static HAK_NOINLINE hak_heap *heap_get_slow(void);
+
+/* Every slow path's entry: the thread's heap, once the thread (or the
+ * process, after a fork) has settled (hak_fork_check). */
 hak_heap *hak_heap_get(void) {
     hak_heap *h = hak_tls.heap;
-    if (HAK_LIKELY(h != NULL)) return h;
+    if (HAK_LIKELY(h != NULL) &&
+        HAK_LIKELY(hak_tls.settled ==
+                   atomic_load_explicit(&HAK_FORKPAGE()->settled, memory_order_relaxed)))
+        return h;
+    return heap_get_slow();
+}
+
+static hak_heap *heap_get_slow(void) {
     if (!HAK_READY()) hak_init();
+    hak_fork_check(); /* a new thread, or the first slow path in a fork child */
+    hak_heap *h = hak_tls.heap;
+    if (h) return h;
     hak_lock(&hak_pool_lock);
     if ((h = pool_abandoned) != NULL) {
         pool_abandoned = h->pool_next;
@@ -566,18 +580,16 @@ void hak_pool_after_fork(void) {
     hak_unlock(&hak_pool_lock);
 }
 
-/* Fork child: only this thread survives. The heaps of the other live
- * threads may have been in the middle of an update (their owners take no
- * lock), so they are retired, never reused: a bounded leak in the child,
- * which usually execs anyway. Pooled heaps are whole (or the pools were
- * forgotten, hak_pool_after_fork) and stay. Every heap counts afresh: in its
- * slot of the child's segment, else in place (zeroed; hak_fork.c keeps the
- * parent's segment range mapped as private memory). Never from the arena: a
- * signal handler's fork may have interrupted this thread carving it. */
-void hak_heaps_after_fork(bool child) {
-    if (!child) return;
-    hak_heap *me = hak_tls.heap;
-    pid_t tid = hak_gettid();
+/* A fork child (of any kind) counts afresh: orphan counts, and every heap
+ * in its own memory: a heap that counted in the parent's segment gets
+ * private counters (the parent's range reads as zero pages by now,
+ * hak_publish_after_fork, where a stale pointer of a retired heap or of a
+ * thread not yet settled may still count), the others are zeroed in place.
+ * No thread counts as live until it settles (hak_heap_after_fork_self). In
+ * a raw fork child threads it started may run (they settle after this, but
+ * the forking thread may be anywhere): then under the pool lock. */
+HAK_COLD void hak_heaps_leave_parent(bool others_run) {
+    if (others_run) hak_lock(&hak_pool_lock);
     memset(orphan_private, 0, sizeof orphan_private); /* fresh, like every heap's */
     if (hak_lock_take_orphan(&orphan_lock)) hak_unlock(&orphan_lock);
     __atomic_store_n(&orphan_seg, NULL, __ATOMIC_RELAXED);
@@ -590,20 +602,34 @@ void hak_heaps_after_fork(bool child) {
             for (size_t i = 0; i < (size_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
                 if (h->ctr[i]) h->ctr[i] = 0;
         }
-        if (h == me)
-            h->owner = tid;
-        else if (h->owner > 0)
-            h->owner = -1; /* retired with its thread */
-        struct hak_shm_slot *sl = slot_of(h);
-        if (sl) {
-            sl->active = h == me;
-            sl->tid = h == me ? tid : 0;
-        }
     }
-    if (me) {
-        hak_tls.ctr = me->ctr;
-        hak_knobs_apply_tls();
-    }
-    hak_proc[HAK_PROC_THREADS] = me ? 1 : 0;
-    atomic_store(&hak_live_threads, me ? 1 : 0);
+    HAK_PROC_PTR()[HAK_PROC_THREADS] = 0;
+    atomic_store(&hak_live_threads, 0);
+    if (others_run) hak_unlock(&hak_pool_lock);
+}
+
+/* This thread came through a fork (hak_fork_settle): its heap is its own
+ * under its tid here, counts where the heap now does, and it lives. */
+HAK_COLD void hak_heap_after_fork_self(void) {
+    hak_heap *me = hak_tls.heap;
+    if (!me) return;
+    __atomic_store_n(&me->owner, hak_tid_refresh(), __ATOMIC_RELAXED);
+    hak_tls.ctr = me->ctr;
+    hak_knobs_apply_tls();
+    HAK_PROC_ADD(THREADS, 1);
+    atomic_fetch_add(&hak_live_threads, 1);
+}
+
+/* Fork child, our handler: only this thread survives. The heaps of the
+ * other live threads may have been in the middle of an update (their
+ * owners take no lock), so they are retired, never reused: a bounded leak
+ * in the child, which usually execs anyway. Pooled heaps are whole (or the
+ * pools were forgotten, hak_pool_after_fork) and stay. (A raw fork child
+ * cannot tell the forking thread's heap from the lost ones' before that
+ * thread settles: there they keep their owners, never pooled either.) */
+HAK_COLD void hak_heaps_after_fork(bool child) {
+    if (!child) return;
+    hak_heap *me = hak_tls.heap;
+    for (hak_heap *h = __atomic_load_n(&all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next)
+        if (h != me && h->owner > 0) h->owner = -1; /* retired with its thread */
 }

@@ -42,6 +42,7 @@ void hak_init(void) {
 static void init_run(void) {
     {
         int z = 0;
+        hak_forkpage_init(); /* before anything that may take a lock or a slow path */
         hak_class_init();
         hak_shm_layout_compute(&hak_layout);
         const uintptr_t *rnd = (const uintptr_t *)getauxval(AT_RANDOM);

@@ -54,6 +54,7 @@
 #define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HAK_NOINLINE __attribute__((noinline))
+#define HAK_COLD __attribute__((cold)) /* rare (fork, start-up): small code, away from hot code */
 #define HAK_EXPORT __attribute__((visibility("default")))
 
 /* USDT probes (lib.mk sets HAK_USDT=1 when <sys/sdt.h> is installed) */
@@ -249,6 +250,8 @@ struct hak_tls {
     int lock_small;      /* this thread takes the heap lock around small-class span work
                           * too, while a solo purger may walk its heap (hak_purger.c) */
     pid_t tid;           /* gettid(), cached for lock words (0 until the first lock) */
+    pid_t tid_ident;     /* hak_forkpage.ident when tid was cached: tid is this process's */
+    pid_t settled;       /* hak_forkpage.settled this thread last saw (hak_fork_settle) */
     pid_t tid_in_parent; /* only while the fork child handler runs: this thread's tid in
                           * the parent (locks it held there carry it), or -1 */
 };
@@ -366,6 +369,30 @@ static inline void hak_ctr_add(int cls, int id, uint64_t n) {
     __atomic_fetch_add(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
 #define HAK_PROC_SUB(id, n)                                                                        \
     __atomic_fetch_sub(&HAK_PROC_PTR()[HAK_PROC_##id], (n), __ATOMIC_RELAXED)
+
+/* A page the kernel hands every fork child zeroed (MADV_WIPEONFORK), the
+ * raw fork system call's too: how a thread learns it is in a new process
+ * with a load, not a system call (getpid). A mapping of its own, so that
+ * nothing else is wiped (hak_fork.c); until start-up maps it, and if it
+ * cannot be had, a static copy that no fork wipes. */
+struct hak_forkpage {
+    _Atomic pid_t ident;   /* this process's pid, written by the first thread that caches
+                            * its tid here (hak_tid_refresh); 0: a new process */
+    _Atomic pid_t settled; /* this process's pid once it counts in memory of its own
+                            * (hak_fork_settle); 0: still its parent's segment */
+    hak_lock_t lock;       /* the settling (0 in a child: free) */
+};
+extern struct hak_forkpage *hak_forkpage_ptr;
+#define HAK_FORKPAGE() __atomic_load_n(&hak_forkpage_ptr, __ATOMIC_RELAXED)
+pid_t hak_tid_refresh(void); /* caches this thread's tid for this process; returns it */
+void hak_fork_settle(void);
+/* Every slow path's entry (hak_heap_get): a new thread, or a new process
+ * (a fork child of any kind) settles first. Three loads and a compare. */
+static inline void hak_fork_check(void) {
+    if (HAK_UNLIKELY(hak_tls.settled !=
+                     atomic_load_explicit(&HAK_FORKPAGE()->settled, memory_order_relaxed)))
+        hak_fork_settle();
+}
 
 /* The thread id through syscall(), which sits in the libc pages mmap and
  * madvise fault in anyway: gettid() is in another 64 KiB fault-around
@@ -527,7 +554,17 @@ void hak_remote_drain(hak_heap *h);
 void hak_remote_free(hak_span *s, hak_block *b);
 bool hak_span_purge_free(hak_heap *h, uint64_t now, uint64_t delay, bool force, bool small);
 void hak_span_unpurge(hak_span *s, uint32_t want);
-bool hak_span_purged(hak_span *s);      /* some OS page of it is marked (os_purged) */
+bool hak_span_purged(hak_span *s); /* some OS page of it is marked (os_purged) */
+/* Block p of a live span starts in a marked OS page: it is free, unlisted,
+ * and reads as zero (a free of it is a double free). Any thread. A span
+ * starts on a 64 KiB page, so the marks of p's OS page are those of its
+ * 64 KiB page (os_purged[page]), bit: the OS page within it. */
+static inline bool hak_block_purged(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    uint16_t m = __atomic_load_n(&hak_seg_of(p)->os_purged[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT],
+                                 __ATOMIC_ACQUIRE);
+    return m >> ((a / HAK_OS_PAGE) % (HAK_PAGE_SIZE / HAK_OS_PAGE)) & 1;
+}
 void hak_span_note_purged(hak_span *s); /* released: its purged pages stay in os_purged */
 bool hak_heap_reclaim_abandoned(void);
 
@@ -536,6 +573,8 @@ hak_heap *hak_heap_get(void);
 void hak_heap_poll(hak_heap *h);
 void hak_thread_exit(void *arg);
 void hak_heaps_after_fork(bool child);
+void hak_heaps_leave_parent(bool others_run);
+void hak_heap_after_fork_self(void);
 void hak_pool_after_fork(void);
 void hak_heap_bind_counters(hak_heap *h, bool fresh);
 void hak_orphan_bind(void);
@@ -611,6 +650,7 @@ void hak_publish_poll(void);
 void hak_publish_after_fork(void);
 
 /* fork (hak_fork.c) */
+void hak_forkpage_init(void); /* first thing at start-up */
 void hak_fork_init(void);
 void hak_fork_reset_orphans(void);
 /* A process whose fork child handler did not run (the raw fork system

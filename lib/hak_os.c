@@ -109,9 +109,15 @@ uint64_t hak_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The cached tid, if it is this process's: after a fork of any kind the
+ * fork page reads zero, so the thread that forked (the child's only one)
+ * never stamps a lock with its tid in the parent, which the threads the
+ * child starts would take for a holder lost in the fork (hak_lock_as). */
 static pid_t self_tid(void) {
     pid_t t = hak_tls.tid;
-    if (HAK_UNLIKELY(t == 0)) t = hak_tls.tid = hak_gettid();
+    if (HAK_UNLIKELY(t == 0 || hak_tls.tid_ident != atomic_load_explicit(&HAK_FORKPAGE()->ident,
+                                                                         memory_order_relaxed)))
+        t = hak_tid_refresh();
     return t;
 }
 
@@ -148,11 +154,9 @@ bool hak_lock_as(hak_lock_t *l, int how) {
          * an application child handler that runs before ours and allocates,
          * would wait here for ever: look for a lost holder every
          * LOST_LOOK_NS of waiting. By time, not by yields: under load a yield
-         * may last a time slice (1024 of them took seconds). Not sooner: in
-         * a raw fork child the forking thread still stamps its parent's tid,
-         * which looks lost to a thread the child starts; it is mistaken only
-         * if that thread holds the lock as long. The reset may retire l: seen
-         * above at the next turn. */
+         * may last a time slice (1024 of them took seconds). A live holder
+         * never looks lost: every stamp is the holder's tid in this process
+         * (self_tid). The reset may retire l: seen above at the next turn. */
         uint64_t now = hak_now_ns();
         if (spins == 64) {
             look = now + LOST_LOOK_NS;

@@ -125,17 +125,22 @@ void hak_publish_poll(void) {
 }
 
 /* Fork child: the parent's segment stays the parent's. The child counts
- * privately (from zero: hak_heaps_after_fork) and publishes its own once it
+ * privately (from zero: hak_heaps_leave_parent) and publishes its own once it
  * has lived as long as any process must; a fork + exec publishes nothing. */
 void hak_publish_after_fork(void) {
-    struct hak_shm_header *old = hak_shm;
-    if (old) {
-        for (int i = 0; i < HAK_NUM_PROCS; i++) hak_proc_private[i] = hak_proc[i];
-        hak_proc = hak_proc_private;
-        __atomic_store_n(&hak_shm_ptr, NULL, __ATOMIC_RELEASE);
-        hak_orphan_bind();
+    uint64_t *proc = HAK_PROC_PTR(); /* the segment's, maybe before hak_shm is (publish) */
+    if (proc != hak_proc_private) {
+        for (int i = 0; i < HAK_NUM_PROCS; i++)
+            hak_proc_private[i] = __atomic_load_n(&proc[i], __ATOMIC_RELAXED);
+        __atomic_store_n(&hak_proc, hak_proc_private, __ATOMIC_RELEASE);
     }
-    hak_shm_release(); /* the mapping and our copy of the parent's fd */
+    __atomic_store_n(&hak_shm_ptr, NULL, __ATOMIC_RELEASE);
+    hak_orphan_bind();
+    /* the parent's range becomes private zero pages in place, our copy of
+     * its fd is closed: pointers into it (counters of retired heaps, of a
+     * raw fork child's thread not yet settled, of code a signal handler's
+     * fork interrupted) stay valid and reach nothing shared */
+    if (hak_shm_release() != 0) hak_fatal("fork child: cannot drop the parent's segment", NULL);
     __atomic_store_n(&hak_publish_pending, 0, __ATOMIC_RELAXED);
     atomic_store(&publish_state, 0);
     hak_publish_init();

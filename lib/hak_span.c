@@ -493,6 +493,24 @@ static uint16_t *os_marks(hak_span *s) {
     return &seg->os_purged[s - seg->pages];
 }
 
+/* A block that starts in a marked OS page is free, off its span's free list,
+ * and reads as zero: its free-key too, so free()'s fast path would take a
+ * second free of it for a first (and refill would list it again: handed
+ * out twice). So a page with marks reads 0 in free()'s page window: every
+ * free there takes the slow path, which refuses a block whose page is
+ * marked (hak_block_purged, hak_internal.h). Marks are written atomically: the slow path of
+ * any thread reads them; a set bit can only mean a free block, as a page is
+ * marked only when every block on it is free. */
+static void mark_pages(hak_span *s, uint16_t *marks, const uint16_t *mark) {
+    hak_segment *seg = hak_seg_of(s);
+    int first = (int)(s - seg->pages);
+    for (int k = 0; k < s->pages; k++) {
+        if (!mark[k]) continue;
+        __atomic_store_n(&marks[k], (uint16_t)(marks[k] | mark[k]), __ATOMIC_RELAXED);
+        hak_pagewin_set(seg, first + k, 1, 0); /* before the madvise that zeroes the keys */
+    }
+}
+
 /* Counts the block at off (size bytes) in every OS page it overlaps. */
 static inline void count_block(uint64_t off, uint32_t size, uint16_t *cnt) {
     for (uint64_t q = off / HAK_OS_PAGE; q <= (off + size - 1) / HAK_OS_PAGE; q++) cnt[q]++;
@@ -581,8 +599,7 @@ static uint64_t purge_span_pages(hak_span *s, uint32_t size, uint64_t now, uint6
         pp = &b->next;
     }
     *pp = NULL;
-    if (fresh)
-        for (uint32_t k = 0; k < s->pages; k++) marks[k] |= mark[k];
+    if (fresh) mark_pages(s, marks, mark);
     for (uint32_t q = 0; q < nos;) { /* one madvise per run of pages */
         if (!OS_BIT(go, q)) {
             q++;
@@ -615,6 +632,7 @@ void hak_span_unpurge(hak_span *s, uint32_t want) {
     uint16_t *marks = os_marks(s);
     uint32_t size = hak_class_size[s->cls], got = 0, nos = (uint32_t)s->pages * OS_PER_PAGE;
     char *start = hak_span_start(s);
+    uint32_t cleared = 0; /* span pages whose last mark went */
     for (uint32_t q = 0, i, e; q < nos && got < want; q++) {
         if (!OS_BIT(marks, q)) continue;
         starting_in(q, size, &i, &e);
@@ -627,8 +645,15 @@ void hak_span_unpurge(hak_span *s, uint32_t want) {
             if (s->cls >= HAK_PURGE_CLS_MIN) *hak_block_stamp(b) = HAK_STAMP_PURGED;
             s->free = b;
         }
-        marks[q / OS_PER_PAGE] &= (uint16_t) ~(1u << (q % OS_PER_PAGE));
+        /* release: a free that sees the mark gone sees the key set above */
+        uint16_t *m = &marks[q / OS_PER_PAGE];
+        __atomic_store_n(m, (uint16_t)(*m & ~(1u << (q % OS_PER_PAGE))), __ATOMIC_RELEASE);
+        if (!*m) cleared |= 1u << (q / OS_PER_PAGE);
     }
+    hak_segment *seg = hak_seg_of(s);
+    for (; cleared; cleared &= cleared - 1) /* free()'s fast path back (mark_pages) */
+        hak_pagewin_set(seg, (int)(s - seg->pages) + __builtin_ctz(cleared), 1,
+                        (uint8_t)(s->cls + 1));
 }
 
 /* The span goes back to its segment empty. Its os_purged slots keep the

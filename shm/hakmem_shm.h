@@ -319,8 +319,12 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
  * that no write to it can fault: 0, or -1 (ENOMEM) and nothing changed.
  * Pages it made resident before cost no system call again. */
 int hak_shm_reserve(struct hak_shm_header *h, uint64_t off, uint64_t len);
-/* Unmaps and closes the segment (a fork child drops its parent's). */
-void hak_shm_release(void);
+/* A fork child drops its parent's segment: the range becomes private zero
+ * pages at the same address, in one step (threads of a raw fork child may
+ * still write counters through pointers into it: they stay valid and reach
+ * nothing shared), and the fd is closed. 0, or -1 if the range could not be
+ * replaced (it is still the parent's then). */
+int hak_shm_release(void);
 /* Removes /dev/shm/hakmem.<pid> if it is the link to our segment. */
 void hak_shm_unlink(pid_t pid);
 /* Unlinks segments of processes of our pid namespace that no longer exist

@@ -320,13 +320,19 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
     return errno = e, NULL;
 }
 
-void hak_shm_release(void) {
-    if (own_base) munmap(own_base, own_len);
+int hak_shm_release(void) {
+    int r = 0;
+    /* in place, in one step: never a moment when the range is unmapped */
+    if (own_base &&
+        mmap(own_base, own_len, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+        r = -1;
     if (own_fd >= 0) close(own_fd);
     own_base = NULL;
     own_fd = -1;
     own_len = 0;
     memset(own_reserved, 0, sizeof own_reserved);
+    return r;
 }
 
 void hak_shm_unlink(pid_t pid) {

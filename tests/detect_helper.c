@@ -7,11 +7,13 @@
  */
 #include <malloc.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static void (*volatile p_free)(void *) = free;
 static void *(*volatile p_malloc)(size_t) = malloc;
@@ -61,6 +63,45 @@ static void free_in_thread(void *p) {
     if (pthread_create(&t, NULL, free_there, p) || pthread_join(t, NULL)) exit(2);
 }
 
+/* A small block freed, its page returned to the OS by malloc_trim (the
+ * page reads as zero, the block's free-key too), then freed again. */
+static void double_free_purged(bool remote) {
+    enum { N = 2048, SIZE = 48 };
+    static char *v[N];
+    for (int i = 0; i < N; i++)
+        if (!(v[i] = p_malloc(SIZE))) exit(2);
+    p_free(v[0]); /* keep v[N - 1] and v[N / 2] live: their spans stay */
+    for (int i = 1; i < N - 1; i++)
+        if (i != N / 2) p_free(v[i]);
+    malloc_trim(0);
+    /* a freed block whose page went back (the scenario needs one; none
+     * means the purge did not happen and the case proves nothing) */
+    char *victim = NULL;
+    for (int i = N / 4; i < N - 1 && !victim; i++) {
+        unsigned char in_core = 1;
+        uintptr_t page = (uintptr_t)v[i] & ~(uintptr_t)4095;
+        if (i != N / 2 && mincore((void *)page, 4096, &in_core) == 0 && !(in_core & 1))
+            victim = v[i];
+    }
+    if (!victim) {
+        printf("SETUP: no freed block's page was returned by malloc_trim\n");
+        fflush(stdout);
+        exit(3);
+    }
+    announce(victim);
+    if (remote)
+        free_in_thread(victim); /* its fast path reads the page window too */
+    else
+        p_free(victim);
+    /* undetected: the block is in the thread cache and, once its span lists
+     * the purged page again, on its free list too: handed out twice */
+    for (int i = 0; i < N; i++)
+        if (!(v[i] = p_malloc(SIZE))) exit(2);
+    int twice = 0;
+    for (int i = 0; i < N; i++) twice += v[i] == victim;
+    printf("victim handed out %d times\n", twice);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s CASE\n", argv[0]);
@@ -88,6 +129,10 @@ int main(int argc, char **argv) {
         announce(p); /* before the first free: stdio's 4 KiB buffer would take p again */
         p_free(p);
         p_free(p);
+    } else if (!strcmp(c, "double-purged")) {
+        double_free_purged(false);
+    } else if (!strcmp(c, "double-purged-remote")) {
+        double_free_purged(true);
     } else if (!strcmp(c, "stack")) {
         char buf[64] __attribute__((aligned(16)));
         memset(buf, 0, sizeof buf);

@@ -9,7 +9,9 @@
 # between (a b a), and frees of pointers hakmem never handed out: a stack
 # buffer, a global, an anonymous mmap page, and malloc'd pointer + 8 for a
 # small, a mid and a large block; and a block freed by another thread then
-# freed again, and an interior pointer freed by another thread.
+# freed again, and an interior pointer freed by another thread; and a double
+# free of a small block whose page malloc_trim gave back to the OS in
+# between (the page, free-key included, reads as zero: double-purged).
 # The line before it must be glibc's own message for the case, alone on its
 # line as glibc prints it ("free(): invalid pointer", "free(): double free
 # detected in tcache 2", "double free or corruption (out)"), so tools and
@@ -26,7 +28,7 @@ H=$ROOT/tests/bin/detect_helper
 [ -x "$H" ] || fail "$H not built (make test builds it)"
 ulimit -c 0
 
-cases="double-small double-mid double-large double-aligned double-interleaved
+cases="double-small double-mid double-large double-aligned double-interleaved double-purged double-purged-remote
        stack global mmap interior-small interior-mid interior-large
        double-remote interior-remote"
 bad=0
