@@ -115,33 +115,8 @@ static void purge_mask(hak_segment *seg, uint64_t mask) {
     }
 }
 
-static hak_segment *segment_new(hak_heap *h) {
-    hak_lock(&seg_cache_lock);
-    hak_segment *seg = seg_cache;
-    if (seg) {
-        seg_cache = seg->next;
-        seg_cache_n--;
-        in_use_add_locked(1);
-    }
-    hak_unlock(&seg_cache_lock);
-    if (!seg) {
-        seg = hak_segmap_map_segment();
-        if (!seg) return NULL;
-        seg->magic = HAK_SEG_MAGIC;
-        /* page_cls only: pages[] is written as spans are carved (fresh
-         * memory, its OS pages stay untouched until then) */
-        memset(seg->page_cls, HAK_CLS_NONE, sizeof seg->page_cls);
-        /* recorded once whole; a segment the map cannot record (no memory
-         * for its leaf) could never be found again: give it back */
-        if (!hak_segmap_set((uintptr_t)seg, HAK_MAP_SEG)) {
-            hak_os_unmap(seg, HAK_SEG_SIZE);
-            return NULL;
-        }
-        hak_usage_seg((long)HAK_SEG_SIZE);
-        hak_lock(&seg_cache_lock);
-        in_use_add_locked(1);
-        hak_unlock(&seg_cache_lock);
-    }
+/* Links seg (empty: from the cache or just mapped) into h's segment list. */
+static hak_segment *segment_attach(hak_heap *h, hak_segment *seg) {
     seg->heap = h;
     seg->used_mask = 1; /* page 0: this header */
     seg->prev = NULL;
@@ -149,6 +124,27 @@ static hak_segment *segment_new(hak_heap *h) {
     if (h->segs) h->segs->prev = seg;
     h->segs = seg;
     return seg;
+}
+
+/* A segment freshly mapped for h, or NULL. */
+static hak_segment *segment_map(hak_heap *h) {
+    hak_segment *seg = hak_segmap_map_segment();
+    if (!seg) return NULL;
+    seg->magic = HAK_SEG_MAGIC;
+    /* page_cls only: pages[] is written as spans are carved (fresh
+     * memory, its OS pages stay untouched until then) */
+    memset(seg->page_cls, HAK_CLS_NONE, sizeof seg->page_cls);
+    /* recorded once whole; a segment the map cannot record (no memory
+     * for its leaf) could never be found again: give it back */
+    if (!hak_segmap_set((uintptr_t)seg, HAK_MAP_SEG)) {
+        hak_os_unmap(seg, HAK_SEG_SIZE);
+        return NULL;
+    }
+    hak_usage_seg((long)HAK_SEG_SIZE);
+    hak_lock(&seg_cache_lock);
+    in_use_add_locked(1);
+    hak_unlock(&seg_cache_lock);
+    return segment_attach(h, seg);
 }
 
 static bool dirty_purge(hak_segment *seg, uint64_t now, uint64_t delay, bool force);
@@ -230,15 +226,60 @@ static bool cache_purge(bool force) {
     return left;
 }
 
-/* First run of n free pages in the segment, or -1. */
-static int find_run(hak_segment *seg, int n) {
+/* Where n free pages in the segment cost the fewest page faults: the run
+ * with the most pages still resident (dirty: freed, not purged), the
+ * lowest among equals (a small heap's spans stay low: the header's second
+ * OS page is the high pages' descriptors). -1 if no run fits; the run's
+ * resident pages in *warm. The dirty mask is a hint read before the heap
+ * lock (a heap's segment) or under the cache lock (a cached one): the
+ * purger may clear it (relaxed atomics). */
+static int find_run(hak_segment *seg, int n, int *warm) {
     uint64_t fr = ~seg->used_mask, r = fr;
     for (int i = 1; i < n && r; i++) r &= fr >> i;
-    /* prefer pages that are still resident (dirty): no page faults. A hint
-     * read before the heap lock: the purger may clear it (relaxed atomics) */
-    uint64_t warm = r & __atomic_load_n(&seg->dirty_mask, __ATOMIC_RELAXED);
-    if (warm) return __builtin_ctzll(warm);
-    return r ? __builtin_ctzll(r) : -1;
+    uint64_t dirty = __atomic_load_n(&seg->dirty_mask, __ATOMIC_RELAXED) & fr;
+    int best = r ? __builtin_ctzll(r) : -1, best_warm = 0;
+    /* runs that start past the last dirty page hold none of it */
+    for (uint64_t c = dirty ? r & span_bits(0, 64 - __builtin_clzll(dirty)) : 0; c; c &= c - 1) {
+        int i = __builtin_ctzll(c), w = __builtin_popcountll(dirty & span_bits(i, n));
+        if (w > best_warm) {
+            best = i;
+            best_warm = w;
+            if (w == n) break;
+        }
+    }
+    *warm = best_warm;
+    return best;
+}
+
+/* A cached segment whose best run of n pages holds more resident pages than
+ * `beat`, taken out of the cache for h (the one with the most; the first,
+ * the most recently cached, among equals), or NULL. Its run in *first. A
+ * heap that would fault fresh pages uses the pages an exited heap left
+ * resident instead: they cost no fault and no new resident memory, and
+ * would otherwise wait out the purge delay while the fresh ones fault in
+ * (threads that come and go, each touching other pages of the segments
+ * that circulate through the cache). Caller holds h's heap lock. */
+static hak_segment *cache_take_warm(hak_heap *h, int n, int beat, int *first) {
+    if (!hak_segment_cached()) return NULL;
+    hak_lock(&seg_cache_lock);
+    hak_segment **bestp = NULL;
+    for (hak_segment **pp = &seg_cache; *pp; pp = &(*pp)->next) {
+        int w, f = find_run(*pp, n, &w);
+        if (f >= 0 && w > beat) {
+            bestp = pp;
+            beat = w;
+            *first = f;
+            if (w == n) break;
+        }
+    }
+    hak_segment *seg = bestp ? *bestp : NULL;
+    if (seg) {
+        *bestp = seg->next;
+        seg_cache_n--;
+        in_use_add_locked(1);
+    }
+    hak_unlock(&seg_cache_lock);
+    return seg ? segment_attach(h, seg) : NULL;
 }
 
 /* Longest run of free pages in the segment (its start in *first), 0 if none. */
@@ -267,33 +308,46 @@ static int pages_for(int cls, int n) {
  * spans the other 31 pages would stay empty: address space mapped for
  * nothing, which is what runs out first under an address-space limit. */
 hak_span *hak_span_alloc(hak_heap *h, int cls) {
-    int n = pages_for(cls, hak_class_span[cls]), first = -1;
+    int n = pages_for(cls, hak_class_span[cls]), first = -1, warm = -1;
     int min = hak_span_min_pages(cls);
-    hak_segment *seg, *best = NULL;
+    hak_segment *seg = NULL, *best = NULL;
     int best_len = 0, best_first = -1;
     hak_heap_lock(h); /* the masks: the background purger writes dirty_mask */
-    for (seg = h->segs; seg; seg = seg->next) {
-        int nfree = 64 - __builtin_popcountll(seg->used_mask);
-        if (nfree >= n && (first = find_run(seg, n)) >= 0) break;
-        int f = -1, len = nfree > best_len && nfree >= min ? longest_run(seg, &f) : 0;
+    /* the run with the most resident pages in any of the heap's segments */
+    for (hak_segment *s = h->segs; s && warm < n; s = s->next) {
+        int nfree = 64 - __builtin_popcountll(s->used_mask), w, f = -1;
+        if (nfree >= n && (f = find_run(s, n, &w)) >= 0) {
+            if (w > warm) {
+                seg = s;
+                first = f;
+                warm = w;
+            }
+            continue;
+        }
+        int len = nfree > best_len && nfree >= min ? longest_run(s, &f) : 0;
         if (len >= min && len > best_len) {
-            best = seg;
+            best = s;
             best_len = len;
             best_first = f;
         }
     }
-    if (!seg && best) {
+    /* pages that would fault: a cached segment's resident ones first */
+    hak_segment *cached =
+        warm < n ? cache_take_warm(h, n, seg ? warm : (best ? 0 : -1), &first) : NULL;
+    if (cached) {
+        seg = cached;
+    } else if (!seg && best) {
         seg = best;
         first = best_first;
         n = pages_for(cls, best_len < n ? best_len : n);
     }
     if (!seg) {
-        seg = segment_new(h);
+        seg = segment_map(h);
         if (!seg) {
             hak_heap_unlock(h);
             return NULL;
         }
-        first = find_run(seg, n);
+        first = find_run(seg, n, &warm);
     }
     uint64_t bits = span_bits(first, n);
     seg->used_mask |= bits;
