@@ -209,7 +209,8 @@ typedef struct hak_segment {
     uint64_t dirty_new;                  /* those of them freed since dirty_ns */
     uint64_t dirty_ns;                   /* start of the dirty_new generation */
     uint64_t purged_mask;                /* free pages purged since last in a span */
-    struct hak_segment *next, *prev;     /* heap segment list / cache list */
+    uint64_t touched_mask; /* pages a span carved into since their last purge (resident) */
+    struct hak_segment *next, *prev; /* heap segment list / cache list */
     /* Bit k of page i set: OS page k of page i was purged, and the free
      * blocks that start in it are off their span's free list (their links
      * read as zero); refill lists them again (hak_span_unpurge). Changed
