@@ -228,33 +228,32 @@ static bool cache_purge(bool force) {
 }
 
 /* Where n free pages in the segment cost the fewest page faults: the run
- * with the most OS pages still resident (free pages freed and not purged,
- * and touched by a span's carved blocks, less the OS pages their span's
- * block purges returned), the lowest among
- * equals (a small heap's spans stay low: the header's second OS page is
- * the high pages' descriptors). -1 if no run fits; the run's resident OS
- * pages in *warm (n * HAK_OS_PER_PAGE at most). Caller: the heap lock (or
- * the cache lock for a cached segment): the purger changes the masks. */
-#define HAK_OS_PER_PAGE (int)(HAK_PAGE_SIZE / HAK_OS_PAGE)
+ * with the most pages still resident (free, not purged, written by a span's
+ * carved blocks: touched_mask), the lowest among equals (a small heap's
+ * spans stay low: the header's second OS page is the high pages'
+ * descriptors). -1 if no run fits; the run's resident pages in *warm.
+ * Caller: the heap lock (or the cache lock for a cached segment): the
+ * purger changes the masks. Mask work only: a refill that needs a span
+ * pays it on every segment it looks at. */
 static int find_run(hak_segment *seg, int n, int *warm) {
     uint64_t fr = ~seg->used_mask, r = fr;
     for (int i = 1; i < n && r; i++) r &= fr >> i;
-    uint64_t dirty = seg->dirty_mask & seg->touched_mask & fr;
-    int best = r ? __builtin_ctzll(r) : -1, best_warm = 0;
+    uint64_t wd = seg->dirty_mask & seg->touched_mask & fr, full = wd;
     *warm = 0;
-    if (!dirty || !r) return best;
-    int top = 64 - __builtin_clzll(dirty), sum[65]; /* sum[i]: resident OS pages below page i */
-    sum[0] = 0;
-    for (int i = 0; i < 64; i++)
-        sum[i + 1] =
-            sum[i] + (dirty >> i & 1 ? HAK_OS_PER_PAGE - __builtin_popcount(seg->os_purged[i]) : 0);
-    /* runs that start past the last resident page hold none of it */
-    for (uint64_t c = r & span_bits(0, top); c; c &= c - 1) {
-        int i = __builtin_ctzll(c), w = sum[i + n] - sum[i];
+    if (!r) return -1;
+    if (!wd) return __builtin_ctzll(r);
+    for (int i = 1; i < n && full; i++) full &= wd >> i;
+    if (full) { /* resident throughout */
+        *warm = n;
+        return __builtin_ctzll(full);
+    }
+    /* else the run that starts or ends on a resident page holding most */
+    int best = __builtin_ctzll(r), best_warm = 0;
+    for (uint64_t c = r & (wd | wd >> (n - 1)); c; c &= c - 1) {
+        int i = __builtin_ctzll(c), w = __builtin_popcountll(wd & span_bits(i, n));
         if (w > best_warm) {
             best = i;
             best_warm = w;
-            if (w == n * HAK_OS_PER_PAGE) break;
         }
     }
     *warm = best_warm;
@@ -279,7 +278,7 @@ static hak_segment *cache_take_warm(hak_heap *h, int n, int beat, int *first) {
             bestp = pp;
             beat = w;
             *first = f;
-            if (w == n * HAK_OS_PER_PAGE) break;
+            if (w == n) break;
         }
     }
     hak_segment *seg = bestp ? *bestp : NULL;
@@ -324,7 +323,7 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     int best_len = 0, best_first = -1;
     hak_heap_lock(h); /* the masks: the background purger writes dirty_mask */
     /* the run with the most resident pages in any of the heap's segments */
-    for (hak_segment *s = h->segs; s && warm < n * HAK_OS_PER_PAGE; s = s->next) {
+    for (hak_segment *s = h->segs; s && warm < n; s = s->next) {
         int nfree = 64 - __builtin_popcountll(s->used_mask), w, f = -1;
         if (nfree >= n && (f = find_run(s, n, &w)) >= 0) {
             if (w > warm) {
@@ -403,12 +402,16 @@ void hak_span_release(hak_heap *h, hak_span *s) {
         s[i].head_off = 0;
     }
     uint64_t bits = span_bits(first, n);
-    /* pages past the carved blocks: never written by this span */
+    /* the carved blocks' pages were written; those past them stay as
+     * touched_mask says (resident from an earlier span, or never touched) */
     int carved =
         (int)(((uint64_t)s->carved * hak_class_size[cls] + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE);
     hak_heap_lock(h);
     seg->used_mask &= ~bits;
     if (carved) seg->touched_mask |= span_bits(first, carved < n ? carved : n);
+    if (cls >= HAK_PURGE_CLS_MIN) /* pages its block purges returned in part: not resident */
+        for (int i = first; i < first + n; i++)
+            if (seg->os_purged[i]) seg->touched_mask &= ~(1ull << i);
     dirty_add(seg, bits);
     if (seg->used_mask == 1) segment_free(h, seg); /* pages purged by the cache's timer */
     hak_heap_unlock(h);
