@@ -20,29 +20,42 @@ static hak_heap *pool_free;      /* heaps with nothing, no owner */
 static hak_heap *all_heaps;
 static atomic_int abandoned_n;
 static int next_slot;
-static char *arena_cur, *arena_end; /* heap structs and private counters */
+/* heap structs, private counters, and what heaps make on first use:
+ * under arena_lock, a leaf (taken under the pool lock and under a heap's) */
+static hak_lock_t arena_lock;
+static char *arena_cur, *arena_end;
 static atomic_ullong trim_epoch = 1;
 static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS];
 uint64_t *hak_orphan_ctr = orphan_private;
 #define ORPHAN_SLOT (HAK_SHM_SLOTS - 1) /* last slot: threads past their exit */
 
-/* align: a power of two, 64 at least */
+/* align: a power of two, 64 at least. Fresh memory from mmap, never
+ * reused: zeroed. */
 static void *arena_alloc_aligned(size_t n, size_t align) {
     n = (n + 63) & ~(size_t)63;
+    hak_lock(&arena_lock);
     char *at = (char *)(((uintptr_t)arena_cur + align - 1) & ~(uintptr_t)(align - 1));
     if (!arena_cur || at > arena_end || (size_t)(arena_end - at) < n) {
         size_t chunk = n > 65536 ? n : 65536;
         char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return NULL;
+        if (p == MAP_FAILED) {
+            hak_unlock(&arena_lock);
+            return NULL;
+        }
         arena_end = p + chunk;
         at = p;
     }
     arena_cur = at + n;
+    hak_unlock(&arena_lock);
     return at;
 }
 
 static void *arena_alloc(size_t n) {
     return arena_alloc_aligned(n, 64);
+}
+
+void *hak_heap_extra(size_t n) {
+    return arena_alloc(n);
 }
 
 /* Private counters: packed in the arena, class-major (HAK_CTR_INDEX), so a
@@ -569,14 +582,18 @@ void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes) {
 }
 
 /* Fork child, the pool lock's holder lost half-way (hak_fork.c): the pools
- * and the arena tail may be broken. Forget them: the pooled heaps stay out
- * of use with their memory (a bounded leak in the child), all_heaps is
- * whole (linked last, see heap_new). */
+ * may be broken. Forget them: the pooled heaps stay out of use with their
+ * memory (a bounded leak in the child), all_heaps is whole (linked last,
+ * see heap_new). The arena's holder lost: its tail may be broken, the next
+ * allocation maps a new chunk. */
 void hak_pool_after_fork(void) {
+    if (hak_lock_take_orphan(&arena_lock)) {
+        arena_cur = arena_end = NULL;
+        hak_unlock(&arena_lock);
+    }
     if (!hak_lock_take_orphan(&hak_pool_lock)) return;
     pool_abandoned = pool_free = NULL;
     atomic_store(&abandoned_n, 0);
-    arena_cur = arena_end = NULL;
     hak_unlock(&hak_pool_lock);
 }
 
