@@ -58,17 +58,21 @@ void *hak_heap_extra(size_t n) {
     return arena_alloc(n);
 }
 
-/* Private counters: packed in the arena, class-major (HAK_CTR_INDEX), so a
- * thread that allocates only small blocks writes the first third of them;
- * the first heap's share the page of its struct, so a short process (that
- * never publishes) writes one page less than with counters of their own
- * pages (startup: 8835 minor faults per 100 `sh -c true`, was 8944), and
- * page-aligned copies made 1,000 threads' many_threads 2 MiB larger (the
- * untouched rest of each page is the next heap's). A heap with a slot gives
- * the whole pages of its copy back once the counts moved into the slot. */
+/* Private counters: a heap's own, right after its struct, the two
+ * starting a page of the arena (HEAP_BLOCK): class-major (HAK_CTR_INDEX),
+ * so a thread that allocates blocks of up to 1 KiB writes the first 2.7
+ * KiB of them, and with the struct one page (up to class 25: 624 + 26 *
+ * 136 bytes). A heap costs that page, where counters of their own packed
+ * behind the struct, or in the struct's page's rest, spread its writes
+ * over two pages as often as not (many_threads 1000 12: 3.4 MiB more,
+ * docs/allocator.md). The address space of the rest (two pages, never
+ * touched by most threads) is cheap. A heap with a slot gives the whole
+ * pages of its copy back once the counts moved into the slot. */
 #define CTR_BYTES (sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS)
-static uint64_t *private_ctrs(void) {
-    return arena_alloc(CTR_BYTES);
+#define HEAP_HEAD ((sizeof(hak_heap) + 63) & ~(size_t)63)
+#define HEAP_BLOCK (HEAP_HEAD + CTR_BYTES)
+static uint64_t *own_ctrs(hak_heap *h) {
+    return (uint64_t *)((char *)h + HEAP_HEAD);
 }
 
 /* The whole pages of a private copy the counts moved out of: given back
@@ -160,7 +164,13 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh) {
         }
         h->slot = -1;
     }
-    if (!h->shm_bound && (!h->ctr || fresh)) h->ctr = private_ctrs();
+    if (!h->shm_bound && (!h->ctr || fresh)) {
+        /* its own, unused while it counted in a slot: zero, but for the
+         * head that shares the struct's page (kept by the release) */
+        h->ctr = own_ctrs(h);
+        for (size_t i = 0; fresh && i < (size_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
+            if (h->ctr[i]) h->ctr[i] = 0;
+    }
 }
 
 /* The segment appeared: the calling thread moves its own heap's counters
@@ -221,13 +231,12 @@ static void pool_put(hak_heap *h) {
 /* A new heap; a shared one (the starter) takes no counter slot: it counts
  * nothing itself (the threads using it count in their own). */
 static hak_heap *heap_new(bool shared) {
-    hak_heap *h = arena_alloc(sizeof(hak_heap));
+    hak_heap *h = arena_alloc_aligned(HEAP_BLOCK, HAK_OS_PAGE);
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
     h->slot = !shared && next_slot < ORPHAN_SLOT ? next_slot++ : -1;
     /* the segment slot when it exists, else private counters */
     hak_heap_bind_counters(h, false);
-    if (!h->ctr) return NULL;
     h->all_next = all_heaps;
     /* release: a fork child walks the list without the lock (its holder may
      * be lost), so a heap is linked only once complete */
@@ -320,7 +329,7 @@ static void heap_leave(hak_heap *h, bool help) {
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t kept = 0;
         hak_release_empty(h, c, &kept);
-        HAK_CTR(c, PUBLISHED) += kept;
+        if (kept) HAK_CTR(c, PUBLISHED) += kept; /* untouched rows stay unwritten */
     }
     /* no forced purge: the next thread to take this heap reuses its free
      * pages warm; the purge delay (or the background purger) returns them */
@@ -398,7 +407,7 @@ bool hak_heap_reclaim_abandoned(void) {
     uint32_t released = 0, kept;
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t n = hak_release_empty(a, c, &kept);
-        HAK_CTR(c, ADOPTED) += n;
+        if (n) HAK_CTR(c, ADOPTED) += n;
         released += n;
     }
     hak_segment_purge(a, false); /* its free pages go back to the OS on the usual delay */
