@@ -24,6 +24,7 @@ static int next_slot;
  * under arena_lock, a leaf (taken under the pool lock and under a heap's) */
 static hak_lock_t arena_lock;
 static char *arena_cur, *arena_end;
+static size_t arena_chunk = 32 << 10; /* the last chunk's size, doubled for the next */
 static atomic_ullong trim_epoch = 1;
 static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS];
 uint64_t *hak_orphan_ctr = orphan_private;
@@ -36,7 +37,11 @@ static void *arena_alloc_aligned(size_t n, size_t align) {
     hak_lock(&arena_lock);
     char *at = (char *)(((uintptr_t)arena_cur + align - 1) & ~(uintptr_t)(align - 1));
     if (!arena_cur || at > arena_end || (size_t)(arena_end - at) < n) {
-        size_t chunk = n > 65536 ? n : 65536;
+        /* 64 KiB first (a process of one thread), then twice the last, up
+         * to 1 MiB: a pool of 1,000 threads' heaps (12 KiB each) in 16
+         * mappings, not 200 (untouched address space costs nothing) */
+        size_t chunk = arena_chunk < (1u << 20) ? (arena_chunk *= 2) : arena_chunk;
+        if (chunk < n) chunk = n;
         char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
             hak_unlock(&arena_lock);
