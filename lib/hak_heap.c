@@ -72,13 +72,13 @@ void *hak_heap_extra(size_t n) {
  * over two pages as often as not (many_threads 1000 12: 3.4 MiB more,
  * docs/allocator.md). The address space of the rest (two pages, never
  * touched by most threads) is cheap. A heap with a slot gives the whole
- * pages of its copy back once the counts moved into the slot. */
+ * pages of its copy back once the counts moved into the slot; a heap made
+ * once the segment is there, in its slot, is a struct alone (64-byte
+ * aligned, six a page), with private counters of their own only if it
+ * ever needs them (a fork child). */
 #define CTR_BYTES (sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS)
 #define HEAP_HEAD ((sizeof(hak_heap) + 63) & ~(size_t)63)
 #define HEAP_BLOCK (HEAP_HEAD + CTR_BYTES)
-static uint64_t *own_ctrs(hak_heap *h) {
-    return (uint64_t *)((char *)h + HEAP_HEAD);
-}
 
 /* The whole pages of a private copy the counts moved out of: given back
  * (the part that shares a page with a neighbour stays, as the neighbour). */
@@ -170,11 +170,16 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh) {
         h->slot = -1;
     }
     if (!h->shm_bound && (!h->ctr || fresh)) {
-        /* its own, unused while it counted in a slot: zero, but for the
-         * head that shares the struct's page (kept by the release) */
-        h->ctr = own_ctrs(h);
-        for (size_t i = 0; fresh && i < (size_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
-            if (h->ctr[i]) h->ctr[i] = 0;
+        if (!h->own_ctr) { /* a heap made in its slot, now without one (fork child) */
+            h->own_ctr = arena_alloc(CTR_BYTES);
+        } else if (fresh) {
+            /* unused while it counted in a slot: zero, but for the head
+             * that shares the struct's page (kept by the release) */
+            for (size_t i = 0; i < (size_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
+                if (h->own_ctr[i]) h->own_ctr[i] = 0;
+        }
+        /* out of memory: the orphan counters, private in a fork child */
+        h->ctr = h->own_ctr ? h->own_ctr : orphan_private;
     }
 }
 
@@ -236,10 +241,18 @@ static void pool_put(hak_heap *h) {
 /* A new heap; a shared one (the starter) takes no counter slot: it counts
  * nothing itself (the threads using it count in their own). */
 static hak_heap *heap_new(bool shared) {
-    hak_heap *h = arena_alloc_aligned(HEAP_BLOCK, HAK_OS_PAGE);
+    int slot = !shared && next_slot < ORPHAN_SLOT ? next_slot++ : -1;
+    struct hak_shm_header *shm = hak_shm;
+    /* its slot's pages reserved now (the bind below finds them so): the
+     * struct alone; else counters of its own behind it */
+    bool in_slot =
+        shm && slot >= 0 && hak_shm_reserve(shm, slot_offset(slot), hak_layout.slot_size) == 0;
+    hak_heap *h =
+        in_slot ? arena_alloc(sizeof(hak_heap)) : arena_alloc_aligned(HEAP_BLOCK, HAK_OS_PAGE);
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
-    h->slot = !shared && next_slot < ORPHAN_SLOT ? next_slot++ : -1;
+    h->slot = slot;
+    h->own_ctr = in_slot ? NULL : (uint64_t *)((char *)h + HEAP_HEAD);
     /* the segment slot when it exists, else private counters */
     hak_heap_bind_counters(h, false);
     h->all_next = all_heaps;
