@@ -28,9 +28,9 @@
 enum { STORE_BYTES = 256 << 10, STORE_MIN = 8 };
 
 /* The heap's stores are made at its first flush of a big class (most
- * threads never have one: 768 bytes a heap). The owner makes them, maybe
- * without the heap lock (hak_store_room); the purger reads the pointer
- * under the lock: published with release, read with acquire. */
+ * threads never have one: 768 bytes a heap), by the owner under the heap
+ * lock, where the purger reads the pointer too; release and acquire say
+ * so to a reader that looks without it. */
 static struct hak_store *stores_of(hak_heap *h) {
     return __atomic_load_n(&h->store, __ATOMIC_ACQUIRE);
 }
