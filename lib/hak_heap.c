@@ -20,24 +20,38 @@ static hak_heap *pool_free;      /* heaps with nothing, no owner */
 static hak_heap *all_heaps;
 static atomic_int abandoned_n;
 static int next_slot;
-static char *arena_cur, *arena_end; /* heap structs and private counters */
+/* heap structs, private counters, and what heaps make on first use:
+ * under arena_lock, a leaf (taken under the pool lock and under a heap's) */
+static hak_lock_t arena_lock;
+static char *arena_cur, *arena_end;
+static size_t arena_chunk = 32 << 10; /* the last chunk's size, doubled for the next */
 static atomic_ullong trim_epoch = 1;
 static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS];
 uint64_t *hak_orphan_ctr = orphan_private;
 #define ORPHAN_SLOT (HAK_SHM_SLOTS - 1) /* last slot: threads past their exit */
 
-/* align: a power of two, 64 at least */
+/* align: a power of two, 64 at least. Fresh memory from mmap, never
+ * reused: zeroed. */
 static void *arena_alloc_aligned(size_t n, size_t align) {
     n = (n + 63) & ~(size_t)63;
+    hak_lock(&arena_lock);
     char *at = (char *)(((uintptr_t)arena_cur + align - 1) & ~(uintptr_t)(align - 1));
     if (!arena_cur || at > arena_end || (size_t)(arena_end - at) < n) {
-        size_t chunk = n > 65536 ? n : 65536;
+        /* 64 KiB first (a process of one thread), then twice the last, up
+         * to 1 MiB: a pool of 1,000 threads' heaps (12 KiB each) in 16
+         * mappings, not 200 (untouched address space costs nothing) */
+        size_t chunk = arena_chunk < (1u << 20) ? (arena_chunk *= 2) : arena_chunk;
+        if (chunk < n) chunk = n;
         char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return NULL;
+        if (p == MAP_FAILED) {
+            hak_unlock(&arena_lock);
+            return NULL;
+        }
         arena_end = p + chunk;
         at = p;
     }
     arena_cur = at + n;
+    hak_unlock(&arena_lock);
     return at;
 }
 
@@ -45,18 +59,26 @@ static void *arena_alloc(size_t n) {
     return arena_alloc_aligned(n, 64);
 }
 
-/* Private counters: packed in the arena, class-major (HAK_CTR_INDEX), so a
- * thread that allocates only small blocks writes the first third of them;
- * the first heap's share the page of its struct, so a short process (that
- * never publishes) writes one page less than with counters of their own
- * pages (startup: 8835 minor faults per 100 `sh -c true`, was 8944), and
- * page-aligned copies made 1,000 threads' many_threads 2 MiB larger (the
- * untouched rest of each page is the next heap's). A heap with a slot gives
- * the whole pages of its copy back once the counts moved into the slot. */
-#define CTR_BYTES (sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS)
-static uint64_t *private_ctrs(void) {
-    return arena_alloc(CTR_BYTES);
+void *hak_heap_extra(size_t n) {
+    return arena_alloc(n);
 }
+
+/* Private counters: a heap's own, right after its struct, the two
+ * starting a page of the arena (HEAP_BLOCK): class-major (HAK_CTR_INDEX),
+ * so a thread that allocates blocks of up to 1 KiB writes the first 2.7
+ * KiB of them, and with the struct one page (up to class 25: 624 + 26 *
+ * 136 bytes). A heap costs that page, where counters of their own packed
+ * behind the struct, or in the struct's page's rest, spread its writes
+ * over two pages as often as not (many_threads 1000 12: 3.4 MiB more,
+ * docs/allocator.md). The address space of the rest (two pages, never
+ * touched by most threads) is cheap. A heap with a slot gives the whole
+ * pages of its copy back once the counts moved into the slot; a heap made
+ * once the segment is there, in its slot, is a struct alone (64-byte
+ * aligned, six a page), with private counters of their own only if it
+ * ever needs them (a fork child). */
+#define CTR_BYTES (sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS)
+#define HEAP_HEAD ((sizeof(hak_heap) + 63) & ~(size_t)63)
+#define HEAP_BLOCK (HEAP_HEAD + CTR_BYTES)
 
 /* The whole pages of a private copy the counts moved out of: given back
  * (the part that shares a page with a neighbour stays, as the neighbour). */
@@ -147,7 +169,18 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh) {
         }
         h->slot = -1;
     }
-    if (!h->shm_bound && (!h->ctr || fresh)) h->ctr = private_ctrs();
+    if (!h->shm_bound && (!h->ctr || fresh)) {
+        if (!h->own_ctr) { /* a heap made in its slot, now without one (fork child) */
+            h->own_ctr = arena_alloc(CTR_BYTES);
+        } else if (fresh) {
+            /* unused while it counted in a slot: zero, but for the head
+             * that shares the struct's page (kept by the release) */
+            for (size_t i = 0; i < (size_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
+                if (h->own_ctr[i]) h->own_ctr[i] = 0;
+        }
+        /* out of memory: the orphan counters, private in a fork child */
+        h->ctr = h->own_ctr ? h->own_ctr : orphan_private;
+    }
 }
 
 /* The segment appeared: the calling thread moves its own heap's counters
@@ -208,13 +241,20 @@ static void pool_put(hak_heap *h) {
 /* A new heap; a shared one (the starter) takes no counter slot: it counts
  * nothing itself (the threads using it count in their own). */
 static hak_heap *heap_new(bool shared) {
-    hak_heap *h = arena_alloc(sizeof(hak_heap));
+    int slot = !shared && next_slot < ORPHAN_SLOT ? next_slot++ : -1;
+    struct hak_shm_header *shm = hak_shm;
+    /* its slot's pages reserved now (the bind below finds them so): the
+     * struct alone; else counters of its own behind it */
+    bool in_slot =
+        shm && slot >= 0 && hak_shm_reserve(shm, slot_offset(slot), hak_layout.slot_size) == 0;
+    hak_heap *h =
+        in_slot ? arena_alloc(sizeof(hak_heap)) : arena_alloc_aligned(HEAP_BLOCK, HAK_OS_PAGE);
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
-    h->slot = !shared && next_slot < ORPHAN_SLOT ? next_slot++ : -1;
+    h->slot = slot;
+    h->own_ctr = in_slot ? NULL : (uint64_t *)((char *)h + HEAP_HEAD);
     /* the segment slot when it exists, else private counters */
     hak_heap_bind_counters(h, false);
-    if (!h->ctr) return NULL;
     h->all_next = all_heaps;
     /* release: a fork child walks the list without the lock (its holder may
      * be lost), so a heap is linked only once complete */
@@ -307,7 +347,7 @@ static void heap_leave(hak_heap *h, bool help) {
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t kept = 0;
         hak_release_empty(h, c, &kept);
-        HAK_CTR(c, PUBLISHED) += kept;
+        if (kept) HAK_CTR(c, PUBLISHED) += kept; /* untouched rows stay unwritten */
     }
     /* no forced purge: the next thread to take this heap reuses its free
      * pages warm; the purge delay (or the background purger) returns them */
@@ -385,7 +425,7 @@ bool hak_heap_reclaim_abandoned(void) {
     uint32_t released = 0, kept;
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t n = hak_release_empty(a, c, &kept);
-        HAK_CTR(c, ADOPTED) += n;
+        if (n) HAK_CTR(c, ADOPTED) += n;
         released += n;
     }
     hak_segment_purge(a, false); /* its free pages go back to the OS on the usual delay */
@@ -569,14 +609,18 @@ void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes) {
 }
 
 /* Fork child, the pool lock's holder lost half-way (hak_fork.c): the pools
- * and the arena tail may be broken. Forget them: the pooled heaps stay out
- * of use with their memory (a bounded leak in the child), all_heaps is
- * whole (linked last, see heap_new). */
+ * may be broken. Forget them: the pooled heaps stay out of use with their
+ * memory (a bounded leak in the child), all_heaps is whole (linked last,
+ * see heap_new). The arena's holder lost: its tail may be broken, the next
+ * allocation maps a new chunk. */
 void hak_pool_after_fork(void) {
+    if (hak_lock_take_orphan(&arena_lock)) {
+        arena_cur = arena_end = NULL;
+        hak_unlock(&arena_lock);
+    }
     if (!hak_lock_take_orphan(&hak_pool_lock)) return;
     pool_abandoned = pool_free = NULL;
     atomic_store(&abandoned_n, 0);
-    arena_cur = arena_end = NULL;
     hak_unlock(&hak_pool_lock);
 }
 

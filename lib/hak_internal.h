@@ -274,15 +274,20 @@ struct hak_store {
 };
 #define HAK_STORE_N (HAK_NUM_CLASSES - HAK_PURGE_CLS_MIN)
 /* Thread-cache decay (hak_tcache.c): what the owner saw of each of its
- * bins at its last look. Low bits of the counters: only compared. */
-struct hak_tgc {
-    uint64_t busy;                    /* classes the looks visit (a bit per class) */
-    uint32_t blocks;                  /* blocks refills and overflows moved since the last look */
+ * bins at its last look. Low bits of the counters: only compared. Made at
+ * the first look (hak_heap_extra): a thread that only ever refills from the
+ * starter heap never looks. */
+struct hak_tgc_seen {
     uint32_t allocs[HAK_NUM_CLASSES]; /* the bin's allocs counter then */
     uint32_t frees[HAK_NUM_CLASSES];  /* its frees counter */
     uint16_t flushes[HAK_NUM_CLASSES];
     uint16_t count[HAK_NUM_CLASSES]; /* blocks it held after the look (cap <= 4096) */
     uint32_t idle[HAK_NUM_CLASSES];  /* the thread's allocs + frees while this class had none */
+};
+struct hak_tgc {
+    uint64_t busy;             /* classes the looks visit (a bit per class) */
+    uint32_t blocks;           /* blocks refills and overflows moved since the last look */
+    struct hak_tgc_seen *seen; /* NULL until the first look */
 };
 
 typedef struct hak_heap {
@@ -292,14 +297,17 @@ typedef struct hak_heap {
     hak_lock_t seg_lock;
     void *_Atomic lock_holder; /* &hak_tls of the thread holding seg_lock */
     uint32_t lock_depth;
-    bool lock_small; /* its owner locks small-class span work too (hak_tls.lock_small);
-                      * written under seg_lock by the owner at a safe point */
-    int slot;        /* counter slot index, -1 if private */
-    bool shm_bound;  /* ctr is the slot in the segment (its pages reserved) */
-    uint64_t *ctr;   /* counters (slot in the segment or private) */
+    bool lock_small;   /* its owner locks small-class span work too (hak_tls.lock_small);
+                        * written under seg_lock by the owner at a safe point */
+    int slot;          /* counter slot index, -1 if private */
+    bool shm_bound;    /* ctr is the slot in the segment (its pages reserved) */
+    uint64_t *ctr;     /* counters (slot in the segment or private) */
+    uint64_t *own_ctr; /* its private counters, NULL until needed (a heap made in its slot) */
     hak_span *partial[HAK_NUM_CLASSES];
-    struct hak_store store[HAK_STORE_N]; /* big classes (under seg_lock) */
-    hak_segment *segs;                   /* segments owned */
+    /* big classes' stores (under seg_lock), NULL until the first flush of
+     * a big class (hak_heap_extra): most threads never use one */
+    struct hak_store *store;
+    hak_segment *segs; /* segments owned */
     _Atomic(hak_span *) remote_spans;
     uint32_t refills_since_drain;
     uint32_t polls;
@@ -577,6 +585,11 @@ void hak_heaps_after_fork(bool child);
 void hak_heaps_leave_parent(bool others_run);
 void hak_heap_after_fork_self(void);
 void hak_pool_after_fork(void);
+/* Zeroed memory for a heap's state made on first use (its stores, its
+ * decay's history), from the arena of heap structs: never freed, a heap is
+ * never freed either. Any lock may be held (the arena lock is a leaf);
+ * NULL when out of memory. */
+void *hak_heap_extra(size_t n);
 void hak_heap_bind_counters(hak_heap *h, bool fresh);
 void hak_orphan_bind(void);
 void hak_heaps_publish(struct hak_shm_header *shm); /* sets hak_shm */

@@ -27,8 +27,16 @@
 
 enum { STORE_BYTES = 256 << 10, STORE_MIN = 8 };
 
+/* The heap's stores are made at its first flush of a big class (most
+ * threads never have one: 768 bytes a heap), by the owner under the heap
+ * lock, where the purger reads the pointer too; release and acquire say
+ * so to a reader that looks without it. */
+static struct hak_store *stores_of(hak_heap *h) {
+    return __atomic_load_n(&h->store, __ATOMIC_ACQUIRE);
+}
+
 static struct hak_store *store_of(hak_heap *h, int cls) {
-    return &h->store[cls - HAK_PURGE_CLS_MIN];
+    return &stores_of(h)[cls - HAK_PURGE_CLS_MIN];
 }
 
 /* The store is a stack of batches (one per flush), so that a refill takes
@@ -48,7 +56,14 @@ static struct batch *batch_of(hak_block *b) {
     return (struct batch *)b;
 }
 
+/* The owner's flush asks first: the stores are made here (none when out
+ * of memory: the blocks go to their spans). */
 uint32_t hak_store_room(hak_heap *h, int cls) {
+    if (HAK_UNLIKELY(!stores_of(h))) {
+        struct hak_store *st = hak_heap_extra(sizeof(struct hak_store) * HAK_STORE_N);
+        if (!st) return 0;
+        __atomic_store_n(&h->store, st, __ATOMIC_RELEASE);
+    }
     uint32_t n = STORE_BYTES / hak_class_size[cls], max = n < STORE_MIN ? STORE_MIN : n,
              have = store_of(h, cls)->n;
     return max > have ? max - have : 0;
@@ -73,6 +88,7 @@ void hak_store_put(hak_heap *h, int cls, hak_block *first, hak_block *last, uint
  * the first does not fit (a batch of a cap that shrank since), max blocks
  * of it, the rest staying a batch; returns how many blocks. */
 uint32_t hak_store_take(hak_heap *h, int cls, uint32_t max, hak_block **head) {
+    if (!stores_of(h)) return 0;
     struct hak_store *st = store_of(h, cls);
     uint32_t got = 0;
     if (st->head && batch_of(st->head)->n > max) {
@@ -107,8 +123,9 @@ uint32_t hak_store_take(hak_heap *h, int cls, uint32_t max, hak_block **head) {
  * some store still holds blocks. */
 bool hak_store_purge(hak_heap *h, uint64_t now, uint64_t delay, bool force) {
     bool left = false;
-    for (int i = 0; i < HAK_STORE_N; i++) {
-        struct hak_store *st = &h->store[i];
+    struct hak_store *all = stores_of(h);
+    for (int i = 0; all && i < HAK_STORE_N; i++) {
+        struct hak_store *st = &all[i];
         if (!st->n) continue;
         if (!force && now - st->used_ns < delay) {
             left = true;

@@ -58,12 +58,13 @@ static void give_back(hak_heap *h, struct hak_tbin *bin, int c, uint32_t n, uint
 
 static HAK_NOINLINE void look(hak_heap *h, int skip, uint32_t every) {
     struct hak_tgc *g = &h->tgc;
+    struct hak_tgc_seen *seen = g->seen;
     uint32_t ops[HAK_NUM_CLASSES] = {0}, total = 0;
     for (uint64_t m = g->busy; m; m &= m - 1) { /* the thread's activity since the last look */
         int c = __builtin_ctzll(m);
         struct hak_tbin *bin = &hak_tls.bins[c];
-        ops[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS) - g->allocs[c];
-        uint32_t frees = (uint32_t)HAK_BIN_CTR(bin, FREES) - g->frees[c];
+        ops[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS) - seen->allocs[c];
+        uint32_t frees = (uint32_t)HAK_BIN_CTR(bin, FREES) - seen->frees[c];
         total += ops[c] + frees;
         if (!ops[c] && frees) ops[c] = UINT32_MAX; /* not quiet (and no low water from it) */
     }
@@ -72,16 +73,18 @@ static HAK_NOINLINE void look(hak_heap *h, int skip, uint32_t every) {
         struct hak_tbin *bin = &hak_tls.bins[c];
         uint32_t n = hak_tbin_count(bin), allocs = ops[c], give = 0;
         /* idle: what the thread did while this class saw no alloc and no free */
-        g->idle[c] = allocs ? 0 : g->idle[c] + total < g->idle[c] ? UINT32_MAX : g->idle[c] + total;
-        bool done = g->idle[c] >= every && c != skip;
+        seen->idle[c] = allocs                                  ? 0
+                        : seen->idle[c] + total < seen->idle[c] ? UINT32_MAX
+                                                                : seen->idle[c] + total;
+        bool done = seen->idle[c] >= every && c != skip;
         if (done) {
             give = n;
-        } else if (c != skip && total >= every && allocs < g->count[c] &&
-                   (uint16_t)HAK_BIN_CTR(bin, FLUSHES) == g->flushes[c]) {
+        } else if (c != skip && total >= every && allocs < seen->count[c] &&
+                   (uint16_t)HAK_BIN_CTR(bin, FLUSHES) == seen->flushes[c]) {
             /* low water: of the blocks cached then, these stayed at the
              * bottom of the stack the whole time (a flush takes from the
              * top, but down to a keep: it voids the bound) */
-            uint32_t low = g->count[c] - allocs < n ? g->count[c] - allocs : n;
+            uint32_t low = seen->count[c] - allocs < n ? seen->count[c] - allocs : n;
             give = low - low / 4;
         }
         if (give) give_back(h, bin, c, n, give, done);
@@ -92,10 +95,10 @@ static HAK_NOINLINE void look(hak_heap *h, int skip, uint32_t every) {
             if (h->partial[c]) hak_release_empty(h, c, &kept);
             g->busy &= ~(1ull << c);
         }
-        g->allocs[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS);
-        g->frees[c] = (uint32_t)HAK_BIN_CTR(bin, FREES);
-        g->flushes[c] = (uint16_t)HAK_BIN_CTR(bin, FLUSHES);
-        g->count[c] = (uint16_t)hak_tbin_count(bin);
+        seen->allocs[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS);
+        seen->frees[c] = (uint32_t)HAK_BIN_CTR(bin, FREES);
+        seen->flushes[c] = (uint16_t)HAK_BIN_CTR(bin, FLUSHES);
+        seen->count[c] = (uint16_t)hak_tbin_count(bin);
     }
 }
 
@@ -110,13 +113,19 @@ void hak_tcache_look(hak_heap *h, int cls) {
         g->blocks = 0;
         return;
     }
+    /* the history, at the first look (out of memory: no decay, ask again
+     * after another period) */
+    if (HAK_UNLIKELY(!g->seen) && !(g->seen = hak_heap_extra(sizeof(struct hak_tgc_seen)))) {
+        g->blocks = 0;
+        return;
+    }
     if (!(g->busy >> cls & 1)) {
         /* a class (re)starts: the program may have moved on from other
          * sizes. This look is their baseline and the next comes after a
          * sixteenth of the period, so a phase's classes go back while the next
          * phase's spans are still being carved (few slow paths between) */
         g->busy |= 1ull << cls;
-        g->idle[cls] = 0;
+        g->seen->idle[cls] = 0;
         g->blocks = every - every / 16;
     } else {
         g->blocks = 0;
