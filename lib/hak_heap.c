@@ -22,7 +22,7 @@ static atomic_int abandoned_n;
 static int next_slot;
 static char *arena_cur, *arena_end; /* heap structs and private counters */
 static atomic_ullong trim_epoch = 1;
-static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS];
+static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS] HAK_SPARSE_BSS("orphan_private");
 uint64_t *hak_orphan_ctr = orphan_private;
 #define ORPHAN_SLOT (HAK_SHM_SLOTS - 1) /* last slot: threads past their exit */
 

@@ -111,6 +111,14 @@ typedef struct {
  * read relaxed (plain loads on x86): an entry only changes for memory
  * nobody may still use (a span being made or released by its owner, a
  * chunk being recorded), ordered by the mmap/munmap that recycled it. */
+/* Large, sparsely touched zero arrays go after all of .bss (x86-64's .lbss,
+ * still NOBITS), so the small globals a process touches at start share as
+ * few pages as possible (docs/allocator.md, "Fixed resident memory"). */
+#if defined(__x86_64__)
+#define HAK_SPARSE_BSS(name) __attribute__((section(".lbss." name)))
+#else
+#define HAK_SPARSE_BSS(name)
+#endif
 enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
 #define HAK_MAP_CHUNKS (1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT))      /* 2^25 */
 #define HAK_MAP_LEAF_SHIFT 36                                        /* a leaf maps 64 GiB */

@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-uint8_t *hak_segmap_top[HAK_MAP_TOP_N];
-uint8_t hak_pagewin[HAK_PAGEWIN_N];
+uint8_t *hak_segmap_top[HAK_MAP_TOP_N] HAK_SPARSE_BSS("hak_segmap_top");
+uint8_t hak_pagewin[HAK_PAGEWIN_N] HAK_SPARSE_BSS("hak_pagewin");
 uintptr_t hak_segwin_base = HAK_WIN_UNSET;
 uintptr_t hak_pagewin_base = HAK_WIN_UNSET;
 static uintptr_t win_n = HAK_WIN_N;     /* chunks of the window in use (test: fewer) */
