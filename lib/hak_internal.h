@@ -642,6 +642,7 @@ extern pthread_key_t hak_tkey;
 extern int hak_tkey_ready;
 
 /* knobs: defaults, environment, reload from the segment (hak_knobs.c) */
+const char *hak_getenv(const char *name);
 void hak_knobs_init(void);
 void hak_knobs_reload(void);
 void hak_publish_knobs(void);

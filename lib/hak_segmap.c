@@ -59,7 +59,7 @@ static uintptr_t window_claim(uintptr_t c) {
     uintptr_t base = __atomic_load_n(&hak_segwin_base, __ATOMIC_ACQUIRE);
     if (base != HAK_WIN_UNSET) return base;
     uintptr_t n = HAK_WIN_N;
-    const char *t = getenv("HAKMEM_TEST_SEGWIN");
+    const char *t = hak_getenv("HAKMEM_TEST_SEGWIN");
     if (t && *t) {
         char *end;
         unsigned long v = strtoul(t, &end, 10);
