@@ -119,6 +119,9 @@ typedef struct {
 #else
 #define HAK_SPARSE_BSS(name)
 #endif
+/* Zero-initialised words read before they are written at start: in .data's
+ * page, which the loader writes anyway, not in a fresh .bss page. */
+#define HAK_LOADED_PAGE __attribute__((section(".data.hak_loaded")))
 enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
 #define HAK_MAP_CHUNKS (1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT))      /* 2^25 */
 #define HAK_MAP_LEAF_SHIFT 36                                        /* a leaf maps 64 GiB */

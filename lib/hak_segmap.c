@@ -34,8 +34,12 @@ static uintptr_t chunk_of(uintptr_t a) {
 /* a's leaf, mapped if make and missing; NULL if there is none. */
 static uint8_t *leaf_of(uintptr_t a, bool make) {
     uint8_t **slot = &hak_segmap_top[a >> HAK_MAP_LEAF_SHIFT];
-    uint8_t *leaf = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (leaf || !make) return leaf;
+    uint8_t *leaf = NULL;
+    if (!make) return __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    /* a compare-exchange (a write) reads it: the top level's page, fresh,
+     * then faults once, not as a read (the zero page) and then a write */
+    __atomic_compare_exchange_n(slot, &leaf, NULL, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE);
+    if (leaf) return leaf;
     uint8_t *fresh = mmap(NULL, HAK_MAP_LEAF_N, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (fresh == MAP_FAILED) return NULL; /* errno ENOMEM: the caller's retry path */
