@@ -2,7 +2,7 @@
 """hak_cold.py — write lib/hak_cold.ld, the linker script that moves the
 functions a small process never runs into a text segment of their own.
 
-    python3 lib/hak_cold.py        (from the top, after `make build-all`)
+    python3 lib/hak_cold.py        (from the top, after `make build-tests bench-bins`)
 
 The kernel maps a file's cached pages around each page fault (fault-around,
 64 KiB windows, clipped to the mapping), so every page of a small library's
