@@ -90,7 +90,7 @@ def main():
         hot = ran_functions(glob.glob(f"{tmp}/cg.*")) | EXTRA_HOT
     if len(hot) < 20:
         sys.exit("hak_cold.py: callgrind saw too few functions run; is valgrind installed?")
-    objs = sorted(glob.glob("lib/hak_*.o"))
+    objs = sorted(o for o in glob.glob("lib/hak_*.o") if not o.endswith(".tsan.o"))
     cold = []
     for sec in sorted(function_sections(objs)):
         name = sec[len(".text."):]
