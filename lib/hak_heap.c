@@ -26,7 +26,7 @@ static hak_lock_t arena_lock;
 static char *arena_cur, *arena_end;
 static size_t arena_chunk = 32 << 10; /* the last chunk's size, doubled for the next */
 static atomic_ullong trim_epoch = 1;
-static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS];
+static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS] HAK_SPARSE_BSS("orphan_private");
 uint64_t *hak_orphan_ctr = orphan_private;
 #define ORPHAN_SLOT (HAK_SHM_SLOTS - 1) /* last slot: threads past their exit */
 

@@ -12,8 +12,11 @@ int hak_safe_free;
 atomic_int hak_ready;
 pthread_key_t hak_tkey;
 int hak_tkey_ready;
-static _Atomic pid_t init_pid; /* 0 not started, else the process init runs in */
-static atomic_int init_done;
+/* In .data, whose page the loader has already written (it zeroes the start
+ * of .bss there): read first in a fresh .bss page they would cost two faults,
+ * the zero page's and the copy's. */
+static _Atomic pid_t init_pid HAK_LOADED_PAGE; /* 0 not started, else the process init runs in */
+static atomic_int init_done HAK_LOADED_PAGE;
 static __thread int init_here; /* this thread is in init (survives fork, unlike a tid) */
 
 static void init_run(void);

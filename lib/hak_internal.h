@@ -111,6 +111,17 @@ typedef struct {
  * read relaxed (plain loads on x86): an entry only changes for memory
  * nobody may still use (a span being made or released by its owner, a
  * chunk being recorded), ordered by the mmap/munmap that recycled it. */
+/* Large, sparsely touched zero arrays go after all of .bss (x86-64's .lbss,
+ * still NOBITS), so the small globals a process touches at start share as
+ * few pages as possible (docs/allocator.md, "Fixed resident memory"). */
+#if defined(__x86_64__)
+#define HAK_SPARSE_BSS(name) __attribute__((section(".lbss." name)))
+#else
+#define HAK_SPARSE_BSS(name)
+#endif
+/* Zero-initialised words read before they are written at start: in .data's
+ * page, which the loader writes anyway, not in a fresh .bss page. */
+#define HAK_LOADED_PAGE __attribute__((section(".data.hak_loaded")))
 enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
 #define HAK_MAP_CHUNKS (1ul << (HAK_ADDR_BITS - HAK_SEG_SHIFT))      /* 2^25 */
 #define HAK_MAP_LEAF_SHIFT 36                                        /* a leaf maps 64 GiB */
@@ -648,6 +659,7 @@ extern pthread_key_t hak_tkey;
 extern int hak_tkey_ready;
 
 /* knobs: defaults, environment, reload from the segment (hak_knobs.c) */
+const char *hak_getenv(const char *name);
 void hak_knobs_init(void);
 void hak_knobs_reload(void);
 void hak_publish_knobs(void);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct hak_knobs hak_knobs;
 uint64_t hak_knob_gen_applied;
@@ -22,9 +23,22 @@ static bool parse_i64(const char *s, int64_t *out) {
     return true;
 }
 
+/* getenv without libc's getenv: fault-around maps up to 64 KiB of libc for
+ * each page of it a process runs, and a small program (a shell, `true`)
+ * may never call getenv itself. No strlen or strncmp either, for the same
+ * reason (written so that the compiler does not make them calls). */
+const char *hak_getenv(const char *name) {
+    for (char **e = environ; e && *e; e++) {
+        const char *s = *e, *n = name;
+        while (*n && *s == *n) s++, n++;
+        if (!*n && *s == '=') return s + 1;
+    }
+    return NULL;
+}
+
 static void knob_set_env(int k, int cls_from, int cls_to, const char *env) {
     int64_t v;
-    const char *s = getenv(env);
+    const char *s = hak_getenv(env);
     if (!s) return;
     if (!parse_i64(s, &v)) {
         hak_log("hakmem: ignoring ");
@@ -50,19 +64,23 @@ static int knob_last_cls(int k) {
 }
 
 void hak_knobs_init(void) {
-    for (int k = 0; k < HAK_NUM_KNOBS; k++)
+    for (int k = 0; k < HAK_NUM_KNOBS; k++) {
+        /* a global knob's default once (STARTER_THREADS' is a system call) */
+        int64_t global = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? 0 : hak_knob_default(k, 0);
         for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-            hak_knobs.val[k][c] = hak_knob_default(k, c);
+            hak_knobs.val[k][c] =
+                hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? hak_knob_default(k, c) : global;
             hak_knobs.owner[k][c] = HAK_OWNER_DEFAULT;
         }
+    }
     for (int k = 0; k < HAK_NUM_KNOBS; k++) {
         knob_set_env(k, 0, knob_last_cls(k), hak_knob_defs[k].env);
     }
     /* the original's hot-class override: classes up to 128 B */
     knob_set_env(HAK_KNOB_REFILL_COUNT, 0, 7, "HAKMEM_TINY_REFILL_COUNT_HOT");
     int64_t v;
-    if (parse_i64(getenv("HAKMEM_SAFE_FREE"), &v)) hak_safe_free = v != 0;
-    if (parse_i64(getenv("HAKMEM_SHM"), &v)) hak_shm_enabled = v != 0;
+    if (parse_i64(hak_getenv("HAKMEM_SAFE_FREE"), &v)) hak_safe_free = v != 0;
+    if (parse_i64(hak_getenv("HAKMEM_SHM"), &v)) hak_shm_enabled = v != 0;
 }
 
 static struct hak_shm_knob_val *seg_knob(struct hak_shm_header *shm, int k, int c) {

@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-uint8_t *hak_segmap_top[HAK_MAP_TOP_N];
-uint8_t hak_pagewin[HAK_PAGEWIN_N];
+uint8_t *hak_segmap_top[HAK_MAP_TOP_N] HAK_SPARSE_BSS("hak_segmap_top");
+uint8_t hak_pagewin[HAK_PAGEWIN_N] HAK_SPARSE_BSS("hak_pagewin");
 uintptr_t hak_segwin_base = HAK_WIN_UNSET;
 uintptr_t hak_pagewin_base = HAK_WIN_UNSET;
 static uintptr_t win_n = HAK_WIN_N;     /* chunks of the window in use (test: fewer) */
@@ -34,8 +34,12 @@ static uintptr_t chunk_of(uintptr_t a) {
 /* a's leaf, mapped if make and missing; NULL if there is none. */
 static uint8_t *leaf_of(uintptr_t a, bool make) {
     uint8_t **slot = &hak_segmap_top[a >> HAK_MAP_LEAF_SHIFT];
-    uint8_t *leaf = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (leaf || !make) return leaf;
+    uint8_t *leaf = NULL;
+    if (!make) return __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    /* a compare-exchange (a write) reads it: the top level's page, fresh,
+     * then faults once, not as a read (the zero page) and then a write */
+    __atomic_compare_exchange_n(slot, &leaf, NULL, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE);
+    if (leaf) return leaf;
     uint8_t *fresh = mmap(NULL, HAK_MAP_LEAF_N, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (fresh == MAP_FAILED) return NULL; /* errno ENOMEM: the caller's retry path */
@@ -59,7 +63,7 @@ static uintptr_t window_claim(uintptr_t c) {
     uintptr_t base = __atomic_load_n(&hak_segwin_base, __ATOMIC_ACQUIRE);
     if (base != HAK_WIN_UNSET) return base;
     uintptr_t n = HAK_WIN_N;
-    const char *t = getenv("HAKMEM_TEST_SEGWIN");
+    const char *t = hak_getenv("HAKMEM_TEST_SEGWIN");
     if (t && *t) {
         char *end;
         unsigned long v = strtoul(t, &end, 10);

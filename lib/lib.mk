@@ -12,19 +12,30 @@ LIB_TSAN_OBJS := $(patsubst %.c,%.tsan.o,$(filter-out lib/hak_new.c,$(LIB_SRCS))
 # the allocator exports only the malloc API; -ftls-model keeps TLS one load away
 HASH := \#
 HAK_USDT ?= $(shell printf '$(HASH)include <sys/sdt.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+# -ffunction-sections: a section per function, for lib/hak_cold.ld
 LIB_CFLAGS = $(CFLAGS) -DHAK_USDT=$(HAK_USDT) -fvisibility=hidden -fno-plt -ftls-model=initial-exec \
-             -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
+             -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
+             -ffunction-sections
+
+# Relative relocations packed (DT_RELR, glibc >= 2.36, binutils >= 2.38):
+# 118 RELATIVE entries of 24 bytes become 48 bytes, the loader's read-only
+# segment one page less. Only where the linker and libc both have it.
+HAK_RELR ?= $(shell printf 'int x;\n' | $(CC) -shared -fPIC -Wl,-z,pack-relative-relocs -x c - -o /dev/null 2>/dev/null && echo -Wl,-z,pack-relative-relocs)
+# lib/hak_cold.ld (made by lib/hak_cold.py): the functions a small process
+# never runs in a text segment of their own, so that fault-around does not
+# map them (docs/allocator.md, "Fixed resident memory")
+LIB_LDFLAGS = -Wl,-z,now -Wl,-O1 $(HAK_RELR) -Wl,--version-script=lib/exports.map -Wl,-T,lib/hak_cold.ld
 
 # the segment code as an archive: only the objects the allocator uses (the
 # readers' side, for hakctl and hakmemd, would be 16 KiB of text mapped and
 # resident in every process)
-lib/libhakmem.so: $(LIB_OBJS) $(SHM_LIB)
-	$(CC) -shared -o $@ $^ -Wl,-z,now -Wl,--version-script=lib/exports.map -ldl -pthread
+lib/libhakmem.so: $(LIB_OBJS) $(SHM_LIB) lib/hak_cold.ld
+	$(CC) -shared -o $@ $(LIB_OBJS) $(SHM_LIB) $(LIB_LDFLAGS) -ldl -pthread
 
 # the same library with the fast-path counters compiled out, to measure them
-lib/libhakmem-nocounters.so: $(LIB_SRCS) $(LIB_HDRS) $(SHM_LIB)
+lib/libhakmem-nocounters.so: $(LIB_SRCS) $(LIB_HDRS) $(SHM_LIB) lib/hak_cold.ld
 	$(CC) $(LIB_CFLAGS) -DHAK_COUNTERS=0 -shared -o $@ $(LIB_SRCS) $(SHM_LIB) \
-	    -Wl,-z,now -Wl,--version-script=lib/exports.map -ldl -pthread
+	    $(LIB_LDFLAGS) -ldl -pthread
 
 lib/libhakmem.a: $(LIB_OBJS) $(SHM_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^

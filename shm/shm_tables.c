@@ -3,6 +3,8 @@
 #include "hakmem_shm.h"
 
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <string.h>
 
@@ -79,8 +81,15 @@ int64_t hak_knob_default(int knob, int cls) {
         if (v < 2) v = 2;
         break;
     case HAK_KNOB_STARTER_THREADS: { /* 4 per CPU this process may run on, >= 8 */
-        cpu_set_t set;               /* (sched_getaffinity: the allocator's init may not malloc) */
-        int ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+        /* the system call itself: the allocator's init may not malloc, and
+         * libc's wrapper and CPU_COUNT are two pages of libc (64 KiB each by
+         * fault-around) a small program would not otherwise run */
+        unsigned long mask[16] = {0};
+        long got = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+        int ncpu = 0;
+        for (long i = 0; got > 0 && i < got / (long)sizeof mask[0]; i++)
+            ncpu += __builtin_popcountl(mask[i]);
+        if (ncpu < 1) ncpu = 1;
         v = 4 * ncpu > 8 ? 4 * ncpu : 8;
         break;
     }
