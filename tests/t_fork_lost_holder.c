@@ -125,23 +125,10 @@ static int raw_fork_and_wait(const size_t *sizes, int nsizes, int n) {
     pid_t pid = (pid_t)syscall(SYS_fork);
     if (pid == 0) child_allocs(sizes, nsizes, n);
     if (pid < 0) return -2;
-    double t0 = now_s(), end = t0 + CHILD_DEADLINE_S;
-    struct timespec ts = {0, 2000000};
-    for (;;) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            child_ms = (now_s() - t0) * 1000;
-            return st;
-        }
-        if (r < 0 && errno != EINTR) return -2;
-        if (now_s() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        nanosleep(&ts, NULL);
-    }
+    double t0 = now_s();
+    int st = tu_wait_child(pid, CHILD_DEADLINE_S);
+    child_ms = (now_s() - t0) * 1000;
+    return st;
 }
 
 static void check_child(const char *what, int st) {
@@ -254,14 +241,9 @@ static void case_visitor(void) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    if (!getenv("HAKMEM_BACKGROUND")) { /* the knobs are read at start */
-        setenv("HAKMEM_BACKGROUND", "0", 1);
-        setenv("HAKMEM_PURGE_DELAY_MS", "60000", 1);
-        setenv("HAKMEM_SHM", "0", 1); /* no trim requests from outside (hakmemd) */
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 2;
-    }
+    /* no purger, no trim requests from outside (hakmemd): knobs read at start */
+    tu_reexec_with(argv, (const char *const[]){"HAKMEM_BACKGROUND", "0", "HAKMEM_PURGE_DELAY_MS",
+                                               "60000", "HAKMEM_SHM", "0", NULL});
     tu_init("t_fork_lost_holder");
     if (!hakmem_loaded()) {
         printf("t_fork_lost_holder: hakmem only (glibc's malloc hangs in such a child)\n");

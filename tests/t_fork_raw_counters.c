@@ -84,12 +84,8 @@ static void child(void) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    if (!getenv("HAKMEM_BACKGROUND")) {      /* knobs are read at start */
-        setenv("HAKMEM_BACKGROUND", "0", 1); /* one thread: the raw fork child's only */
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 2;
-    }
+    /* one thread: the raw fork child's only (knobs read at start) */
+    tu_reexec_with(argv, (const char *const[]){"HAKMEM_BACKGROUND", "0", NULL});
     tu_init("t_fork_raw_counters");
     if (!hakmem_loaded()) {
         printf("t_fork_raw_counters: hakmem only (counters live in its segment)\n");
@@ -107,19 +103,7 @@ int main(int argc, char **argv) {
     pid_t pid = (pid_t)syscall(SYS_fork);
     if (pid == 0) child();
     REQUIRE(pid > 0);
-    int st = 0;
-    struct timespec nap = {0, 5000000};
-    for (int waited = 0;; waited++) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) break;
-        if (r < 0 && errno != EINTR) REQUIRE(!"waitpid");
-        if (waited > CHILD_DEADLINE_S * 200) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            break;
-        }
-        nanosleep(&nap, NULL);
-    }
+    int st = tu_wait_child(pid, CHILD_DEADLINE_S);
     uint64_t after = churn_figure(&v);
     hak_shm_detach(&v);
     printf("parent's figure for classes %d %d %d: %llu before the raw fork child, %llu after; "

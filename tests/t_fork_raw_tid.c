@@ -122,14 +122,9 @@ static void child(void) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    if (!getenv("HAKMEM_BACKGROUND")) { /* the knobs are read at start */
-        setenv("HAKMEM_BACKGROUND", "0", 1);
-        setenv("HAKMEM_PURGE_DELAY_MS", "60000", 1);
-        setenv("HAKMEM_SHM", "0", 1); /* no trim requests from outside (hakmemd) */
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 2;
-    }
+    /* no purger, no trim requests from outside (hakmemd): knobs read at start */
+    tu_reexec_with(argv, (const char *const[]){"HAKMEM_BACKGROUND", "0", "HAKMEM_PURGE_DELAY_MS",
+                                               "60000", "HAKMEM_SHM", "0", NULL});
     tu_init("t_fork_raw_tid");
     if (!hakmem_loaded()) {
         printf("t_fork_raw_tid: hakmem only (glibc's malloc is not on trial)\n");
@@ -142,18 +137,7 @@ int main(int argc, char **argv) {
         pid_t pid = (pid_t)syscall(SYS_fork);
         if (pid == 0) child();
         REQUIRE(pid > 0);
-        int st = 0;
-        for (int waited = 0;; waited++) {
-            pid_t r = waitpid(pid, &st, WNOHANG);
-            if (r == pid) break;
-            if (r < 0 && errno != EINTR) REQUIRE(!"waitpid");
-            if (waited > CHILD_DEADLINE_S * 200) {
-                kill(pid, SIGKILL);
-                waitpid(pid, &st, 0);
-                break;
-            }
-            nap_ms(5);
-        }
+        int st = tu_wait_child(pid, CHILD_DEADLINE_S);
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
         printf("run %d: child status %#x (%s)\n", run, st,
                code == 0   ? "T waited for the forking thread's lock"

@@ -98,11 +98,7 @@ int main(int argc, char **argv) {
     (void)argc;
     /* every thread but the first starts on the starter, on any machine (by
      * default that waits for 4 live threads per CPU); read at start-up */
-    if (!getenv("HAKMEM_STARTER_THREADS")) {
-        setenv("HAKMEM_STARTER_THREADS", "1", 1);
-        execv("/proc/self/exe", argv);
-        return 1;
-    }
+    tu_reexec_with(argv, (const char *const[]){"HAKMEM_STARTER_THREADS", "1", NULL});
     tu_init("t_stress_starter");
     long rounds = tu_scale(30);
     pthread_t trim, th[NTHREADS];

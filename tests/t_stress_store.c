@@ -65,11 +65,7 @@ static void *worker(void *arg) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    if (!getenv("HAKMEM_PURGE_DELAY_MS")) { /* the allocator reads knobs at its start */
-        setenv("HAKMEM_PURGE_DELAY_MS", "20", 1);
-        execv("/proc/self/exe", argv);
-        return 127;
-    }
+    tu_reexec_with(argv, (const char *const[]){"HAKMEM_PURGE_DELAY_MS", "20", NULL});
     tu_init("t_stress_store");
     pthread_t t[2];
     for (int i = 0; i < 2; i++)

@@ -28,6 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TU_SKIP 77
@@ -114,6 +117,37 @@ static inline int tu_threads(void) {
     const char *p =
         tu_read_proc("/proc/self/status", buf, sizeof buf) ? strstr(buf, "\nThreads:") : NULL;
     return p ? atoi(p + 9) : -1;
+}
+
+/* The allocator reads its knobs at start: a test that needs some set runs
+ * itself again, once, with them. env: name, value, name, value, ..., NULL;
+ * its first name set means this is that run, and the call returns. */
+static inline void tu_reexec_with(char **argv, const char *const *env) {
+    if (getenv(env[0])) return;
+    for (int i = 0; env[i]; i += 2) setenv(env[i], env[i + 1], 1);
+    execv("/proc/self/exe", argv);
+    perror("execv /proc/self/exe");
+    _exit(127);
+}
+
+/* Waits for child pid, polling every 2 ms, at most deadline_s seconds:
+ * its wait status; -1 if it was still running then (it is killed and
+ * reaped: a hung child fails the test, never outlives it); -2 if waitpid
+ * failed. */
+static inline int tu_wait_child(pid_t pid, int deadline_s) {
+    struct timespec nap = {0, 2000000};
+    for (long waited = 0;; waited++) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return st;
+        if (r < 0 && errno != EINTR) return -2;
+        if (waited > deadline_s * 500L) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        nanosleep(&nap, NULL);
+    }
 }
 
 static inline void tu_init(const char *name) {
