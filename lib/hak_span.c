@@ -334,8 +334,8 @@ bool hak_tbin_grow(struct hak_tbin *bin) {
  * blocks of one span) and the remote groups. */
 struct flush_state {
     hak_heap *h;
-    uint64_t now; /* a big class's: the stamp of the blocks it frees (0: none yet) */
-    uint32_t store_room;                 /* our runs go to the heap's store while they fit, */
+    uint64_t now;        /* a big class's: the stamp of the blocks it frees (0: none yet) */
+    uint32_t store_room; /* our runs go to the heap's store while they fit, */
     hak_block *store_first, *store_last; /* as one batch (stored at the end of the flush) */
     uint32_t store_n;
     struct remote_group g[GROUPS];

@@ -101,9 +101,11 @@ extern const uint8_t hak_class_span[HAK_NUM_CLASSES];
       "single-threaded programs: a transient purger starts once this much is freed (0: never)")    \
     X(STARTER_THREADS, "starter_threads", HAK_SCOPE_GLOBAL, -1, 0, 1000000, "threads",             \
       "HAKMEM_STARTER_THREADS",                                                                    \
-      "with this many threads live, a new one starts on the shared starter heap (-1: 4 per CPU, >= 8)") \
-    X(TCACHE_GC, "tcache_gc", HAK_SCOPE_GLOBAL, 4096, 0, 1 << 20, "blocks", "HAKMEM_TCACHE_GC",   \
-      "thread caches give back what stayed unused, looked at every N blocks refilled/flushed (0: never)")
+      "with this many threads live, a new one starts on the shared starter heap (-1: 4 per CPU, "  \
+      ">= 8)")                                                                                     \
+    X(TCACHE_GC, "tcache_gc", HAK_SCOPE_GLOBAL, 4096, 0, 1 << 20, "blocks", "HAKMEM_TCACHE_GC",    \
+      "thread caches give back what stayed unused, looked at every N blocks refilled/flushed (0: " \
+      "never)")
 
 enum { HAK_SCOPE_GLOBAL = 0, HAK_SCOPE_CLASS = 1 };
 
