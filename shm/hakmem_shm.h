@@ -336,6 +336,10 @@ void hak_shm_unlink(pid_t pid);
 #define HAK_SHM_GC_AGE_S 30
 #define HAK_SHM_GC_EVERY_NS 1000000000ll /* 1 s */
 #define HAK_SHM_GC_STAMP "hakmem-gc."    /* not HAK_SHM_PREFIX: no reader takes it */
+/* Another pid namespace's stamp of our user untouched this long: its
+ * namespace is gone (or idle: its next publication makes it again). A scan
+ * removes it, so stamps of short-lived containers do not pile up. */
+#define HAK_SHM_GC_STAMP_AGE_S 86400
 void hak_shm_gc_dead(void);
 /* The same in directory dir (tests: a private one): 1 if it scanned, 0 if
  * another scan was too recent, -1 if it could not look. */

@@ -383,6 +383,18 @@ static int gc_due(const char *dir, uint64_t ns) {
     return 1;
 }
 
+/* Unlinks name (a gc stamp) if it is a regular file of ours that no scan
+ * touched for HAK_SHM_GC_STAMP_AGE_S (ours was just claimed: never that
+ * old). */
+static void stale_stamp(int dirfd, const char *name) {
+    struct stat st;
+    struct timespec now;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        st.st_uid == geteuid() && clock_gettime(CLOCK_REALTIME, &now) == 0 &&
+        now.tv_sec - st.st_mtime > HAK_SHM_GC_STAMP_AGE_S)
+        unlinkat(dirfd, name, 0);
+}
+
 /* Removes what processes that are gone left (those that ended with _exit()
  * or a signal never unlink theirs): only entries written in our pid
  * namespace (a neighbour's pid means nothing to kill() here), whose pid
@@ -412,6 +424,10 @@ int hak_shm_gc_dead_in(const char *dir) {
             } *d = (void *)(buf + off);
             off += d->reclen;
             seen++;
+            if (strncmp(d->name, HAK_SHM_GC_STAMP, sizeof(HAK_SHM_GC_STAMP) - 1) == 0) {
+                stale_stamp(fd, d->name);
+                continue;
+            }
             if (strncmp(d->name, HAK_SHM_PREFIX, sizeof(HAK_SHM_PREFIX) - 1) != 0) continue;
             const char *p = d->name + sizeof(HAK_SHM_PREFIX) - 1;
             uint64_t pid;

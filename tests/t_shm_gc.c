@@ -9,7 +9,9 @@
  *     stays until the next scan after that interval, which removes it;
  *   - a stamp in the future (the clock went back), one that is a symlink or
  *     another user's (planted to silence our clean-up) limits nothing, and
- *     the symlink's target is not touched. */
+ *     the symlink's target is not touched;
+ *   - another namespace's stamp no scan touched for HAK_SHM_GC_STAMP_AGE_S
+ *     goes (stamps of short-lived containers do not pile up). */
 #include "hakmem_shm.h"
 #include "testutil.h"
 
@@ -50,7 +52,7 @@ static void stamp_at(long delta_s) {
     t[0].tv_sec += delta_s;
     t[1] = t[0];
     CHECKF(utimensat(AT_FDCWD, stamp, t, AT_SYMLINK_NOFOLLOW) == 0, "utimensat(stamp): %s",
-          strerror(errno));
+           strerror(errno));
 }
 
 static double stamp_age(void) {
@@ -89,8 +91,8 @@ int main(void) {
     CHECKF(exists(other), "a link of another pid namespace was removed");
     CHECKF(exists(getpid()), "a live process's link was removed");
     CHECKF(lstat(stamp, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-              (st.st_mode & 0777) == 0600,
-          "no stamp, or not a regular 0600 file of ours");
+               (st.st_mode & 0777) == 0600,
+           "no stamp, or not a regular 0600 file of ours");
     printf("ok: a scan removed the dead link, kept live/young/other-namespace ones, left %s\n",
            stamp);
 
@@ -107,9 +109,9 @@ int main(void) {
     rc = hak_shm_gc_dead_in(dir);
     CHECKF(rc == 1, "a call 2 s after the last scan did not scan (%d)", rc);
     CHECKF(!exists(dead2),
-          "the dead link left by the skipped call was not removed by the next scan");
+           "the dead link left by the skipped call was not removed by the next scan");
     CHECKF(stamp_age() >= 0 && stamp_age() < 1.0, "the scan did not claim the stamp (age %.3f s)",
-          stamp_age());
+           stamp_age());
     printf("ok: the first call after the interval scanned and removed it\n");
 
     /* 3. a stamp in the future limits nothing */
@@ -135,7 +137,7 @@ int main(void) {
         CHECKF(rc == 1 && !exists(dead), "call %d with a symlink stamp did not scan (%d)", i, rc);
     }
     CHECKF(stat(target, &st) == 0 && st.st_mtim.tv_sec == 1000000000,
-          "the symlink stamp's target was touched");
+           "the symlink stamp's target was touched");
     printf("ok: a symlink stamp limits nothing and its target is untouched\n");
     unlink(stamp);
 
@@ -149,7 +151,7 @@ int main(void) {
             mklink(dead, ns, 120);
             rc = hak_shm_gc_dead_in(dir);
             CHECKF(rc == 1 && !exists(dead), "call %d with another user's stamp did not scan (%d)",
-                  i, rc);
+                   i, rc);
         }
         printf("ok: another user's fresh stamp limits nothing\n");
         unlink(stamp);
@@ -157,7 +159,33 @@ int main(void) {
         printf("note: not root: the other user's stamp part is skipped\n");
     }
 
-    /* 6. a directory that is not there */
+    /* 6. stamps of other pid namespaces: one no scan touched for a day and
+     * more goes (its namespace is gone), a recent one stays */
+    char gone_ns[128], live_ns[128];
+    snprintf(gone_ns, sizeof gone_ns, "%s/" HAK_SHM_GC_STAMP "%u.%llu", dir, (unsigned)geteuid(),
+             (unsigned long long)ns + 7);
+    snprintf(live_ns, sizeof live_ns, "%s/" HAK_SHM_GC_STAMP "%u.%llu", dir, (unsigned)geteuid(),
+             (unsigned long long)ns + 8);
+    const char *const stamps[] = {gone_ns, live_ns};
+    for (int i = 0; i < 2; i++) {
+        fd = open(stamps[i], O_WRONLY | O_CREAT, 0600);
+        close(fd);
+        struct timespec t[2];
+        clock_gettime(CLOCK_REALTIME, &t[0]);
+        t[0].tv_sec -= i == 0 ? HAK_SHM_GC_STAMP_AGE_S + 60 : 3600;
+        t[1] = t[0];
+        utimensat(AT_FDCWD, stamps[i], t, 0);
+    }
+    unlink(stamp); /* (gone after 5 as root) ours made anew: a scan is due */
+    rc = hak_shm_gc_dead_in(dir);
+    CHECKF(rc == 1, "a call with no stamp of ours did not scan (%d)", rc);
+    CHECKF(lstat(gone_ns, &st) != 0, "another namespace's stamp untouched for a day was kept");
+    CHECKF(lstat(live_ns, &st) == 0, "another namespace's stamp an hour old was removed");
+    CHECKF(lstat(stamp, &st) == 0, "our own stamp was removed");
+    printf("ok: a day-old stamp of another namespace removed, an hour-old one and ours kept\n");
+    unlink(live_ns);
+
+    /* 7. a directory that is not there */
     char gone[96];
     snprintf(gone, sizeof gone, "%s/none", dir);
     CHECKF(hak_shm_gc_dead_in(gone) == -1, "a missing directory did not say -1");
