@@ -80,6 +80,13 @@ void *hak_heap_extra(size_t n) {
 #define HEAP_HEAD ((sizeof(hak_heap) + 63) & ~(size_t)63)
 #define HEAP_BLOCK (HEAP_HEAD + CTR_BYTES)
 
+/* Zeroes a heap's counters word by word, writing only the non-zero ones:
+ * pages never counted in (zero pages, or given back) stay untouched. */
+static void ctrs_clear(uint64_t *c) {
+    for (size_t i = 0; i < (size_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
+        if (c[i]) c[i] = 0;
+}
+
 /* The whole pages of a private copy the counts moved out of: given back
  * (the part that shares a page with a neighbour stays, as the neighbour). */
 static void private_ctrs_release(uint64_t *old) {
@@ -175,8 +182,7 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh) {
         } else if (fresh) {
             /* unused while it counted in a slot: zero, but for the head
              * that shares the struct's page (kept by the release) */
-            for (size_t i = 0; i < (size_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
-                if (h->own_ctr[i]) h->own_ctr[i] = 0;
+            ctrs_clear(h->own_ctr);
         }
         /* out of memory: the orphan counters, private in a fork child */
         h->ctr = h->own_ctr ? h->own_ctr : orphan_private;
@@ -643,8 +649,7 @@ HAK_COLD void hak_heaps_leave_parent(bool others_run) {
             h->shm_bound = false;
             hak_heap_bind_counters(h, true);
         } else { /* word by word: the kept range reads as zero pages, never touched */
-            for (size_t i = 0; i < (size_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
-                if (h->ctr[i]) h->ctr[i] = 0;
+            ctrs_clear(h->ctr);
         }
     }
     HAK_PROC_PTR()[HAK_PROC_THREADS] = 0;

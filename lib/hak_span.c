@@ -405,14 +405,16 @@ static inline uint64_t block_index(struct block_index bi, uintptr_t off) {
 static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, bool store) {
     const size_t size = hak_class_size[cls];
     const struct block_index bi = block_index_of(size);
-    struct flush_state f = {.h = h, .store_room = store ? hak_store_room(h, cls) : 0};
+    struct flush_state f = {.h = h};
     const uint32_t total = n;
     /* a big class: the heap lock once for all runs (each run's push would
-     * take it again), and one clock read for all their stamps */
+     * take it again) and for the store, and one clock read for all their
+     * stamps. Only big classes have stores. */
     const bool big = big_cls(cls);
     if (HAK_UNLIKELY(big)) {
         hak_heap_lock(h);
         f.now = hak_coarse_ns(); /* the purge compares with hak_now_ns: never older */
+        if (store) f.store_room = hak_store_room(h, cls);
     }
     while (n) {
         hak_block *first = list, *last = first, *b = first;
@@ -459,9 +461,7 @@ void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     bool store = cls >= HAK_PURGE_CLS_MIN && keep > 0;
     if (cls >= HAK_PURGE_CLS_MIN && keep == 0) hak_store_empty(h, cls);
     if (count <= keep) return;
-    if (store) hak_heap_lock(h);
     bin->head = flush_n(h, cls, bin->head, count - keep, store);
-    if (store) hak_heap_unlock(h);
     bin->room = bin->cap - keep;
 }
 
