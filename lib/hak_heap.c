@@ -352,7 +352,7 @@ static void heap_leave(hak_heap *h, bool help) {
     hak_starter_tidy(false); /* the blocks it took from the starter, just flushed there */
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t kept = 0;
-        hak_release_empty(h, c, &kept);
+        hak_release_empty_warm(h, c, &kept);
         if (kept) HAK_CTR(c, PUBLISHED) += kept; /* untouched rows stay unwritten */
     }
     /* no forced purge: the next thread to take this heap reuses its free
@@ -360,7 +360,7 @@ static void heap_leave(hak_heap *h, bool help) {
     hak_segment_purge(h, false);
     hak_purger_thread_exit(h);
     /* help drain what other exited threads left, while we are on a slow path */
-    if (help && HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
+    if (help && HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned(true);
     h->pool_run = hak_segment_free_run(h);
     struct hak_shm_slot *sl = slot_of(h);
     if (sl) sl->active = 0;
@@ -413,7 +413,7 @@ hak_heap *hak_heap_swap(hak_heap *h, int cls) {
 /* Adopt: take one abandoned heap that has remote frees waiting, drain them
  * and give back every span that became empty. Memory other threads freed
  * into a dead thread's heap is reused without waiting for a new thread. */
-bool hak_heap_reclaim_abandoned(void) {
+bool hak_heap_reclaim_abandoned(bool warm) {
     if (atomic_load_explicit(&abandoned_n, memory_order_relaxed) == 0) return false;
     hak_lock(&hak_pool_lock);
     hak_heap *a = NULL, **pp = &pool_abandoned;
@@ -430,7 +430,7 @@ bool hak_heap_reclaim_abandoned(void) {
     hak_remote_drain(a); /* we own `a` now: it is in no pool */
     uint32_t released = 0, kept;
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        uint32_t n = hak_release_empty(a, c, &kept);
+        uint32_t n = warm ? hak_release_empty_warm(a, c, &kept) : hak_release_empty(a, c, &kept);
         if (n) HAK_CTR(c, ADOPTED) += n;
         released += n;
     }
@@ -503,7 +503,7 @@ void hak_heap_poll(hak_heap *h) {
         if (now >= h->purge_ns) {
             uint64_t delay = (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull;
             hak_segment_purge(h, false);
-            if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned();
+            if (HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned(false);
             hak_starter_tidy(false);
             hak_segment_cache_trim(false);
             hak_large_cache_trim(false);
@@ -531,7 +531,7 @@ void hak_trim_release(void) {
         heap_give_back(h);
         hak_starter_tidy(true);
         for (int i = 0; i < 64; i++) /* bounded */
-            if (!hak_heap_reclaim_abandoned()) break;
+            if (!hak_heap_reclaim_abandoned(false)) break;
     }
     hak_heaps_purge_all(true); /* threads that sleep do not come to do their part */
     hak_segment_cache_trim(true);

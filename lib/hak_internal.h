@@ -531,6 +531,13 @@ static inline char *hak_span_start(hak_span *s) {
 /* spans: refill, local and remote free (hak_span.c) */
 bool hak_refill(hak_heap *h, int cls);
 uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept);
+/* A heap about to change owners (thread exit, an exited thread's heap
+ * adopted on a refill): its next owner needs a span of every class it used
+ * again within moments. A released span comes back elsewhere, and its carve
+ * faults in fresh pages (larson: 1.3 MB per heap, every page new), so a
+ * class with no other span keeps its empty one, the one carved furthest. A
+ * trim, a timed adoption and thread-cache decay release all. */
+uint32_t hak_release_empty_warm(hak_heap *h, int cls, uint32_t *kept);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
 bool hak_tbin_grow(struct hak_tbin *bin);
 
@@ -585,8 +592,8 @@ static inline bool hak_block_purged(const void *p) {
                                  __ATOMIC_ACQUIRE);
     return m >> ((a / HAK_OS_PAGE) % (HAK_PAGE_SIZE / HAK_OS_PAGE)) & 1;
 }
-void hak_span_note_purged(hak_span *s); /* released: its purged pages stay in os_purged */
-bool hak_heap_reclaim_abandoned(void);
+void hak_span_note_purged(hak_span *s);     /* released: its purged pages stay in os_purged */
+bool hak_heap_reclaim_abandoned(bool warm); /* warm: hak_release_empty_warm */
 
 /* heaps and threads (hak_heap.c) */
 hak_heap *hak_heap_get(void);

@@ -54,22 +54,45 @@ static inline void free_dirty(hak_span *s, hak_block *list, uint32_t n, uint64_t
     if (!s->free_dirty_ns) s->free_dirty_ns = now;
 }
 
-uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
+static uint32_t release_empty(hak_heap *h, int cls, uint32_t *kept, bool warm) {
     uint32_t released = 0;
+    hak_span *keep = NULL; /* warm: the empty span carved furthest */
     *kept = 0;
     if (big_cls(cls)) hak_heap_lock(h);
     for (hak_span *s = h->partial[cls], *next; s; s = next) {
         next = s->next;
-        if (s->used == 0) {
-            partial_remove(h, s);
-            hak_span_release(h, s);
-            released++;
-        } else {
+        if (s->used != 0) {
             (*kept)++;
+            continue;
         }
+        if (warm && (!keep || s->carved > keep->carved)) {
+            hak_span *t = keep;
+            keep = s;
+            if (!t) continue;
+            s = t;
+        }
+        partial_remove(h, s);
+        hak_span_release(h, s);
+        released++;
+    }
+    if (keep && *kept) { /* the class has other spans to refill from */
+        partial_remove(h, keep);
+        hak_span_release(h, keep);
+        released++;
     }
     if (big_cls(cls)) hak_heap_unlock(h);
     return released;
+}
+
+uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
+    return release_empty(h, cls, kept, false);
+}
+
+/* As hak_release_empty, but a class left with no span that has blocks out
+ * keeps its empty span carved furthest (hak_release_empty_warm in
+ * hak_internal.h says why). */
+uint32_t hak_release_empty_warm(hak_heap *h, int cls, uint32_t *kept) {
+    return release_empty(h, cls, kept, true);
 }
 
 /* Refill took k listed blocks of a big class from first on: those the
@@ -108,7 +131,7 @@ bool hak_refill(hak_heap *h, int cls) {
         hak_span *s = h->partial[cls];
         if (!s) {
             if (got) break;
-            if (HAK_KNOB(ADOPT) && hak_heap_reclaim_abandoned() && h->partial[cls]) continue;
+            if (HAK_KNOB(ADOPT) && hak_heap_reclaim_abandoned(true) && h->partial[cls]) continue;
             s = hak_span_alloc(h, cls);
             if (!s) break;
             partial_push(h, s);
