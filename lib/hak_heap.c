@@ -453,9 +453,9 @@ void hak_knobs_apply_tls(void) {
         bin->ctr = hak_tls.ctr + HAK_CTR_INDEX(c, 0, HAK_NUM_CTRS);
         if (count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
         count = hak_tbin_count(bin);
-        bin->cap = cap;
         bin->cap_max = hak_tbin_cap_max(c, cap);
-        bin->room = cap > count ? cap - count : 0;
+        bin->cap = hak_tbin_cap_start(cap, bin->cap_max, bin->cap);
+        bin->room = bin->cap > count ? bin->cap - count : 0;
     }
 }
 

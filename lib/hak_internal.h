@@ -243,8 +243,9 @@ struct hak_tbin {
     uint32_t room;     /* frees that fit before a flush */
     uint32_t cap;      /* fast_cap knob (0 in safe-free mode), grown up to cap_max */
     uint32_t cap_max;  /* what cap may grow to (hak_tbin_grow) */
-    uint32_t refilled; /* refilled since the bin last overflowed */
+    uint32_t refilled; /* HAK_TBIN_REFILLED: since the bin last overflowed; HAK_TBIN_EVER */
 };
+enum { HAK_TBIN_REFILLED = 1, HAK_TBIN_EVER = 2 /* by this thread, ever */ };
 static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
     return b->cap - b->room;
 }
@@ -555,6 +556,19 @@ static inline uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
     return hak_cls_grow_cap[cls] > cap ? hak_cls_grow_cap[cls] : cap;
 }
 
+/* A default cap (one that may grow: cap_max above it) starts at
+ * HAK_TBIN_CAP_START, not at the knob: the thread's first refill of the
+ * class takes it to the knob (hak_refill), as a thread that mallocs a class
+ * churns it. A bin never refilled (a consumer of other threads' blocks)
+ * stays there and sends all of it back at each overflow (hak_flush): it held
+ * cap/2..cap (256) blocks of every class it freed, and their owner carved
+ * as many more to make up (xthread: about 80 faulted pages). Knobs applied
+ * again keep a cap where it is, up to the knob. */
+enum { HAK_TBIN_CAP_START = 64 };
+static inline uint32_t hak_tbin_cap_start(uint32_t cap, uint32_t cap_max, uint32_t now) {
+    if (cap_max <= cap || cap <= HAK_TBIN_CAP_START) return cap;
+    return now < HAK_TBIN_CAP_START ? HAK_TBIN_CAP_START : now > cap ? cap : now;
+}
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /* returns the rest */
 /* the heap's stores (hak_store.c); the heap lock held, cls >= HAK_PURGE_CLS_MIN */
 uint32_t hak_store_room(hak_heap *h, int cls); /* blocks the store of cls still takes */

@@ -104,8 +104,18 @@ static void taken_purged(hak_block *first, uint32_t k, uint32_t size) {
 }
 
 bool hak_refill(hak_heap *h, int cls) {
-    if (HAK_UNLIKELY(h->starter_bytes)) return hak_starter_refill(h, cls); /* a new thread */
     struct hak_tbin *bin = &hak_tls.bins[cls];
+    if (HAK_UNLIKELY(!(bin->refilled & HAK_TBIN_EVER))) {
+        /* the thread's first refill of the class: it mallocs it, so a
+         * default cap that started low (hak_tbin_cap_start) goes to the knob */
+        uint32_t knob = (uint32_t)HAK_KNOB_CLS(FAST_CAP, cls);
+        if (bin->cap && bin->cap < knob && bin->cap_max > bin->cap) {
+            bin->room += knob - bin->cap;
+            bin->cap = knob;
+        }
+        bin->refilled |= HAK_TBIN_EVER;
+    }
+    if (HAK_UNLIKELY(h->starter_bytes)) return hak_starter_refill(h, cls); /* a new thread */
     uint32_t want = (uint32_t)HAK_KNOB_CLS(REFILL_COUNT, cls);
     /* slow start: a heap's first refills of a class carve 2, 4, 8, ...
      * blocks, so a thread that uses a few blocks of many classes (a pool of
@@ -172,7 +182,7 @@ bool hak_refill(hak_heap *h, int cls) {
     }
     bin->head = head;
     bin->room = bin->room > got ? bin->room - got : 0; /* cap 0: the block goes out at once */
-    bin->refilled = 1;
+    bin->refilled = HAK_TBIN_REFILLED | HAK_TBIN_EVER;
     if (big_cls(cls)) hak_heap_unlock(h);
     HAK_CTR(cls, REFILLS)++;
     HAK_CTR(cls, REFILL_BLOCKS) += got;
@@ -339,13 +349,21 @@ void hak_remote_drain(hak_heap *h) {
 /* The bin is full: grow it if it qualifies (hak_tbin_cap_max in
  * hak_internal.h says up to where), else false. */
 bool hak_tbin_grow(struct hak_tbin *bin) {
+    int cls = (int)(bin - hak_tls.bins);
     /* the other bins' decay: half the cache moves on (a flush or a growth) */
-    hak_tcache_event(hak_tls.heap, (int)(bin - hak_tls.bins), bin->cap / 2);
-    /* Not before the process is published: a churn that fits a grown cache
-     * never takes a slow path again, and the first slow path after the
-     * start-up delay is what publishes the segment (hak_publish_poll). */
-    bool grow = bin->refilled && bin->cap < bin->cap_max && !HAK_PUBLISH_PENDING();
-    bin->refilled = 0;
+    hak_tcache_event(hak_tls.heap, cls, bin->cap / 2);
+    /* Below the knob (where a default cap starts, hak_tbin_cap_start) a bin
+     * this thread ever refilled doubles at each overflow: it mallocs the
+     * class too; one never refilled (a consumer) stays. Above it, a bin
+     * grows when it was refilled since its last overflow, and not before
+     * the process is published: a churn that fits a grown cache never takes
+     * a slow path again, and the first slow path after the start-up delay
+     * is what publishes the segment (hak_publish_poll). */
+    bool grow = bin->cap < bin->cap_max &&
+                (bin->cap < (uint32_t)HAK_KNOB_CLS(FAST_CAP, cls)
+                     ? bin->refilled & HAK_TBIN_EVER
+                     : bin->refilled & HAK_TBIN_REFILLED && !HAK_PUBLISH_PENDING());
+    bin->refilled &= ~(uint32_t)HAK_TBIN_REFILLED;
     if (!grow) return false;
     uint32_t cap = bin->cap * 2 < bin->cap_max ? bin->cap * 2 : bin->cap_max;
     bin->room += cap - bin->cap;
@@ -481,6 +499,11 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, boo
 void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t count = hak_tbin_count(bin);
+    /* a bin its thread never refilled (a consumer: hak_tbin_grow) keeps
+     * none of an overflow: the thread takes no blocks of the class from it,
+     * and each flush moves a full cap in one pass */
+    if (keep && keep == bin->cap / 2 && !(bin->refilled & HAK_TBIN_EVER) && cls < HAK_PURGE_CLS_MIN)
+        keep = 0;
     bool store = cls >= HAK_PURGE_CLS_MIN && keep > 0;
     if (cls >= HAK_PURGE_CLS_MIN && keep == 0) hak_store_empty(h, cls);
     if (count <= keep) return;
