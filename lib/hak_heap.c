@@ -350,9 +350,13 @@ static void heap_leave(hak_heap *h, bool help) {
     }
     hak_remote_drain(h);
     hak_starter_tidy(false); /* the blocks it took from the starter, just flushed there */
+    bool warm = hak_heap_holds_blocks(h);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t kept = 0;
-        hak_release_empty_warm(h, c, &kept);
+        if (warm)
+            hak_release_empty_warm(h, c, &kept);
+        else
+            hak_release_empty(h, c, &kept);
         if (kept) HAK_CTR(c, PUBLISHED) += kept; /* untouched rows stay unwritten */
     }
     /* no forced purge: the next thread to take this heap reuses its free
@@ -428,6 +432,7 @@ bool hak_heap_reclaim_abandoned(bool warm) {
     hak_unlock(&hak_pool_lock);
     if (!a) return false;
     hak_remote_drain(a); /* we own `a` now: it is in no pool */
+    warm = warm && hak_heap_holds_blocks(a);
     uint32_t released = 0, kept;
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t n = warm ? hak_release_empty_warm(a, c, &kept) : hak_release_empty(a, c, &kept);

@@ -88,6 +88,26 @@ uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
     return release_empty(h, cls, kept, false);
 }
 
+/* Whether h holds blocks out (live, or cached or queued by other threads)
+ * in at least HAK_WARM_SPANS of its spans. Its owner asks, before it
+ * releases its empty spans. */
+bool hak_heap_holds_blocks(hak_heap *h) {
+    int spans = 0;
+    hak_heap_lock(h); /* the masks: the background purger writes them */
+    for (hak_segment *seg = h->segs; seg && spans < HAK_WARM_SPANS; seg = seg->next) {
+        uint64_t m = seg->used_mask & ~1ull; /* bit 0: the header page */
+        while (m && spans < HAK_WARM_SPANS) {
+            int i = __builtin_ctzll(m);
+            const hak_span *s = &seg->pages[i];
+            spans += s->used != 0;
+            int n = s->head_off || !s->pages ? 1 : s->pages;
+            m &= ~((n >= 64 ? ~0ull : (1ull << n) - 1) << i);
+        }
+    }
+    hak_heap_unlock(h);
+    return spans >= HAK_WARM_SPANS;
+}
+
 /* As hak_release_empty, but a class left with no span that has blocks out
  * keeps its empty span carved furthest (hak_release_empty_warm in
  * hak_internal.h says why). */
