@@ -570,9 +570,11 @@ static inline uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
  * churns it. A bin never refilled (a consumer of other threads' blocks)
  * stays there and sends all of it back at each overflow (hak_flush): it held
  * cap/2..cap (256) blocks of every class it freed, and their owner carved
- * as many more to make up (xthread: about 80 faulted pages). Knobs applied
- * again keep a cap where it is, up to the knob. */
-enum { HAK_TBIN_CAP_START = 64 };
+ * as many more to make up. 128, not less: a start of 64 cut xthread's
+ * faults by a quarter (not a tenth), but doubled xbatch's median peak RSS
+ * (docs/allocator.md). Knobs applied again keep a cap where it is, up to
+ * the knob. */
+enum { HAK_TBIN_CAP_START = 128 };
 static inline uint32_t hak_tbin_cap_start(uint32_t cap, uint32_t cap_max, uint32_t now) {
     if (cap_max <= cap || cap <= HAK_TBIN_CAP_START) return cap;
     return now < HAK_TBIN_CAP_START ? HAK_TBIN_CAP_START : now > cap ? cap : now;

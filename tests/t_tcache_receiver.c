@@ -1,9 +1,9 @@
 /* t_tcache_receiver — a thread that only frees blocks another thread
  * malloc'd (a consumer) keeps few of them cached: a default cap starts at
- * 64 blocks (hak_tbin_cap_start), only a bin its thread ever refilled
+ * 128 blocks (hak_tbin_cap_start), only a bin its thread ever refilled
  * grows from there (hak_tbin_grow). Before, a consumer held 128 to 256
  * blocks of every class it freed for good, and the producer carved fresh
- * ones to make up (xthread: +100 faulted pages). The blocks a thread keeps
+ * ones to make up (xthread: +30 faulted pages). The blocks a thread keeps
  * cached are its frees minus its flushed blocks (it mallocs none); the
  * counters are read from the process's own segment through the shm
  * library, as hakctl reads them. A thread that mallocs the class too still
@@ -19,7 +19,7 @@
 #include <string.h>
 
 #define N 2000    /* class 0 blocks passed from producer to consumer */
-#define START 64  /* hak_tbin_cap_start's HAK_TBIN_CAP_START */
+#define START 128 /* hak_tbin_cap_start's HAK_TBIN_CAP_START */
 #define ROUNDS 40 /* the churning thread's rounds */
 #define CHURN 200 /* its blocks per round: under the knob (256), above START */
 
