@@ -74,10 +74,13 @@ bool hak_starter_refill(hak_heap *h, int cls) {
     if (s) {
         struct hak_tbin *bin = &hak_tls.bins[cls];
         uint64_t before = HAK_CTR(cls, REFILL_BLOCKS); /* the thread's counters */
-        /* half the slow start (1, 2, 4, ... blocks, through the room refill
-         * sees): an idle thread holds little more than it asked for */
+        /* a slower start than refill's (1, 1, 1, 1, 2, 4, ... 16 blocks,
+         * through the room refill sees): an idle thread holds what it asked
+         * for. With 1, 2, 4, ... a pool thread of 12 blocks of 16-1024 B
+         * cached 1.7 KiB it never used (the big classes are the likely
+         * ones to see a second block: many_threads, docs/allocator.md) */
         uint64_t nth = HAK_CTR(cls, REFILLS);
-        uint32_t lim = nth < 5 ? 1u << nth : bin->room;
+        uint32_t lim = nth < 4 ? 1 : nth < 8 ? 1u << (nth - 3) : bin->room;
         uint32_t held_back = bin->room > lim ? bin->room - lim : 0;
         bin->room -= held_back;
         ok = hak_refill(s, cls); /* s->starter_bytes is 0: the ordinary refill */
