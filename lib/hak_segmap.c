@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-uint8_t *hak_segmap_top[HAK_MAP_TOP_N] HAK_SPARSE_BSS("hak_segmap_top");
+uint8_t *hak_segmap_top[HAK_MAP_TOP_N - HAK_MAP_TOP_HI] HAK_SPARSE_BSS("hak_segmap_top");
+uint8_t *hak_segmap_top_hi[HAK_MAP_TOP_HI];
 uint8_t hak_pagewin[HAK_PAGEWIN_N] HAK_SPARSE_BSS("hak_pagewin");
 uintptr_t hak_segwin_base = HAK_WIN_UNSET;
 uintptr_t hak_pagewin_base = HAK_WIN_UNSET;
@@ -33,7 +34,7 @@ static uintptr_t chunk_of(uintptr_t a) {
 
 /* a's leaf, mapped if make and missing; NULL if there is none. */
 static uint8_t *leaf_of(uintptr_t a, bool make) {
-    uint8_t **slot = &hak_segmap_top[a >> HAK_MAP_LEAF_SHIFT];
+    uint8_t **slot = hak_segmap_slot(a);
     uint8_t *leaf = NULL;
     if (!make) return __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     /* a compare-exchange (a write) reads it: the top level's page, fresh,

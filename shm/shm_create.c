@@ -41,7 +41,7 @@ static uint64_t own_len;
  * are (a heap's slot reserved when the segment appears and again by its
  * owner) makes no system call. Set only after the pages are resident;
  * threads racing on the same pages both populate, harmlessly. */
-#define RESERVED_WORDS 16 /* 4 MiB of segment: far above its 2 MiB */
+#define RESERVED_WORDS 10 /* 2.5 MiB of segment, above its 2.06 MiB (a larger one: EINVAL) */
 static uint64_t own_reserved[RESERVED_WORDS];
 
 static int reserved_all(uint64_t first, uint64_t last) {
