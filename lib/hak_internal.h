@@ -39,6 +39,7 @@
 #ifndef HAK_INTERNAL_H
 #define HAK_INTERNAL_H
 
+#include "hak_sys.h"
 #include "hakmem_shm.h"
 
 #include <limits.h>
@@ -426,11 +427,11 @@ static inline void hak_fork_check(void) {
         hak_fork_settle();
 }
 
-/* The thread id through syscall(), which sits in the libc pages mmap and
- * madvise fault in anyway: gettid() is in another 64 KiB fault-around
- * window, resident in every process only for this (docs/allocator.md). */
+/* The thread id by the system call itself (shm/hak_sys.h): libc's gettid()
+ * and syscall() are each in a 64 KiB fault-around window a small program
+ * would not otherwise map (docs/allocator.md). */
 static inline pid_t hak_gettid(void) {
-    return (pid_t)syscall(SYS_gettid);
+    return hak_sys_gettid();
 }
 
 /* The word of a lock whose structure a fork child gave up (its holder was
@@ -466,11 +467,14 @@ void hak_os_unmap(void *p, size_t size);
 void *hak_os_map_at(void *at, size_t size); /* exactly at at, or NULL */
 void hak_os_purge(void *p, size_t size);
 uint64_t hak_now_ns(void);
+/* clock_gettime through the vDSO itself, not libc's wrapper (hak_os.c) */
+int hak_clock(clockid_t clock, struct timespec *ts);
+unsigned long hak_auxv(unsigned long type); /* getauxval without libc (hak_init.c) */
 /* The clock's last tick (a few ms old, never ahead of hak_now_ns): cheap
  * enough for stamps taken on every flush of a big class. */
 static inline uint64_t hak_coarse_ns(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    hak_clock(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 

@@ -41,12 +41,12 @@ static uint8_t *leaf_of(uintptr_t a, bool make) {
      * then faults once, not as a read (the zero page) and then a write */
     __atomic_compare_exchange_n(slot, &leaf, NULL, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE);
     if (leaf) return leaf;
-    uint8_t *fresh = mmap(NULL, HAK_MAP_LEAF_N, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    uint8_t *fresh = hak_sys_mmap(NULL, HAK_MAP_LEAF_N, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (fresh == MAP_FAILED) return NULL; /* errno ENOMEM: the caller's retry path */
     if (__atomic_compare_exchange_n(slot, &leaf, fresh, false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
         return fresh;
-    munmap(fresh, HAK_MAP_LEAF_N); /* another thread published one first */
+    hak_sys_munmap(fresh, HAK_MAP_LEAF_N); /* another thread published one first */
     return leaf;
 }
 

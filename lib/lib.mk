@@ -5,7 +5,7 @@ LIB_SRCS := lib/hak_api.c lib/hak_new.c lib/hak_heap.c lib/hak_span.c lib/hak_se
             lib/hak_publish.c lib/hak_fork.c lib/hak_report.c lib/hak_mallinfo.c \
             lib/hak_purger.c lib/hak_oom.c lib/hak_segmap.c lib/hak_starter.c \
             lib/hak_store.c lib/hak_tcache.c
-LIB_HDRS := lib/hak_alloc.h lib/hak_internal.h shm/hakmem_shm.h
+LIB_HDRS := lib/hak_alloc.h lib/hak_internal.h shm/hakmem_shm.h shm/hak_sys.h
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 # (no C++ operators: the sanitizer runtime keeps its own new/delete)
 LIB_TSAN_OBJS := $(patsubst %.c,%.tsan.o,$(filter-out lib/hak_new.c,$(LIB_SRCS)) $(SHM_SRCS))
@@ -41,6 +41,10 @@ lib/libhakmem.so: $(LIB_OBJS) $(SHM_LIB) lib/hak_cold.ld
 lib/libhakmem-nocounters.so: $(LIB_SRCS) $(LIB_HDRS) $(SHM_LIB) lib/hak_cold.ld
 	$(CC) $(LIB_CFLAGS) -DHAK_COUNTERS=0 -shared -o $@ $(LIB_SRCS) $(SHM_LIB) \
 	    $(LIB_LDFLAGS) -ldl -pthread
+
+# the shm objects that make system calls directly (shm/shm.mk's rule knows
+# only its own headers)
+shm/shm_create.o shm/shm_tables.o: shm/hak_sys.h
 
 lib/libhakmem.a: $(LIB_OBJS) $(SHM_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
