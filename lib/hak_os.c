@@ -113,10 +113,6 @@ void hak_os_purge(void *p, size_t size) {
 typedef int (*clock_fn)(clockid_t, struct timespec *);
 static clock_fn clock_impl; /* NULL until looked up; racing lookups agree */
 
-static int libc_clock(clockid_t c, struct timespec *ts) {
-    return clock_gettime(c, ts);
-}
-
 static bool name_is(const char *a, const char *b) {
     while (*a && *a == *b) a++, b++;
     return *a == *b;
@@ -124,12 +120,12 @@ static bool name_is(const char *a, const char *b) {
 
 static clock_fn vdso_clock(void) {
     const unsigned char *base = (const unsigned char *)hak_auxv(AT_SYSINFO_EHDR);
-    if (!base) return libc_clock;
+    if (!base) return clock_gettime;
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
     if (eh->e_ident[EI_MAG0] != ELFMAG0 || eh->e_ident[EI_MAG1] != ELFMAG1 ||
         eh->e_ident[EI_MAG2] != ELFMAG2 || eh->e_ident[EI_MAG3] != ELFMAG3 ||
         eh->e_ident[EI_CLASS] != ELFCLASS64)
-        return libc_clock;
+        return clock_gettime;
     const Elf64_Phdr *ph = (const Elf64_Phdr *)(base + eh->e_phoff);
     const Elf64_Dyn *dyn = NULL;
     uintptr_t bias = 0;
@@ -142,7 +138,7 @@ static clock_fn vdso_clock(void) {
             dyn = (const Elf64_Dyn *)(base + ph[i].p_offset);
         }
     }
-    if (!loaded || !dyn) return libc_clock;
+    if (!loaded || !dyn) return clock_gettime;
     const Elf64_Sym *sym = NULL;
     const char *str = NULL;
     const Elf32_Word *hash = NULL;
@@ -151,12 +147,12 @@ static clock_fn vdso_clock(void) {
         if (dyn->d_tag == DT_STRTAB) str = (const char *)(bias + dyn->d_un.d_ptr);
         if (dyn->d_tag == DT_HASH) hash = (const Elf32_Word *)(bias + dyn->d_un.d_ptr);
     }
-    if (!sym || !str || !hash) return libc_clock;
+    if (!sym || !str || !hash) return clock_gettime;
     for (Elf32_Word i = 0; i < hash[1]; i++) /* hash[1]: the number of symbols */
         if (ELF64_ST_TYPE(sym[i].st_info) == STT_FUNC && sym[i].st_shndx != SHN_UNDEF &&
             sym[i].st_value && name_is(str + sym[i].st_name, "__vdso_clock_gettime"))
             return (clock_fn)(bias + sym[i].st_value);
-    return libc_clock;
+    return clock_gettime;
 }
 
 int hak_clock(clockid_t c, struct timespec *ts) {

@@ -7,8 +7,7 @@
  * madvise, syscall() and getauxval sit together in libc, apart from what a
  * small program (a shell) runs: one more window in about half of the
  * layouts ASLR picks (docs/allocator.md, "Fixed resident memory"). Each
- * wrapper behaves as libc's: -1 (MAP_FAILED) and errno on failure. Taking
- * a libc function's address reads the GOT, not libc's text.
+ * wrapper behaves as libc's: -1 (MAP_FAILED) and errno on failure.
  *
  * Only on x86-64; elsewhere, and in the ThreadSanitizer build (whose
  * runtime must see every mmap and munmap), libc's functions. */
@@ -21,6 +20,13 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+/* mmap, munmap and madvise, out of line (shm_create.c): a program (or
+ * another preloaded library) that defines one of them itself (to count or
+ * fail them: tests do) gets the allocator's calls, as through libc. */
+void *hak_sys_mmap(void *at, size_t len, int prot, int flags, int fd, off_t off);
+int hak_sys_munmap(void *p, size_t len);
+int hak_sys_madvise(void *p, size_t len, int advice);
 
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 static inline long hak_sys6(long n, long a, long b, long c, long d, long e, long f) {
@@ -47,28 +53,6 @@ static inline long hak_sys_ret(long r) {
 #define HAK_SYS(n, a, b, c, d, e, f)                                                               \
     hak_sys_ret(hak_sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f)))
 
-/* A program (or another preloaded library) that defines mmap, munmap or
- * madvise itself (to count or fail them: tests do) gets the allocator's
- * calls, as through libc: direct calls only while all three are libc's
- * (shm_create.c, hak_sys_direct_init). */
-extern int hak_sys_direct_state; /* 0 not known yet, 1 direct, 2 through libc */
-int hak_sys_direct_init(void);
-static inline int hak_sys_direct(void) {
-    int s = __atomic_load_n(&hak_sys_direct_state, __ATOMIC_RELAXED);
-    return (__builtin_expect(s == 0, 0) ? hak_sys_direct_init() : s) == 1;
-}
-static inline void *hak_sys_mmap(void *at, size_t len, int prot, int flags, int fd, off_t off) {
-    if (!hak_sys_direct()) return mmap(at, len, prot, flags, fd, off);
-    return (void *)HAK_SYS(SYS_mmap, at, len, prot, flags, fd, off);
-}
-static inline int hak_sys_munmap(void *p, size_t len) {
-    if (!hak_sys_direct()) return munmap(p, len);
-    return (int)HAK_SYS(SYS_munmap, p, len, 0, 0, 0, 0);
-}
-static inline int hak_sys_madvise(void *p, size_t len, int advice) {
-    if (!hak_sys_direct()) return madvise(p, len, advice);
-    return (int)HAK_SYS(SYS_madvise, p, len, advice, 0, 0, 0);
-}
 /* getpid and gettid cannot fail */
 static inline pid_t hak_sys_getpid(void) {
     return (pid_t)hak_sys6(SYS_getpid, 0, 0, 0, 0, 0, 0);
@@ -82,15 +66,6 @@ static inline long hak_sys_sched_getaffinity(size_t len, unsigned long *mask) {
 /* any other call of up to 4 arguments, as syscall() */
 #define hak_sys4(n, a, b, c, d) HAK_SYS(n, a, b, c, d, 0, 0)
 #else
-static inline void *hak_sys_mmap(void *at, size_t len, int prot, int flags, int fd, off_t off) {
-    return mmap(at, len, prot, flags, fd, off);
-}
-static inline int hak_sys_munmap(void *p, size_t len) {
-    return munmap(p, len);
-}
-static inline int hak_sys_madvise(void *p, size_t len, int advice) {
-    return madvise(p, len, advice);
-}
 static inline pid_t hak_sys_getpid(void) {
     return getpid();
 }

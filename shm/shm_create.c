@@ -57,24 +57,53 @@ static void reserved_mark(uint64_t first, uint64_t last) {
 }
 
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-int hak_sys_direct_state;
+static int direct_state; /* 0 not known yet, 1 direct, 2 through libc */
 
 static int near_mmap64(void *f) {
     uintptr_t a = (uintptr_t)f, b = (uintptr_t)(void *)&mmap64;
     return (a > b ? a - b : b - a) < 65536;
 }
 
-/* libc's mmap has a public alias, mmap64, at the same address; a program's
- * own mmap does not replace it. munmap and madvise sit next to it in libc
- * (each in its own object; a libc laid out otherwise just keeps libc's
- * calls). Racing first callers store the same. */
-int hak_sys_direct_init(void) {
+/* Direct calls only while mmap, munmap and madvise are all libc's. libc's
+ * mmap has a public alias, mmap64, at the same address, which a program's
+ * own mmap does not replace; munmap and madvise sit next to it in libc
+ * (a libc laid out otherwise just keeps libc's calls). Taking their
+ * addresses reads the GOT, not libc's text. Racing first callers agree. */
+__attribute__((noinline)) static int direct_init(void) {
     int s = (void *)&mmap == (void *)&mmap64 && near_mmap64((void *)&munmap) &&
                     near_mmap64((void *)&madvise)
                 ? 1
                 : 2;
-    __atomic_store_n(&hak_sys_direct_state, s, __ATOMIC_RELAXED);
+    __atomic_store_n(&direct_state, s, __ATOMIC_RELAXED);
     return s;
+}
+
+static int direct(void) {
+    int s = __atomic_load_n(&direct_state, __ATOMIC_RELAXED);
+    return (__builtin_expect(s == 0, 0) ? direct_init() : s) == 1;
+}
+
+void *hak_sys_mmap(void *at, size_t len, int prot, int flags, int fd, off_t off) {
+    if (!direct()) return mmap(at, len, prot, flags, fd, off);
+    return (void *)HAK_SYS(SYS_mmap, at, len, prot, flags, fd, off);
+}
+int hak_sys_munmap(void *p, size_t len) {
+    if (!direct()) return munmap(p, len);
+    return (int)HAK_SYS(SYS_munmap, p, len, 0, 0, 0, 0);
+}
+int hak_sys_madvise(void *p, size_t len, int advice) {
+    if (!direct()) return madvise(p, len, advice);
+    return (int)HAK_SYS(SYS_madvise, p, len, advice, 0, 0, 0);
+}
+#else
+void *hak_sys_mmap(void *at, size_t len, int prot, int flags, int fd, off_t off) {
+    return mmap(at, len, prot, flags, fd, off);
+}
+int hak_sys_munmap(void *p, size_t len) {
+    return munmap(p, len);
+}
+int hak_sys_madvise(void *p, size_t len, int advice) {
+    return madvise(p, len, advice);
 }
 #endif
 
