@@ -61,7 +61,8 @@ void hak_fork_reset_orphans(void) {
  * a lock word looks exactly like a lost thread's (docs/allocator.md). A
  * mapping, not .bss: a page-aligned object there moves every other
  * variable of .bss to new pages (12 KiB more resident, t_fixed_rss). */
-static struct hak_forkpage forkpage_static; /* until mapped, or for good */
+/* until mapped, or for good (read only if the mapping failed: sparse .bss) */
+static struct hak_forkpage forkpage_static HAK_SPARSE_BSS("forkpage_static");
 struct hak_forkpage *hak_forkpage_ptr = &forkpage_static;
 static bool forkpage_wiped; /* the kernel wipes it (4.14 and later) */
 

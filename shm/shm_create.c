@@ -57,7 +57,10 @@ static void reserved_mark(uint64_t first, uint64_t last) {
 }
 
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-static int direct_state; /* 0 not known yet, 1 direct, 2 through libc */
+/* 3 not known yet, 1 direct, 2 through libc. Not zero, so in .data, whose
+ * page the loader has written: a first read in a fresh .bss page costs the
+ * zero page's fault and then the copy's. */
+static int direct_state = 3;
 
 static int near_mmap64(void *f) {
     uintptr_t a = (uintptr_t)f, b = (uintptr_t)(void *)&mmap64;
@@ -80,7 +83,7 @@ __attribute__((noinline)) static int direct_init(void) {
 
 static int direct(void) {
     int s = __atomic_load_n(&direct_state, __ATOMIC_RELAXED);
-    return (__builtin_expect(s == 0, 0) ? direct_init() : s) == 1;
+    return (__builtin_expect(s == 3, 0) ? direct_init() : s) == 1;
 }
 
 void *hak_sys_mmap(void *at, size_t len, int prot, int flags, int fd, off_t off) {
