@@ -37,7 +37,7 @@
 static _Atomic pid_t handled_pid;
 
 bool hak_fork_unhandled(void) {
-    return getpid() != atomic_load_explicit(&handled_pid, memory_order_relaxed);
+    return hak_sys_getpid() != atomic_load_explicit(&handled_pid, memory_order_relaxed);
 }
 
 /* Every allocator lock but the heaps' (hak_heap_lock): each function takes
@@ -61,20 +61,21 @@ void hak_fork_reset_orphans(void) {
  * a lock word looks exactly like a lost thread's (docs/allocator.md). A
  * mapping, not .bss: a page-aligned object there moves every other
  * variable of .bss to new pages (12 KiB more resident, t_fixed_rss). */
-static struct hak_forkpage forkpage_static; /* until mapped, or for good */
+/* until mapped, or for good (read only if the mapping failed: sparse .bss) */
+static struct hak_forkpage forkpage_static HAK_SPARSE_BSS("forkpage_static");
 struct hak_forkpage *hak_forkpage_ptr = &forkpage_static;
 static bool forkpage_wiped; /* the kernel wipes it (4.14 and later) */
 
 HAK_COLD void hak_forkpage_init(void) {
     int e = errno;
     struct hak_forkpage *p =
-        mmap(NULL, HAK_OS_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        hak_sys_mmap(NULL, HAK_OS_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p != MAP_FAILED) { /* not wiped (madvise fails): fork_child clears it */
-        forkpage_wiped = madvise(p, HAK_OS_PAGE, MADV_WIPEONFORK) == 0;
+        forkpage_wiped = hak_sys_madvise(p, HAK_OS_PAGE, MADV_WIPEONFORK) == 0;
         __atomic_store_n(&hak_forkpage_ptr, p, __ATOMIC_RELEASE);
     }
     errno = e;
-    pid_t me = getpid();
+    pid_t me = hak_sys_getpid();
     struct hak_forkpage *fp = HAK_FORKPAGE();
     atomic_store_explicit(&fp->ident, me, memory_order_relaxed);
     atomic_store_explicit(&fp->settled, me, memory_order_release);
@@ -84,7 +85,7 @@ HAK_COLD pid_t hak_tid_refresh(void) {
     struct hak_forkpage *fp = HAK_FORKPAGE();
     pid_t id = atomic_load_explicit(&fp->ident, memory_order_relaxed);
     if (!id) { /* the first thread in a new process: all of them read the same pid */
-        id = getpid();
+        id = hak_sys_getpid();
         atomic_store_explicit(&fp->ident, id, memory_order_relaxed);
     }
     hak_tls.tid_ident = id;
@@ -117,7 +118,7 @@ HAK_COLD void hak_fork_settle(void) {
         s = atomic_load_explicit(&fp->settled, memory_order_acquire);
         if (!s) {
             leave_parent(!hak_tls.tid_in_parent); /* set: in our child handler, alone */
-            s = getpid();
+            s = hak_sys_getpid();
             atomic_store_explicit(&fp->settled, s, memory_order_release);
         }
         hak_unlock(&fp->lock);
@@ -149,12 +150,12 @@ HAK_COLD static void fork_child(void) {
     hak_fork_settle();
     hak_fork_reset_orphans();
     hak_tls.tid_in_parent = 0;
-    atomic_store_explicit(&handled_pid, getpid(), memory_order_relaxed);
+    atomic_store_explicit(&handled_pid, hak_sys_getpid(), memory_order_relaxed);
     after_fork_hooks();
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 void hak_fork_init(void) {
-    atomic_store_explicit(&handled_pid, getpid(), memory_order_relaxed);
+    atomic_store_explicit(&handled_pid, hak_sys_getpid(), memory_order_relaxed);
     pthread_atfork(NULL, NULL, fork_child);
 }

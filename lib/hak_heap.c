@@ -43,7 +43,8 @@ static void *arena_alloc_aligned(size_t n, size_t align) {
          * mappings, not 200 (untouched address space costs nothing) */
         size_t chunk = arena_chunk < (1u << 20) ? (arena_chunk *= 2) : arena_chunk;
         if (chunk < n) chunk = n;
-        char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        char *p =
+            hak_sys_mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
             hak_unlock(&arena_lock);
             return NULL;
@@ -95,7 +96,7 @@ static void private_ctrs_release(uint64_t *old) {
     uintptr_t b = ((uintptr_t)old + CTR_BYTES) & ~(uintptr_t)4095;
     if (b <= a) return;
     int e = errno;
-    madvise((void *)a, b - a, MADV_DONTNEED);
+    hak_sys_madvise((void *)a, b - a, MADV_DONTNEED);
     errno = e;
 }
 
@@ -534,7 +535,7 @@ void hak_heap_poll(hak_heap *h) {
         uint64_t now = hak_now_ns();
         if (hak_shm) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
+            hak_clock(CLOCK_REALTIME, &ts);
             HAK_SHM_STORE(heartbeat_ns, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
             hak_knobs_lease_check(now);
         }

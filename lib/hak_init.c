@@ -21,9 +21,41 @@ static __thread int init_here; /* this thread is in init (survives fork, unlike 
 
 static void init_run(void);
 
+/* An entry of the auxiliary vector, read above the initial stack's argv
+ * and envp, found from __libc_stack_end (argc's address): libc's getauxval
+ * sits with mmap and madvise in a 64 KiB fault-around window of libc a
+ * small program does not map otherwise (shm/hak_sys.h). Anything
+ * unexpected there (a program that rewrote its argument vectors):
+ * getauxval. 0 if there is no such entry. */
+extern void *__libc_stack_end;
+unsigned long hak_auxv(unsigned long type) {
+    const long *sp = __libc_stack_end;
+    if (sp && sp[0] >= 0 && sp[0] < (1 << 20)) {
+        const char *const *v = (const char *const *)(sp + 1);
+        long n = sp[0] + 1, limit = 1 << 20; /* argv and its NULL */
+        if (v[n - 1] == NULL) {
+            while (n < limit && v[n]) n++; /* envp */
+            const unsigned long *aux = (const unsigned long *)(v + n + 1);
+            for (int i = 0; n < limit && i < 64; i++) {
+                if (aux[2 * i] == type) return aux[2 * i + 1];
+                if (aux[2 * i] == AT_NULL) return 0;
+            }
+        }
+    }
+    return getauxval(type);
+}
+
+/* The 16 random bytes the kernel gave the process: on the stack, above
+ * argc (the strings), or getauxval's answer. */
+static const uintptr_t *at_random(void) {
+    const char *r = (const char *)hak_auxv(AT_RANDOM), *lo = __libc_stack_end;
+    if (r > lo && r + 16 <= lo + (8 << 20)) return (const uintptr_t *)r;
+    return (const uintptr_t *)getauxval(AT_RANDOM);
+}
+
 void hak_init(void) {
     if (init_here) return; /* recursion from inside init */
-    pid_t me = getpid();
+    pid_t me = hak_sys_getpid();
     while (!atomic_load(&init_done)) {
         pid_t p = atomic_load(&init_pid);
         /* p not 0 nor us: a fork child whose initializer was another thread,
@@ -48,7 +80,7 @@ static void init_run(void) {
         hak_forkpage_init(); /* before anything that may take a lock or a slow path */
         hak_class_init();
         hak_shm_layout_compute(&hak_layout);
-        const uintptr_t *rnd = (const uintptr_t *)getauxval(AT_RANDOM);
+        const uintptr_t *rnd = at_random();
         hak_key = (rnd ? rnd[0] ^ (rnd[1] << 1) : (uintptr_t)&z * 0x9e3779b97f4a7c15ull) | 1;
         hak_knobs_init();
         atomic_store_explicit(

@@ -39,6 +39,7 @@
 #ifndef HAK_INTERNAL_H
 #define HAK_INTERNAL_H
 
+#include "hak_sys.h"
 #include "hakmem_shm.h"
 
 #include <limits.h>
@@ -96,9 +97,10 @@ typedef struct {
  * alignments of 4 MiB and more: the header sits a chunk below the user
  * pointer). Two copies (lib/hak_segmap.c):
  *   - the authoritative map, all 47 bits, two levels: hak_segmap_top (16 KiB
- *     of .bss) points to leaves of 16 KiB (64 GiB each) mapped when a chunk
- *     of theirs is first recorded; a leaf pointer is published once (release)
- *     and never changes, leaves are never freed. Slow paths only.
+ *     of .bss; its top TiB apart, hak_segmap_slot) points to leaves of 16
+ *     KiB (64 GiB each) mapped when a chunk of theirs is first recorded; a
+ *     leaf pointer is published once (release) and never changes, leaves
+ *     are never freed. Slow paths only.
  *   - the window, for free()'s fast path: a flat byte per 64 KiB page over
  *     64 GiB (1 MiB of .bss) from hak_segwin_base, chosen once by the first
  *     segment (centred on it) and never changed, fork included. A page's
@@ -131,7 +133,19 @@ enum { HAK_MAP_NONE = 0, HAK_MAP_SEG = 1, HAK_MAP_LARGE = 2 };
 #define HAK_WIN_N (1ul << (HAK_WIN_SHIFT - HAK_SEG_SHIFT))           /* chunks */
 #define HAK_PAGEWIN_N (1ul << (HAK_WIN_SHIFT - HAK_PAGE_SHIFT))      /* pages: 1 MiB */
 #define HAK_WIN_UNSET ((uintptr_t)1 << 63) /* no window yet: every index misses */
-extern uint8_t *hak_segmap_top[HAK_MAP_TOP_N];
+/* The top level's last HAK_MAP_TOP_HI slots (the top TiB of the address
+ * space, where x86-64 places mmap, ASLR included) are a small array among
+ * the globals a process touches at start; the rest is sparse .bss. A
+ * process's first segment then costs no page of the top level of its own. */
+#define HAK_MAP_TOP_HI 16
+extern uint8_t *hak_segmap_top[HAK_MAP_TOP_N - HAK_MAP_TOP_HI];
+extern uint8_t *hak_segmap_top_hi[HAK_MAP_TOP_HI];
+static inline uint8_t **hak_segmap_slot(uintptr_t a) {
+    uintptr_t i = a >> HAK_MAP_LEAF_SHIFT;
+    return i >= HAK_MAP_TOP_N - HAK_MAP_TOP_HI
+               ? &hak_segmap_top_hi[i - (HAK_MAP_TOP_N - HAK_MAP_TOP_HI)]
+               : &hak_segmap_top[i];
+}
 /* class + 1 of each page of the window in a small span, 0 otherwise */
 extern uint8_t hak_pagewin[HAK_PAGEWIN_N] __attribute__((visibility("hidden")));
 /* first chunk of the window, or HAK_WIN_UNSET */
@@ -150,8 +164,7 @@ static inline void hak_pagewin_set(const void *seg, int first, int n, uint8_t v)
 /* The authoritative entry of a (NONE beyond 47 bits or where no leaf is). */
 static inline uint8_t hak_segmap_get(uintptr_t a) {
     if (a >> HAK_ADDR_BITS) return HAK_MAP_NONE;
-    const uint8_t *leaf =
-        __atomic_load_n(&hak_segmap_top[a >> HAK_MAP_LEAF_SHIFT], __ATOMIC_ACQUIRE);
+    const uint8_t *leaf = __atomic_load_n(hak_segmap_slot(a), __ATOMIC_ACQUIRE);
     return leaf ? __atomic_load_n(&leaf[(a >> HAK_SEG_SHIFT) & (HAK_MAP_LEAF_N - 1)],
                                   __ATOMIC_RELAXED)
                 : HAK_MAP_NONE;
@@ -415,11 +428,11 @@ static inline void hak_fork_check(void) {
         hak_fork_settle();
 }
 
-/* The thread id through syscall(), which sits in the libc pages mmap and
- * madvise fault in anyway: gettid() is in another 64 KiB fault-around
- * window, resident in every process only for this (docs/allocator.md). */
+/* The thread id by the system call itself (shm/hak_sys.h): libc's gettid()
+ * and syscall() are each in a 64 KiB fault-around window a small program
+ * would not otherwise map (docs/allocator.md). */
 static inline pid_t hak_gettid(void) {
-    return (pid_t)syscall(SYS_gettid);
+    return hak_sys_gettid();
 }
 
 /* The word of a lock whose structure a fork child gave up (its holder was
@@ -455,11 +468,14 @@ void hak_os_unmap(void *p, size_t size);
 void *hak_os_map_at(void *at, size_t size); /* exactly at at, or NULL */
 void hak_os_purge(void *p, size_t size);
 uint64_t hak_now_ns(void);
+/* clock_gettime through the vDSO itself, not libc's wrapper (hak_os.c) */
+int hak_clock(clockid_t clock, struct timespec *ts);
+unsigned long hak_auxv(unsigned long type); /* getauxval without libc (hak_init.c) */
 /* The clock's last tick (a few ms old, never ahead of hak_now_ns): cheap
  * enough for stamps taken on every flush of a big class. */
 static inline uint64_t hak_coarse_ns(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    hak_clock(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 

@@ -144,7 +144,7 @@ void hak_knobs_lease_check(uint64_t now_ns) {
                                      __ATOMIC_RELAXED))
         return;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    hak_clock(CLOCK_REALTIME, &ts);
     hak_lock(&knob_lock);
     int changed = 0;
     for (int k = 0; k < HAK_NUM_KNOBS; k++) {

@@ -1,6 +1,8 @@
 /* hak_os.c — the OS layer: aligned mappings, purge, time, locks. */
 #include "hak_internal.h"
 
+#include <elf.h>
+#include <sys/auxv.h>
 #include <errno.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -9,8 +11,8 @@
 #include <unistd.h>
 
 static char *map_anon(void *at, size_t len, int flags) {
-    char *p = mmap(at, len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | flags, -1, 0);
+    char *p = hak_sys_mmap(at, len, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -44,24 +46,24 @@ void *hak_os_map_offset(size_t size, size_t align, size_t off) {
     } else {
         uintptr_t base = ((uintptr_t)p + off) & ~(uintptr_t)(align - 1); /* < p + off */
         char *lo = base >= off + 65536 ? (char *)(base - off) : NULL;
-        munmap(p, size);
+        hak_sys_munmap(p, size);
         char *got = lo ? map_anon(lo, size, MAP_FIXED_NOREPLACE) : NULL;
         if (got == lo && lo) {
             a = lo;
         } else {
-            if (got) munmap(got, size); /* placed elsewhere */
+            if (got) hak_sys_munmap(got, size); /* placed elsewhere */
             size_t len = size + align;
             if (len < size) return NULL;
             p = map_anon(NULL, len, 0);
             if (!p) return NULL;
             a = p + ((align - (((uintptr_t)p + off) & (align - 1))) & (align - 1));
-            if (a > p) munmap(p, (size_t)(a - p));
+            if (a > p) hak_sys_munmap(p, (size_t)(a - p));
             size_t tail = (size_t)((p + len) - (a + size));
-            if (tail) munmap(a + size, tail);
+            if (tail) hak_sys_munmap(a + size, tail);
         }
     }
     if (((uintptr_t)a + size) >> HAK_ADDR_BITS) {
-        munmap(a, size);
+        hak_sys_munmap(a, size);
         errno = ENOMEM;
         return NULL;
     }
@@ -80,7 +82,7 @@ void *hak_os_map_at(void *at, size_t size) {
     int e = errno;
     char *p = map_anon(at, size, MAP_FIXED_NOREPLACE);
     if (p && p != at) { /* a kernel without NOREPLACE took it as a hint */
-        munmap(p, size);
+        hak_sys_munmap(p, size);
         p = NULL;
     }
     errno = e;
@@ -89,7 +91,7 @@ void *hak_os_map_at(void *at, size_t size) {
 }
 
 void hak_os_unmap(void *p, size_t size) {
-    munmap(p, size);
+    hak_sys_munmap(p, size);
     HAK_PROC_SUB(MAPPED, size);
     HAK_PROC_ADD(RELEASED, size);
 }
@@ -97,15 +99,74 @@ void hak_os_unmap(void *p, size_t size) {
 /* Gives the pages back; the range stays mapped and reads as zero. */
 void hak_os_purge(void *p, size_t size) {
     int e = errno; /* never leak a syscall's errno into the caller's */
-    madvise(p, size, MADV_DONTNEED);
+    hak_sys_madvise(p, size, MADV_DONTNEED);
     errno = e;
     HAK_PROC_ADD(RELEASED, size);
     HAK_PROBE2(purge, p, size);
 }
 
+/* The clock without libc's clock_gettime: its page is in a 64 KiB
+ * fault-around window of libc that a program which reads no clock (a
+ * shell) would not map, 16 pages resident for the allocator's stamps. The
+ * vDSO's own __vdso_clock_gettime, found in its dynamic symbols (DT_HASH
+ * gives their number) once; libc's if anything there is unexpected. */
+typedef int (*clock_fn)(clockid_t, struct timespec *);
+static clock_fn clock_impl; /* NULL until looked up; racing lookups agree */
+
+static bool name_is(const char *a, const char *b) {
+    while (*a && *a == *b) a++, b++;
+    return *a == *b;
+}
+
+static clock_fn vdso_clock(void) {
+    const unsigned char *base = (const unsigned char *)hak_auxv(AT_SYSINFO_EHDR);
+    if (!base) return clock_gettime;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
+    if (eh->e_ident[EI_MAG0] != ELFMAG0 || eh->e_ident[EI_MAG1] != ELFMAG1 ||
+        eh->e_ident[EI_MAG2] != ELFMAG2 || eh->e_ident[EI_MAG3] != ELFMAG3 ||
+        eh->e_ident[EI_CLASS] != ELFCLASS64)
+        return clock_gettime;
+    const Elf64_Phdr *ph = (const Elf64_Phdr *)(base + eh->e_phoff);
+    const Elf64_Dyn *dyn = NULL;
+    uintptr_t bias = 0;
+    bool loaded = false;
+    for (int i = 0; i < eh->e_phnum; i++) {
+        if (ph[i].p_type == PT_LOAD && !loaded) {
+            bias = (uintptr_t)base + ph[i].p_offset - ph[i].p_vaddr;
+            loaded = true;
+        } else if (ph[i].p_type == PT_DYNAMIC) {
+            dyn = (const Elf64_Dyn *)(base + ph[i].p_offset);
+        }
+    }
+    if (!loaded || !dyn) return clock_gettime;
+    const Elf64_Sym *sym = NULL;
+    const char *str = NULL;
+    const Elf32_Word *hash = NULL;
+    for (; dyn->d_tag != DT_NULL; dyn++) {
+        if (dyn->d_tag == DT_SYMTAB) sym = (const Elf64_Sym *)(bias + dyn->d_un.d_ptr);
+        if (dyn->d_tag == DT_STRTAB) str = (const char *)(bias + dyn->d_un.d_ptr);
+        if (dyn->d_tag == DT_HASH) hash = (const Elf32_Word *)(bias + dyn->d_un.d_ptr);
+    }
+    if (!sym || !str || !hash) return clock_gettime;
+    for (Elf32_Word i = 0; i < hash[1]; i++) /* hash[1]: the number of symbols */
+        if (ELF64_ST_TYPE(sym[i].st_info) == STT_FUNC && sym[i].st_shndx != SHN_UNDEF &&
+            sym[i].st_value && name_is(str + sym[i].st_name, "__vdso_clock_gettime"))
+            return (clock_fn)(bias + sym[i].st_value);
+    return clock_gettime;
+}
+
+int hak_clock(clockid_t c, struct timespec *ts) {
+    clock_fn f = __atomic_load_n(&clock_impl, __ATOMIC_RELAXED);
+    if (HAK_UNLIKELY(!f)) {
+        f = vdso_clock();
+        __atomic_store_n(&clock_impl, f, __ATOMIC_RELAXED);
+    }
+    return f(c, ts);
+}
+
 uint64_t hak_now_ns(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    hak_clock(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -124,7 +185,7 @@ static pid_t self_tid(void) {
 /* Whether tid is no thread of this process (lost in a fork). */
 static bool tid_lost(pid_t tid) {
     int e = errno;
-    bool lost = syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH;
+    bool lost = syscall(SYS_tgkill, hak_sys_getpid(), tid, 0) != 0 && errno == ESRCH;
     errno = e;
     return lost;
 }
@@ -194,7 +255,7 @@ bool hak_lock_take_orphan(hak_lock_t *l) {
      * application child handler that ran before ours started it. In the
      * child handler a tgkill that a sandbox refuses also means lost. */
     int e = errno;
-    bool lost = syscall(SYS_tgkill, getpid(), v, 0) != 0 && (errno == ESRCH || was_me);
+    bool lost = syscall(SYS_tgkill, hak_sys_getpid(), v, 0) != 0 && (errno == ESRCH || was_me);
     errno = e;
     return lost && atomic_compare_exchange_strong_explicit(&l->v, &v, me, memory_order_acquire,
                                                            memory_order_relaxed);

@@ -96,12 +96,12 @@ static void publish(void) {
         if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = 0;
         close(fd);
     }
-    struct hak_shm_header *shm = hak_shm_create(getpid(), read_start_time(), comm, path);
+    struct hak_shm_header *shm = hak_shm_create(hak_sys_getpid(), read_start_time(), comm, path);
     if (!shm) {
         say_no_segment(errno);
         return;
     }
-    hak_shm_pid = getpid();
+    hak_shm_pid = hak_sys_getpid();
     uint64_t *proc = (uint64_t *)((char *)shm + hak_layout.proc_off);
     /* figures counted before the segment existed move into it (an add racing
      * with the switch may be lost: these are statistics) */
@@ -147,8 +147,8 @@ void hak_publish_after_fork(void) {
 }
 
 static __attribute__((destructor)) void hak_fini(void) {
-    if (hak_shm && hak_shm_pid == getpid()) {
+    if (hak_shm && hak_shm_pid == hak_sys_getpid()) {
         hak_shm->flags &= ~HAK_SHM_F_LIVE;
-        hak_shm_unlink(getpid());
+        hak_shm_unlink(hak_sys_getpid());
     }
 }

@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-uint8_t *hak_segmap_top[HAK_MAP_TOP_N] HAK_SPARSE_BSS("hak_segmap_top");
+uint8_t *hak_segmap_top[HAK_MAP_TOP_N - HAK_MAP_TOP_HI] HAK_SPARSE_BSS("hak_segmap_top");
+uint8_t *hak_segmap_top_hi[HAK_MAP_TOP_HI];
 uint8_t hak_pagewin[HAK_PAGEWIN_N] HAK_SPARSE_BSS("hak_pagewin");
 uintptr_t hak_segwin_base = HAK_WIN_UNSET;
 uintptr_t hak_pagewin_base = HAK_WIN_UNSET;
@@ -33,19 +34,19 @@ static uintptr_t chunk_of(uintptr_t a) {
 
 /* a's leaf, mapped if make and missing; NULL if there is none. */
 static uint8_t *leaf_of(uintptr_t a, bool make) {
-    uint8_t **slot = &hak_segmap_top[a >> HAK_MAP_LEAF_SHIFT];
+    uint8_t **slot = hak_segmap_slot(a);
     uint8_t *leaf = NULL;
     if (!make) return __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     /* a compare-exchange (a write) reads it: the top level's page, fresh,
      * then faults once, not as a read (the zero page) and then a write */
     __atomic_compare_exchange_n(slot, &leaf, NULL, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE);
     if (leaf) return leaf;
-    uint8_t *fresh = mmap(NULL, HAK_MAP_LEAF_N, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    uint8_t *fresh = hak_sys_mmap(NULL, HAK_MAP_LEAF_N, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (fresh == MAP_FAILED) return NULL; /* errno ENOMEM: the caller's retry path */
     if (__atomic_compare_exchange_n(slot, &leaf, fresh, false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
         return fresh;
-    munmap(fresh, HAK_MAP_LEAF_N); /* another thread published one first */
+    hak_sys_munmap(fresh, HAK_MAP_LEAF_N); /* another thread published one first */
     return leaf;
 }
 

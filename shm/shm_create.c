@@ -12,6 +12,7 @@
  * Readers never follow it: they check its owner and open /proc/<pid>/fd/<fd>
  * themselves. The pid namespace in the text tells a start-up clean-up in a
  * container sharing /dev/shm whether the pid in a name means anything here. */
+#include "hak_sys.h"
 #include "hakmem_shm.h"
 
 #include <errno.h>
@@ -41,7 +42,7 @@ static uint64_t own_len;
  * are (a heap's slot reserved when the segment appears and again by its
  * owner) makes no system call. Set only after the pages are resident;
  * threads racing on the same pages both populate, harmlessly. */
-#define RESERVED_WORDS 16 /* 4 MiB of segment: far above its 2 MiB */
+#define RESERVED_WORDS 10 /* 2.5 MiB of segment, above its 2.06 MiB (a larger one: EINVAL) */
 static uint64_t own_reserved[RESERVED_WORDS];
 
 static int reserved_all(uint64_t first, uint64_t last) {
@@ -54,6 +55,60 @@ static void reserved_mark(uint64_t first, uint64_t last) {
     for (uint64_t p = first; p <= last; p++)
         __atomic_fetch_or(&own_reserved[p / 64], 1ull << (p % 64), __ATOMIC_RELEASE);
 }
+
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+/* 3 not known yet, 1 direct, 2 through libc. Not zero, so in .data, whose
+ * page the loader has written: a first read in a fresh .bss page costs the
+ * zero page's fault and then the copy's. */
+static int direct_state = 3;
+
+static int near_mmap64(void *f) {
+    uintptr_t a = (uintptr_t)f, b = (uintptr_t)(void *)&mmap64;
+    return (a > b ? a - b : b - a) < 65536;
+}
+
+/* Direct calls only while mmap, munmap and madvise are all libc's. libc's
+ * mmap has a public alias, mmap64, at the same address, which a program's
+ * own mmap does not replace; munmap and madvise sit next to it in libc
+ * (a libc laid out otherwise just keeps libc's calls). Taking their
+ * addresses reads the GOT, not libc's text. Racing first callers agree. */
+__attribute__((noinline)) static int direct_init(void) {
+    int s = (void *)&mmap == (void *)&mmap64 && near_mmap64((void *)&munmap) &&
+                    near_mmap64((void *)&madvise)
+                ? 1
+                : 2;
+    __atomic_store_n(&direct_state, s, __ATOMIC_RELAXED);
+    return s;
+}
+
+static int direct(void) {
+    int s = __atomic_load_n(&direct_state, __ATOMIC_RELAXED);
+    return (__builtin_expect(s == 3, 0) ? direct_init() : s) == 1;
+}
+
+void *hak_sys_mmap(void *at, size_t len, int prot, int flags, int fd, off_t off) {
+    if (!direct()) return mmap(at, len, prot, flags, fd, off);
+    return (void *)HAK_SYS(SYS_mmap, at, len, prot, flags, fd, off);
+}
+int hak_sys_munmap(void *p, size_t len) {
+    if (!direct()) return munmap(p, len);
+    return (int)HAK_SYS(SYS_munmap, p, len, 0, 0, 0, 0);
+}
+int hak_sys_madvise(void *p, size_t len, int advice) {
+    if (!direct()) return madvise(p, len, advice);
+    return (int)HAK_SYS(SYS_madvise, p, len, advice, 0, 0, 0);
+}
+#else
+void *hak_sys_mmap(void *at, size_t len, int prot, int flags, int fd, off_t off) {
+    return mmap(at, len, prot, flags, fd, off);
+}
+int hak_sys_munmap(void *p, size_t len) {
+    return munmap(p, len);
+}
+int hak_sys_madvise(void *p, size_t len, int advice) {
+    return madvise(p, len, advice);
+}
+#endif
 
 /* ------------------------------------------------- names and link texts */
 
@@ -134,8 +189,8 @@ static void copy_name(char *dst, const char *src) {
 
 static int memfd_open(void) {
     unsigned base = MFD_CLOEXEC | MFD_ALLOW_SEALING;
-    int fd = (int)syscall(SYS_memfd_create, "hakmem", base | MFD_NOEXEC_SEAL);
-    if (fd < 0 && errno == EINVAL) fd = (int)syscall(SYS_memfd_create, "hakmem", base);
+    int fd = (int)hak_sys4(SYS_memfd_create, "hakmem", base | MFD_NOEXEC_SEAL, 0, 0);
+    if (fd < 0 && errno == EINVAL) fd = (int)hak_sys4(SYS_memfd_create, "hakmem", base, 0, 0);
     if (fd < 0) return -1;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > FD_FLOOR + 24) {
@@ -153,13 +208,13 @@ static int memfd_open(void) {
  * caller checked RLIMIT_FSIZE already; this covers a limit lowered since. */
 static int grow(int fd, uint64_t size) {
     uint64_t block = 1ull << (SIGXFSZ - 1), old = 0;
-    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &block, &old, sizeof block);
+    hak_sys4(SYS_rt_sigprocmask, SIG_BLOCK, &block, &old, sizeof block);
     int rc = ftruncate(fd, (off_t)size), e = errno;
     if (rc != 0 && !(old & block)) {
         struct timespec zero = {0, 0};
-        syscall(SYS_rt_sigtimedwait, &block, NULL, &zero, sizeof block); /* consume ours */
+        hak_sys4(SYS_rt_sigtimedwait, &block, NULL, &zero, sizeof block); /* consume ours */
     }
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof block);
+    hak_sys4(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof block);
     errno = e;
     return rc;
 }
@@ -172,7 +227,7 @@ int hak_shm_reserve(struct hak_shm_header *h, uint64_t off, uint64_t len) {
     uint64_t first = off / 4096, last = end / 4096 - 1;
     if (last / 64 >= RESERVED_WORDS) return errno = EINVAL, -1;
     if (reserved_all(first, last)) return 0;
-    if (madvise((char *)h + off, end - off, MADV_POPULATE_WRITE) != 0) {
+    if (hak_sys_madvise((char *)h + off, end - off, MADV_POPULATE_WRITE) != 0) {
         if (errno != EINVAL || own_fd < 0) return errno = ENOMEM, -1;
         /* kernels before 5.14: allocate the file's pages, if the fd is still ours */
         struct stat st;
@@ -291,7 +346,7 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
     void *base = MAP_FAILED;
     if (fchmod(fd, 0600) == 0 && grow(fd, l.total_size) == 0 &&
         fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
-        base = mmap(NULL, l.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        base = hak_sys_mmap(NULL, l.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int e = errno;
     if (base == MAP_FAILED) {
         close(fd);
@@ -313,7 +368,7 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
         if (publish(pid, fd, ns) == 0) return base;
     }
     e = errno;
-    munmap(base, l.total_size);
+    hak_sys_munmap(base, l.total_size);
     close(fd);
     own_base = prev_base, own_fd = prev_fd, own_len = prev_len;
     memcpy(own_reserved, prev_reserved, sizeof own_reserved);
@@ -324,8 +379,8 @@ int hak_shm_release(void) {
     int r = 0;
     /* in place, in one step: never a moment when the range is unmapped */
     if (own_base &&
-        mmap(own_base, own_len, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+        hak_sys_mmap(own_base, own_len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
         r = -1;
     if (own_fd >= 0) close(own_fd);
     own_base = NULL;
@@ -413,7 +468,7 @@ int hak_shm_gc_dead_in(const char *dir) {
     char buf[4096];
     int seen = 0;
     long n;
-    while (seen < 4096 && (n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+    while (seen < 4096 && (n = hak_sys4(SYS_getdents64, fd, buf, sizeof buf, 0)) > 0) {
         for (long off = 0; off < n;) {
             struct {
                 uint64_t ino;

@@ -1,5 +1,6 @@
 /* shm_tables.c — the tables generated from the X-macros in hakmem_shm.h, and
  * the computed layout of the segment this build writes. */
+#include "hak_sys.h"
 #include "hakmem_shm.h"
 
 #include <sched.h>
@@ -85,7 +86,7 @@ int64_t hak_knob_default(int knob, int cls) {
          * libc's wrapper and CPU_COUNT are two pages of libc (64 KiB each by
          * fault-around) a small program would not otherwise run */
         unsigned long mask[16] = {0};
-        long got = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+        long got = hak_sys_sched_getaffinity(sizeof mask, mask);
         int ncpu = 0;
         for (long i = 0; got > 0 && i < got / (long)sizeof mask[0]; i++)
             ncpu += __builtin_popcountl(mask[i]);
