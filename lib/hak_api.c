@@ -120,8 +120,9 @@ static HAK_NOINLINE void *alloc_slow(size_t n);
  * (everything else is a tail call to alloc_slow). */
 void *hak_alloc_slow(size_t n) {
     if (n > HAK_SMALL_MAX && n <= HAK_CLASS_MAX) {
-        /* mid sizes: the same thread-cache pop as the fast path */
-        struct hak_tbin *bin = &hak_tls.bins[hak_mid_class(n)];
+        /* mid sizes: the same thread-cache pop as the fast path, the bin
+         * addressed as there (%fs-relative: no thread-pointer load) */
+        hak_tbin_ref *bin = hak_tbin_at((uintptr_t)hak_mid_class(n) * sizeof(struct hak_tbin));
         hak_block *b = bin->head;
         if (HAK_LIKELY(b != NULL)) {
             bin->head = b->next;

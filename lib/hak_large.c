@@ -214,6 +214,27 @@ static size_t cache_limit(void) {
 }
 /* ---- end of the cache ---- */
 
+/* A fresh 4 MiB-aligned mapping of need bytes. The kernel places a mapping
+ * top-down next to the previous one, but a large block's size is rarely a
+ * multiple of 4 MiB, so its pick is rarely aligned, and hak_os_map_aligned
+ * then pays an mmap, a munmap, a failed try below and an over-map with two
+ * trims: realloc_grow-1m made 3 munmap and 3 mmap calls per buffer. So the
+ * first try is the aligned place right below the last fresh mapping (whose
+ * chunk is ours alone: the rest of it is free or taken by other mappings),
+ * with MAP_FIXED_NOREPLACE: one mmap when that place is free, one failed
+ * call more when it is not. The hint is a guess: racing threads may lose an
+ * update, and NOREPLACE never takes a place another mapping holds. */
+static uintptr_t map_hint; /* relaxed: a 4 MiB-aligned address, 0: none yet */
+
+static void *large_map(size_t need) {
+    size_t span = (need + HAK_SEG_MASK) & ~HAK_SEG_MASK;
+    uintptr_t hint = __atomic_load_n(&map_hint, __ATOMIC_RELAXED);
+    void *p = hint > span ? hak_os_map_at((void *)(hint - span), need) : NULL;
+    if (!p) p = hak_os_map_aligned(need, HAK_SEG_SIZE);
+    if (p) __atomic_store_n(&map_hint, (uintptr_t)p, __ATOMIC_RELAXED);
+    return p;
+}
+
 /* Grows l (not cached, not live) to need bytes: in place, or moved with
  * mremap to a new 4 MiB-aligned range (page tables move, not bytes).
  * Returns the header, or NULL with l untouched. */
@@ -224,7 +245,7 @@ static hak_large *large_grow(hak_large *l, size_t need) {
         /* target reserves the place; the move replaces it with one mapping
          * of need bytes (not the old pages plus a fresh tail: two mappings,
          * which the next in-place growth could not extend) */
-        char *target = hak_os_map_aligned(need, HAK_SEG_SIZE);
+        char *target = large_map(need);
         if (!target) return NULL;
         if (!hak_segmap_prepare((uintptr_t)target)) { /* the set below cannot fail */
             hak_os_unmap(target, need);
@@ -286,8 +307,7 @@ void *hak_large_alloc(size_t n, size_t align, bool *fresh) {
     hak_large *l = large_reuse(need, offset, align);
     if (fresh) *fresh = l == NULL;
     if (!l) {
-        l = align > HAK_SEG_SIZE ? hak_os_map_offset(need, align, offset)
-                                 : hak_os_map_aligned(need, HAK_SEG_SIZE);
+        l = align > HAK_SEG_SIZE ? hak_os_map_offset(need, align, offset) : large_map(need);
         if (!l) return NULL;
         /* a mapping the map cannot record could never be freed: give it back */
         if (!hak_segmap_set((uintptr_t)l, HAK_MAP_LARGE)) {
