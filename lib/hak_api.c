@@ -210,7 +210,8 @@ void hak_free_slow(void *p) {
         b->key = hak_key;
         hak_flush_list(h, cls, b, 1);
     } else {
-        if (bin->room == 0 && !hak_tbin_grow(bin)) hak_flush(h, cls, bin->cap / 2);
+        if (bin->room == 0 && !hak_tbin_grow(bin))
+            hak_flush(h, cls, hak_tbin_overflow_keep(bin, cls));
         b->next = bin->head;
         b->key = hak_key;
         bin->head = b;

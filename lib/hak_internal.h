@@ -595,6 +595,13 @@ static inline uint32_t hak_tbin_cap_start(uint32_t cap, uint32_t cap_max, uint32
     if (cap_max <= cap || cap <= HAK_TBIN_CAP_START) return cap;
     return now < HAK_TBIN_CAP_START ? HAK_TBIN_CAP_START : now > cap ? cap : now;
 }
+/* What a full bin keeps when it overflows: half, but none in a bin its
+ * thread never refilled (a consumer, hak_tbin_grow), which takes no blocks
+ * of the class from it: each flush then moves a full cap in one pass. Big
+ * classes keep half (their flush goes to the heap's store). */
+static inline uint32_t hak_tbin_overflow_keep(const struct hak_tbin *bin, int cls) {
+    return !(bin->refilled & HAK_TBIN_EVER) && cls < HAK_PURGE_CLS_MIN ? 0 : bin->cap / 2;
+}
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n); /* returns the rest */
 /* the heap's stores (hak_store.c); the heap lock held, cls >= HAK_PURGE_CLS_MIN */
 uint32_t hak_store_room(hak_heap *h, int cls); /* blocks the store of cls still takes */

@@ -519,11 +519,6 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, boo
 void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t count = hak_tbin_count(bin);
-    /* a bin its thread never refilled (a consumer: hak_tbin_grow) keeps
-     * none of an overflow: the thread takes no blocks of the class from it,
-     * and each flush moves a full cap in one pass */
-    if (keep && keep == bin->cap / 2 && !(bin->refilled & HAK_TBIN_EVER) && cls < HAK_PURGE_CLS_MIN)
-        keep = 0;
     bool store = cls >= HAK_PURGE_CLS_MIN && keep > 0;
     if (cls >= HAK_PURGE_CLS_MIN && keep == 0) hak_store_empty(h, cls);
     if (count <= keep) return;
