@@ -493,7 +493,7 @@ void hak_knobs_apply_tls(void) {
         if (count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
         count = hak_tbin_count(bin);
         bin->cap_max = hak_tbin_cap_max(c, cap);
-        bin->cap = hak_tbin_cap_start(cap, bin->cap_max, bin->cap);
+        bin->cap = hak_tbin_cap_start(cap, bin->cap_max, bin->cap, c);
         bin->room = bin->cap > count ? bin->cap - count : 0;
     }
 }
