@@ -475,7 +475,8 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, boo
      * overflow's flush): the block 16 below the current one, prefetched,
      * is the link the walk reads ~10 blocks later (thread_churn: +6 % per
      * CPU-second). A list in the other order finds that line already walked,
-     * in L1: one instruction lost. At most a page below (big blocks). */
+     * in L1. One instruction a block, which the count-down loop below gives
+     * back. At most a page below (big blocks). */
     const intptr_t pf =
         -(intptr_t)(16 * hak_class_size[cls] < 4096 ? 16 * hak_class_size[cls] : 4096);
     /* the scalars only: the remote groups are written as they fill (f.k) */
