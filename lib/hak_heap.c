@@ -651,13 +651,13 @@ static void bg_ctr_flush(void) {
  * (hak_span.c), so this is safe whether its owner sleeps or wakes up
  * meanwhile (it then waits for the lock); blocks in the owner's thread
  * cache count as used, so their spans stay, and their pages too. */
-static void heap_idle_give_back(hak_heap *h) {
+static void heap_idle_give_back(hak_heap *h, bool purge) {
     hak_remote_drain(h);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t kept;
         hak_release_empty(h, c, &kept);
     }
-    hak_segment_purge(h, true);
+    if (purge) hak_segment_purge(h, true);
 }
 
 /* Takes an ownerless heap out of the abandoned pool (the caller then owns
@@ -697,8 +697,12 @@ bool hak_heaps_drain_idle(void) {
             left |= remote;
             continue;
         }
-        if (h->bg_done && !remote) continue;
-        if (now - h->bg_seen_ns < delay) {
+        if (h->bg_done == 2 && !remote) continue;
+        /* half a delay: its remote frees drained, its empty spans given
+         * back (their pages then go on the usual delay); a whole delay: all
+         * of its free pages purged */
+        bool full = now - h->bg_seen_ns >= delay;
+        if (!full && (now - h->bg_seen_ns < delay / 2 || (h->bg_done == 1 && !remote))) {
             left = true;
             continue;
         }
@@ -716,13 +720,13 @@ bool hak_heaps_drain_idle(void) {
             if (owner > 0 || pooled)
                 left = true; /* busy: the next pass */
             else
-                h->bg_done = 1; /* retired, or not in the pool (no memory, being taken) */
+                h->bg_done = 2; /* retired, or not in the pool (no memory, being taken) */
             continue;
         }
         atomic_store(&purging, h);
         atomic_store(&purging_deep, true);
         hak_tls.ctr = bg_ctr;
-        heap_idle_give_back(h);
+        heap_idle_give_back(h, full);
         atomic_store(&purging_deep, false);
         if (pooled) h->pool_run = hak_segment_free_run(h);
         hak_heap_unlock(h);
@@ -734,7 +738,7 @@ bool hak_heaps_drain_idle(void) {
             pool_put(h);
             hak_unlock(&hak_pool_lock);
         }
-        h->bg_done = 1;
+        h->bg_done = full ? 2 : 1;
     }
     return left;
 }
