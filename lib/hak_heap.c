@@ -399,7 +399,9 @@ static void heap_leave(hak_heap *h, bool help) {
     hak_purger_thread_exit(h);
     /* help drain what other exited threads left, while we are on a slow path */
     if (help && HAK_KNOB(ADOPT)) hak_heap_reclaim_abandoned(true);
+    hak_heap_lock(h); /* the masks: the purger may be giving back spans of ours */
     h->pool_run = hak_segment_free_run(h);
+    hak_heap_unlock(h);
     struct hak_shm_slot *sl = slot_of(h);
     if (sl) sl->active = 0;
     hak_lock(&hak_pool_lock);
@@ -530,7 +532,9 @@ void hak_heap_poll(hak_heap *h) {
         hak_knobs_apply_tls();
     if (HAK_UNLIKELY(hak_tls.trim_epoch != atomic_load_explicit(&trim_epoch, memory_order_relaxed)))
         heap_give_back(h);
-    if ((++h->polls & 63) == 0) {
+    uint32_t polls = h->polls + 1; /* the purger reads it: idle heaps (hak_heaps_drain_idle) */
+    __atomic_store_n(&h->polls, polls, __ATOMIC_RELAXED);
+    if ((polls & 63) == 0) {
         hak_purger_tick(h); /* may start the purger: nothing held, heap consistent */
         uint64_t now = hak_now_ns();
         if (hak_shm) {
@@ -604,8 +608,10 @@ void hak_heaps_mark_idle(uint64_t epoch) {
     }
 }
 
-/* The heap whose seg_lock the purger holds (for a fork child). */
+/* The heap whose seg_lock the purger holds (for a fork child), and whether
+ * it is draining it (hak_heaps_drain_idle), not only purging. */
 static hak_heap *_Atomic purging;
+static atomic_bool purging_deep;
 
 /* Purges the due free pages of every heap, owned or abandoned, never
  * waiting for an owner (a retired heap whose thread died in a fork holding
@@ -624,12 +630,145 @@ bool hak_heaps_purge_all(bool force) {
     return left;
 }
 
+/* The purger's counts while it works in a heap (HAK_CTR): added to the
+ * orphan slot after each heap (atomic adds: the owner may count meanwhile). */
+static uint64_t bg_ctr[HAK_NUM_CSLOTS * HAK_NUM_CTRS] HAK_SPARSE_BSS("bg_ctr");
+
+static void bg_ctr_flush(void) {
+    for (int c = 0; c < HAK_NUM_CSLOTS; c++)
+        for (int id = 0; id < HAK_NUM_CTRS; id++) {
+            uint64_t *k = &bg_ctr[HAK_CTR_INDEX(c, id, HAK_NUM_CTRS)];
+            if (*k) hak_orphan_add(c, id, *k);
+            *k = 0;
+        }
+}
+
+/* A heap idle for a purge delay, its lock held by the purger: remote
+ * frees drained, every empty span given back, and its free pages purged at
+ * once (a trim of the heap: an owner that slept through a purge delay is
+ * not coming back for them soon, and what its remote frees returned has
+ * waited since they came in). Every span list changes under the heap lock
+ * (hak_span.c), so this is safe whether its owner sleeps or wakes up
+ * meanwhile (it then waits for the lock); blocks in the owner's thread
+ * cache count as used, so their spans stay, and their pages too. */
+static void heap_idle_give_back(hak_heap *h, bool purge) {
+    hak_remote_drain(h);
+    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+        uint32_t kept;
+        hak_release_empty(h, c, &kept);
+    }
+    if (purge) hak_segment_purge(h, true);
+}
+
+/* Takes an ownerless heap out of the abandoned pool (the caller then owns
+ * it, as an adopter does); false if it is not there (being taken over). */
+static bool pool_take(hak_heap *h) {
+    for (hak_heap **pp = &pool_abandoned; *pp; pp = &(*pp)->pool_next)
+        if (*pp == h) {
+            *pp = h->pool_next;
+            atomic_fetch_sub(&abandoned_n, 1);
+            return true;
+        }
+    return false;
+}
+
+/* The background purger's look at heaps whose owner sleeps (or whose
+ * thread exited: pooled): a heap with no slow path (hak_heap_poll) for a
+ * purge delay gets its remote frees drained and its empty memory given back
+ * (heap_idle_give_back), once per idle period, and again when remote frees
+ * come in. Nobody else would: only a slow path drains, and a thread
+ * waiting on a condition variable takes none (larson's main thread held
+ * 1.08 MiB of blocks its workers freed). An owned heap is worked on under
+ * its lock (try-lock: a busy owner is not idle); a pooled one is taken out
+ * of the pool meanwhile. */
+bool hak_heaps_drain_idle(void) {
+    uint64_t now = hak_now_ns(), delay = hak_purge_delay_ns();
+    hak_lock(&hak_pool_lock);
+    hak_heap *h = all_heaps;
+    hak_unlock(&hak_pool_lock);
+    bool left = false;
+    uint64_t *ctr = hak_tls.ctr;
+    for (; h; h = h->all_next) {
+        if (h->shared) continue; /* the starter: hak_starter_tidy */
+        uint32_t polls = __atomic_load_n(&h->polls, __ATOMIC_RELAXED);
+        bool remote = atomic_load_explicit(&h->remote_spans, memory_order_relaxed) != NULL;
+        if (polls != h->bg_polls || !h->bg_seen_ns) {
+            h->bg_polls = polls, h->bg_seen_ns = now, h->bg_done = 0;
+            left |= remote;
+            continue;
+        }
+        if (h->bg_done == 2 && !remote) continue;
+        /* half a delay: its remote frees drained, its empty spans given
+         * back (their pages then go on the usual delay); a whole delay: all
+         * of its free pages purged */
+        bool full = now - h->bg_seen_ns >= delay;
+        if (!full && (now - h->bg_seen_ns < delay / 2 || (h->bg_done == 1 && !remote))) {
+            left = true;
+            continue;
+        }
+        hak_lock(&hak_pool_lock);
+        pid_t owner = h->owner;
+        bool pooled = owner == 0 && pool_take(h), locked = false;
+        if (owner > 0 || pooled) locked = hak_heap_trylock(h);
+        hak_unlock(&hak_pool_lock);
+        if (!locked) {
+            if (pooled) {
+                hak_lock(&hak_pool_lock);
+                pool_put(h);
+                hak_unlock(&hak_pool_lock);
+            }
+            if (owner > 0 || pooled)
+                left = true; /* busy: the next pass */
+            else
+                h->bg_done = 2; /* retired, or not in the pool (no memory, being taken) */
+            continue;
+        }
+        atomic_store(&purging, h);
+        atomic_store(&purging_deep, true);
+        hak_tls.ctr = bg_ctr;
+        heap_idle_give_back(h, full);
+        atomic_store(&purging_deep, false);
+        if (pooled) h->pool_run = hak_segment_free_run(h);
+        hak_heap_unlock(h);
+        atomic_store(&purging, NULL);
+        hak_tls.ctr = ctr;
+        bg_ctr_flush();
+        if (pooled) {
+            hak_lock(&hak_pool_lock);
+            pool_put(h);
+            hak_unlock(&hak_pool_lock);
+        }
+        h->bg_done = full ? 2 : 1;
+    }
+    return left;
+}
+
 /* Fork child: the purger stayed in the parent, maybe holding a seg_lock
  * (only if lost: `purging` may be stale, a trim's, or a retired starter's). */
 void hak_heaps_unlock_after_fork(void) {
     hak_heap *h = atomic_load(&purging);
-    if (h && hak_lock_take_orphan(&h->seg_lock)) hak_heap_lock_reset(h);
+    if (h && hak_lock_take_orphan(&h->seg_lock)) {
+        if (!atomic_load(&purging_deep)) {
+            hak_heap_lock_reset(h); /* it only purged: every step left the heap whole */
+        } else {
+            /* lost half-way through an idle heap's drain (its span lists
+             * may be half-updated): the heap is retired, its lock for good
+             * (the purge skips it), a bounded leak in the child; if it was
+             * this thread's, the thread takes another at its next slow path
+             * (its cached blocks go to the old one as remote frees) */
+            h->owner = -1;
+            h->lock_depth = 0;
+            atomic_store_explicit(&h->lock_holder, NULL, memory_order_relaxed);
+            hak_lock_retire(&h->seg_lock);
+            if (hak_tls.heap == h) {
+                hak_tls.heap = NULL;
+                HAK_PROC_SUB(THREADS, 1); /* counted again when it takes one */
+                atomic_fetch_sub(&hak_live_threads, 1);
+            }
+        }
+    }
     atomic_store(&purging, NULL);
+    atomic_store(&purging_deep, false);
 }
 
 /* Live and cached bytes from the counters of every heap (mallinfo). */

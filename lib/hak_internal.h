@@ -20,6 +20,9 @@
  * Ownership invariants:
  *   - span->free, span->used, the partial lists and segment masks are only
  *     touched by the thread that owns the heap (heap->owner).
+ *     Every change to them is made under the heap lock (seg_lock), so the
+ *     background purger, holding it, may work on them too: it drains the
+ *     remote frees of a heap whose owner sleeps (hak_heaps_drain_idle).
  *   - span->remote is the only field other threads write (CAS push of a
  *     chain of blocks with its count; a flush sends one chain per span and
  *     queues the spans it found empty with their owner, one CAS per owner).
@@ -345,6 +348,11 @@ typedef struct hak_heap {
     struct hak_tgc tgc;             /* its owner's thread-cache decay (hak_tcache.c) */
     struct hak_heap *pool_next;     /* abandoned / free pool link */
     struct hak_heap *all_next;      /* every heap ever made */
+    /* the background purger's own (hak_heaps_drain_idle): polls as it last
+     * saw them, since when (ns), and whether it gave back the heap's idle
+     * memory since they last changed */
+    uint32_t bg_polls, bg_done;
+    uint64_t bg_seen_ns;
 } hak_heap;
 
 /* Effective knob values, process-private, already clamped. */
@@ -691,6 +699,10 @@ void hak_purger_after_fork(void);
 void hak_purger_published(void); /* the segment exists: the purger waits on its trim_req */
 /* hak_heap.c: every heap's due free pages (try-lock); true if some remain */
 bool hak_heaps_purge_all(bool force);
+/* hak_heap.c: remote frees drained, empty spans given back and free pages
+ * of small spans purged in heaps whose owner (or pool) had no slow path for
+ * a purge delay; true if some are left for a later pass */
+bool hak_heaps_drain_idle(void);
 void hak_heaps_unlock_after_fork(void);
 bool hak_segment_purge_try(hak_heap *h, bool force);
 

@@ -139,6 +139,7 @@ static bool purge_pass(void) {
     bool left = hak_segment_cache_trim(false);
     hak_large_cache_trim(false);
     left |= hak_large_cache_busy();
+    left |= hak_heaps_drain_idle();
     left |= hak_heaps_purge_all(false);
     HAK_PROC_ADD(BG_PASSES, 1);
     return left;

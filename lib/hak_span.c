@@ -36,13 +36,20 @@ static void span_settle(hak_heap *h, hak_span *s, bool keep_last) {
 /* Gives back every empty span of the class, the last one too (the heap is
  * going to the pool or being reclaimed). Returns how many; *kept gets the
  * number of spans left because blocks are still out. */
-/* Spans of big classes are walked by the background purger: their lists
- * change under the heap lock (see hak_span_purge_free). So do all classes'
- * while a solo purger may walk this thread's heap (hak_tls.lock_small: set
- * and cleared only by this thread, between span operations). */
+/* Classes whose blocks freed to a span are stamped for the purge (see
+ * hak_span_purge_free): big classes always, all classes while a solo
+ * purger may purge this thread's small spans too (hak_tls.lock_small: set
+ * and cleared only by this thread, between span operations). Locking is
+ * no longer per class: SPAN_LOCK below. */
 static inline bool big_cls(int cls) {
     return cls >= HAK_PURGE_CLS_MIN || HAK_UNLIKELY(hak_tls.lock_small);
 }
+/* Every class's span lists and free lists change under the heap lock (an
+ * uncontended lock per refill, flush or drain: a slow path of many blocks),
+ * so the background purger may drain the remote frees of a heap whose owner
+ * sleeps and give back its spans that emptied (hak_heap_drain_idle). */
+#define SPAN_LOCK(h) hak_heap_lock(h)
+#define SPAN_UNLOCK(h) hak_heap_unlock(h)
 
 /* Blocks went onto s->free under the heap lock: due for a purge later.
  * A big class's block carries the time in its stamp (hak_block_stamp), so
@@ -58,7 +65,7 @@ static uint32_t release_empty(hak_heap *h, int cls, uint32_t *kept, bool warm) {
     uint32_t released = 0;
     hak_span *keep = NULL; /* warm: the empty span carved furthest */
     *kept = 0;
-    if (big_cls(cls)) hak_heap_lock(h);
+    SPAN_LOCK(h);
     for (hak_span *s = h->partial[cls], *next; s; s = next) {
         next = s->next;
         if (s->used != 0) {
@@ -80,7 +87,7 @@ static uint32_t release_empty(hak_heap *h, int cls, uint32_t *kept, bool warm) {
         hak_span_release(h, keep);
         released++;
     }
-    if (big_cls(cls)) hak_heap_unlock(h);
+    SPAN_UNLOCK(h);
     return released;
 }
 
@@ -144,7 +151,7 @@ bool hak_refill(hak_heap *h, int cls) {
     if (nth < 5 && want > 2u << nth) want = 2u << nth;
     if (want > bin->room) want = bin->room;
     if (want == 0) want = 1; /* cap 0 (safe-free mode): one block at a time */
-    if (big_cls(cls)) hak_heap_lock(h);
+    SPAN_LOCK(h);
 
     if (++h->refills_since_drain >= HAK_KNOB(DRAIN_INTERVAL) || !h->partial[cls]) {
         h->refills_since_drain = 0;
@@ -203,7 +210,7 @@ bool hak_refill(hak_heap *h, int cls) {
     bin->head = head;
     bin->room = bin->room > got ? bin->room - got : 0; /* cap 0: the block goes out at once */
     bin->refilled = HAK_TBIN_REFILLED | HAK_TBIN_EVER;
-    if (big_cls(cls)) hak_heap_unlock(h);
+    SPAN_UNLOCK(h);
     HAK_CTR(cls, REFILLS)++;
     HAK_CTR(cls, REFILL_BLOCKS) += got;
     HAK_PROBE2(refill, cls, got);
@@ -216,16 +223,13 @@ bool hak_refill(hak_heap *h, int cls) {
  * read the clock here; a flush reads it once for all its runs). */
 static void local_push(hak_heap *h, hak_span *s, hak_block *first, hak_block *last, uint32_t n,
                        uint64_t now) {
-    bool big = big_cls(s->cls);
-    if (HAK_UNLIKELY(big)) {
-        hak_heap_lock(h); /* recursive: a flush of a big class holds it already */
-        free_dirty(s, first, n, now ? now : hak_coarse_ns());
-    }
+    SPAN_LOCK(h); /* recursive: a flush holds it already */
+    if (HAK_UNLIKELY(big_cls(s->cls))) free_dirty(s, first, n, now ? now : hak_coarse_ns());
     last->next = s->free;
     s->free = first;
     s->used -= n;
     span_settle(h, s, true);
-    if (HAK_UNLIKELY(big)) hak_heap_unlock(h);
+    SPAN_UNLOCK(h);
 }
 
 void hak_free_to_span(hak_heap *h, hak_span *s, hak_block *b) {
@@ -340,9 +344,13 @@ static void free_splice(hak_span *s, hak_block *list, uint32_t n) {
 }
 
 /* The owner takes every queued span's remote list. Each span is read for
- * its link before its list is taken: after that, a pusher may queue it again. */
+ * its link before its list is taken: after that, a pusher may queue it again.
+ * Under the heap lock: the background purger drains a sleeping owner's heap
+ * too (hak_heap_drain_idle), so the two may each take a part of the stack. */
 void hak_remote_drain(hak_heap *h) {
     hak_span *s = atomic_exchange_explicit(&h->remote_spans, NULL, memory_order_acquire);
+    if (!s) return;
+    SPAN_LOCK(h);
     while (s) {
         hak_span *next = s->remote_next;
         /* acq_rel: our read of remote_next above happens before any pusher
@@ -350,20 +358,16 @@ void hak_remote_drain(hak_heap *h) {
         uintptr_t w = atomic_exchange_explicit(&s->remote, 0, memory_order_acq_rel);
         if (w) {
             uint32_t n = REMOTE_N(w);
-            bool big = big_cls(s->cls);
-            if (big) {
-                hak_heap_lock(h);
-                free_dirty(s, REMOTE_PTR(w), n, hak_coarse_ns());
-            }
+            if (big_cls(s->cls)) free_dirty(s, REMOTE_PTR(w), n, hak_coarse_ns());
             free_splice(s, REMOTE_PTR(w), n);
             s->used -= n;
             HAK_CTR(s->cls, REMOTE_DRAINED) += n;
             HAK_PROBE2(remote_drain, s->cls, n);
             span_settle(h, s, true);
-            if (big) hak_heap_unlock(h);
         }
         s = next;
     }
+    SPAN_UNLOCK(h);
 }
 
 /* The bin is full: grow it if it qualifies (hak_tbin_cap_max in
@@ -488,8 +492,8 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, boo
      * take it again) and for the store, and one clock read for all their
      * stamps. Only big classes have stores. */
     const bool big = big_cls(cls);
+    SPAN_LOCK(h);
     if (HAK_UNLIKELY(big)) {
-        hak_heap_lock(h);
         f.now = hak_coarse_ns(); /* the purge compares with hak_now_ns: never older */
         if (store) f.store_room = hak_store_room(h, cls);
     }
@@ -520,7 +524,7 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, boo
     }
     if (f.k) remote_publish(f.g, f.k);
     if (f.store_n) hak_store_put(h, cls, f.store_first, f.store_last, f.store_n);
-    if (HAK_UNLIKELY(big)) hak_heap_unlock(h);
+    SPAN_UNLOCK(h);
     HAK_CTR(cls, FLUSHES)++;
     HAK_CTR(cls, FLUSH_BLOCKS) += total;
     HAK_CTR(cls, REMOTE_FREES) += f.nremote;

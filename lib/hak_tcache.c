@@ -92,7 +92,7 @@ static HAK_NOINLINE void look(hak_heap *h, int skip, uint32_t every) {
          * leaves the looks until its next refill or overflow */
         if (done) {
             uint32_t kept;
-            if (h->partial[c]) hak_release_empty(h, c, &kept);
+            hak_release_empty(h, c, &kept); /* the lock first: the purger may change the list */
             g->busy &= ~(1ull << c);
         }
         seen->allocs[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS);
