@@ -359,9 +359,15 @@ hak_heap *hak_heap_get(void) {
  * its way out gets a few yields to put its heap in the pool. */
 hak_heap *hak_heap_get_for(hak_heap *want) {
     if (hak_tls.heap || !want || !HAK_READY()) return hak_heap_get();
-    for (int i = 0; i < HAK_HEAP_WAIT_YIELDS && __atomic_load_n(&want->owner, __ATOMIC_RELAXED) > 0;
-         i++)
+    hak_fork_check(); /* a raw fork child settles its locks first (heap_get_slow) */
+    if (hak_tls.heap) return hak_heap_get();
+    for (int i = 0;; i++) {
+        hak_lock(&hak_pool_lock); /* owner changes under it */
+        bool owned = want->owner > 0;
+        hak_unlock(&hak_pool_lock);
+        if (!owned || i == HAK_HEAP_WAIT_YIELDS) break;
         sched_yield();
+    }
     return heap_get_slow(want);
 }
 
