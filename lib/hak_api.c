@@ -188,7 +188,7 @@ void hak_free_slow(void *p) {
         hak_ctr_add(cls, HAK_CTR_REMOTE_FREES, 1);
         return;
     }
-    hak_heap *h = hak_heap_get();
+    hak_heap *h = hak_tls.heap || cls < 0 ? hak_heap_get() : hak_heap_get_for(hak_seg_of(p)->heap);
     if (cls < 0) {
         if (!h || !hak_large_free_checked(p))
             hak_fatal("free(): invalid pointer; not allocated by hakmem", p);

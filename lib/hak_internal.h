@@ -659,6 +659,10 @@ bool hak_heap_reclaim_abandoned(bool warm); /* warm: hak_release_empty_warm */
 
 /* heaps and threads (hak_heap.c) */
 hak_heap *hak_heap_get(void);
+hak_heap *hak_heap_get_for(hak_heap *want); /* a first free's: its block's heap if it can */
+#ifndef HAK_HEAP_WAIT_YIELDS
+#define HAK_HEAP_WAIT_YIELDS 8
+#endif
 void hak_heap_poll(hak_heap *h);
 void hak_thread_exit(void *arg);
 void hak_heaps_after_fork(bool child);
