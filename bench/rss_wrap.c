@@ -24,6 +24,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: rss_wrap OUT_FILE PRELOAD -- COMMAND [ARGS...]\n");
         return 2;
     }
+    /* ld.so only warns about a preload it cannot open and runs the command
+     * on glibc: a missing peer library would be measured as glibc */
+    if (argv[2][0] && access(argv[2], R_OK) != 0) {
+        fprintf(stderr, "rss_wrap: %s: %s (bash scripts/deps.sh bench installs the peers)\n",
+                argv[2], strerror(errno));
+        return 2;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         perror("fork");
