@@ -31,16 +31,33 @@ static _Atomic(struct blk *) slots[NSLOTS];
 static atomic_int stop;
 static long nforks;
 static atomic_long child_fail;
+/* While a child runs, the parent's workers rest: on 2 CPUs three spinning
+ * workers starved the child (90 s a run, over the 180 s timeout on a busy
+ * machine, glibc too). The fork itself still lands in full allocation:
+ * the forker waits for the workers to make progress again first. */
+static atomic_int child_running;
+static atomic_long worker_rounds;
 
 static void *worker(void *arg) {
     uint64_t rng = 31337 + (uint64_t)(long)arg;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        if (atomic_load_explicit(&child_running, memory_order_relaxed)) {
+            usleep(500);
+            continue;
+        }
         for (int i = 0; i < 64; i++) {
             size_t s = (size_t)(tu_rand(&rng) % NSLOTS);
             blk_free(atomic_exchange(&slots[s], blk_new(&rng)));
         }
+        atomic_fetch_add_explicit(&worker_rounds, 1, memory_order_relaxed);
     }
     return NULL;
+}
+
+/* Returns once the workers have done `rounds` more rounds (or after 2 s). */
+static void workers_busy(long rounds) {
+    long from = atomic_load(&worker_rounds);
+    for (int i = 0; i < 20000 && atomic_load(&worker_rounds) - from < rounds; i++) usleep(100);
 }
 
 static void churn(uint64_t seed, int n) {
@@ -111,11 +128,15 @@ static void child_main(long i) {
 static void do_forks(long from, long to) {
     for (long i = from; i < to; i++) {
         /* make sure allocation is in full swing in this thread as well */
+        workers_busy(3 * NWORKERS);
         churn((uint64_t)i, 200);
+        atomic_store(&child_running,
+                     1); /* workers finish the round they are in: still mid-round at the fork */
         pid_t pid = fork();
         if (pid == 0) child_main(i);
         CHECKF(pid > 0, "fork: %s", strerror(errno));
         if (pid > 0 && !wait_ok(pid, "child")) atomic_fetch_add(&child_fail, 1);
+        atomic_store(&child_running, 0);
     }
 }
 
