@@ -330,6 +330,7 @@ typedef struct hak_heap {
     bool shm_bound;    /* ctr is the slot in the segment (its pages reserved) */
     uint64_t *ctr;     /* counters (slot in the segment or private) */
     hak_crow *rows;    /* private counters: a row per class counted in (hak_ctr_row_make) */
+    uint64_t rowmask;  /* bound: its slot's rows reserved, a bit per class (hak_heap.c) */
     hak_span *partial[HAK_NUM_CLASSES];
     /* big classes' stores (under seg_lock), NULL until the first flush of
      * a big class (hak_heap_extra): most threads never use one */
