@@ -197,6 +197,8 @@ void hak_free_slow(void *p) {
     if (!h) hak_fatal("free(): invalid pointer; no heap for this thread", p);
     hak_block *b = p;
     struct hak_tbin *bin = &hak_tls.bins[cls];
+    if (HAK_UNLIKELY(bin->ctr == hak_ctr_sink))
+        hak_ctr_row(cls); /* a class's first: its row, its room */
     /* With room in the cache this is the fast path's push, for a block it
      * could not take (its segment lies outside the window, or the thread's
      * first free): no cache miss, so no free_slow (the daemon's signal). */

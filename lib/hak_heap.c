@@ -9,7 +9,6 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,10 +31,11 @@ static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS] HAK_SPARSE_BSS("or
 uint64_t *hak_orphan_ctr = orphan_private;
 #define ORPHAN_SLOT (HAK_SHM_SLOTS - 1) /* last slot: threads past their exit */
 
-/* align: a power of two, 64 at least. Fresh memory from mmap, never
- * reused: zeroed. */
+/* align: a power of two, 8 at least (sizes rounded to it, up to 64).
+ * Fresh memory from mmap, never reused: zeroed. */
 static void *arena_alloc_aligned(size_t n, size_t align) {
-    n = (n + 63) & ~(size_t)63;
+    size_t r = align < 64 ? align : 64;
+    n = (n + r - 1) & ~(r - 1);
     hak_lock(&arena_lock);
     char *at = (char *)(((uintptr_t)arena_cur + align - 1) & ~(uintptr_t)(align - 1));
     if (!arena_cur || at > arena_end || (size_t)(arena_end - at) < n) {
@@ -66,39 +66,30 @@ void *hak_heap_extra(size_t n) {
     return arena_alloc(n);
 }
 
-/* Private counters: a heap's own, right after its struct, the two
- * starting a page of the arena (HEAP_BLOCK): class-major (HAK_CTR_INDEX),
- * so a thread that allocates blocks of up to 1 KiB writes the first 2.7
- * KiB of them, and with the struct one page (up to class 25: 624 + 26 *
- * 136 bytes). A heap costs that page, where counters of their own packed
- * behind the struct, or in the struct's page's rest, spread its writes
- * over two pages as often as not (many_threads 1000 12: 3.4 MiB more,
- * docs/allocator.md). The address space of the rest (two pages, never
- * touched by most threads) is cheap. A heap with a slot gives the whole
- * pages of its copy back once the counts moved into the slot; a heap made
- * once the segment is there, in its slot, is a struct alone (64-byte
- * aligned, six a page), with private counters of their own only if it
- * ever needs them (a fork child). */
-#define CTR_BYTES (sizeof(uint64_t) * HAK_NUM_CSLOTS * HAK_NUM_CTRS)
-#define HEAP_HEAD ((sizeof(hak_heap) + 63) & ~(size_t)63)
-#define HEAP_BLOCK (HEAP_HEAD + CTR_BYTES)
+/* Private counters: a row per class, made at the class's first count
+ * (hak_ctr_row_make) and linked to the heap, never freed (a heap that moves
+ * to its slot keeps them for a fork child). A heap with a slot counts there
+ * once the segment is up (the slot reserved whole); before that, and for
+ * good without a slot (past HAK_SHM_SLOTS threads), in rows. The rows are
+ * what a thread of few classes writes: a pool thread of 12 blocks of
+ * 16-1024 B counts in about 9 of them (1.7 KiB with the struct's 640 B),
+ * where a counter block of every class, class-major (8.3 KiB), had it
+ * write a page of struct and rows 0..19 (many_threads 1000 12: 4 KiB a
+ * heap, docs/allocator.md). Packed, 152 bytes: a row's hot words (allocs,
+ * frees) come first; a cache line it shares with the row before holds that
+ * row's rarely written tail (spans, adoption, large bytes, realloc copies)
+ * and its link. */
+uint64_t hak_ctr_sink[HAK_NUM_CTRS];
+struct hak_crow {
+    uint64_t c[HAK_NUM_CTRS];
+    struct hak_crow *next; /* written before the row is linked (release) */
+    int cls;
+};
 
-/* Zeroes a heap's counters word by word, writing only the non-zero ones:
- * pages never counted in (zero pages, or given back) stay untouched. */
-static void ctrs_clear(uint64_t *c) {
-    for (size_t i = 0; i < (size_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
-        if (c[i]) c[i] = 0;
-}
-
-/* The whole pages of a private copy the counts moved out of: given back
- * (the part that shares a page with a neighbour stays, as the neighbour). */
-static void private_ctrs_release(uint64_t *old) {
-    uintptr_t a = ((uintptr_t)old + 4095) & ~(uintptr_t)4095;
-    uintptr_t b = ((uintptr_t)old + CTR_BYTES) & ~(uintptr_t)4095;
-    if (b <= a) return;
-    int e = errno;
-    hak_sys_madvise((void *)a, b - a, MADV_DONTNEED);
-    errno = e;
+static void rows_clear(hak_heap *h) {
+    for (struct hak_crow *w = h->rows; w; w = w->next)
+        for (int i = 0; i < HAK_NUM_CTRS; i++)
+            if (w->c[i]) w->c[i] = 0;
 }
 
 static uint64_t *slot_ctrs(struct hak_shm_header *shm, int slot) {
@@ -161,43 +152,31 @@ void hak_orphan_add(int cls, int id, uint64_t n) {
         n, __ATOMIC_RELAXED);
 }
 
-/* Copies a heap's private counters into its slot of a fresh segment, an
- * OS page of them at a time: a page never written is not resident
- * (mincore) and holds zeros, so it is not read (a zero-page fault for
- * nothing: two of a typical heap's three) nor copied. Where swap is
- * configured a page swapped out reads as not resident too, so there every
- * page is copied. With shm, a snapshot of an owned heap's counts at
- * publication (hak_heaps_publish) into its slot, which reads zero: an idle
- * pool thread may never bind it, so of each page only the words from the
- * first non-zero one to the last are copied, and only the part of the slot
- * they land in is reserved (a part that cannot be is left out). Without,
- * the owner's bind (the slot reserved whole, over a snapshot: every word of
- * a page, a count may have gone back to zero). many_threads 1000 with the
- * segment published while the threads start: +2.1 MiB shared and +1030
- * faults before (docs/allocator.md). The owner may be writing them during
- * a snapshot: a statistics read, racy by design (as a reader in another
- * process is); a word at a time, untorn. */
-__attribute__((no_sanitize_thread)) static void
-ctrs_copy_resident(uint64_t *dst, const uint64_t *src, struct hak_shm_header *shm, int slot) {
-    const volatile uint64_t *v = src;
-    uintptr_t lo = (uintptr_t)src & ~(uintptr_t)4095, hi = (uintptr_t)src + CTR_BYTES;
-    unsigned char vec[CTR_BYTES / 4096 + 2];
-    size_t pages = (hi - lo + 4095) / 4096;
-    struct sysinfo si;
-    if (sysinfo(&si) != 0 || si.totalswap || mincore((void *)lo, hi - lo, vec) != 0)
-        memset(vec, 1, pages);
-    for (size_t k = 0; k < pages; k++) {
-        if (!(vec[k] & 1)) continue;
-        uintptr_t a = lo + k * 4096 > (uintptr_t)src ? lo + k * 4096 : (uintptr_t)src;
-        uintptr_t b = lo + (k + 1) * 4096 < hi ? lo + (k + 1) * 4096 : hi;
-        size_t i = (a - (uintptr_t)src) / 8, e = (b - (uintptr_t)src) / 8;
+/* Copies a heap's private rows into its slot (dst, of a fresh segment).
+ * With shm, a snapshot of an owned heap's counts at publication
+ * (hak_heaps_publish) into its slot, which reads zero: an idle pool thread
+ * may never bind it, so of each row only the words from the first non-zero
+ * one to the last are copied, and only the part of the slot they land in
+ * is reserved (a part that cannot be is left out). Without, the owner's
+ * bind (the slot reserved whole, over a snapshot: every word of a row, a
+ * count may have gone back to zero). many_threads 1000 with the segment
+ * published while the threads start: +2.1 MiB shared and +1030 faults
+ * when whole slots were reserved (docs/allocator.md). The owner may be
+ * writing them, and linking a new row, during a snapshot: a statistics
+ * read, racy by design (as a reader in another process is); a word at a
+ * time, untorn. */
+__attribute__((no_sanitize_thread)) static void rows_copy(uint64_t *dst, hak_heap *h,
+                                                          struct hak_shm_header *shm, int slot) {
+    for (struct hak_crow *w = __atomic_load_n(&h->rows, __ATOMIC_ACQUIRE); w; w = w->next) {
+        const volatile uint64_t *v = w->c;
+        size_t base = HAK_CTR_INDEX(w->cls, 0, HAK_NUM_CTRS), i = 0, e = HAK_NUM_CTRS;
         while (shm && i < e && !v[i]) i++;
         while (shm && e > i && !v[e - 1]) e--;
-        if (i == e ||
-            (shm && hak_shm_reserve(shm, slot_offset(slot) + hak_layout.slot_ctr_off + i * 8,
-                                    (e - i) * 8)))
+        if (i == e || (shm && hak_shm_reserve(
+                                  shm, slot_offset(slot) + hak_layout.slot_ctr_off + (base + i) * 8,
+                                  (e - i) * 8)))
             continue;
-        for (; i < e; i++) dst[i] = v[i];
+        for (; i < e; i++) dst[base + i] = v[i];
     }
 }
 
@@ -206,30 +185,75 @@ ctrs_copy_resident(uint64_t *dst, const uint64_t *src, struct hak_shm_header *sh
  * privately. Only a heap's owner, or whoever holds an ownerless heap, binds
  * it: the counts move with no writer racing. A slot that cannot be reserved
  * is given up: that heap counts privately for good. */
+/* Reserves the pages of row cls of h's slot (a write there can then never
+ * fault); 0 or -1. */
+static int slot_row_reserve(struct hak_shm_header *shm, hak_heap *h, int cls) {
+    if (h->rowmask >> cls & 1) return 0;
+    if (hak_shm_reserve(shm,
+                        slot_offset(h->slot) + hak_layout.slot_ctr_off +
+                            HAK_CTR_INDEX(cls, 0, HAK_NUM_CTRS) * 8,
+                        HAK_NUM_CTRS * 8))
+        return -1;
+    /* release: a reader (hak_heap_sum_ctr) that sees the bit reads reserved pages */
+    __atomic_store_n(&h->rowmask, h->rowmask | 1ull << cls, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* A bound heap's slot is reserved row by row as its classes first count
+ * (hak_ctr_row_make), its header and the rows it counted in before at the
+ * bind: a slot is 8384 B over 3 pages, the rows of classes 0-19 (16-1024
+ * B) about 1.7 of them (many_threads 1000 12 16 1024 1 100: the 254
+ * threads with a slot reserved 2.1 MiB). */
 void hak_heap_bind_counters(hak_heap *h, bool fresh) {
-    uint64_t *old = h->ctr;
     struct hak_shm_header *shm = hak_shm;
     if (shm && h->slot >= 0 && !h->shm_bound) {
-        if (hak_shm_reserve(shm, slot_offset(h->slot), hak_layout.slot_size) == 0) {
+        bool ok = hak_shm_reserve(shm, slot_offset(h->slot), sizeof(struct hak_shm_slot)) == 0;
+        h->rowmask = 0;
+        for (struct hak_crow *w = h->rows; ok && w && !fresh; w = w->next)
+            ok = slot_row_reserve(shm, h, w->cls) == 0;
+        if (ok) {
             h->ctr = slot_ctrs(shm, h->slot);
-            if (old && !fresh) ctrs_copy_resident(h->ctr, old, NULL, -1);
+            if (!fresh) rows_copy(h->ctr, h, NULL, -1);
             h->shm_bound = true;
-            if (old && !fresh) private_ctrs_release(old);
             return;
         }
         h->slot = -1;
     }
-    if (!h->shm_bound && (!h->ctr || fresh)) {
-        if (!h->own_ctr) { /* a heap made in its slot, now without one (fork child) */
-            h->own_ctr = arena_alloc(CTR_BYTES);
-        } else if (fresh) {
-            /* unused while it counted in a slot: zero, but for the head
-             * that shares the struct's page (kept by the release) */
-            ctrs_clear(h->own_ctr);
-        }
-        /* out of memory: the orphan counters, private in a fork child */
-        h->ctr = h->own_ctr ? h->own_ctr : orphan_private;
+    if (!h->shm_bound) {
+        /* rows unused while it counted in a slot (fork child): zero */
+        if (fresh) rows_clear(h);
+        h->ctr = NULL;
+        h->rowmask = 0;
     }
+}
+
+/* The calling thread's row of class cls (its bin had none): made in its
+ * heap if it counts privately, and the bin opened (caps from the knobs, as
+ * hak_knobs_apply_tls). Out of memory, or no heap: the orphan row (counts
+ * may be lost). */
+static void bin_open(int c, uint64_t *row);
+uint64_t *hak_ctr_row_make(int cls) {
+    hak_heap *h = hak_tls.heap;
+    uint64_t *r = &orphan_private[HAK_CTR_INDEX(cls, 0, HAK_NUM_CTRS)];
+    if (!h) return r;
+    if (h->shm_bound) {
+        struct hak_shm_header *shm = hak_shm;
+        /* out of memory: counts lost until a reservation succeeds */
+        if (!shm || slot_row_reserve(shm, h, cls)) return r;
+        r = h->ctr + HAK_CTR_INDEX(cls, 0, HAK_NUM_CTRS);
+    } else {
+        struct hak_crow *w = h->rows;
+        while (w && w->cls != cls) w = w->next;
+        if (!w && (w = arena_alloc_aligned(sizeof *w, 8)) != NULL) {
+            w->cls = cls;
+            w->next = h->rows;
+            __atomic_store_n(&h->rows, w, __ATOMIC_RELEASE);
+        }
+        if (!w) return r;
+        r = w->c;
+    }
+    bin_open(cls, r);
+    return r;
 }
 
 /* The segment appeared: the calling thread moves its own heap's counters
@@ -258,8 +282,8 @@ void hak_heaps_publish(struct hak_shm_header *shm) {
     for (hak_heap *h = all_heaps; h; h = h->all_next) {
         if (h->owner <= 0) {
             hak_heap_bind_counters(h, false);
-        } else if (h->slot >= 0 && !h->shm_bound && h->ctr) {
-            ctrs_copy_resident(slot_ctrs(shm, h->slot), h->ctr, shm, h->slot);
+        } else if (h->slot >= 0 && !h->shm_bound) {
+            rows_copy(slot_ctrs(shm, h->slot), h, shm, h->slot);
         }
     }
     hak_unlock(&hak_pool_lock);
@@ -283,17 +307,12 @@ static void pool_put(hak_heap *h) {
  * nothing itself (the threads using it count in their own). */
 static hak_heap *heap_new(bool shared) {
     int slot = !shared && next_slot < ORPHAN_SLOT ? next_slot++ : -1;
-    struct hak_shm_header *shm = hak_shm;
-    /* its slot's pages reserved now (the bind below finds them so): the
-     * struct alone; else counters of its own behind it */
-    bool in_slot =
-        shm && slot >= 0 && hak_shm_reserve(shm, slot_offset(slot), hak_layout.slot_size) == 0;
-    hak_heap *h =
-        in_slot ? arena_alloc(sizeof(hak_heap)) : arena_alloc_aligned(HEAP_BLOCK, HAK_OS_PAGE);
+    /* the struct alone (64-byte aligned, six a page): its counters are
+     * its slot's, or rows made as it counts */
+    hak_heap *h = arena_alloc(sizeof(hak_heap));
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
     h->slot = slot;
-    h->own_ctr = in_slot ? NULL : (uint64_t *)((char *)h + HEAP_HEAD);
     /* the segment slot when it exists, else private counters */
     hak_heap_bind_counters(h, false);
     h->all_next = all_heaps;
@@ -513,19 +532,47 @@ bool hak_heap_reclaim_abandoned(bool warm) {
     return released != 0;
 }
 
-/* Thread caps from the effective knobs; a shrunk cap flushes the excess. */
+/* A bin's counter row and caps: cap from the knobs, a shrunk cap flushes
+ * the excess. Without a row (a class its heap never counted in) the bin
+ * holds nothing and has no room: the class's first malloc or free takes
+ * the slow path, which makes the row (hak_ctr_row_make). */
+static void bin_open(int c, uint64_t *row) {
+    struct hak_tbin *bin = &hak_tls.bins[c];
+    bin->ctr = row ? row : hak_ctr_sink;
+    if (c >= HAK_NUM_CLASSES) return; /* HAK_CLS_NONE's bin: the large class's row, no room */
+    uint32_t cap = hak_safe_free || !row ? 0 : (uint32_t)HAK_KNOB_CLS(FAST_CAP, c);
+    uint32_t count = hak_tbin_count(bin);
+    if (count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
+    count = hak_tbin_count(bin);
+    bin->cap_max = hak_tbin_cap_max(c, cap);
+    bin->cap = hak_tbin_cap_start(cap, bin->cap_max, bin->cap, c);
+    bin->room = bin->cap > count ? bin->cap - count : 0;
+}
+
 void hak_knobs_apply_tls(void) {
     hak_tls.knob_gen = __atomic_load_n(&hak_knob_gen_applied, __ATOMIC_ACQUIRE);
-    for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        struct hak_tbin *bin = &hak_tls.bins[c];
-        uint32_t cap = hak_safe_free ? 0 : (uint32_t)HAK_KNOB_CLS(FAST_CAP, c);
-        uint32_t count = hak_tbin_count(bin);
-        bin->ctr = hak_tls.ctr + HAK_CTR_INDEX(c, 0, HAK_NUM_CTRS);
-        if (count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
-        count = hak_tbin_count(bin);
-        bin->cap_max = hak_tbin_cap_max(c, cap);
-        bin->cap = hak_tbin_cap_start(cap, bin->cap_max, bin->cap, c);
-        bin->room = bin->cap > count ? bin->cap - count : 0;
+    hak_heap *h = hak_tls.heap;
+    /* the rows first, in the bins (no table on the stack: a pool thread's
+     * first malloc comes through here, and its stack's pages count) */
+    if (!hak_tls.ctr) {
+        for (int c = 0; c < HAK_NUM_CSLOTS; c++) hak_tls.bins[c].ctr = hak_ctr_sink;
+        for (struct hak_crow *w = h ? h->rows : NULL; w; w = w->next)
+            hak_tls.bins[w->cls].ctr = w->c;
+    }
+    for (int c = 0; c < HAK_NUM_CSLOTS; c++) {
+        uint64_t *r = hak_tls.ctr                           ? (h && !(h->rowmask >> c & 1)
+                                                                   ? NULL
+                                                                   : hak_tls.ctr + HAK_CTR_INDEX(c, 0, HAK_NUM_CTRS))
+                      : hak_tls.bins[c].ctr == hak_ctr_sink ? NULL
+                                                            : hak_tls.bins[c].ctr;
+        /* blocks held without a row: none (they came through a count), but
+         * such a bin is never left without room for them */
+        if (!r && c < HAK_NUM_CLASSES && h && hak_tbin_count(&hak_tls.bins[c])) {
+            hak_tls.bins[c].ctr = hak_ctr_sink;
+            hak_ctr_row_make(c);
+        } else {
+            bin_open(c, r);
+        }
     }
 }
 
@@ -801,22 +848,33 @@ void hak_heaps_unlock_after_fork(void) {
 }
 
 /* Live and cached bytes from the counters of every heap (mallinfo). */
+static void ctr_sum_row(const uint64_t *k, int c, uint64_t *live, uint64_t *cap) {
+#define K(id) __atomic_load_n(&k[HAK_CTR_##id], __ATOMIC_RELAXED)
+    if (c == HAK_CLASS_LARGE) {
+        *live += K(LARGE_BYTES);
+        return;
+    }
+    *live += (K(ALLOCS) - K(FREES)) * hak_class_size[c];
+    *cap += K(SPAN_BLOCKS) * hak_class_size[c];
+#undef K
+}
+
 void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes) {
     uint64_t live = 0, cap = 0;
-#define K(k, c, id)                                                                                \
-    __atomic_load_n(&(k)[HAK_CTR_INDEX(c, HAK_CTR_##id, HAK_NUM_CTRS)], __ATOMIC_RELAXED)
     hak_lock(&hak_pool_lock);
     for (hak_heap *h = all_heaps;; h = h->all_next) {
         const uint64_t *k = h ? h->ctr : hak_orphan_ctr; /* the orphan slot last */
-        for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-            live += (K(k, c, ALLOCS) - K(k, c, FREES)) * hak_class_size[c];
-            cap += K(k, c, SPAN_BLOCKS) * hak_class_size[c];
+        if (k) { /* a bound heap's reserved rows (the orphan slot's all) */
+            for (int c = 0; c < HAK_NUM_CSLOTS; c++)
+                if (!h || (__atomic_load_n(&h->rowmask, __ATOMIC_ACQUIRE) >> c & 1))
+                    ctr_sum_row(k + HAK_CTR_INDEX(c, 0, HAK_NUM_CTRS), c, &live, &cap);
+        } else {
+            for (struct hak_crow *w = __atomic_load_n(&h->rows, __ATOMIC_ACQUIRE); w; w = w->next)
+                ctr_sum_row(w->c, w->cls, &live, &cap);
         }
-        live += K(k, HAK_CLASS_LARGE, LARGE_BYTES);
         if (!h) break;
     }
     hak_unlock(&hak_pool_lock);
-#undef K
     *live_bytes = (int64_t)live < 0 ? 0 : live;
     *cached_bytes = cap > live ? cap - live : 0;
 }
@@ -855,8 +913,8 @@ HAK_COLD void hak_heaps_leave_parent(bool others_run) {
         if (h->shm_bound) { /* the parent's segment is not ours: fresh private counters */
             h->shm_bound = false;
             hak_heap_bind_counters(h, true);
-        } else { /* word by word: the kept range reads as zero pages, never touched */
-            ctrs_clear(h->ctr);
+        } else { /* word by word: rows never counted in stay untouched */
+            rows_clear(h);
         }
     }
     HAK_PROC_PTR()[HAK_PROC_THREADS] = 0;

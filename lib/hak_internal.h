@@ -271,7 +271,8 @@ struct hak_tls {
      * always full (room 0), never used otherwise */
     struct hak_tbin bin_none;
     struct hak_tbin bins[HAK_NUM_CLASSES + 1]; /* +1: HAK_CLS_NONE, always full */
-    uint64_t *ctr; /* this heap's counter slot: ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CTRS)] */
+    uint64_t *ctr; /* this heap's counter slot: ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CTRS)];
+                    * NULL while it counts privately (rows, hak_ctr_row) */
     struct hak_heap *heap;
     uint64_t knob_gen; /* knob generation the caps were loaded from */
     uint64_t trim_epoch;
@@ -318,6 +319,7 @@ struct hak_tgc {
     struct hak_tgc_seen *seen; /* NULL until the first look */
 };
 
+typedef struct hak_crow hak_crow; /* a class's private counter row (hak_heap.c) */
 typedef struct hak_heap {
     pid_t owner; /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
     /* segs, segment masks, and the spans of big classes (HAK_PURGE_CLS_MIN):
@@ -330,7 +332,8 @@ typedef struct hak_heap {
     int slot;          /* counter slot index, -1 if private */
     bool shm_bound;    /* ctr is the slot in the segment (its pages reserved) */
     uint64_t *ctr;     /* counters (slot in the segment or private) */
-    uint64_t *own_ctr; /* its private counters, NULL until needed (a heap made in its slot) */
+    hak_crow *rows;    /* private counters: a row per class counted in (hak_ctr_row_make) */
+    uint64_t rowmask;  /* bound: its slot's rows reserved, a bit per class (hak_heap.c) */
     hak_span *partial[HAK_NUM_CLASSES];
     /* big classes' stores (under seg_lock), NULL until the first flush of
      * a big class (hak_heap_extra): most threads never use one */
@@ -382,7 +385,20 @@ extern atomic_int hak_ready; /* release-stored once phase 1 of hak_init is done 
 extern uint64_t hak_proc_private[HAK_NUM_PROCS];
 extern uint64_t *hak_proc; /* process figures: in the segment or private */
 
-#define HAK_CTR(cls, id) (hak_tls.ctr[HAK_CTR_INDEX(cls, HAK_CTR_##id, HAK_NUM_CTRS)])
+/* Slow-path counts go through the bin's row: a heap counting privately
+ * makes a class's row at its first count (a thread of few classes writes
+ * few rows: many_threads, docs/allocator.md); until then the bin points at
+ * the sink, holds nothing and has no room (the fast path does not count
+ * there, but for a fast path a fork from a signal handler resumed in a
+ * child whose bins were rebound under it: a count lost). */
+extern uint64_t hak_ctr_sink[HAK_NUM_CTRS];
+uint64_t *hak_ctr_row_make(int cls);
+static inline uint64_t *hak_ctr_row(int cls) {
+    uint64_t *r = hak_tls.bins[cls].ctr;
+    if (HAK_UNLIKELY(r == hak_ctr_sink)) r = hak_ctr_row_make(cls);
+    return r;
+}
+#define HAK_CTR(cls, id) (hak_ctr_row(cls)[HAK_CTR_##id])
 /* Counters of threads past their exit (glibc frees thread state after the
  * TSD destructors) or without a heap: a shared slot, so atomic adds
  * (hak_orphan_add, hak_heap.c). */
@@ -390,7 +406,7 @@ extern uint64_t *hak_orphan_ctr;
 void hak_orphan_add(int cls, int id, uint64_t n);
 static inline void hak_ctr_add(int cls, int id, uint64_t n) {
     if (HAK_LIKELY(hak_tls.heap != NULL))
-        hak_tls.ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CTRS)] += n;
+        hak_ctr_row(cls)[id] += n;
     else
         hak_orphan_add(cls, id, n);
 }
