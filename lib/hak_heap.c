@@ -763,7 +763,10 @@ bool hak_heaps_drain_idle(void) {
     hak_heap *h = all_heaps;
     hak_unlock(&hak_pool_lock);
     bool left = false;
-    uint64_t *ctr = hak_tls.ctr;
+    /* HAK_CTR counts through the bins' rows (hak_ctr_row): the purger's
+     * point at bg_ctr while it works, and are put back after */
+    uint64_t *ctr = hak_tls.ctr, *rows[HAK_NUM_CSLOTS];
+    for (int c = 0; c < HAK_NUM_CSLOTS; c++) rows[c] = hak_tls.bins[c].ctr;
     for (; h; h = h->all_next) {
         if (h->shared) continue; /* the starter: hak_starter_tidy */
         uint32_t polls = __atomic_load_n(&h->polls, __ATOMIC_RELAXED);
@@ -802,12 +805,15 @@ bool hak_heaps_drain_idle(void) {
         atomic_store(&purging, h);
         atomic_store(&purging_deep, true);
         hak_tls.ctr = bg_ctr;
+        for (int c = 0; c < HAK_NUM_CSLOTS; c++)
+            hak_tls.bins[c].ctr = &bg_ctr[HAK_CTR_INDEX(c, 0, HAK_NUM_CTRS)];
         heap_idle_give_back(h, full);
         atomic_store(&purging_deep, false);
         if (pooled) h->pool_run = hak_segment_free_run(h);
         hak_heap_unlock(h);
         atomic_store(&purging, NULL);
         hak_tls.ctr = ctr;
+        for (int c = 0; c < HAK_NUM_CSLOTS; c++) hak_tls.bins[c].ctr = rows[c];
         bg_ctr_flush();
         if (pooled) {
             hak_lock(&hak_pool_lock);

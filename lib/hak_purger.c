@@ -177,6 +177,9 @@ static void *purger_main(void *arg) {
      * live (it needs fs->users == 1) */
     syscall(SYS_unshare, CLONE_FS);
     hak_tls.exited = 1; /* no heap, ever: a stray free goes to its owner */
+    /* no rows either: what it counts outside a heap's drain (which points
+     * the bins at its own rows) goes to the orphan rows (hak_ctr_row_make) */
+    for (int c = 0; c < HAK_NUM_CSLOTS; c++) hak_tls.bins[c].ctr = hak_ctr_sink;
     for (;;) {
         uint32_t *w = wait_word();
         uint32_t seen = __atomic_load_n(w, __ATOMIC_ACQUIRE);
