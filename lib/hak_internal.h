@@ -327,13 +327,13 @@ typedef struct hak_heap {
     hak_lock_t seg_lock;
     void *_Atomic lock_holder; /* &hak_tls of the thread holding seg_lock */
     uint32_t lock_depth;
-    bool lock_small;   /* its owner locks small-class span work too (hak_tls.lock_small);
-                        * written under seg_lock by the owner at a safe point */
-    int slot;          /* counter slot index, -1 if private */
-    bool shm_bound;    /* ctr is the slot in the segment (its pages reserved) */
-    uint64_t *ctr;     /* counters (slot in the segment or private) */
-    hak_crow *rows;    /* private counters: a row per class counted in (hak_ctr_row_make) */
-    uint64_t rowmask;  /* bound: its slot's rows reserved, a bit per class (hak_heap.c) */
+    bool lock_small;  /* its owner locks small-class span work too (hak_tls.lock_small);
+                       * written under seg_lock by the owner at a safe point */
+    int slot;         /* counter slot index, -1 if private */
+    bool shm_bound;   /* ctr is the slot in the segment (its pages reserved) */
+    uint64_t *ctr;    /* counters (slot in the segment or private) */
+    hak_crow *rows;   /* private counters: a row per class counted in (hak_ctr_row_make) */
+    uint64_t rowmask; /* bound: its slot's rows reserved, a bit per class (hak_heap.c) */
     hak_span *partial[HAK_NUM_CLASSES];
     /* big classes' stores (under seg_lock), NULL until the first flush of
      * a big class (hak_heap_extra): most threads never use one */
