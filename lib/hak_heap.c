@@ -390,19 +390,31 @@ hak_heap *hak_heap_get_for(hak_heap *want) {
     return heap_get_slow(want);
 }
 
+/* Takes an ownerless heap out of the abandoned pool, looking at no more
+ * than `max` entries (the caller then owns it, as an adopter does); false
+ * if it is not there (being taken over). The pool lock held. */
+static bool pool_take(hak_heap *h, int max) {
+    hak_heap **pp = &pool_abandoned;
+    for (int i = 0; *pp && i < max; i++, pp = &(*pp)->pool_next)
+        if (*pp == h) {
+            *pp = h->pool_next;
+            atomic_fetch_sub(&abandoned_n, 1);
+            return true;
+        }
+    return false;
+}
+
 static hak_heap *heap_get_slow(hak_heap *want) {
     if (!HAK_READY()) hak_init();
     hak_fork_check(); /* a new thread, or the first slow path in a fork child */
     hak_heap *h = hak_tls.heap;
     if (h) return h;
     hak_lock(&hak_pool_lock);
-    hak_heap **pp = &pool_abandoned;
-    if (want) /* the wanted heap if it is in the pool, else the top */
-        for (int i = 0; *pp && i < 64; i++, pp = &(*pp)->pool_next)
-            if (*pp == want) break;
-    if (!*pp || *pp != want) pp = &pool_abandoned;
-    if ((h = *pp) != NULL) {
-        *pp = h->pool_next;
+    /* the wanted heap if it is in the pool, else the top */
+    if (want && pool_take(want, 64)) {
+        h = want;
+    } else if ((h = pool_abandoned) != NULL) {
+        pool_abandoned = h->pool_next;
         atomic_fetch_sub(&abandoned_n, 1);
     } else if ((h = pool_free) != NULL) {
         pool_free = h->pool_next;
@@ -736,18 +748,6 @@ static void heap_idle_give_back(hak_heap *h, bool purge) {
     if (purge) hak_segment_purge(h, true);
 }
 
-/* Takes an ownerless heap out of the abandoned pool (the caller then owns
- * it, as an adopter does); false if it is not there (being taken over). */
-static bool pool_take(hak_heap *h) {
-    for (hak_heap **pp = &pool_abandoned; *pp; pp = &(*pp)->pool_next)
-        if (*pp == h) {
-            *pp = h->pool_next;
-            atomic_fetch_sub(&abandoned_n, 1);
-            return true;
-        }
-    return false;
-}
-
 /* The background purger's look at heaps whose owner sleeps (or whose
  * thread exited: pooled): a heap with no slow path (hak_heap_poll) for a
  * purge delay gets its remote frees drained and its empty memory given back
@@ -765,7 +765,7 @@ bool hak_heaps_drain_idle(void) {
     bool left = false;
     /* HAK_CTR counts through the bins' rows (hak_ctr_row): the purger's
      * point at bg_ctr while it works, and are put back after */
-    uint64_t *ctr = hak_tls.ctr, *rows[HAK_NUM_CSLOTS];
+    uint64_t *rows[HAK_NUM_CSLOTS];
     for (int c = 0; c < HAK_NUM_CSLOTS; c++) rows[c] = hak_tls.bins[c].ctr;
     for (; h; h = h->all_next) {
         if (h->shared) continue; /* the starter: hak_starter_tidy */
@@ -787,7 +787,7 @@ bool hak_heaps_drain_idle(void) {
         }
         hak_lock(&hak_pool_lock);
         pid_t owner = h->owner;
-        bool pooled = owner == 0 && pool_take(h), locked = false;
+        bool pooled = owner == 0 && pool_take(h, INT_MAX), locked = false;
         if (owner > 0 || pooled) locked = hak_heap_trylock(h);
         hak_unlock(&hak_pool_lock);
         if (!locked) {
@@ -804,7 +804,6 @@ bool hak_heaps_drain_idle(void) {
         }
         atomic_store(&purging, h);
         atomic_store(&purging_deep, true);
-        hak_tls.ctr = bg_ctr;
         for (int c = 0; c < HAK_NUM_CSLOTS; c++)
             hak_tls.bins[c].ctr = &bg_ctr[HAK_CTR_INDEX(c, 0, HAK_NUM_CTRS)];
         heap_idle_give_back(h, full);
@@ -812,7 +811,6 @@ bool hak_heaps_drain_idle(void) {
         if (pooled) h->pool_run = hak_segment_free_run(h);
         hak_heap_unlock(h);
         atomic_store(&purging, NULL);
-        hak_tls.ctr = ctr;
         for (int c = 0; c < HAK_NUM_CSLOTS; c++) hak_tls.bins[c].ctr = rows[c];
         bg_ctr_flush();
         if (pooled) {
