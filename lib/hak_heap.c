@@ -20,16 +20,19 @@ static hak_heap *pool_abandoned; /* heaps with memory, no owner */
 static hak_heap *pool_free;      /* heaps with nothing, no owner */
 static hak_heap *all_heaps;
 static atomic_int abandoned_n;
-static int next_slot;
+static int next_slot; /* heaps that may count in the segment: numbered, for nothing else */
 /* heap structs, private counters, and what heaps make on first use:
  * under arena_lock, a leaf (taken under the pool lock and under a heap's) */
 static hak_lock_t arena_lock;
 static char *arena_cur, *arena_end;
 static size_t arena_chunk = 32 << 10; /* the last chunk's size, doubled for the next */
 static atomic_ullong trim_epoch = 1;
-static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_NUM_CTRS] HAK_SPARSE_BSS("orphan_private");
+/* Orphan counts (threads past their exit): a row per class, laid out as
+ * the segment's last HAK_NUM_CSLOTS rows, which they move to (ORPHAN_ROW). */
+#define ORPHAN_INDEX(c, id) ((size_t)(c)*HAK_SHM_ROW_WORDS + (size_t)(id))
+#define ORPHAN_ROW (HAK_SHM_ROWS - HAK_NUM_CSLOTS)
+static uint64_t orphan_private[HAK_NUM_CSLOTS * HAK_SHM_ROW_WORDS] HAK_SPARSE_BSS("orphan_private");
 uint64_t *hak_orphan_ctr = orphan_private;
-#define ORPHAN_SLOT (HAK_SHM_SLOTS - 1) /* last slot: threads past their exit */
 
 /* align: a power of two, 8 at least (sizes rounded to it, up to 64).
  * Fresh memory from mmap, never reused: zeroed. */
@@ -68,17 +71,15 @@ void *hak_heap_extra(size_t n) {
 
 /* Private counters: a row per class, made at the class's first count
  * (hak_ctr_row_make) and linked to the heap, never freed (a heap that moves
- * to its slot keeps them for a fork child). A heap with a slot counts there
- * once the segment is up (the slot reserved whole); before that, and for
- * good without a slot (past HAK_SHM_SLOTS threads), in rows. The rows are
- * what a thread of few classes writes: a pool thread of 12 blocks of
- * 16-1024 B counts in about 9 of them (1.7 KiB with the struct's 640 B),
- * where a counter block of every class, class-major (8.3 KiB), had it
- * write a page of struct and rows 0..19 (many_threads 1000 12: 4 KiB a
- * heap, docs/allocator.md). Packed, 152 bytes: a row's hot words (allocs,
- * frees) come first; a cache line it shares with the row before holds that
- * row's rarely written tail (spans, adoption, large bytes, realloc copies)
- * and its link. */
+ * to the segment keeps them for a fork child). A heap counts in segment
+ * rows (hak_srow) once the segment is up; before that, and for good if the
+ * segment's rows run out, in these. The rows are what a thread of few
+ * classes writes: a pool thread of 12 blocks of 16-1024 B counts in about
+ * 8 of them (1.2 KiB, with the struct's 656 B: many_threads 1000 12,
+ * docs/allocator.md). Packed, 152 bytes: a row's hot words (allocs, frees)
+ * come first; a cache line it shares with the row before holds that row's
+ * rarely written tail (spans, adoption, large bytes, realloc copies) and
+ * its link. */
 uint64_t hak_ctr_sink[HAK_NUM_CTRS];
 struct hak_crow {
     uint64_t c[HAK_NUM_CTRS];
@@ -86,32 +87,67 @@ struct hak_crow {
     int cls;
 };
 
+/* A heap's row in the segment (the counters there, HAK_SHM_ROWS of them
+ * packed, given out in order as heaps first count in a class: ABI 3,
+ * docs/shm.md): which row holds class cls, privately, since nothing read
+ * back from the segment is trusted. 16 bytes; a bound heap's list,
+ * hak_heap.srows, pushed by its owner (release), or by the publication's
+ * snapshot under the pool lock before the owner binds. */
+struct hak_srow {
+    struct hak_srow *next;
+    uint32_t row;
+    int cls;
+};
+/* The next row to give out in our segment (a fresh one: 0); past the
+ * heaps' part (the last HAK_NUM_CSLOTS are the orphans'), the segment
+ * is full: heaps count privately. */
+static atomic_uint rows_next;
+
 static void rows_clear(hak_heap *h) {
     for (struct hak_crow *w = h->rows; w; w = w->next)
         for (int i = 0; i < HAK_NUM_CTRS; i++)
             if (w->c[i]) w->c[i] = 0;
 }
 
-static uint64_t *slot_ctrs(struct hak_shm_header *shm, int slot) {
-    char *sl = (char *)shm + hak_layout.slot_off + (size_t)slot * hak_layout.slot_size;
-    return (uint64_t *)(sl + hak_layout.slot_ctr_off);
+static uint64_t row_offset(uint32_t row) {
+    return hak_layout.slot_off + (uint64_t)row * hak_layout.slot_size;
 }
 
-static uint64_t slot_offset(int slot) {
-    return hak_layout.slot_off + (uint64_t)slot * hak_layout.slot_size;
+static uint64_t *srow_ctr(struct hak_shm_header *shm, uint32_t row) {
+    return (uint64_t *)((char *)shm + row_offset(row) + hak_layout.slot_ctr_off);
 }
 
-/* The heap's slot, if its counters live there (its pages are reserved). */
-static struct hak_shm_slot *slot_of(hak_heap *h) {
-    if (!hak_shm || !h->shm_bound) return NULL;
-    return (struct hak_shm_slot *)((char *)hak_shm + hak_layout.slot_off +
-                                   (size_t)h->slot * hak_layout.slot_size);
+static struct hak_srow *srow_find(hak_heap *h, int cls) {
+    struct hak_srow *s = __atomic_load_n(&h->srows, __ATOMIC_ACQUIRE);
+    while (s && s->cls != cls) s = s->next;
+    return s;
 }
 
-/* The orphan slot is reserved at its first count, not when the segment
- * appears: a program whose threads never outlive their heaps (most small
- * ones) keeps its three pages unmapped. orphan_seg is the segment whose slot
- * we tried (bound when orphan_bound), under orphan_lock. */
+/* Reserves a row (a write there can then never fault), tags it with its
+ * class and links it to h; NULL if the segment is full or out of memory. */
+static struct hak_srow *srow_make(struct hak_shm_header *shm, hak_heap *h, int cls) {
+    uint32_t row = atomic_fetch_add_explicit(&rows_next, 1, memory_order_relaxed);
+    if (row >= ORPHAN_ROW) {
+        atomic_store_explicit(&rows_next, ORPHAN_ROW, memory_order_relaxed); /* no wrap */
+        return NULL;
+    }
+    if (hak_shm_reserve(shm, row_offset(row), hak_layout.slot_size)) return NULL;
+    struct hak_srow *s = arena_alloc_aligned(sizeof *s, 8);
+    if (!s) return NULL;
+    /* a reader sums a row under its tag: set once, before the first count */
+    __atomic_store_n((uint32_t *)((char *)shm + row_offset(row) + hak_layout.row_tag_off),
+                     (uint32_t)cls + 1, __ATOMIC_RELEASE);
+    s->row = row;
+    s->cls = cls;
+    s->next = h->srows;
+    __atomic_store_n(&h->srows, s, __ATOMIC_RELEASE);
+    return s;
+}
+
+/* The orphan rows are reserved at the first orphan count, not when the
+ * segment appears: a program whose threads never outlive their heaps (most
+ * small ones) keeps their three pages unmapped. orphan_seg is the segment
+ * whose rows we tried (bound when orphan_bound), under orphan_lock. */
 static hak_lock_t orphan_lock;
 static struct hak_shm_header *orphan_seg;
 static bool orphan_bound;
@@ -123,21 +159,28 @@ static bool orphan_bound;
 void hak_orphan_bind(void) {
     struct hak_shm_header *shm = hak_shm;
     if (!shm || shm != __atomic_load_n(&orphan_seg, __ATOMIC_RELAXED)) orphan_bound = false;
-    uint64_t *o = orphan_bound ? slot_ctrs(shm, ORPHAN_SLOT) : orphan_private;
+    uint64_t *o = orphan_bound ? srow_ctr(shm, ORPHAN_ROW) : orphan_private;
     if (orphan_bound)
-        for (int i = 0; i < HAK_NUM_CSLOTS * HAK_NUM_CTRS; i++)
-            o[i] = __atomic_load_n(&orphan_private[i], __ATOMIC_RELAXED);
+        for (int c = 0; c < HAK_NUM_CSLOTS; c++) {
+            for (int i = 0; i < HAK_NUM_CTRS; i++)
+                o[ORPHAN_INDEX(c, i)] =
+                    __atomic_load_n(&orphan_private[ORPHAN_INDEX(c, i)], __ATOMIC_RELAXED);
+            __atomic_store_n(
+                (uint32_t *)((char *)shm + row_offset(ORPHAN_ROW + c) + hak_layout.row_tag_off),
+                (uint32_t)c + 1, __ATOMIC_RELEASE);
+        }
     __atomic_store_n(&hak_orphan_ctr, o, __ATOMIC_RELEASE);
 }
 
-/* The first orphan count since the segment appeared: reserve the slot (a
+/* The first orphan count since the segment appeared: reserve the rows (a
  * try-lock: a signal handler's free must not wait for its own thread; its
  * count goes where the pointer points meanwhile). */
 static HAK_NOINLINE void orphan_slot_bind(struct hak_shm_header *shm) {
     if (!hak_trylock(&orphan_lock)) return;
     if (hak_shm == shm && __atomic_load_n(&orphan_seg, __ATOMIC_RELAXED) != shm) {
         __atomic_store_n(&orphan_seg, shm, __ATOMIC_RELAXED);
-        orphan_bound = hak_shm_reserve(shm, slot_offset(ORPHAN_SLOT), hak_layout.slot_size) == 0;
+        orphan_bound = hak_shm_reserve(shm, row_offset(ORPHAN_ROW),
+                                       (uint64_t)HAK_NUM_CSLOTS * hak_layout.slot_size) == 0;
         hak_orphan_bind();
     }
     hak_unlock(&orphan_lock);
@@ -147,101 +190,75 @@ void hak_orphan_add(int cls, int id, uint64_t n) {
     struct hak_shm_header *shm = hak_shm;
     if (HAK_UNLIKELY(shm && __atomic_load_n(&orphan_seg, __ATOMIC_RELAXED) != shm))
         orphan_slot_bind(shm);
-    __atomic_fetch_add(
-        &__atomic_load_n(&hak_orphan_ctr, __ATOMIC_ACQUIRE)[HAK_CTR_INDEX(cls, id, HAK_NUM_CTRS)],
-        n, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&__atomic_load_n(&hak_orphan_ctr, __ATOMIC_ACQUIRE)[ORPHAN_INDEX(cls, id)],
+                       n, __ATOMIC_RELAXED);
 }
 
-/* Copies a heap's private rows into its slot (dst, of a fresh segment).
- * With shm, a snapshot of an owned heap's counts at publication
- * (hak_heaps_publish) into its slot, which reads zero: an idle pool thread
- * may never bind it, so of each row only the words from the first non-zero
- * one to the last are copied, and only the part of the slot they land in
- * is reserved (a part that cannot be is left out). Without, the owner's
- * bind (the slot reserved whole, over a snapshot: every word of a row, a
- * count may have gone back to zero). many_threads 1000 with the segment
- * published while the threads start: +2.1 MiB shared and +1030 faults
- * when whole slots were reserved (docs/allocator.md). The owner may be
- * writing them, and linking a new row, during a snapshot: a statistics
- * read, racy by design (as a reader in another process is); a word at a
- * time, untorn. */
-__attribute__((no_sanitize_thread)) static void rows_copy(uint64_t *dst, hak_heap *h,
-                                                          struct hak_shm_header *shm, int slot) {
+/* Copies a heap's private rows into its segment rows, made as needed; 0,
+ * or -1 if a row could not be had. With snapshot, a copy of an owned
+ * heap's counts at publication (hak_heaps_publish), so that a thread
+ * blocked since before shows exact figures: its owner may be writing them,
+ * and linking a new row, meanwhile: a statistics read, racy by design (as
+ * a reader in another process is); a word at a time, untorn. The owner's
+ * bind copies them again over the snapshot. */
+__attribute__((no_sanitize_thread)) static int rows_copy(struct hak_shm_header *shm, hak_heap *h,
+                                                         bool snapshot) {
     for (struct hak_crow *w = __atomic_load_n(&h->rows, __ATOMIC_ACQUIRE); w; w = w->next) {
         const volatile uint64_t *v = w->c;
-        size_t base = HAK_CTR_INDEX(w->cls, 0, HAK_NUM_CTRS), i = 0, e = HAK_NUM_CTRS;
-        while (shm && i < e && !v[i]) i++;
-        while (shm && e > i && !v[e - 1]) e--;
-        if (i == e || (shm && hak_shm_reserve(
-                                  shm, slot_offset(slot) + hak_layout.slot_ctr_off + (base + i) * 8,
-                                  (e - i) * 8)))
-            continue;
-        for (; i < e; i++) dst[base + i] = v[i];
+        int i = 0;
+        while (snapshot && i < HAK_NUM_CTRS && !v[i]) i++;
+        if (i == HAK_NUM_CTRS) continue; /* nothing to show yet: no row */
+        struct hak_srow *s = srow_find(h, w->cls);
+        if (!s && !(s = srow_make(shm, h, w->cls))) return -1;
+        uint64_t *d = srow_ctr(shm, s->row);
+        for (i = 0; i < HAK_NUM_CTRS; i++) d[i] = v[i];
     }
-}
-
-/* Counters live in the heap's segment slot once there is a segment and the
- * slot's pages are reserved (a write there can then never fault), else
- * privately. Only a heap's owner, or whoever holds an ownerless heap, binds
- * it: the counts move with no writer racing. A slot that cannot be reserved
- * is given up: that heap counts privately for good. */
-/* Reserves the pages of row cls of h's slot (a write there can then never
- * fault); 0 or -1. */
-static int slot_row_reserve(struct hak_shm_header *shm, hak_heap *h, int cls) {
-    if (h->rowmask >> cls & 1) return 0;
-    if (hak_shm_reserve(shm,
-                        slot_offset(h->slot) + hak_layout.slot_ctr_off +
-                            HAK_CTR_INDEX(cls, 0, HAK_NUM_CTRS) * 8,
-                        HAK_NUM_CTRS * 8))
-        return -1;
-    /* release: a reader (hak_heap_sum_ctr) that sees the bit reads reserved pages */
-    __atomic_store_n(&h->rowmask, h->rowmask | 1ull << cls, __ATOMIC_RELEASE);
     return 0;
 }
 
-/* A bound heap's slot is reserved row by row as its classes first count
- * (hak_ctr_row_make), its header and the rows it counted in before at the
- * bind: a slot is 8384 B over 3 pages, the rows of classes 0-19 (16-1024
- * B) about 1.7 of them (many_threads 1000 12 16 1024 1 100: the 254
- * threads with a slot reserved 2.1 MiB). */
+/* Counters live in the segment's rows once there is a segment, else
+ * privately. Only a heap's owner, or whoever holds an ownerless heap, binds
+ * it: the counts move with no writer racing. A heap whose rows cannot all
+ * be had is given up: it counts privately for good (its rows in the
+ * segment zeroed, so that readers see no stale snapshot). A bound heap
+ * takes a row at each class's first count (hak_ctr_row_make): many_threads
+ * 1000 12 16 1024 1, 8 rows of 144 B a thread where a slot per heap of
+ * 8384 B made 6.2 KiB of pages resident (docs/shm.md). */
 void hak_heap_bind_counters(hak_heap *h, bool fresh) {
     struct hak_shm_header *shm = hak_shm;
     if (shm && h->slot >= 0 && !h->shm_bound) {
-        bool ok = hak_shm_reserve(shm, slot_offset(h->slot), sizeof(struct hak_shm_slot)) == 0;
-        h->rowmask = 0;
-        for (struct hak_crow *w = h->rows; ok && w && !fresh; w = w->next)
-            ok = slot_row_reserve(shm, h, w->cls) == 0;
-        if (ok) {
-            h->ctr = slot_ctrs(shm, h->slot);
-            if (!fresh) rows_copy(h->ctr, h, NULL, -1);
+        if (fresh || rows_copy(shm, h, false) == 0) {
             h->shm_bound = true;
             return;
         }
+        for (struct hak_srow *s = h->srows; s; s = s->next)
+            memset(srow_ctr(shm, s->row), 0, HAK_NUM_CTRS * 8);
         h->slot = -1;
     }
     if (!h->shm_bound) {
-        /* rows unused while it counted in a slot (fork child): zero */
+        /* rows unused while it counted in the segment (fork child): zero */
         if (fresh) rows_clear(h);
         h->ctr = NULL;
-        h->rowmask = 0;
+        h->srows = NULL; /* the rows of a segment that is not (or no longer) ours */
     }
 }
 
-/* The calling thread's row of class cls (its bin had none): made in its
- * heap if it counts privately, and the bin opened (caps from the knobs, as
- * hak_knobs_apply_tls). Out of memory, or no heap: the orphan row (counts
- * may be lost). */
+/* The calling thread's row of class cls (its bin had none): made in the
+ * segment if its heap counts there, else (or the segment full) privately,
+ * and the bin opened (caps from the knobs, as hak_knobs_apply_tls). Out of
+ * memory, or no heap: the orphan row (counts may be lost). */
 static void bin_open(int c, uint64_t *row);
 uint64_t *hak_ctr_row_make(int cls) {
     hak_heap *h = hak_tls.heap;
-    uint64_t *r = &orphan_private[HAK_CTR_INDEX(cls, 0, HAK_NUM_CTRS)];
+    uint64_t *r = &orphan_private[ORPHAN_INDEX(cls, 0)];
     if (!h) return r;
-    if (h->shm_bound) {
-        struct hak_shm_header *shm = hak_shm;
-        /* out of memory: counts lost until a reservation succeeds */
-        if (!shm || slot_row_reserve(shm, h, cls)) return r;
-        r = h->ctr + HAK_CTR_INDEX(cls, 0, HAK_NUM_CTRS);
-    } else {
+    struct hak_shm_header *shm = h->shm_bound ? hak_shm : NULL;
+    struct hak_srow *s = NULL;
+    /* a fork child between leaving the segment and unbinding: counts lost */
+    if (h->shm_bound && !shm) return r;
+    if (shm && ((s = srow_find(h, cls)) != NULL || (s = srow_make(shm, h, cls)) != NULL)) {
+        r = srow_ctr(shm, s->row);
+    } else { /* the segment full: a private row, which only mallinfo sees */
         struct hak_crow *w = h->rows;
         while (w && w->cls != cls) w = w->next;
         if (!w && (w = arena_alloc_aligned(sizeof *w, 8)) != NULL) {
@@ -262,17 +279,12 @@ static void heap_publish_self(hak_heap *h) {
     hak_lock(&hak_pool_lock);
     hak_heap_bind_counters(h, false);
     hak_unlock(&hak_pool_lock);
-    struct hak_shm_slot *sl = slot_of(h);
-    if (!sl) return;
-    hak_tls.ctr = h->ctr;
-    hak_knobs_apply_tls(); /* rebinds the bins' counter rows */
-    sl->tid = h->owner;
-    sl->active = 1;
+    if (h->shm_bound) hak_knobs_apply_tls(); /* rebinds the bins' counter rows */
 }
 #define HEAP_UNBOUND(h) (HAK_UNLIKELY(!(h)->shm_bound && (h)->slot >= 0) && hak_shm)
 
 /* The segment appears. Heaps no thread owns move their counters now. An
- * owned heap's counters are copied into its slot, so that a thread blocked
+ * owned heap's counters are copied into its rows, so that a thread blocked
  * since before (which counts nothing meanwhile) shows exact figures; its
  * owner moves them for good at its next slow path, copying over whatever
  * it counted since. The pool lock orders the two copies. */
@@ -283,7 +295,7 @@ void hak_heaps_publish(struct hak_shm_header *shm) {
         if (h->owner <= 0) {
             hak_heap_bind_counters(h, false);
         } else if (h->slot >= 0 && !h->shm_bound) {
-            rows_copy(slot_ctrs(shm, h->slot), h, shm, h->slot);
+            rows_copy(shm, h, true);
         }
     }
     hak_unlock(&hak_pool_lock);
@@ -303,12 +315,12 @@ static void pool_put(hak_heap *h) {
     }
 }
 
-/* A new heap; a shared one (the starter) takes no counter slot: it counts
- * nothing itself (the threads using it count in their own). */
+/* A new heap; a shared one (the starter) never counts in the segment: it
+ * counts nothing itself (the threads using it count in their own). */
 static hak_heap *heap_new(bool shared) {
-    int slot = !shared && next_slot < ORPHAN_SLOT ? next_slot++ : -1;
+    int slot = shared ? -1 : next_slot++;
     /* the struct alone (64-byte aligned, six a page): its counters are
-     * its slot's, or rows made as it counts */
+     * rows made as it counts, in the segment or private */
     hak_heap *h = arena_alloc(sizeof(hak_heap));
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
@@ -343,14 +355,9 @@ static void heap_own_locked(hak_heap *h) {
 /* The calling thread, owner of h, starts using it. */
 static void heap_attach(hak_heap *h) {
     hak_tls.heap = h;
-    hak_tls.ctr = h->ctr;
+    hak_tls.ctr = NULL; /* unused: counts go through the bins' rows */
     hak_tls.trim_epoch = atomic_load(&trim_epoch);
     atomic_store_explicit(&h->trim_answered, hak_tls.trim_epoch, memory_order_relaxed);
-    struct hak_shm_slot *sl = slot_of(h);
-    if (sl) {
-        sl->tid = h->owner;
-        sl->active = 1;
-    }
     hak_knobs_apply_tls();
 }
 
@@ -462,8 +469,6 @@ static void heap_leave(hak_heap *h, bool help) {
     hak_heap_lock(h); /* the masks: the purger may be giving back spans of ours */
     h->pool_run = hak_segment_free_run(h);
     hak_heap_unlock(h);
-    struct hak_shm_slot *sl = slot_of(h);
-    if (sl) sl->active = 0;
     hak_lock(&hak_pool_lock);
     h->owner = 0;
     pool_put(h);
@@ -566,17 +571,15 @@ void hak_knobs_apply_tls(void) {
     hak_heap *h = hak_tls.heap;
     /* the rows first, in the bins (no table on the stack: a pool thread's
      * first malloc comes through here, and its stack's pages count) */
-    if (!hak_tls.ctr) {
-        for (int c = 0; c < HAK_NUM_CSLOTS; c++) hak_tls.bins[c].ctr = hak_ctr_sink;
-        for (struct hak_crow *w = h ? h->rows : NULL; w; w = w->next)
-            hak_tls.bins[w->cls].ctr = w->c;
-    }
+    for (int c = 0; c < HAK_NUM_CSLOTS; c++) hak_tls.bins[c].ctr = hak_ctr_sink;
+    /* a bound heap's private rows: from before the bind (its segment rows,
+     * set after, take their place) or made with the segment full */
+    for (struct hak_crow *w = h ? h->rows : NULL; w; w = w->next) hak_tls.bins[w->cls].ctr = w->c;
+    struct hak_shm_header *shm = h && h->shm_bound ? hak_shm : NULL;
+    for (struct hak_srow *s = shm ? h->srows : NULL; s; s = s->next)
+        hak_tls.bins[s->cls].ctr = srow_ctr(shm, s->row);
     for (int c = 0; c < HAK_NUM_CSLOTS; c++) {
-        uint64_t *r = hak_tls.ctr                           ? (h && !(h->rowmask >> c & 1)
-                                                                   ? NULL
-                                                                   : hak_tls.ctr + HAK_CTR_INDEX(c, 0, HAK_NUM_CTRS))
-                      : hak_tls.bins[c].ctr == hak_ctr_sink ? NULL
-                                                            : hak_tls.bins[c].ctr;
+        uint64_t *r = hak_tls.bins[c].ctr == hak_ctr_sink ? NULL : hak_tls.bins[c].ctr;
         /* blocks held without a row: none (they came through a count), but
          * such a bin is never left without room for them */
         if (!r && c < HAK_NUM_CLASSES && h && hak_tbin_count(&hak_tls.bins[c])) {
@@ -866,18 +869,19 @@ static void ctr_sum_row(const uint64_t *k, int c, uint64_t *live, uint64_t *cap)
 void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes) {
     uint64_t live = 0, cap = 0;
     hak_lock(&hak_pool_lock);
-    for (hak_heap *h = all_heaps;; h = h->all_next) {
-        const uint64_t *k = h ? h->ctr : hak_orphan_ctr; /* the orphan slot last */
-        if (k) { /* a bound heap's reserved rows (the orphan slot's all) */
-            for (int c = 0; c < HAK_NUM_CSLOTS; c++)
-                if (!h || (__atomic_load_n(&h->rowmask, __ATOMIC_ACQUIRE) >> c & 1))
-                    ctr_sum_row(k + HAK_CTR_INDEX(c, 0, HAK_NUM_CTRS), c, &live, &cap);
-        } else {
-            for (struct hak_crow *w = __atomic_load_n(&h->rows, __ATOMIC_ACQUIRE); w; w = w->next)
-                ctr_sum_row(w->c, w->cls, &live, &cap);
-        }
-        if (!h) break;
+    struct hak_shm_header *shm = hak_shm;
+    for (hak_heap *h = all_heaps; h; h = h->all_next) {
+        bool bound = h->shm_bound && shm;
+        for (struct hak_srow *s = bound ? __atomic_load_n(&h->srows, __ATOMIC_ACQUIRE) : NULL; s;
+             s = s->next)
+            ctr_sum_row(srow_ctr(shm, s->row), s->cls, &live, &cap);
+        /* a bound heap's private rows count if made with the segment full
+         * (a class without a segment row): the others were copied there */
+        for (struct hak_crow *w = __atomic_load_n(&h->rows, __ATOMIC_ACQUIRE); w; w = w->next)
+            if (!bound || !srow_find(h, w->cls)) ctr_sum_row(w->c, w->cls, &live, &cap);
     }
+    const uint64_t *o = __atomic_load_n(&hak_orphan_ctr, __ATOMIC_ACQUIRE);
+    for (int c = 0; c < HAK_NUM_CSLOTS; c++) ctr_sum_row(o + ORPHAN_INDEX(c, 0), c, &live, &cap);
     hak_unlock(&hak_pool_lock);
     *live_bytes = (int64_t)live < 0 ? 0 : live;
     *cached_bytes = cap > live ? cap - live : 0;
@@ -913,6 +917,7 @@ HAK_COLD void hak_heaps_leave_parent(bool others_run) {
     if (hak_lock_take_orphan(&orphan_lock)) hak_unlock(&orphan_lock);
     __atomic_store_n(&orphan_seg, NULL, __ATOMIC_RELAXED);
     hak_orphan_bind();
+    atomic_store_explicit(&rows_next, 0, memory_order_relaxed); /* of our own segment, later */
     for (hak_heap *h = __atomic_load_n(&all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next) {
         if (h->shm_bound) { /* the parent's segment is not ours: fresh private counters */
             h->shm_bound = false;
@@ -920,6 +925,7 @@ HAK_COLD void hak_heaps_leave_parent(bool others_run) {
         } else { /* word by word: rows never counted in stay untouched */
             rows_clear(h);
         }
+        h->srows = NULL; /* a snapshot's rows, in the parent's segment */
     }
     HAK_PROC_PTR()[HAK_PROC_THREADS] = 0;
     atomic_store(&hak_live_threads, 0);
@@ -932,7 +938,6 @@ HAK_COLD void hak_heap_after_fork_self(void) {
     hak_heap *me = hak_tls.heap;
     if (!me) return;
     __atomic_store_n(&me->owner, hak_tid_refresh(), __ATOMIC_RELAXED);
-    hak_tls.ctr = me->ctr;
     hak_knobs_apply_tls();
     HAK_PROC_ADD(THREADS, 1);
     atomic_fetch_add(&hak_live_threads, 1);

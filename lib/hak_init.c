@@ -104,6 +104,8 @@ static __attribute__((constructor)) void hak_ctor(void) {
     hak_init();
 }
 
+#define HAK_STR_(x) #x
+#define HAK_STR(x) HAK_STR_(x)
 HAK_EXPORT const char *hakmem_version(void) {
-    return "hakmem 0.1 (segment ABI 2)";
+    return "hakmem 0.1 (segment ABI " HAK_STR(HAK_SHM_ABI_MAJOR) ")";
 }

@@ -255,7 +255,7 @@ typedef struct hak_segment {
 /* Thread cache bin: the fast path. Blocks cached = cap - room. */
 struct hak_tbin {
     hak_block *head;
-    uint64_t *ctr;     /* this class's counters in the heap's slot (HAK_CTR_INDEX(c, 0, ...)) */
+    uint64_t *ctr;     /* this class's counter row: in the segment (hak_shm_row) or private */
     uint32_t room;     /* frees that fit before a flush */
     uint32_t cap;      /* fast_cap knob (0 in safe-free mode), grown up to cap_max */
     uint32_t cap_max;  /* what cap may grow to (hak_tbin_grow) */
@@ -271,8 +271,7 @@ struct hak_tls {
      * always full (room 0), never used otherwise */
     struct hak_tbin bin_none;
     struct hak_tbin bins[HAK_NUM_CLASSES + 1]; /* +1: HAK_CLS_NONE, always full */
-    uint64_t *ctr; /* this heap's counter slot: ctr[HAK_CTR_INDEX(cls, id, HAK_NUM_CTRS)];
-                    * NULL while it counts privately (rows, hak_ctr_row) */
+    uint64_t *ctr; /* unused (NULL): counts go through the bins' rows (hak_ctr_row) */
     struct hak_heap *heap;
     uint64_t knob_gen; /* knob generation the caps were loaded from */
     uint64_t trim_epoch;
@@ -320,6 +319,7 @@ struct hak_tgc {
 };
 
 typedef struct hak_crow hak_crow; /* a class's private counter row (hak_heap.c) */
+struct hak_srow;                  /* a class's row in the segment (hak_heap.c) */
 typedef struct hak_heap {
     pid_t owner; /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
     /* segs, segment masks, and the spans of big classes (HAK_PURGE_CLS_MIN):
@@ -327,13 +327,13 @@ typedef struct hak_heap {
     hak_lock_t seg_lock;
     void *_Atomic lock_holder; /* &hak_tls of the thread holding seg_lock */
     uint32_t lock_depth;
-    bool lock_small;  /* its owner locks small-class span work too (hak_tls.lock_small);
-                       * written under seg_lock by the owner at a safe point */
-    int slot;         /* counter slot index, -1 if private */
-    bool shm_bound;   /* ctr is the slot in the segment (its pages reserved) */
-    uint64_t *ctr;    /* counters (slot in the segment or private) */
-    hak_crow *rows;   /* private counters: a row per class counted in (hak_ctr_row_make) */
-    uint64_t rowmask; /* bound: its slot's rows reserved, a bit per class (hak_heap.c) */
+    bool lock_small;        /* its owner locks small-class span work too (hak_tls.lock_small);
+                             * written under seg_lock by the owner at a safe point */
+    int slot;               /* heap number; -1: never counts in the segment (shared, or gave up) */
+    bool shm_bound;         /* counts in segment rows (srows) */
+    uint64_t *ctr;          /* unused (NULL): counts go through the bins' rows */
+    hak_crow *rows;         /* private counters: a row per class counted in (hak_ctr_row_make) */
+    struct hak_srow *srows; /* bound: its rows in the segment, one per class counted in */
     hak_span *partial[HAK_NUM_CLASSES];
     /* big classes' stores (under seg_lock), NULL until the first flush of
      * a big class (hak_heap_extra): most threads never use one */

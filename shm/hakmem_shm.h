@@ -3,7 +3,8 @@
  * Every process that loads libhakmem (and lives 50 ms: lib/hak_publish.c)
  * publishes a segment, a sealed memfd named by the link /dev/shm/hakmem.<pid>
  * (see the writer section): a header, the size-class table, a knob directory
- * + knob values, a counter directory and per-heap counter slots. libhakmem, hakctl and hakmemd all
+ * + knob values, a counter directory and counter rows (one per heap and class
+ * counted in, packed). libhakmem, hakctl and hakmemd all
  * include this file; nothing else defines the layout.
  *
  * Versioning: the segment describes itself. Readers find tables through the
@@ -25,12 +26,15 @@
 #include <sys/types.h>
 
 #define HAK_SHM_MAGIC 0x314d454d4b4148ULL /* "HAKMEM1\0" little-endian */
-#define HAK_SHM_ABI_MAJOR 2
+#define HAK_SHM_ABI_MAJOR 3
 #define HAK_SHM_ABI_MINOR 0
 #define HAK_SHM_PREFIX "hakmem." /* /dev/shm/hakmem.<pid> */
 #define HAK_SHM_NAME_MAX 24      /* knob / counter names, NUL-padded */
 #define HAK_SHM_REASON_MAX 48
-#define HAK_SHM_SLOTS 256 /* counter slots = heaps counted exactly */
+/* Counter rows in the segment: a heap takes one per class at the class's
+ * first count (8 for a pool thread of 12 blocks of 16-1024 B), so 14400
+ * rows (2 MB) are 1,700 such threads; heaps past them count privately. */
+#define HAK_SHM_ROWS 14400
 
 /* ---------------------------------------------------------------- classes
  * HAK_CLASS(index, block size, span pages of 64 KiB)
@@ -157,11 +161,8 @@ enum hak_ctr_id {
         HAK_NUM_CTRS
 };
 extern const char *const hak_ctr_names[HAK_NUM_CTRS];
-/* Counter i of class c in a slot of n_ctrs counters per class: class-major
- * (ABI 2), so the counters of the classes a thread uses sit together, the
- * small classes in the slot's first page: a heap's private counters make
- * resident only the pages of the classes it used (one for blocks up to
- * 4 KiB), and the allocs and frees of a class share a cache line. */
+/* Counter i of class c in a flat array of n_ctrs counters per class
+ * (class-major): the allocator's private arrays (orphan and purger counts). */
 #define HAK_CTR_INDEX(c, i, n_ctrs) ((uint64_t)(c) * (n_ctrs) + (uint64_t)(i))
 extern const char *const hak_ctr_help[HAK_NUM_CTRS];
 
@@ -222,9 +223,11 @@ struct hak_shm_header {
     uint32_t knob_val_off, knob_val_size, knob_cslots, n_knob_vals;
     /* counter directory: n_ctrs x char[HAK_SHM_NAME_MAX] */
     uint32_t ctr_dir_off, n_ctrs;
-    /* slots: n_slots x slot_size; inside, from slot_ctr_off, counter i of class c is
-     * ctr[HAK_CTR_INDEX(c, i, n_ctrs)], c < ctr_cslots, i < n_ctrs */
-    uint32_t slot_off, n_slots, slot_size, slot_ctr_off, ctr_cslots, _pad1;
+    /* counter rows (ABI 3; ABI 2 had per-heap slots here): n_slots rows of slot_size
+     * bytes from slot_off; in a row, counter i (< n_ctrs) at slot_ctr_off + 8 i, and
+     * at row_tag_off a uint32 tag: 0 an unused row, else 1 + its class (< ctr_cslots).
+     * A counter of a class is the sum over the rows of that class. */
+    uint32_t slot_off, n_slots, slot_size, slot_ctr_off, ctr_cslots, row_tag_off;
     /* process figures: n_proc x uint64, directory n_proc x char[NAME_MAX] */
     uint32_t proc_dir_off, proc_off, n_proc, _pad2;
     /* control, written by tools */
@@ -268,18 +271,22 @@ struct hak_shm_knob_val {
     char reason[HAK_SHM_REASON_MAX];
 };
 
-struct hak_shm_slot {
-    volatile uint32_t active; /* 1 while a live thread owns the heap */
-    volatile int32_t tid;
-    uint64_t _pad[7];
-    /* then uint64 ctr[ctr_cslots][n_ctrs] at slot_ctr_off (HAK_CTR_INDEX) */
+/* A counter row as this build writes it (readers go by the header's
+ * slot_ctr_off and row_tag_off): the counters first, so that allocs and
+ * frees share a cache line (rows are 144 B from a 64-byte aligned table),
+ * the tag last, written once before the row's first count. */
+struct hak_shm_row {
+    uint64_t ctr[HAK_NUM_CTRS];
+    volatile uint32_t tag; /* 1 + class; 0: unused */
+    uint32_t _pad;
 };
+#define HAK_SHM_ROW_WORDS (sizeof(struct hak_shm_row) / 8)
 
 /* Layout of the segment this build writes (computed once; shm_tables.c).
  * Global knobs' values come first, then the class knobs' rows. */
 struct hak_shm_layout {
     uint32_t class_off, knob_dir_off, knob_val_off, ctr_dir_off, slot_off, slot_size, slot_ctr_off,
-        proc_dir_off, proc_off, n_knob_vals;
+        row_tag_off, proc_dir_off, proc_off, n_knob_vals;
     uint32_t knob_val_index[HAK_NUM_KNOBS];
     uint64_t total_size;
 };

@@ -37,9 +37,9 @@ uint32_t hak_shm_class_size(const struct hak_shm_view *v, int cls) {
     return LOAD((const uint32_t *)((const char *)h + off) + cls);
 }
 
-/* The slot table as the header describes it now, re-checked. */
+/* The row table as the header describes it now, re-checked. */
 struct slot_geo {
-    uint32_t off, n, size, coff, cslots, n_ctrs;
+    uint32_t off, n, size, coff, cslots, n_ctrs, tag;
 };
 
 static int slot_geo(const struct hak_shm_view *v, struct slot_geo *g) {
@@ -47,20 +47,20 @@ static int slot_geo(const struct hak_shm_view *v, struct slot_geo *g) {
     if (!h) return -1;
     g->n_ctrs = LOAD(&h->n_ctrs), g->cslots = LOAD(&h->ctr_cslots);
     g->off = LOAD(&h->slot_off), g->n = LOAD(&h->n_slots), g->size = LOAD(&h->slot_size);
-    g->coff = LOAD(&h->slot_ctr_off);
-    if (g->n > MAX_SLOTS || g->cslots > MAX_CSLOTS || g->n_ctrs > MAX_CTRS || g->coff % 8 ||
-        (uint64_t)g->coff + (uint64_t)g->cslots * g->n_ctrs * 8 > g->size ||
+    g->coff = LOAD(&h->slot_ctr_off), g->tag = LOAD(&h->row_tag_off);
+    if (g->n > MAX_SLOTS || g->cslots > MAX_CSLOTS || g->n_ctrs > MAX_CTRS ||
+        !shm_row_ok(g->coff, g->n_ctrs, g->tag, g->size) ||
         !shm_table_ok(g->off, g->n, g->size, 8, HAK_SHM_HEADER_MIN_SIZE, v->len))
         return -1;
     return 0;
 }
 
-/* Where the counters are read from without allocating the slot table's
- * holes. The allocator gives slots out in order (0, 1, 2, ... as threads
- * first allocate; an exited thread's heap and slot, counts included, pass to
- * the next thread) and keeps the last slot for threads past their exit, so
- * most of the table is pages no one ever wrote: holes of the tmpfs file or
- * memfd, which a read through the shared mapping would allocate.
+/* Where the counters are read from without allocating the row table's
+ * holes. The allocator gives rows out in order (as heaps first count in a
+ * class; an exited thread's heap and rows, counts included, pass to the
+ * next thread), so most of the table is pages no one ever wrote: holes of
+ * the tmpfs file or memfd, which a read through the shared mapping would
+ * allocate.
  *  - For all counters at once (hak_shm_ctr_sums), a copy by pread() of the
  *    extents that hold data (SEEK_DATA/SEEK_HOLE), holes left zero, when
  *    /proc/self/map_files gives us the mapped file (root: it needs
@@ -147,26 +147,19 @@ static int has_data(const struct slots *r, const void *p) {
     return !r->vec || (i < r->npages && (r->vec[i] & 1));
 }
 
-/* Whether any page of a slot holds data: most slots are all holes. */
-static int slot_has_data(const struct slots *r, const char *slot, uint32_t size) {
-    if (!r->vec) return 1;
-    for (uintptr_t o = (uintptr_t)slot - r->origin, end = o + size; o < end;
-         o = (o / r->pg + 1) * r->pg)
-        if (has_data(r, (const char *)r->origin + o)) return 1;
-    return 0;
-}
-
 uint64_t hak_shm_ctr_sum(const struct hak_shm_view *v, int cls, int ctr) {
     struct slot_geo g;
     struct slots r;
     if (!hdr_of(v) || ctr < 0 || ctr >= HAK_NUM_CTRS || v->ctr_map[ctr] < 0 || cls < 0 ||
         slot_geo(v, &g) != 0 || (uint32_t)cls >= g.cslots || (uint32_t)v->ctr_map[ctr] >= g.n_ctrs)
         return 0;
-    uint64_t idx = HAK_CTR_INDEX(cls, v->ctr_map[ctr], g.n_ctrs);
     slots_get(v, &g, &r, 0);
-    uint64_t sum = 0; /* wraps: per-slot differences (large bytes) sum correctly */
+    uint64_t sum = 0; /* wraps: per-row differences (large bytes) sum correctly */
     for (uint32_t s = 0; s < g.n; s++) {
-        const uint64_t *p = (const uint64_t *)(r.base + (uint64_t)s * g.size + g.coff) + idx;
+        const char *row = r.base + (uint64_t)s * g.size;
+        const uint32_t *tag = (const uint32_t *)(row + g.tag);
+        if (!has_data(&r, tag) || LOAD(tag) != (uint32_t)cls + 1) continue;
+        const uint64_t *p = (const uint64_t *)(row + g.coff) + v->ctr_map[ctr];
         if (has_data(&r, p)) sum += LOAD(p);
     }
     slots_put(&r);
@@ -181,16 +174,16 @@ int hak_shm_ctr_sums(const struct hak_shm_view *v, int ncls, uint64_t (*sums)[HA
     if (slot_geo(v, &g) != 0) return 0; /* nothing readable: zeros, as hak_shm_ctr_sum */
     slots_get(v, &g, &r, 1);
     for (uint32_t s = 0; s < g.n; s++) {
-        const char *slot = r.base + (uint64_t)s * g.size;
-        const uint64_t *ctr = (const uint64_t *)(slot + g.coff);
-        if (!slot_has_data(&r, slot, g.size)) continue;
+        const char *row = r.base + (uint64_t)s * g.size;
+        const uint64_t *ctr = (const uint64_t *)(row + g.coff);
+        const uint32_t *tag = (const uint32_t *)(row + g.tag);
+        if (!has_data(&r, tag)) continue;
+        uint32_t c = LOAD(tag) - 1; /* an unused row (0) wraps past every class */
+        if (c > (uint32_t)ncls || c >= g.cslots) continue;
         for (int k = 0; k < HAK_NUM_CTRS; k++) {
             int i = v->ctr_map[k];
             if (i < 0 || (uint32_t)i >= g.n_ctrs) continue;
-            for (int c = 0; c <= ncls && (uint32_t)c < g.cslots; c++) {
-                const uint64_t *p = ctr + HAK_CTR_INDEX(c, i, g.n_ctrs);
-                if (has_data(&r, p)) sums[c][k] += LOAD(p);
-            }
+            if (has_data(&r, ctr + i)) sums[c][k] += LOAD(ctr + i);
         }
     }
     slots_put(&r);

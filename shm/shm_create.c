@@ -284,9 +284,10 @@ static void fill_header(struct hak_shm_header *h, const struct hak_shm_layout *l
     for (int i = 0; i < HAK_NUM_PROCS; i++)
         copy_name(b + l->proc_dir_off + i * HAK_SHM_NAME_MAX, hak_proc_names[i]);
     h->slot_off = l->slot_off;
-    h->n_slots = HAK_SHM_SLOTS;
+    h->n_slots = HAK_SHM_ROWS;
     h->slot_size = l->slot_size;
     h->slot_ctr_off = l->slot_ctr_off;
+    h->row_tag_off = l->row_tag_off;
     h->ctr_cslots = HAK_NUM_CSLOTS;
     /* The magic goes last: a reader that sees it sees a complete header. */
     __atomic_store_n(&h->magic, HAK_SHM_MAGIC, __ATOMIC_RELEASE);
@@ -360,10 +361,10 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
     memset(own_reserved, 0, sizeof own_reserved);
     own_base = base, own_fd = fd, own_len = l.total_size;
     uint64_t ns = hak_shm_pidns("/proc/self/ns/pid");
-    /* header, tables and directories, and slot 0 in the same call: the first
-     * heap's (publishing runs on a heap's slow path), so its binding to it
-     * makes no system call of its own */
-    if (hak_shm_reserve(base, 0, (uint64_t)l.slot_off + l.slot_size) == 0) {
+    /* header, tables and directories, and the first rows (to the end of
+     * their page) in the same call: the publishing heap's first rows make
+     * no system call of their own */
+    if (hak_shm_reserve(base, 0, ((uint64_t)l.slot_off + l.slot_size + 4095) & ~4095ull) == 0) {
         fill_header(base, &l, pid, start_time, exe, exe_path);
         if (publish(pid, fd, ns) == 0) return base;
     }

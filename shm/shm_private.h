@@ -33,6 +33,13 @@ static inline int shm_table_ok(uint64_t off, uint64_t n, uint64_t stride, uint64
     return off % align == 0 && off >= hdr_size && off <= len && n * stride <= len - off;
 }
 
+/* A counter row (ABI 3) of size bytes: n_ctrs counters from coff and a
+ * uint32 tag at tag_off, both inside it and apart. */
+static inline int shm_row_ok(uint64_t coff, uint64_t n_ctrs, uint64_t tag_off, uint64_t size) {
+    return coff % 8 == 0 && tag_off % 4 == 0 && coff + n_ctrs * 8 <= size && tag_off + 4 <= size &&
+           (tag_off + 4 <= coff || tag_off >= coff + n_ctrs * 8);
+}
+
 /* 1 unless kill(pid, 0) says there is no such process. */
 int shm_process_exists(pid_t pid);
 

@@ -2,7 +2,7 @@
  * hakmemd, which samples hundreds of processes a second; tools only, never
  * called inside the allocator).
  *
- * A segment is a tmpfs file whose never-used slots are holes; a read through
+ * A segment is a tmpfs file whose never-used rows are holes; a read through
  * the mapping would allocate every one of them (2 MB a process). mincore()
  * tells which pages exist; a hole reads as zero, so it is skipped. */
 #include "shm_private.h"
@@ -19,9 +19,9 @@ int hak_shm_ctr_sum_all(const struct hak_shm_view *v, const int *ctrs, int n, ui
     const struct hak_shm_header *h = v->hdr;
     uint32_t n_ctrs = LOAD(&h->n_ctrs), cs = LOAD(&h->ctr_cslots);
     uint32_t off = LOAD(&h->slot_off), ns = LOAD(&h->n_slots), size = LOAD(&h->slot_size);
-    uint32_t coff = LOAD(&h->slot_ctr_off);
-    if (cs == 0 || cs > MAX_CSLOTS || n_ctrs > MAX_CTRS || ns > MAX_SLOTS || coff % 8 ||
-        (uint64_t)coff + (uint64_t)n_ctrs * cs * 8 > size ||
+    uint32_t coff = LOAD(&h->slot_ctr_off), tag_off = LOAD(&h->row_tag_off);
+    if (cs == 0 || cs > MAX_CSLOTS || n_ctrs > MAX_CTRS || ns > MAX_SLOTS ||
+        !shm_row_ok(coff, n_ctrs, tag_off, size) ||
         !shm_table_ok(off, ns, size, 8, HAK_SHM_HEADER_MIN_SIZE, v->len))
         return HAK_SHM_ECORRUPT;
     if ((uint64_t)n * cs > (uint64_t)outcap) return -EINVAL;
@@ -33,21 +33,19 @@ int hak_shm_ctr_sum_all(const struct hak_shm_view *v, const int *ctrs, int n, ui
     if (!res) return HAK_SHM_ESYS;
     if (mincore(v->hdr, v->len, res) != 0) memset(res, 1, npages); /* unknown: read all */
     const char *b = (const char *)h;
-    uint64_t span = (uint64_t)n_ctrs * cs * 8, upg = (uint64_t)pg;
+    uint64_t upg = (uint64_t)pg;
     for (uint32_t s = 0; s < ns; s++) {
-        uint64_t slot = off + (uint64_t)s * size + coff;
-        int any = 0; /* a slot no thread ever used is all holes: skip it whole */
-        for (uint64_t q = slot / upg; q <= (slot + span - 1) / upg && !any; q++) any = res[q] & 1;
-        if (!any) continue;
+        uint64_t row = off + (uint64_t)s * size;
+        /* a row never used is a hole (or its tag 0): skip it */
+        if (!(res[(row + tag_off) / upg] & 1)) continue;
+        uint32_t c = LOAD((const uint32_t *)(b + row + tag_off)) - 1;
+        if (c >= cs) continue;
+        const uint64_t *p = (const uint64_t *)(b + row + coff);
         for (int i = 0; i < n; i++) {
             int k = ctrs[i] >= 0 && ctrs[i] < HAK_NUM_CTRS ? v->ctr_map[ctrs[i]] : -1;
             if (k < 0 || (uint32_t)k >= n_ctrs) continue;
-            const uint64_t *p = (const uint64_t *)(b + slot);
-            for (uint32_t c = 0; c < cs; c++) {
-                uint64_t at = HAK_CTR_INDEX(c, (uint32_t)k, n_ctrs);
-                if (res[(slot + at * 8) / (uint64_t)pg] & 1)
-                    out[(size_t)i * cs + c] += LOAD(p + at);
-            }
+            if (res[(row + coff + (uint64_t)k * 8) / upg] & 1)
+                out[(size_t)i * cs + c] += LOAD(p + k);
         }
     }
     free(res);

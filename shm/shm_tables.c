@@ -57,10 +57,11 @@ void hak_shm_layout_compute(struct hak_shm_layout *l) {
     off = round64(off + HAK_NUM_PROCS * HAK_SHM_NAME_MAX);
     l->proc_off = (uint32_t)off;
     off = round64(off + HAK_NUM_PROCS * sizeof(uint64_t));
-    l->slot_off = (uint32_t)off;
-    l->slot_ctr_off = round64(sizeof(struct hak_shm_slot));
-    l->slot_size = round64(l->slot_ctr_off + (uint64_t)HAK_NUM_CSLOTS * HAK_NUM_CTRS * 8);
-    off += (uint64_t)HAK_SHM_SLOTS * l->slot_size;
+    l->slot_off = (uint32_t)off; /* the counter rows, packed */
+    l->slot_ctr_off = (uint32_t)offsetof(struct hak_shm_row, ctr);
+    l->row_tag_off = (uint32_t)offsetof(struct hak_shm_row, tag);
+    l->slot_size = (uint32_t)sizeof(struct hak_shm_row);
+    off += (uint64_t)HAK_SHM_ROWS * l->slot_size;
     l->total_size = (off + 4095) & ~(uint64_t)4095;
 }
 

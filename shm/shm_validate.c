@@ -60,9 +60,8 @@ static int geometry_ok(const struct hak_shm_header *h, uint64_t len, const char 
         return 0;
     *why = "strides out of bounds";
     if (h->knob_val_size < sizeof(struct hak_shm_knob_val) || h->knob_val_size % 8 ||
-        h->knob_val_size > 4096 || h->slot_size % 8 || h->slot_ctr_off % 8 ||
-        h->slot_ctr_off < sizeof(struct hak_shm_slot) ||
-        (uint64_t)h->slot_ctr_off + (uint64_t)h->ctr_cslots * h->n_ctrs * 8 > h->slot_size)
+        h->knob_val_size > 4096 || h->slot_size % 8 ||
+        !shm_row_ok(h->slot_ctr_off, h->n_ctrs, h->row_tag_off, h->slot_size))
         return 0;
     *why = "class table out of bounds";
     if (!shm_table_ok(h->class_off, h->n_classes, 4, 4, hs, len)) return 0;
@@ -73,7 +72,7 @@ static int geometry_ok(const struct hak_shm_header *h, uint64_t len, const char 
     if (!shm_table_ok(h->knob_val_off, h->n_knob_vals, h->knob_val_size, 8, hs, len)) return 0;
     *why = "counter directory out of bounds";
     if (!shm_table_ok(h->ctr_dir_off, h->n_ctrs, HAK_SHM_NAME_MAX, 1, hs, len)) return 0;
-    *why = "counter slots out of bounds";
+    *why = "counter rows out of bounds";
     if (!shm_table_ok(h->slot_off, h->n_slots, h->slot_size, 8, hs, len)) return 0;
     *why = "process figures out of bounds";
     if (!shm_table_ok(h->proc_dir_off, h->n_proc, HAK_SHM_NAME_MAX, 1, hs, len) ||

@@ -29,23 +29,23 @@ else
     echo "note: not root, permission checks as another user skipped"
 fi
 
-# a segment written by a newer hakmem (ABI 3): refused, with the versions
+# a segment written by a newer hakmem (ABI 4): refused, with the versions
 plain sleep 30
 seg_copy "$w" "$PPID_"
-seg_patch "$PPID_" abi_major 3
+seg_patch "$PPID_" abi_major 4
 run "$HAKCTL" stats "$PPID_"
-expect 1 "is newer than this tool understands (2.x); use the hakctl that came with"
+expect 1 "is newer than this tool understands (3.x); use the hakctl that came with"
 run "$HAKCTL" ps
 grep -E "^ *$PPID_ .*other segment ABI" "$T/out" || { cat "$T/out"; fail "ps shows the other ABI"; }
 
-# one written by a hakmem before ABI 2 (knob values at a 60-class stride,
-# counters counter-major): refused as older, not misread
-seg_patch "$PPID_" abi_major 1
+# one written by a hakmem before ABI 3 (a counter slot per heap, not
+# rows): refused as older, not misread
+seg_patch "$PPID_" abi_major 2
 run "$HAKCTL" stats "$PPID_"
-expect 1 "segment ABI 1.0 is older than this tool understands (2.x)"
+expect 1 "segment ABI 2.0 is older than this tool understands (3.x)"
 
 # a stale segment: its process is gone / the pid was reused
-seg_patch "$PPID_" abi_major 2
+seg_patch "$PPID_" abi_major 3
 seg_patch "$PPID_" start_time 1
 run "$HAKCTL" stats "$PPID_"
 expect 1 "process $PPID_ is another program now (pid reused); /dev/shm/hakmem.$PPID_ is a stale segment (\`hakctl gc\` removes it)"
@@ -81,5 +81,5 @@ for c in ps stats top get set reset trim gc shell; do
 done
 run "$HAKCTL" --version
 expect 0 "hakctl 1."
-grep -q "segment ABI 2\." "$T/out" || fail "--version names the segment ABI"
+grep -q "segment ABI 3\." "$T/out" || fail "--version names the segment ABI"
 echo PASS

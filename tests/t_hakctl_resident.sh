@@ -62,10 +62,10 @@ check() {
     kill "${pids[@]}"
 }
 
-# exact: allocs summed over every slot, read with read() (holes read as zero
+# exact: allocs summed over every row, read with read() (holes read as zero
 # without allocating), equal what hakctl shows
 exact() {
-    python3 - "$T/ps.json" "$@" <<'PY' || fail "figures differ from the segment's slots"
+    python3 - "$T/ps.json" "$@" <<'PY' || fail "figures differ from the segment's rows"
 import json, os, struct, sys
 ps = {o["pid"]: o for o in json.load(open(sys.argv[1]))}
 for pid in map(int, sys.argv[2:]):
@@ -74,27 +74,31 @@ for pid in map(int, sys.argv[2:]):
         path = os.readlink(path).split(":")[0]
     b = open(path, "rb").read()
     n_ctrs = struct.unpack_from("<I", b, 412)[0]
-    slot_off, n_slots, slot_size, ctr_off, cslots = struct.unpack_from("<5I", b, 416)
+    slot_off, n_slots, slot_size, ctr_off, cslots, tag_off = struct.unpack_from("<6I", b, 416)
     names = [b[o:o + 24].split(b"\0")[0].decode() for o in
              range(struct.unpack_from("<I", b, 408)[0], struct.unpack_from("<I", b, 408)[0] + 24 * n_ctrs, 24)]
     k = names.index("allocs")
     total = used = 0
     for s in range(n_slots):
-        base = slot_off + s * slot_size + ctr_off
-        # class-major (segment ABI 2): counter k of class c at c * n_ctrs + k
-        v = sum(struct.unpack_from("<Q", b, base + 8 * (c * n_ctrs + k))[0] for c in range(cslots))
+        # rows (segment ABI 3): a tag (1 + class, 0 unused), counter k at ctr_off + 8 k
+        row = slot_off + s * slot_size
+        tag = struct.unpack_from("<I", b, row + tag_off)[0]
+        if tag == 0 or tag > cslots:
+            continue
+        v = struct.unpack_from("<Q", b, row + ctr_off + 8 * k)[0]
         total += v
         used += v > 0
     got = ps[pid]["totals"]["allocs"]
     assert ps[pid]["state"] == "live", ps[pid]
     assert got == total and total > 0, (pid, got, total)
-    assert used >= 3, ("the exited threads' slots should hold counts", pid, used)
+    assert used >= 3, ("the exited threads' rows should hold counts", pid, used)
 print("allocs exact over", len(sys.argv) - 2, "processes")
 PY
 }
 
-# a forged segment of 512 MB apparent size (65536 slots), mapped by the
-# forger's live process so that it passes as live: reading it must touch
+# a forged segment of 65536 counter rows (9.4 MB apparent size; ABI 2's
+# 65536 slots: 512 MB), mapped by the forger's live process so that it
+# passes as live: reading it must touch
 # only what it wrote (or refuse it: too large for the ABI)
 forged() {
     local model=$1 py=/usr/bin/python3
@@ -139,7 +143,7 @@ expect 0
 grep -E "^ *$FORGER " "$T/out" || { cat "$T/out"; fail "ps does not list the forged segment"; }
 run "$HAKCTL" stats "$FORGER" --interval 0.05
 b1=$(seg_blocks "$FORGER")
-echo "forged 512 MB segment: $b0 blocks before, $b1 after ps and stats"
+echo "forged segment: $b0 blocks before, $b1 after ps and stats"
 [ "$b1" = "$b0" ] || bad+=("reading a forged sparse segment made it resident: $b0 -> $b1 blocks")
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     check 65534

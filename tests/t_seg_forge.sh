@@ -24,7 +24,7 @@ patch() {
 import struct, sys
 path, field, value = sys.argv[1], sys.argv[2], int(sys.argv[3])
 off = {"total_size": (16, "<Q"), "pid": (24, "<i"), "start_time": (32, "<Q"),
-       "n_slots": (420, "<I")}[field]
+       "n_slots": (420, "<I"), "slot_size": (424, "<I")}[field]
 with open(path, "r+b") as f:
     f.seek(off[0])
     f.write(struct.pack(off[1], value))
@@ -97,14 +97,17 @@ patch "$f" total_size $((32 << 20)) # within the bound, but padding
 truncate -s 32M "$f"
 run "$HAKCTL" stats "$s"
 expect 1 "but its tables end at"
+# 65536 counter rows of 8 KiB (a geometry the header allows; ABI 3 writes
+# 144-byte rows, ABI 2 wrote 8384-byte slots): 512 MB apparent size
 slot_off=$(field "$f" 416)
-slot_size=$(field "$f" 424)
+slot_size=8192
 big=$(((slot_off + 65536 * slot_size + 4095) / 4096 * 4096))
 cp "$T/forged" "$f"
 patch "$f" n_slots 65536
+patch "$f" slot_size "$slot_size"
 patch "$f" total_size "$big"
 truncate -s "$big" "$f"
-echo "65536 slots of $slot_size bytes: $big bytes"
+echo "65536 rows of $slot_size bytes: $big bytes"
 run "$HAKCTL" stats "$s"
 expect 1 "implausibly large"
 before=$(stat -c %b "$f")

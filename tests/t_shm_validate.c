@@ -68,11 +68,14 @@ static void test_validate(void) {
 
     fresh()->magic ^= 1;
     expect(HAK_SHM_ECORRUPT, "bad magic", "magic");
-    h = fresh(), h->abi_major = 3, h->abi_minor = 0;
-    expect(HAK_SHM_EABI, "newer ABI", "segment ABI 3.0 is newer than this tool understands (2.x)");
+    h = fresh(), h->abi_major = 4, h->abi_minor = 0;
+    expect(HAK_SHM_EABI, "newer ABI", "segment ABI 4.0 is newer than this tool understands (3.x)");
     h = fresh(), h->abi_major = 1, h->abi_minor = 1; /* the layout before packed knobs */
     expect(HAK_SHM_EABI, "ABI 1 refused",
-           "segment ABI 1.1 is older than this tool understands (2.x)");
+           "segment ABI 1.1 is older than this tool understands (3.x)");
+    h = fresh(), h->abi_major = 2, h->abi_minor = 0; /* a counter slot per heap, not rows */
+    expect(HAK_SHM_EABI, "ABI 2 refused",
+           "segment ABI 2.0 is older than this tool understands (3.x)");
     h = fresh(), h->abi_major = 0;
     expect(HAK_SHM_EABI, "older ABI", "older");
     h = fresh(), h->abi_minor = 7; /* newer minor: fine */
@@ -98,7 +101,7 @@ static void test_validate(void) {
     fresh()->n_slots = 70000;
     expect(HAK_SHM_ECORRUPT, "70000 slots", NULL);
     fresh()->n_slots = 65536; /* within the bound, not within the file */
-    expect(HAK_SHM_ECORRUPT, "65536 slots", "slots");
+    expect(HAK_SHM_ECORRUPT, "65536 rows", "rows");
     fresh()->n_proc = 2000;
     expect(HAK_SHM_ECORRUPT, "2000 proc figures", NULL);
     fresh()->knob_cslots = 0;
@@ -133,6 +136,10 @@ static void test_validate(void) {
     expect(HAK_SHM_ECORRUPT, "slot_size too small for counters", NULL);
     fresh()->slot_ctr_off = 0xfffffff8u;
     expect(HAK_SHM_ECORRUPT, "slot_ctr_off huge", NULL);
+    fresh()->row_tag_off = 8;
+    expect(HAK_SHM_ECORRUPT, "row tag inside the counters", NULL);
+    fresh()->row_tag_off = 142;
+    expect(HAK_SHM_ECORRUPT, "row tag past the row", NULL);
     fresh()->knob_val_size = 8;
     expect(HAK_SHM_ECORRUPT, "knob_val_size too small", NULL);
     fresh()->knob_val_size = 0xfffffff0u;
@@ -231,7 +238,7 @@ static void test_files(void) {
           "file shorter than its header says");
     snprintf(l, sizeof l, "%s/none", dir);
     check(attach(l, 0, &v) == HAK_SHM_ENOENT, "missing file");
-    H(fresh())->abi_major = 3;
+    H(fresh())->abi_major = 4;
     write_file(l, buf, glen, 0600);
     check(attach(l, 0, &v) == HAK_SHM_EABI && strstr(err, "newer than this tool"),
           "newer ABI file");
