@@ -934,6 +934,7 @@ HAK_COLD void hak_heaps_leave_parent(bool others_run) {
      * Its owner, if it came through the fork, takes a new heap as it
      * settles (hak_heap_after_fork_self), before its first lock. */
     hak_heap *d = atomic_load(&draining);
+    drain_lost = NULL; /* a grandchild's: its parent's is no heap in use */
     if (d && hak_lock_take_orphan(&d->seg_lock)) {
         d->owner = -1;
         d->lock_depth = 0;
