@@ -754,16 +754,19 @@ static void bg_ctr_flush(void) {
 extern void hakmem_test_drain_hook(pid_t owner) __attribute__((weak));
 #define HAK_TORN_SPAN ((hak_span *)(uintptr_t)0x18) /* faults when followed */
 
+/* (cold text: lib/hak_cold.ld) */
+HAK_COLD HAK_NOINLINE static void drain_hook_run(hak_heap *h) {
+    hak_span *heads[HAK_NUM_CLASSES];
+    for (int c = 0; c < HAK_NUM_CLASSES; c++)
+        if ((heads[c] = h->partial[c]) != NULL) h->partial[c] = HAK_TORN_SPAN;
+    hakmem_test_drain_hook(h->owner);
+    for (int c = 0; c < HAK_NUM_CLASSES; c++)
+        if (heads[c]) h->partial[c] = heads[c];
+}
+
 static void heap_idle_give_back(hak_heap *h, bool purge) {
     hak_remote_drain(h);
-    if (HAK_UNLIKELY(hakmem_test_drain_hook != NULL)) {
-        hak_span *heads[HAK_NUM_CLASSES];
-        for (int c = 0; c < HAK_NUM_CLASSES; c++)
-            if ((heads[c] = h->partial[c]) != NULL) h->partial[c] = HAK_TORN_SPAN;
-        hakmem_test_drain_hook(h->owner);
-        for (int c = 0; c < HAK_NUM_CLASSES; c++)
-            if (heads[c]) h->partial[c] = heads[c];
-    }
+    if (HAK_UNLIKELY(hakmem_test_drain_hook != NULL)) drain_hook_run(h);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t kept;
         hak_release_empty(h, c, &kept);
