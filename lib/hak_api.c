@@ -337,7 +337,9 @@ HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n) {
     if (!q) return NULL; /* errno is ENOMEM; p is untouched */
     memcpy(q, p, n < old ? n : old);
     hak_ctr_add(cls >= 0 ? cls : HAK_CLASS_LARGE, HAK_CTR_REALLOC_COPIES, 1);
-    hak_heap *h = hak_tls.heap;
+    /* settled first (hak_heap_get): a raw fork child's thread may not have
+     * yet, and its heap may be one it must leave (hak_heap_after_fork_self) */
+    hak_heap *h = hak_tls.heap ? hak_heap_get() : NULL;
     if (cls >= 0 && h && hak_seg_of(p)->heap == h && n > old) {
         /* A growing buffer leaves its class behind: the old block goes
          * straight back to its span, not to the thread cache, where it

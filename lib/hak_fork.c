@@ -19,7 +19,13 @@
  *     waiters take a new starter).
  * Heap locks: a heap's own thread (or whoever took it from the pool) takes
  * its lock over from a lost holder as it waits (hak_heap_lock): such a
- * holder only purged. Other threads' heaps are retired
+ * holder only purged. Except the purger in the middle of draining a heap
+ * (hak_heaps_drain_idle: span lists change): the first thread to settle
+ * in the child retires that heap, lock and all (hak_heaps_leave_parent;
+ * the purger names it, `draining`, before its first write and after its
+ * last), and its owner leaves it as it settles, before any lock, for a new
+ * heap (hak_heap_after_fork_self); its cached blocks go back to the
+ * retired heap as remote frees. Other threads' heaps are retired
  * (hak_heaps_after_fork). A child made by the raw fork system call runs
  * none of this handler: every wait in hak_lock_as looks for lost holders
  * itself, and the fork page (below) tells its threads they are in a new

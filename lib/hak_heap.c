@@ -699,10 +699,18 @@ void hak_heaps_mark_idle(uint64_t epoch) {
     }
 }
 
-/* The heap whose seg_lock the purger holds (for a fork child), and whether
- * it is draining it (hak_heaps_drain_idle), not only purging. */
+/* The heap whose seg_lock a purge holds (for a fork child: such a lost
+ * holder only purged; may be stale, a trim's, or a retired starter's). */
 static hak_heap *_Atomic purging;
-static atomic_bool purging_deep;
+/* The heap the purger is draining (hak_heaps_drain_idle): stored once its
+ * lock is held and before the drain's first write, cleared after its last
+ * write and before the unlock. Only the purger thread writes it (a trim's
+ * purge, which also sets `purging`, cannot clobber it). A fork child sees a
+ * prefix of the purger's writes in their order (hak_fork.c), so a drain it
+ * may see half done is one it sees here: hak_heaps_leave_parent retires
+ * that heap (drain_lost) if the lock's holder was lost. */
+static hak_heap *_Atomic draining;
+static hak_heap *drain_lost;
 
 /* Purges the due free pages of every heap, owned or abandoned, never
  * waiting for an owner (a retired heap whose thread died in a fork holding
@@ -742,8 +750,26 @@ static void bg_ctr_flush(void) {
  * (hak_span.c), so this is safe whether its owner sleeps or wakes up
  * meanwhile (it then waits for the lock); blocks in the owner's thread
  * cache count as used, so their spans stay, and their pages too. */
+/* Tests only (t_fork_raw_drain): defined by a test program, called by the
+ * purger half-way through an idle heap's drain with every span list of the
+ * heap torn (heads pointing at no span, as an unlink lost half-way leaves
+ * one), restored after; the test holds the purger there and forks. */
+extern void hakmem_test_drain_hook(pid_t owner) __attribute__((weak));
+#define HAK_TORN_SPAN ((hak_span *)(uintptr_t)0x18) /* faults when followed */
+
+/* (cold text: lib/hak_cold.ld) */
+HAK_COLD HAK_NOINLINE static void drain_hook_run(hak_heap *h) {
+    hak_span *heads[HAK_NUM_CLASSES];
+    for (int c = 0; c < HAK_NUM_CLASSES; c++)
+        if ((heads[c] = h->partial[c]) != NULL) h->partial[c] = HAK_TORN_SPAN;
+    hakmem_test_drain_hook(h->owner);
+    for (int c = 0; c < HAK_NUM_CLASSES; c++)
+        if (heads[c]) h->partial[c] = heads[c];
+}
+
 static void heap_idle_give_back(hak_heap *h, bool purge) {
     hak_remote_drain(h);
+    if (HAK_UNLIKELY(hakmem_test_drain_hook != NULL)) drain_hook_run(h);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t kept;
         hak_release_empty(h, c, &kept);
@@ -806,11 +832,11 @@ bool hak_heaps_drain_idle(void) {
             continue;
         }
         atomic_store(&purging, h);
-        atomic_store(&purging_deep, true);
+        atomic_store(&draining, h);
         for (int c = 0; c < HAK_NUM_CSLOTS; c++)
             hak_tls.bins[c].ctr = &bg_ctr[HAK_CTR_INDEX(c, 0, HAK_NUM_CTRS)];
         heap_idle_give_back(h, full);
-        atomic_store(&purging_deep, false);
+        atomic_store(&draining, NULL);
         if (pooled) h->pool_run = hak_segment_free_run(h);
         hak_heap_unlock(h);
         atomic_store(&purging, NULL);
@@ -826,32 +852,14 @@ bool hak_heaps_drain_idle(void) {
     return left;
 }
 
-/* Fork child: the purger stayed in the parent, maybe holding a seg_lock
- * (only if lost: `purging` may be stale, a trim's, or a retired starter's). */
+/* Fork child, our handler: the purger stayed in the parent, maybe holding
+ * a seg_lock. A lost purge left the heap whole: the lock is freed. (A lost
+ * drain's heap was retired by hak_heaps_leave_parent: its lock reads
+ * retired and is left alone.) */
 void hak_heaps_unlock_after_fork(void) {
     hak_heap *h = atomic_load(&purging);
-    if (h && hak_lock_take_orphan(&h->seg_lock)) {
-        if (!atomic_load(&purging_deep)) {
-            hak_heap_lock_reset(h); /* it only purged: every step left the heap whole */
-        } else {
-            /* lost half-way through an idle heap's drain (its span lists
-             * may be half-updated): the heap is retired, its lock for good
-             * (the purge skips it), a bounded leak in the child; if it was
-             * this thread's, the thread takes another at its next slow path
-             * (its cached blocks go to the old one as remote frees) */
-            h->owner = -1;
-            h->lock_depth = 0;
-            atomic_store_explicit(&h->lock_holder, NULL, memory_order_relaxed);
-            hak_lock_retire(&h->seg_lock);
-            if (hak_tls.heap == h) {
-                hak_tls.heap = NULL;
-                HAK_PROC_SUB(THREADS, 1); /* counted again when it takes one */
-                atomic_fetch_sub(&hak_live_threads, 1);
-            }
-        }
-    }
+    if (h && hak_lock_take_orphan(&h->seg_lock)) hak_heap_lock_reset(h);
     atomic_store(&purging, NULL);
-    atomic_store(&purging_deep, false);
 }
 
 /* Live and cached bytes from the counters of every heap (mallinfo). */
@@ -929,6 +937,21 @@ HAK_COLD void hak_heaps_leave_parent(bool others_run) {
     }
     HAK_PROC_PTR()[HAK_PROC_THREADS] = 0;
     atomic_store(&hak_live_threads, 0);
+    /* The purger lost half-way through a drain: that heap's span lists may
+     * be half-updated. It is retired for good, its lock too (a wait for it
+     * then fails loudly, never takes it over): a bounded leak in the child.
+     * Its owner, if it came through the fork, takes a new heap as it
+     * settles (hak_heap_after_fork_self), before its first lock. */
+    hak_heap *d = atomic_load(&draining);
+    drain_lost = NULL; /* a grandchild's: its parent's is no heap in use */
+    if (d && hak_lock_take_orphan(&d->seg_lock)) {
+        d->owner = -1;
+        d->lock_depth = 0;
+        atomic_store_explicit(&d->lock_holder, NULL, memory_order_relaxed);
+        hak_lock_retire(&d->seg_lock);
+        drain_lost = d;
+    }
+    atomic_store(&draining, NULL);
     if (others_run) hak_unlock(&hak_pool_lock);
 }
 
@@ -937,6 +960,17 @@ HAK_COLD void hak_heaps_leave_parent(bool others_run) {
 HAK_COLD void hak_heap_after_fork_self(void) {
     hak_heap *me = hak_tls.heap;
     if (!me) return;
+    if (me == drain_lost) {
+        /* its drain was lost half-way (hak_heaps_leave_parent): this slow
+         * path takes a new heap (or the pool's). The blocks in the thread's
+         * cache stay there, usable: their spans are whole (a cached block
+         * counts as used, so no drain gives its span back, and the drain
+         * never touches its memory), and a flush sends each one to the
+         * retired heap as a remote free (lock-free: its segment is not the
+         * new heap's), where it stays, leaked with the heap. */
+        hak_tls.heap = NULL;
+        return;
+    }
     __atomic_store_n(&me->owner, hak_tid_refresh(), __ATOMIC_RELAXED);
     hak_knobs_apply_tls();
     HAK_PROC_ADD(THREADS, 1);

@@ -21,7 +21,7 @@ tests/bin/t_%: tests/t_%.c $(TEST_HDRS) | tests/bin
 
 # their mmap() (and madvise()) stand in for libc's in the preloaded allocator
 tests/bin/t_segmap_nomem: TEST_LDLIBS += -rdynamic
-tests/bin/t_fork_lost_holder tests/bin/t_fork_raw_tid: TEST_LDLIBS += -rdynamic
+tests/bin/t_fork_lost_holder tests/bin/t_fork_raw_tid tests/bin/t_fork_raw_drain: TEST_LDLIBS += -rdynamic
 
 tests/bin/detect_helper: tests/detect_helper.c | tests/bin
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LDLIBS)
