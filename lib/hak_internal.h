@@ -356,6 +356,12 @@ typedef struct hak_heap {
      * memory since they last changed */
     uint32_t bg_polls, bg_done;
     uint64_t bg_seen_ns;
+    /* Pages in its spans now, their peak under the current owner (pages_tid),
+     * and the previous owner's peak: what a new owner is expected to grow to
+     * (0: unknown). hak_span_alloc weighs a cached segment's resident pages
+     * against it. Under seg_lock. */
+    uint32_t pages_now, pages_peak, pages_expect;
+    pid_t pages_tid;
 } hak_heap;
 
 /* Effective knob values, process-private, already clamped. */

@@ -7,6 +7,7 @@
  * contended by another owner). */
 #include "hak_internal.h"
 
+#include <limits.h>
 #include <string.h>
 
 static hak_lock_t seg_cache_lock;
@@ -260,25 +261,45 @@ static int find_run(hak_segment *seg, int n, int *warm) {
     return best;
 }
 
+/* Pages a heap's peak may pass its last owner's by (hak_span_alloc). */
+enum { GROW_SLACK = 8 };
+
+/* Free pages of seg still resident (written since their last purge). */
+static int resident_free(const hak_segment *seg) {
+    return __builtin_popcountll(seg->dirty_mask & seg->touched_mask & ~seg->used_mask);
+}
+
 /* A cached segment whose best run of n pages holds more resident pages than
- * `beat`, taken out of the cache for h (the one with the most; the first,
- * the most recently cached, among equals), or NULL. Its run in *first. A
- * heap that would fault fresh pages uses the pages an exited heap left
- * resident instead: they cost no fault and no new resident memory, and
- * would otherwise wait out the purge delay while the fresh ones fault in
- * (threads that come and go, each touching other pages of the segments
- * that circulate through the cache). Caller holds h's heap lock. */
-static hak_segment *cache_take_warm(hak_heap *h, int n, int beat, int *first) {
-    if (!hak_segment_cached()) return NULL;
+ * `beat` (-1: h has no room left), taken out of the cache for h, or NULL;
+ * its run in *first. A heap that would fault fresh pages uses the pages an
+ * exited heap left resident instead: they cost no fault and no new resident
+ * memory, and would otherwise wait out the purge delay while the fresh ones
+ * fault in (threads that come and go, each touching other pages of the
+ * segments that circulate through the cache). But a segment comes whole:
+ * of its resident free pages, h uses those it grows into (`grow`, see
+ * hak_span_alloc; INT_MAX: unknown) and holds the rest idle, where no other
+ * heap may carve them. So each counts for what h will use less what it
+ * would leave idle; with room left, only a segment that gains is taken,
+ * without, the best one (from the cache rather than a new one, whose pages
+ * would join those in circulation). Unknown growth: the warmest run, the
+ * most resident among equals. Caller holds h's heap lock. */
+static HAK_NOINLINE hak_segment *cache_take_warm(hak_heap *h, int n, int beat, int grow,
+                                                 int *first) {
     hak_lock(&seg_cache_lock);
     hak_segment **bestp = NULL;
+    long best_key = beat < 0 || grow == INT_MAX ? LONG_MIN : 0;
     for (hak_segment **pp = &seg_cache; *pp; pp = &(*pp)->next) {
         int w, f = find_run(*pp, n, &w);
-        if (f >= 0 && w > beat) {
+        if (f < 0 || w <= beat) continue;
+        long res = resident_free(*pp), key;
+        if (grow == INT_MAX)
+            key = (long)w << 8 | res;
+        else /* used warm, less left idle; the warmer run among equals */
+            key = (res <= grow ? res : 2l * grow - res) * 256 + w;
+        if (key > best_key) {
             bestp = pp;
-            beat = w;
+            best_key = key;
             *first = f;
-            if (w == n) break;
         }
     }
     hak_segment *seg = bestp ? *bestp : NULL;
@@ -322,6 +343,20 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     hak_segment *seg = NULL, *best = NULL;
     int best_len = 0, best_first = -1;
     hak_heap_lock(h); /* the masks: the background purger writes dirty_mask */
+    /* a new owner: expect the last one's peak */
+    if (h->pages_tid != h->owner) {
+        if (h->pages_peak) h->pages_expect = h->pages_peak;
+        h->pages_peak = h->pages_now;
+        h->pages_tid = h->owner;
+    }
+    /* The pages the heap is expected to grow into beyond this span, for
+     * cache_take_warm: thread_bins' heaps peak at about 190 pages, a span
+     * more than three segments hold, and each took a fourth resident
+     * segment for it, leaving ~60 pages idle that the next thread then
+     * faulted in elsewhere. Without a history (a heap's first owner):
+     * unknown. */
+    int grow =
+        h->pages_expect ? (int)h->pages_expect - (int)h->pages_now - n + GROW_SLACK : INT_MAX;
     /* the run with the most resident pages in any of the heap's segments */
     for (hak_segment *s = h->segs; s && warm < n; s = s->next) {
         int nfree = 64 - __builtin_popcountll(s->used_mask), w, f = -1;
@@ -340,9 +375,11 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
             best_first = f;
         }
     }
-    /* pages that would fault: a cached segment's resident ones first */
-    hak_segment *cached =
-        warm < n ? cache_take_warm(h, n, seg ? warm : (best ? 0 : -1), &first) : NULL;
+    /* pages that would fault: a cached segment's resident ones first (out
+     * of line: a small process, whose cache stays empty, never runs it) */
+    hak_segment *cached = warm < n && hak_segment_cached()
+                              ? cache_take_warm(h, n, seg ? warm : (best ? 0 : -1), grow, &first)
+                              : NULL;
     if (cached) {
         seg = cached;
     } else if (!seg && best) {
@@ -365,6 +402,8 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     uint64_t refault = seg->purged_mask & bits,
              bytes = (uint64_t)__builtin_popcountll(refault) * HAK_PAGE_SIZE;
     seg->purged_mask &= ~bits;
+    h->pages_now += (uint32_t)n;
+    if (h->pages_now > h->pages_peak) h->pages_peak = h->pages_now;
     hak_heap_unlock(h);
     /* pages purged whole, and the OS pages of the others that an earlier
      * span's block purges returned (os_purged, cleared below) */
@@ -408,6 +447,7 @@ void hak_span_release(hak_heap *h, hak_span *s) {
         (int)(((uint64_t)s->carved * hak_class_size[cls] + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE);
     hak_heap_lock(h);
     seg->used_mask &= ~bits;
+    h->pages_now -= (uint32_t)n;
     if (carved) seg->touched_mask |= span_bits(first, carved < n ? carved : n);
     if (cls >= HAK_PURGE_CLS_MIN) /* pages its block purges returned in part: not resident */
         for (int i = first; i < first + n; i++)
