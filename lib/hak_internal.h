@@ -621,12 +621,10 @@ static inline uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
  * blocks at least), for the classes whose knob is above 128 (below 2 KiB):
  * a consumer's bin of 256 B blocks held 32 KiB, and the producer carved as
  * much again. xthread (16-256 B): faults 273 -> 237, instructions +0.8 %
- * (callgrind). 12 KiB (256 B at 48) since a refill takes what came back
- * up to half the cache and carves a quarter batch when it runs dry
- * (hak_refill): fewer refills pay for the flushes it adds (a flush's fixed
- * cost, more often): xthread faults 228 -> 215, instructions -1.3 %
- * (8 KiB: 209, +0.9 %; 16 KiB: 221, -2.3 %). */
-enum { HAK_TBIN_CAP_START = 128, HAK_TBIN_START_BYTES = 12288 };
+ * (callgrind); 8 KiB: 230, but +3.8 % (a flush's fixed cost, paid 4 times
+ * as often for 256 B); xbatch's peak RSS not higher. With hak_refill's
+ * quarter batch when dry: 16 KiB 222 faults, -0.3 %; 12 KiB 216, +0.5 %. */
+enum { HAK_TBIN_CAP_START = 128, HAK_TBIN_START_BYTES = 16384 };
 static inline uint32_t hak_tbin_cap_start(uint32_t cap, uint32_t cap_max, uint32_t now, int cls) {
     if (cap_max <= cap || cap <= HAK_TBIN_CAP_START) return cap;
     uint32_t start = HAK_TBIN_START_BYTES / hak_class_size[cls];

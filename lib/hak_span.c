@@ -152,12 +152,12 @@ bool hak_refill(hak_heap *h, int cls) {
     if (want > bin->room) want = bin->room;
     if (want == 0) want = 1; /* cap 0 (safe-free mode): one block at a time */
     /* Listed blocks (flushed or drained back: written already) are taken up
-     * to half the cache; fresh ones carved up to want, but only a quarter of
-     * it unless the last refill too found nothing listed (HAK_TBIN_DRY: the
+     * to want; fresh ones carved up to want too, but only a quarter of it
+     * unless the last refill too found nothing listed (HAK_TBIN_DRY: the
      * thread grows): what a producer carves when it runs dry is what
      * circulates, and most of it is on its way back. xthread's producer
      * carved 254 blocks of each class where about 190 circulate. */
-    const uint32_t listed_max = bin->room / 2 > want ? bin->room / 2 : want;
+    const uint32_t listed_max = want;
     uint32_t dry = 0;
     if (!(bin->refilled & HAK_TBIN_DRY) && nth >= 5) want = (want + 3) / 4;
     SPAN_LOCK(h);
