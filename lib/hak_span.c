@@ -151,6 +151,15 @@ bool hak_refill(hak_heap *h, int cls) {
     if (nth < 5 && want > 2u << nth) want = 2u << nth;
     if (want > bin->room) want = bin->room;
     if (want == 0) want = 1; /* cap 0 (safe-free mode): one block at a time */
+    /* Listed blocks (flushed or drained back: written already) are taken up
+     * to want; fresh ones carved up to want too, but only a quarter of it
+     * unless the last refill too found nothing listed (HAK_TBIN_DRY: the
+     * thread grows): what a producer carves when it runs dry is what
+     * circulates, and most of it is on its way back. xthread's producer
+     * carved 254 blocks of each class where about 190 circulate. */
+    const uint32_t listed_max = want;
+    uint32_t dry = 0;
+    if (!(bin->refilled & HAK_TBIN_DRY) && nth >= 5) want = (want + 3) / 4;
     SPAN_LOCK(h);
 
     if (++h->refills_since_drain >= HAK_KNOB(DRAIN_INTERVAL) || !h->partial[cls]) {
@@ -176,7 +185,7 @@ bool hak_refill(hak_heap *h, int cls) {
         if (!s->free && HAK_UNLIKELY(hak_span_purged(s))) hak_span_unpurge(s, want - got + 1);
         if (s->free) { /* a prefix of the span's free list, as it is: one walk to the cut */
             hak_block *first = s->free, *last = first, *nx;
-            uint32_t k = 1, need = want - got;
+            uint32_t k = 1, need = listed_max - got;
             for (; k < need && (nx = last->next) != NULL; k++) last = nx;
             if (HAK_UNLIKELY(cls >= HAK_PURGE_CLS_MIN)) taken_purged(first, k, (uint32_t)size);
             s->free = last->next;
@@ -184,9 +193,11 @@ bool hak_refill(hak_heap *h, int cls) {
             head = first;
             got += k;
             s->used += k;
+            dry = 0;
         }
         if (got < want && s->carved < s->capacity) {
             uint32_t n = want - got;
+            dry = HAK_TBIN_DRY;
             if (n > s->capacity - s->carved) n = s->capacity - s->carved;
             /* lowest address ends up first; the key in a register (a store
              * through b may alias the global, which would be read again) */
@@ -209,7 +220,7 @@ bool hak_refill(hak_heap *h, int cls) {
     }
     bin->head = head;
     bin->room = bin->room > got ? bin->room - got : 0; /* cap 0: the block goes out at once */
-    bin->refilled = HAK_TBIN_REFILLED | HAK_TBIN_EVER;
+    bin->refilled = HAK_TBIN_REFILLED | HAK_TBIN_EVER | dry;
     SPAN_UNLOCK(h);
     HAK_CTR(cls, REFILLS)++;
     HAK_CTR(cls, REFILL_BLOCKS) += got;
