@@ -238,7 +238,6 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh) {
     if (!h->shm_bound) {
         /* rows unused while it counted in the segment (fork child): zero */
         if (fresh) rows_clear(h);
-        h->ctr = NULL;
         h->srows = NULL; /* the rows of a segment that is not (or no longer) ours */
     }
 }
@@ -355,7 +354,6 @@ static void heap_own_locked(hak_heap *h) {
 /* The calling thread, owner of h, starts using it. */
 static void heap_attach(hak_heap *h) {
     hak_tls.heap = h;
-    hak_tls.ctr = NULL; /* unused: counts go through the bins' rows */
     hak_tls.trim_epoch = atomic_load(&trim_epoch);
     atomic_store_explicit(&h->trim_answered, hak_tls.trim_epoch, memory_order_relaxed);
     hak_knobs_apply_tls();

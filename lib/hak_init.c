@@ -91,7 +91,6 @@ static void init_run(void) {
         /* a heap made during the recursion above counts in the segment too */
         if (hak_tls.heap) {
             hak_heap_bind_counters(hak_tls.heap, false);
-            hak_tls.ctr = hak_tls.heap->ctr;
             hak_knobs_apply_tls(); /* rebinds the bins' counter rows */
             if (hak_tkey_ready) pthread_setspecific(hak_tkey, hak_tls.heap);
         }

@@ -275,7 +275,6 @@ struct hak_tls {
      * always full (room 0), never used otherwise */
     struct hak_tbin bin_none;
     struct hak_tbin bins[HAK_NUM_CLASSES + 1]; /* +1: HAK_CLS_NONE, always full */
-    uint64_t *ctr; /* unused (NULL): counts go through the bins' rows (hak_ctr_row) */
     struct hak_heap *heap;
     uint64_t knob_gen; /* knob generation the caps were loaded from */
     uint64_t trim_epoch;
@@ -335,7 +334,6 @@ typedef struct hak_heap {
                              * written under seg_lock by the owner at a safe point */
     int slot;               /* heap number; -1: never counts in the segment (shared, or gave up) */
     bool shm_bound;         /* counts in segment rows (srows) */
-    uint64_t *ctr;          /* unused (NULL): counts go through the bins' rows */
     hak_crow *rows;         /* private counters: a row per class counted in (hak_ctr_row_make) */
     struct hak_srow *srows; /* bound: its rows in the segment, one per class counted in */
     hak_span *partial[HAK_NUM_CLASSES];
