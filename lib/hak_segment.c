@@ -53,7 +53,11 @@ static uint64_t span_bits(int first, int n) {
  * owns it (or took it from the pool to adopt it), so any other holder was
  * a visitor that only purges under the lock (hak_segment_purge_try: the
  * purger, a trim), whose every step leaves the heap whole; a holder lost in
- * the fork is taken over. The starter's holders are its users, in the
+ * the fork is taken over. A visitor that drains (hak_heaps_drain_idle)
+ * leaves span lists half-updated: the child retires that heap first
+ * (hak_heaps_leave_parent) and its owner leaves it as it settles, before
+ * its first lock (hak_heap_after_fork_self), so nobody waits here for it.
+ * The starter's holders are its users, in the
  * middle of anything: a lost one retires it (hak_starter_after_fork) and
  * this returns false. */
 bool hak_heap_lock(hak_heap *h) {
