@@ -20,7 +20,6 @@ static hak_heap *pool_abandoned; /* heaps with memory, no owner */
 static hak_heap *pool_free;      /* heaps with nothing, no owner */
 static hak_heap *all_heaps;
 static atomic_int abandoned_n;
-static int next_slot; /* heaps that may count in the segment: numbered, for nothing else */
 /* heap structs, private counters, and what heaps make on first use:
  * under arena_lock, a leaf (taken under the pool lock and under a heap's) */
 static hak_lock_t arena_lock;
@@ -226,14 +225,14 @@ __attribute__((no_sanitize_thread)) static int rows_copy(struct hak_shm_header *
  * 8384 B made 6.2 KiB of pages resident (docs/shm.md). */
 void hak_heap_bind_counters(hak_heap *h, bool fresh) {
     struct hak_shm_header *shm = hak_shm;
-    if (shm && h->slot >= 0 && !h->shm_bound) {
+    if (shm && !h->shm_never && !h->shm_bound) {
         if (fresh || rows_copy(shm, h, false) == 0) {
             h->shm_bound = true;
             return;
         }
         for (struct hak_srow *s = h->srows; s; s = s->next)
             memset(srow_ctr(shm, s->row), 0, HAK_NUM_CTRS * 8);
-        h->slot = -1;
+        h->shm_never = true;
     }
     if (!h->shm_bound) {
         /* rows unused while it counted in the segment (fork child): zero */
@@ -280,7 +279,7 @@ static void heap_publish_self(hak_heap *h) {
     hak_unlock(&hak_pool_lock);
     if (h->shm_bound) hak_knobs_apply_tls(); /* rebinds the bins' counter rows */
 }
-#define HEAP_UNBOUND(h) (HAK_UNLIKELY(!(h)->shm_bound && (h)->slot >= 0) && hak_shm)
+#define HEAP_UNBOUND(h) (HAK_UNLIKELY(!(h)->shm_bound && !(h)->shm_never) && hak_shm)
 
 /* The segment appears. Heaps no thread owns move their counters now. An
  * owned heap's counters are copied into its rows, so that a thread blocked
@@ -293,7 +292,7 @@ void hak_heaps_publish(struct hak_shm_header *shm) {
     for (hak_heap *h = all_heaps; h; h = h->all_next) {
         if (h->owner <= 0) {
             hak_heap_bind_counters(h, false);
-        } else if (h->slot >= 0 && !h->shm_bound) {
+        } else if (!h->shm_never && !h->shm_bound) {
             rows_copy(shm, h, true);
         }
     }
@@ -317,14 +316,13 @@ static void pool_put(hak_heap *h) {
 /* A new heap; a shared one (the starter) never counts in the segment: it
  * counts nothing itself (the threads using it count in their own). */
 static hak_heap *heap_new(bool shared) {
-    int slot = shared ? -1 : next_slot++;
     /* the struct alone (64-byte aligned, six a page): its counters are
      * rows made as it counts, in the segment or private */
     hak_heap *h = arena_alloc(sizeof(hak_heap));
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
-    h->slot = slot;
-    /* the segment slot when it exists, else private counters */
+    h->shm_never = shared;
+    /* rows in the segment when it exists, else private counters */
     hak_heap_bind_counters(h, false);
     h->all_next = all_heaps;
     /* release: a fork child walks the list without the lock (its holder may

@@ -332,7 +332,7 @@ typedef struct hak_heap {
     uint32_t lock_depth;
     bool lock_small;        /* its owner locks small-class span work too (hak_tls.lock_small);
                              * written under seg_lock by the owner at a safe point */
-    int slot;               /* heap number; -1: never counts in the segment (shared, or gave up) */
+    bool shm_never;         /* never counts in the segment (shared, or gave up on it) */
     bool shm_bound;         /* counts in segment rows (srows) */
     hak_crow *rows;         /* private counters: a row per class counted in (hak_ctr_row_make) */
     struct hak_srow *srows; /* bound: its rows in the segment, one per class counted in */
