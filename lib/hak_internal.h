@@ -357,6 +357,7 @@ struct hak_heap {
     uint32_t starter_bytes;         /* a new thread's: bytes it still refills from the starter
                                      * heap before it carves spans of its own (hak_starter.c) */
     bool shared;                    /* the starter heap: no owner, every list under seg_lock */
+    bool starter_begun;             /* starter_bytes was set (once a heap: hak_starter_begin) */
     struct hak_tgc tgc;             /* its owner's thread-cache decay (hak_tcache.c) */
     struct hak_heap *pool_next;     /* abandoned / free pool link */
     struct hak_heap *all_next;      /* every heap ever made */
