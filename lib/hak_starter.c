@@ -25,7 +25,11 @@
  * a busy thread passes it within its first refills. */
 #define HAK_STARTER_BYTES (64u << 10)
 
-static hak_heap *_Atomic starter;
+/* read at every thread exit (hak_starter_tidy), in programs that never
+ * make a starter too: in .data's page, which the loader writes anyway (in
+ * .bss it was alone in the section's last page, one more fault in a
+ * program whose threads exit: xthread) */
+static hak_heap *_Atomic starter HAK_LOADED_PAGE;
 
 static hak_heap *starter_get(void) {
     hak_heap *s = atomic_load_explicit(&starter, memory_order_acquire);
