@@ -62,10 +62,10 @@ static hak_heap *starter_lock(void) {
  * heaps, passed on every ~1,000 steps, never left the starter (every thread
  * on it: -9 % per CPU-second), which is why the threshold was 4 per CPU, at
  * least 8, whose first 7 threads of many_threads then claimed a segment
- * each (+28 MiB of address space, docs/allocator.md "Round four"). Once
- * a budget, 2 instead of 8 costs larson-1t +0.1 % instructions a step,
- * larson-lit-2t +0.4 %; 1 (every thread but the first) gave xthread's
- * producer the starter's pages too (+25 faults). A thread that finds an
+ * each (+28 MiB of address space, docs/allocator.md "Round four"). With
+ * the budget once a heap, 2 instead of 8 costs larson-lit-2t and larson-4t
+ * under +0.1 % instructions a step (1: larson-lit-2t +0.4 %, and xthread's
+ * producer took the starter's pages too, +25 faults). A thread that finds an
  * empty segment cached carves its own too (threads that come and go: the
  * segment a thread gave back at exit is warm, and costs no new address
  * space). */
