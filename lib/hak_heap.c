@@ -313,6 +313,22 @@ static void pool_put(hak_heap *h) {
     }
 }
 
+/* Every heap's lists until it carves: never written (read-only memory, so
+ * a write through it faults at once), read by hak_refill and the walks. */
+hak_span *const hak_partial_none[HAK_NUM_CLASSES];
+
+/* The heap's own lists, made before its first span goes on one (under
+ * its lock, hak_span_alloc: the purger walks them under it too; the array
+ * is all NULL either way, so a walk racing with the switch sees empty
+ * lists). False: out of memory. */
+bool hak_heap_partial_make(hak_heap *h) {
+    if (h->partial != (hak_span **)hak_partial_none) return true;
+    hak_span **p = arena_alloc(sizeof(hak_span *) * HAK_NUM_CLASSES);
+    if (!p) return false;
+    __atomic_store_n(&h->partial, p, __ATOMIC_RELEASE);
+    return true;
+}
+
 /* A new heap; a shared one (the starter) never counts in the segment: it
  * counts nothing itself (the threads using it count in their own). */
 static hak_heap *heap_new(bool shared) {
@@ -321,6 +337,7 @@ static hak_heap *heap_new(bool shared) {
     hak_heap *h = arena_alloc(sizeof(hak_heap));
     if (!h) return NULL;
     memset(h, 0, sizeof(*h));
+    h->partial = (hak_span **)hak_partial_none;
     h->shm_never = shared;
     /* rows in the segment when it exists, else private counters */
     hak_heap_bind_counters(h, false);

@@ -323,7 +323,10 @@ struct hak_tgc {
 
 typedef struct hak_crow hak_crow; /* a class's private counter row (hak_heap.c) */
 struct hak_srow;                  /* a class's row in the segment (hak_heap.c) */
-typedef struct hak_heap {
+typedef struct hak_heap hak_heap;
+extern hak_span *const hak_partial_none[HAK_NUM_CLASSES];
+bool hak_heap_partial_make(hak_heap *h);
+struct hak_heap {
     pid_t owner; /* tid of the owning thread, 0 abandoned, -1 retired (fork child) */
     /* segs, segment masks, and the spans of big classes (HAK_PURGE_CLS_MIN):
      * the owner (recursively) against the background purger (try-lock) */
@@ -336,7 +339,11 @@ typedef struct hak_heap {
     bool shm_bound;         /* counts in segment rows (srows) */
     hak_crow *rows;         /* private counters: a row per class counted in (hak_ctr_row_make) */
     struct hak_srow *srows; /* bound: its rows in the segment, one per class counted in */
-    hak_span *partial[HAK_NUM_CLASSES];
+    /* a partial-span list per class: hak_partial_none (read-only, every
+     * list empty) until the heap's first span (hak_heap_partial_make, from
+     * hak_span_alloc): a heap whose thread lives on the starter heap never
+     * carves, and 480 bytes a heap were most of its struct (many_threads) */
+    hak_span **partial;
     /* big classes' stores (under seg_lock), NULL until the first flush of
      * a big class (hak_heap_extra): most threads never use one */
     struct hak_store *store;
@@ -350,6 +357,7 @@ typedef struct hak_heap {
     uint32_t starter_bytes;         /* a new thread's: bytes it still refills from the starter
                                      * heap before it carves spans of its own (hak_starter.c) */
     bool shared;                    /* the starter heap: no owner, every list under seg_lock */
+    bool starter_begun;             /* starter_bytes was set (once a heap: hak_starter_begin) */
     struct hak_tgc tgc;             /* its owner's thread-cache decay (hak_tcache.c) */
     struct hak_heap *pool_next;     /* abandoned / free pool link */
     struct hak_heap *all_next;      /* every heap ever made */
@@ -364,7 +372,7 @@ typedef struct hak_heap {
      * against it. Under seg_lock. */
     uint32_t pages_now, pages_peak, pages_expect;
     pid_t pages_tid;
-} hak_heap;
+};
 
 /* Effective knob values, process-private, already clamped. */
 struct hak_knobs {

@@ -347,6 +347,10 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     hak_segment *seg = NULL, *best = NULL;
     int best_len = 0, best_first = -1;
     hak_heap_lock(h); /* the masks: the background purger writes dirty_mask */
+    if (HAK_UNLIKELY(!hak_heap_partial_make(h))) {
+        hak_heap_unlock(h);
+        return NULL;
+    }
     /* a new owner: expect the last one's peak */
     if (h->pages_tid != h->owner) {
         if (h->pages_peak) h->pages_expect = h->pages_peak;

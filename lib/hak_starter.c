@@ -25,7 +25,11 @@
  * a busy thread passes it within its first refills. */
 #define HAK_STARTER_BYTES (64u << 10)
 
-static hak_heap *_Atomic starter;
+/* read at every thread exit (hak_starter_tidy), in programs that never
+ * make a starter too: in .data's page, which the loader writes anyway (in
+ * .bss it was alone in the section's last page, one more fault in a
+ * program whose threads exit: xthread) */
+static hak_heap *_Atomic starter HAK_LOADED_PAGE;
 
 static hak_heap *starter_get(void) {
     hak_heap *s = atomic_load_explicit(&starter, memory_order_acquire);
@@ -49,15 +53,28 @@ static hak_heap *starter_lock(void) {
 }
 
 /* A heap with memory uses it. A fresh one starts on the starter once
- * starter_threads threads live (by default 4 per CPU the process may run
- * on, at least 8: hak_knob_default): up to as many threads as can run at
- * once, and some, are likely busy, and a busy thread on the starter pays
- * its lock and remote frees for nothing (larson-4t, threads born all the
- * time: -9 % per CPU-second); past that, a new thread of a pool is likely
- * idle. A thread that finds an empty segment cached carves its own too
- * (threads that come and go: the segment a thread gave back at exit is
- * warm, and costs no new address space). */
+ * starter_threads threads live (by default 1 per CPU the process may run
+ * on, at least 2: hak_knob_default): the first threads, likely busy, carve
+ * their own at once; past them, a new thread of a pool is likely idle. A
+ * heap gets its budget once, at its first owner: its next owners (threads
+ * that come and go, larson's successors) spend what is left, and then the
+ * heap carves. With the budget given again to every owner, larson-4t's
+ * heaps, passed on every ~1,000 steps, never left the starter (every thread
+ * on it: -9 % per CPU-second), which is why the threshold was 4 per CPU, at
+ * least 8, whose first 7 threads of many_threads then claimed a segment
+ * each (+28 MiB of address space, docs/allocator.md "Round four"). With
+ * the budget once a heap, 2 instead of 8 costs larson-lit-2t and larson-4t
+ * under +0.1 % instructions a step (1: larson-lit-2t +0.4 %, and xthread's
+ * producer took the starter's pages too, +25 faults). A thread that finds an
+ * empty segment cached carves its own too (threads that come and go: the
+ * segment a thread gave back at exit is warm, and costs no new address
+ * space). */
 void hak_starter_begin(hak_heap *h) {
+    if (h->starter_begun) { /* a budget left over from the heap's last owner */
+        if (h->segs || hak_segment_cached()) h->starter_bytes = 0;
+        return;
+    }
+    h->starter_begun = true;
     bool fresh = !h->segs &&
                  atomic_load_explicit(&hak_live_threads, memory_order_relaxed) >=
                      HAK_KNOB(STARTER_THREADS) &&

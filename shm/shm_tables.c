@@ -82,7 +82,7 @@ int64_t hak_knob_default(int knob, int cls) {
         if (v > 256) v = 256;
         if (v < 2) v = 2;
         break;
-    case HAK_KNOB_STARTER_THREADS: { /* 4 per CPU this process may run on, >= 8 */
+    case HAK_KNOB_STARTER_THREADS: { /* 1 per CPU this process may run on, >= 2 */
         /* the system call itself: the allocator's init may not malloc, and
          * libc's wrapper and CPU_COUNT are two pages of libc (64 KiB each by
          * fault-around) a small program would not otherwise run */
@@ -92,7 +92,7 @@ int64_t hak_knob_default(int knob, int cls) {
         for (long i = 0; got > 0 && i < got / (long)sizeof mask[0]; i++)
             ncpu += __builtin_popcountl(mask[i]);
         if (ncpu < 1) ncpu = 1;
-        v = 4 * ncpu > 8 ? 4 * ncpu : 8;
+        v = ncpu > 2 ? ncpu : 2;
         break;
     }
     }

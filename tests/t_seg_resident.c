@@ -171,6 +171,11 @@ int main(int argc, char **argv) {
     if (!hakmem_loaded()) return TU_SKIP;
     setenv("HAKMEM_PURGE_DELAY_MS", "60000", 1);
     setenv("HAKMEM_BACKGROUND", "0", 1);
+    /* every thread carves its own from its first block: a thread started
+     * once starter_threads threads live begins on the starter heap
+     * (lib/hak_starter.c), and then A's cache hands the starter's blocks
+     * out again after the fill's first own one, which ends the fill */
+    setenv("HAKMEM_STARTER_THREADS", "1000", 1);
     const char *parts[] = {"heap", "cache"};
     for (int i = 0; i < 2; i++) {
         char cmd[4096];
