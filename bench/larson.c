@@ -158,10 +158,11 @@ int main(int argc, char **argv) {
     }
     free(slots);
     printf("RESULT name=larson threads=%d pinned=%d min=%zu max=%zu chunks=%zu rounds=%ld seed=%ld "
-           "steps=%llu thread_lives=%llu cpu_moves=%llu bad_tags=%llu elapsed=%.4f cpu=%.4f cpu_ops_per_sec=%.0f "
+           "steps=%llu thread_lives=%llu cpu_moves=%llu bad_tags=%llu elapsed=%.4f cpu=%.4f "
+           "cpu_ops_per_sec=%.0f "
            "ops_per_sec=%.0f\n",
            nthreads, pin, min_size, max_size, chunks, rounds, seed, (unsigned long long)steps,
-           (unsigned long long)lives, (unsigned long long)moves, (unsigned long long)bad, elapsed, cpu, (double)steps / cpu,
-           (double)steps / elapsed);
+           (unsigned long long)lives, (unsigned long long)moves, (unsigned long long)bad, elapsed,
+           cpu, (double)steps / cpu, (double)steps / elapsed);
     return bad ? 1 : 0;
 }
