@@ -46,7 +46,7 @@ workloads=(
     "random_mixed-8-128|bench/bin/random_mixed 200000 400 1 8 128|200000|malloc or free"
     "random_mixed-8-1024|bench/bin/random_mixed 200000 400 1 8 1024|200000|malloc or free"
     "malloc_simple-16-256|bench/bin/malloc_simple 20000 16 256|400000|malloc+free pair"
-    "larson-1t|bench/bin/larson 1 8 128 1024 1 12345 1|@steps|free+malloc step|exercise_heap"
+    "larson-1t|bench/bin/larson 1 8 128 1024 1 12345 1 pin|@steps|free+malloc step|exercise_heap"
     "larson-lit-2t|bench/bin/larson 1 8 1000 1000 100 4141 2|@steps|free+malloc step|exercise_heap"
     "mid_large_mt-8k-32k|bench/bin/mid_large_mt 2 100000 256 8192 32768 1|@cycles|malloc or free|worker"
     "realloc_grow-64k|bench/bin/realloc_grow 256 65536 512 1 1|65546|realloc + filling its new bytes"

@@ -1,6 +1,6 @@
 /* larson — server simulation after Larson & Krishnan (ISMM '98), written anew.
  *
- *   larson SECONDS MIN_SIZE MAX_SIZE CHUNKS_PER_THREAD ROUNDS SEED THREADS
+ *   larson SECONDS MIN_SIZE MAX_SIZE CHUNKS_PER_THREAD ROUNDS SEED THREADS [pin]
  *   e.g. larson 2 8 128 1024 1 12345 4
  *
  * The main thread allocates CHUNKS_PER_THREAD blocks for each of THREADS
@@ -20,6 +20,7 @@
 #include "bench_util.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 
@@ -30,6 +31,8 @@ typedef struct {
     uint64_t steps_per_life; /* ROUNDS * CHUNKS_PER_THREAD */
     rng_t rng;
     uint64_t steps, lives, bad_tags;
+    uint64_t cpu_moves; /* lives that began on another CPU than the last one ended on */
+    int last_cpu;
 } slot_t;
 
 static atomic_int stop_flag;
@@ -39,6 +42,21 @@ static int done_count;
 static pthread_attr_t detached;
 
 /* User+system CPU time of the whole process (all threads, live or exited). */
+/* pin: every thread on the CPU main starts on. With one slot and ROUNDS = 1
+ * a thread lives ~50 us; unpinned, the kernel starts its successor on the
+ * other CPU whenever that one looks idler, so lives alternate between
+ * CPUs with cold caches and wait behind other processes there: on 2 shared
+ * CPUs 25 % of lives moved (cpu_moves) and the CPU rate was bimodal,
+ * 0.9-2.0e7 steps/CPU-s for every allocator (93-112 % spread); pinned,
+ * 1.8-2.1e7 (10-30 %). */
+static void pin_here(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int cpu = sched_getcpu();
+    CPU_SET(cpu < 0 ? 0 : cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set)) die("sched_setaffinity");
+}
+
 static double cpu_sec(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -50,6 +68,8 @@ static void *exercise_heap(void *arg) {
     slot_t *s = arg;
     for (;;) {
         s->lives++;
+        int cpu = sched_getcpu();
+        if (s->lives > 1 && cpu != s->last_cpu) s->cpu_moves++;
         for (uint64_t i = 0; i < s->steps_per_life; i++) {
             size_t v = (size_t)(rng_next(&s->rng) % s->nblocks);
             if (!tag_ok(s->blocks[v], v, s->sizes[v])) s->bad_tags++;
@@ -61,6 +81,7 @@ static void *exercise_heap(void *arg) {
             s->steps++;
             if (atomic_load_explicit(&stop_flag, memory_order_relaxed)) break;
         }
+        s->last_cpu = sched_getcpu();
         if (atomic_load(&stop_flag)) break;
         pthread_t next;
         if (pthread_create(&next, &detached, exercise_heap, s) == 0) return NULL;
@@ -82,6 +103,9 @@ int main(int argc, char **argv) {
     long rounds = arg_long(argc, argv, 5, 1, 1, 1 << 20);
     long seed = arg_long(argc, argv, 6, 12345, 0, 1L << 62);
     int nthreads = (int)arg_long(argc, argv, 7, 4, 1, 256);
+    int pin = argc > 8 && strcmp(argv[8], "pin") == 0;
+    if (argc > 8 && !pin) die("larson: the 8th argument can only be 'pin'");
+    if (pin) pin_here();
 
     pthread_attr_init(&detached);
     pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
@@ -118,11 +142,12 @@ int main(int argc, char **argv) {
     pthread_mutex_unlock(&done_lock);
     double elapsed = now_sec() - t0, cpu = cpu_sec() - cpu0;
 
-    uint64_t steps = 0, lives = 0, bad = 0;
+    uint64_t steps = 0, lives = 0, bad = 0, moves = 0;
     for (int t = 0; t < nthreads; t++) {
         slot_t *s = &slots[t];
         steps += s->steps;
         lives += s->lives;
+        moves += s->cpu_moves;
         bad += s->bad_tags;
         for (size_t i = 0; i < chunks; i++) {
             if (!tag_ok(s->blocks[i], i, s->sizes[i])) bad++;
@@ -132,11 +157,12 @@ int main(int argc, char **argv) {
         free(s->sizes);
     }
     free(slots);
-    printf("RESULT name=larson threads=%d min=%zu max=%zu chunks=%zu rounds=%ld seed=%ld "
-           "steps=%llu thread_lives=%llu bad_tags=%llu elapsed=%.4f cpu=%.4f cpu_ops_per_sec=%.0f "
+    printf("RESULT name=larson threads=%d pinned=%d min=%zu max=%zu chunks=%zu rounds=%ld seed=%ld "
+           "steps=%llu thread_lives=%llu cpu_moves=%llu bad_tags=%llu elapsed=%.4f cpu=%.4f "
+           "cpu_ops_per_sec=%.0f "
            "ops_per_sec=%.0f\n",
-           nthreads, min_size, max_size, chunks, rounds, seed, (unsigned long long)steps,
-           (unsigned long long)lives, (unsigned long long)bad, elapsed, cpu, (double)steps / cpu,
-           (double)steps / elapsed);
+           nthreads, pin, min_size, max_size, chunks, rounds, seed, (unsigned long long)steps,
+           (unsigned long long)lives, (unsigned long long)moves, (unsigned long long)bad, elapsed,
+           cpu, (double)steps / cpu, (double)steps / elapsed);
     return bad ? 1 : 0;
 }

@@ -459,6 +459,9 @@ struct hak_forkpage {
 extern struct hak_forkpage *hak_forkpage_ptr;
 #define HAK_FORKPAGE() __atomic_load_n(&hak_forkpage_ptr, __ATOMIC_RELAXED)
 pid_t hak_tid_refresh(void); /* caches this thread's tid for this process; returns it */
+/* this thread's tid in this process, cached (a system call only at a
+ * thread's first lock, or after a fork); every lock stamps it */
+pid_t hak_self_tid(void);
 void hak_fork_settle(void);
 /* Every slow path's entry (hak_heap_get): a new thread, or a new process
  * (a fork child of any kind) settles first. Three loads and a compare. */

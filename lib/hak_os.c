@@ -174,7 +174,7 @@ uint64_t hak_now_ns(void) {
  * fork page reads zero, so the thread that forked (the child's only one)
  * never stamps a lock with its tid in the parent, which the threads the
  * child starts would take for a holder lost in the fork (hak_lock_as). */
-static pid_t self_tid(void) {
+pid_t hak_self_tid(void) {
     pid_t t = hak_tls.tid;
     if (HAK_UNLIKELY(t == 0 || hak_tls.tid_ident != atomic_load_explicit(&HAK_FORKPAGE()->ident,
                                                                          memory_order_relaxed)))
@@ -199,7 +199,7 @@ bool hak_lock_as(hak_lock_t *l, int how) {
          * thread a new one while it waits (hak_fork.c re-stamps its locks) */
         int z = 0, v = atomic_load_explicit(&l->v, memory_order_relaxed);
         if (v == 0 && atomic_compare_exchange_weak_explicit(
-                          &l->v, &z, self_tid(), memory_order_acquire, memory_order_relaxed))
+                          &l->v, &z, hak_self_tid(), memory_order_acquire, memory_order_relaxed))
             return true;
         if (HAK_UNLIKELY(v == HAK_LOCK_RETIRED)) {
             if (how & HAK_LOCK_MAY_RETIRE) return false;
@@ -217,7 +217,7 @@ bool hak_lock_as(hak_lock_t *l, int how) {
          * LOST_LOOK_NS of waiting. By time, not by yields: under load a yield
          * may last a time slice (1024 of them took seconds). A live holder
          * never looks lost: every stamp is the holder's tid in this process
-         * (self_tid). The reset may retire l: seen above at the next turn. */
+         * (hak_self_tid). The reset may retire l: seen above at the next turn. */
         uint64_t now = hak_now_ns();
         if (spins == 64) {
             look = now + LOST_LOOK_NS;
@@ -234,13 +234,13 @@ bool hak_lock_as(hak_lock_t *l, int how) {
 
 bool hak_trylock(hak_lock_t *l) {
     int z = 0;
-    return atomic_compare_exchange_strong_explicit(&l->v, &z, self_tid(), memory_order_acquire,
+    return atomic_compare_exchange_strong_explicit(&l->v, &z, hak_self_tid(), memory_order_acquire,
                                                    memory_order_relaxed);
 }
 
 bool hak_lock_take_orphan(hak_lock_t *l) {
     int v = atomic_load_explicit(&l->v, memory_order_acquire);
-    pid_t me = self_tid();
+    pid_t me = hak_self_tid();
     if (v == 0 || v == me || v == HAK_LOCK_RETIRED) return false; /* free, ours, given up */
     /* set only in the fork child handler: this thread's tid in the parent */
     pid_t was_me = hak_tls.tid_in_parent;
