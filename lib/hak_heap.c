@@ -317,8 +317,8 @@ static void pool_put(hak_heap *h) {
  * a write through it faults at once), read by hak_refill and the walks.
  * In RELRO (read-only once relocated), whose page the loader writes anyway:
  * in .rodata its 480 bytes pushed the hot text over a page (t_fixed_rss). */
-__attribute__((section(".data.rel.ro.hak_partial_none"))) hak_span *const
-    hak_partial_none[HAK_NUM_CLASSES];
+__attribute__((section(".data.rel.ro.hak_partial_none")))
+hak_span *const hak_partial_none[HAK_NUM_CLASSES];
 
 /* The heap's own lists, made before its first span goes on one (under
  * its lock, hak_span_alloc: the purger walks them under it too; the array
