@@ -102,7 +102,9 @@ int main(void) {
      * path after 50 ms: let that happen now, not inside a VmSize check below
      * (a loaded machine reached them after 50 ms: "address space grew") */
     usleep(60 * 1000);
-    void *volatile first = malloc(3000); /* a class not used yet: a slow path */
+    char *volatile first = malloc(3000); /* a class not used yet: a slow path */
+    REQUIRE(first);
+    first[0] = 1;
     free(first);
     void *hole =
         mmap(NULL, 80ul << 30, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
