@@ -56,18 +56,14 @@ static int write_one(struct hakd_state *st, struct hakd_decision *x) {
     if (x->knob < 0) {
         hak_shm_request_trim(&p->view);
     } else {
-        /* a person may have pinned it since the sample: look again */
-        struct hak_shm_knob_val *kv = hak_shm_knob(&p->view, x->knob, x->cls);
-        uint32_t o = kv ? __atomic_load_n(&kv->owner, __ATOMIC_RELAXED) : HAK_OWNER_MANUAL;
-        if (o != HAK_OWNER_DEFAULT && o != HAK_OWNER_DAEMON)
-            rc = 1;
-        else
-            rc = hak_shm_knob_set(&p->view, x->knob, x->cls, x->to, HAK_OWNER_DAEMON, x->reason);
+        /* a person may have pinned it since the sample: the set looks
+         * again under the segment's writer lock (HAK_SHM_PINNED) */
+        rc = hak_shm_knob_set(&p->view, x->knob, x->cls, x->to, HAK_OWNER_DAEMON, x->reason);
     }
     hakd_bus_jmp = NULL;
-    if (rc == 1) {
-        hakd_log(HAKD_INFO, "pid %d: %s[%d] is %s now: left alone", p->pid,
-                 hak_knob_defs[x->knob].name, x->cls, hak_owner_names[HAK_OWNER_MANUAL]);
+    if (rc == HAK_SHM_PINNED) {
+        hakd_log(HAKD_INFO, "pid %d: %s[%d] is pinned now (env or manual): left alone", p->pid,
+                 hak_knob_defs[x->knob].name, x->cls);
         return -1;
     }
     if (rc != HAK_SHM_OK) {

@@ -376,6 +376,7 @@ enum hak_shm_err {
     HAK_SHM_EABI = -5,     /* ABI major we do not understand */
     HAK_SHM_ESYS = -6,     /* other system error (errno kept) */
     HAK_SHM_ESTALE = -7,   /* a link whose process is gone or no longer holds the segment */
+    HAK_SHM_PINNED = 1,    /* hak_shm_knob_set by the daemon: env or person owns it, left alone */
 };
 
 /* Attach to pid's segment (via /proc/PID/root/dev/shm if not in /dev/shm).
@@ -427,7 +428,11 @@ int hak_shm_knob_range(const struct hak_shm_view *v, int knob, int cls, int64_t 
 /* Sets a knob (range-checked: -ERANGE if outside hak_shm_knob_range), records
  * owner, time and reason, and bumps knob_gen. cls -1 = every class (a global
  * knob takes -1 or 0). Other returns: HAK_SHM_EACCES (view not writable),
- * HAK_SHM_ENOENT (segment lacks the knob), -EINVAL (bad knob, class, owner). */
+ * HAK_SHM_ENOENT (segment lacks the knob), -EINVAL (bad knob, class, owner).
+ * Owner HAK_OWNER_DAEMON never overrides a knob owned by the environment or
+ * a person (HAK_OWNER_ENV, HAK_OWNER_MANUAL): such classes are skipped,
+ * checked under the writers' lock (a pin set between the daemon's sample
+ * and its write stays), and HAK_SHM_PINNED if every class was. */
 int hak_shm_knob_set(struct hak_shm_view *v, int knob, int cls, int64_t value, int owner,
                      const char *reason);
 /* Finds a knob by name; -1 if unknown. */

@@ -310,9 +310,16 @@ int hak_shm_knob_set(struct hak_shm_view *v, int knob, int cls, int64_t value, i
     }
     uint64_t t = (uint64_t)now_ns(CLOCK_REALTIME);
     uint32_t me = lock_take(v->hdr);
+    int written = 0, pinned = 0;
     for (int c = c0; c < c1; c++) {
         struct hak_shm_knob_val *kv = hak_shm_knob(v, knob, c);
         if (!kv) continue;
+        uint32_t was = __atomic_load_n(&kv->owner, __ATOMIC_RELAXED);
+        if (owner == HAK_OWNER_DAEMON && was != HAK_OWNER_DEFAULT && was != HAK_OWNER_DAEMON) {
+            pinned++;
+            continue;
+        }
+        written++;
         __atomic_store_n(&kv->value, value, __ATOMIC_RELAXED);
         __atomic_store_n(&kv->owner, (uint32_t)owner, __ATOMIC_RELAXED);
         __atomic_store_n(&kv->set_ns, t, __ATOMIC_RELAXED);
@@ -321,9 +328,9 @@ int hak_shm_knob_set(struct hak_shm_view *v, int knob, int cls, int64_t value, i
         if (reason) memcpy(kv->reason, reason, strnlen(reason, sizeof kv->reason - 1));
     }
     /* release: a thread that sees the new generation sees the values */
-    __atomic_fetch_add(&v->hdr->knob_gen, 1, __ATOMIC_RELEASE);
+    if (written) __atomic_fetch_add(&v->hdr->knob_gen, 1, __ATOMIC_RELEASE);
     lock_drop(v->hdr, me);
-    return HAK_SHM_OK;
+    return pinned && !written ? HAK_SHM_PINNED : HAK_SHM_OK;
 }
 
 void hak_shm_request_trim(struct hak_shm_view *v) {

@@ -213,6 +213,22 @@ int main(int argc, char **argv) {
     }
     CHECK(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, BURST_CLS, 100000, HAK_OWNER_MANUAL, "x") ==
           -ERANGE);
+    /* the daemon's write never overrides a person's pin (checked under the
+     * writers' lock): skipped, said so, value and owner kept */
+    {
+        const struct hak_shm_knob_val *pin = hak_shm_knob(&v, HAK_KNOB_REFILL_COUNT, BURST_CLS);
+        uint64_t gen = v.hdr->knob_gen;
+        CHECK(pin != NULL);
+        CHECK(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, BURST_CLS, 7, HAK_OWNER_DAEMON, "d") ==
+              HAK_SHM_PINNED);
+        CHECK(pin && pin->value == 11 && pin->owner == HAK_OWNER_MANUAL);
+        CHECK(v.hdr->knob_gen == gen);
+        /* a default-owned class next to it is the daemon's to set */
+        CHECK(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, BURST_CLS + 1, 7, HAK_OWNER_DAEMON,
+                               "d") == HAK_SHM_OK);
+        CHECK(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, BURST_CLS + 1, 64, HAK_OWNER_DEFAULT,
+                               "reset") == HAK_SHM_OK);
+    }
 
     /* 3. garbage over the knob values and the control words */
     srand(42);

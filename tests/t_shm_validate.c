@@ -305,10 +305,15 @@ static void test_knob_set(void) {
     }
     check(all, "every class set, owner manual, time and reason recorded");
     check(v.hdr->knob_gen == gen + 1 && v.hdr->writer_lock == 0, "gen bumped, lock released");
-    check(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, 3, 9, HAK_OWNER_DAEMON, "d") == 0 &&
+    check(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, 3, 9, HAK_OWNER_MANUAL, "m") == 0 &&
               hak_shm_knob(&v, HAK_KNOB_REFILL_COUNT, 3)->value == 9 &&
               hak_shm_knob(&v, HAK_KNOB_REFILL_COUNT, 4)->value == 7,
           "one class only");
+    check(hak_shm_knob_set(&v, HAK_KNOB_REFILL_COUNT, 3, 11, HAK_OWNER_DAEMON, "d") ==
+                  HAK_SHM_PINNED &&
+              hak_shm_knob(&v, HAK_KNOB_REFILL_COUNT, 3)->value == 9 &&
+              hak_shm_knob(&v, HAK_KNOB_REFILL_COUNT, 3)->owner == HAK_OWNER_MANUAL,
+          "the daemon's write leaves a person's pin alone");
     v.hdr->writer_lock = 0x7ffffff0; /* a holder that cannot exist */
     double t0 = now();
     check(hak_shm_knob_set(&v, HAK_KNOB_ADOPT, -1, 0, HAK_OWNER_MANUAL, "") == 0 &&
