@@ -456,30 +456,25 @@ static hak_heap *heap_get_slow(hak_heap *want) {
     return h;
 }
 
-/* The calling thread gives its heap up: every cached block back, remote
- * frees drained, empty spans released; the heap goes to the pool with the
- * rest, for the next thread (or one out of memory, hak_heap_swap). */
 /* Every cached block of the thread back to its span, the big classes'
- * stores too: hak_flush(h, c, 0) for every class, under one heap lock
- * (flush_n and the stores take it per class and call; the holder's
- * re-entry is a depth count). Thread exit took 32 store and up to 60
- * flush lock pairs: with release_empty's 60, 1/4 of hakmem's exit in
- * larson-1t (callgrind). Nothing here takes a lock the heap lock may not
- * be held under: flush_n and hak_span_release run under it anyway. */
+ * stores too (hak_flush with nothing kept), under one heap lock: flush_n
+ * and the stores take it per class and call, and the holder's re-entry is
+ * a depth count. Thread exit took 32 store and up to 60 flush lock pairs:
+ * with release_empty's 60, 1/4 of hakmem's exit in larson-1t (callgrind).
+ * Nothing here takes a lock the heap lock may not be held under: flush_n
+ * and hak_span_release run under it anyway. */
 static void leave_flush(hak_heap *h) {
     hak_heap_lock(h);
     for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-        struct hak_tbin *bin = &hak_tls.bins[c];
-        uint32_t count = hak_tbin_count(bin);
-        if (count) bin->head = hak_flush_list(h, c, bin->head, count);
-        bin->cap = bin->room = 0;
-        hak_block *list = NULL;
-        uint32_t n = c >= HAK_PURGE_CLS_MIN ? hak_store_take(h, c, UINT32_MAX, &list) : 0;
-        if (n) hak_flush_list(h, c, list, n);
+        hak_flush(h, c, 0);
+        hak_tls.bins[c].cap = hak_tls.bins[c].room = 0;
     }
     hak_heap_unlock(h);
 }
 
+/* The calling thread gives its heap up: every cached block back, remote
+ * frees drained, empty spans released; the heap goes to the pool with the
+ * rest, for the next thread (or one out of memory, hak_heap_swap). */
 static void heap_leave(hak_heap *h, bool help) {
     if (HEAP_UNBOUND(h)) heap_publish_self(h);
     leave_flush(h);
@@ -619,7 +614,7 @@ void hak_knobs_apply_tls(void) {
         /* No row and nothing held (most classes of a new thread): cap 0
          * whatever the knobs say (bin_open), so their reads are skipped.
          * thread_churn: 4.1k -> 1.7k instructions a new thread (callgrind) */
-        if (b->ctr == hak_ctr_sink && c < HAK_NUM_CLASSES && b->cap == b->room) {
+        if (b->ctr == hak_ctr_sink && c < HAK_NUM_CLASSES && !hak_tbin_count(b)) {
             b->cap = b->cap_max = b->room = 0;
             continue;
         }
