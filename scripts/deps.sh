@@ -6,7 +6,7 @@ set -euo pipefail
 what=${1:-all}
 
 build=(gcc g++ make pkg-config libc6-dev systemtap-sdt-dev libcjson-dev libreadline-dev clang llvm libbpf-dev bpftool)
-test=(python3 perl git coreutils sqlite3 tmux procps util-linux libtsan2 valgrind curl systemd man-db)
+test=(python3 perl git coreutils sqlite3 tmux procps util-linux libtsan2 valgrind curl systemd man-db redis-server redis-tools)
 bench=(libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 gnuplot-nox redis-server redis-tools valgrind strace)
 
 pkgs=()
