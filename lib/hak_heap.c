@@ -714,7 +714,7 @@ void hak_trim_release(void) {
 /* A trim epoch that a waiter gave up on (hak_oom.c): a live heap that has
  * not answered even that one has had no slow path since, and is not waited
  * for again until it answers something. */
-static atomic_ullong idle_epoch;
+static _Atomic uint64_t idle_epoch;
 
 /* Whether a live heap other than this thread's has not yet answered epoch,
  * leaving out idle ones (above). Owners change under the pool lock. */
