@@ -270,6 +270,16 @@ static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
     return b->cap - b->room;
 }
 
+/* Line-aligned (HAK_TLS_ALIGN 64): each 32-byte bin then fills one half of a
+ * cache line, so the words malloc and free touch (head, ctr, room) share one
+ * line, at the same place whatever the sizes of hak_tls and of the other
+ * modules' TLS. Unaligned, a layout change could put class 0's head alone at
+ * the end of one line and its ctr and room in the next: tiny_hot-16 then ran
+ * a third slower (docs/allocator.md, "Where the bins sit"). */
+#ifndef HAK_TLS_ALIGN
+#define HAK_TLS_ALIGN 64
+#endif
+_Static_assert(sizeof(struct hak_tbin) == 32, "two bins a cache line");
 struct hak_tls {
     /* bins[-1] for free()'s window entry 0 (bin of entry e: bins[e - 1]):
      * always full (room 0), never used otherwise */
@@ -286,7 +296,11 @@ struct hak_tls {
     pid_t settled;       /* hak_forkpage.settled this thread last saw (hak_fork_settle) */
     pid_t tid_in_parent; /* only while the fork child handler runs: this thread's tid in
                           * the parent (locks it held there carry it), or -1 */
-};
+#if defined(HAK_TLS_PAD) && HAK_TLS_PAD > 0
+    char layout_pad[HAK_TLS_PAD]; /* experiment only (docs/allocator.md, "Where the bins
+                                   * sit"): grows hak_tls, which moves it unless aligned */
+#endif
+} __attribute__((aligned(HAK_TLS_ALIGN)));
 extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec")));
 
 /* Classes whose blocks can hold a whole OS page past their header. Their
