@@ -122,6 +122,49 @@ static struct hak_srow *srow_find(hak_heap *h, int cls) {
     return s;
 }
 
+#define ROWS_AHEAD_MAX (32u << 10)
+#define ROWS_AHEAD_FROM (32u << 10)
+/* under rows_lock: rows of rows_seg from the first past ROWS_AHEAD_FROM to
+ * offset rows_end are reserved */
+static hak_lock_t rows_lock;
+static struct hak_shm_header *rows_seg;
+static uint64_t rows_end;
+
+/* Rows go out in order: a row on a new page reserves an eighth of the rows
+ * made so far ahead with it (at most 32 KiB, never into the orphans'), so
+ * that a thousand threads' rows take tens of calls, not one a page, for at
+ * most 8 pages never written. One reservation at a time: threads starting
+ * together find the pages the one before them reserved instead of
+ * populating them again (many_threads 1000 12 16 1024 1 under strace: 1.3-1.9
+ * k calls for 280 pages). A leaf lock; a signal handler's malloc inside it
+ * reserves its row alone (a duplicate call at worst); a holder lost in a
+ * fork is taken over (nothing to reset). A small program never gets here. */
+static HAK_NOINLINE int rows_reserve_ahead(struct hak_shm_header *shm, uint32_t row) {
+    uint64_t off = row_offset(row), end = off + hak_layout.slot_size;
+    if (atomic_load_explicit(&rows_lock.v, memory_order_relaxed) == hak_self_tid())
+        return hak_shm_reserve(shm, off, hak_layout.slot_size);
+    hak_lock_as(&rows_lock, HAK_LOCK_TAKE_LOST);
+    int rc = 0;
+    if (rows_seg != shm || end > rows_end) {
+        /* from where the last reservation ended (the first row here: one
+         * made after it may have been reserved first), so that every row
+         * below rows_end is reserved whatever order their makers came in */
+        uint32_t first = (ROWS_AHEAD_FROM + hak_layout.slot_size - 1) / hak_layout.slot_size - 1;
+        uint64_t from = rows_seg == shm ? rows_end : row_offset(first);
+        uint64_t ahead = (end - hak_layout.slot_off) / 8, room = row_offset(ORPHAN_ROW) - end;
+        ahead = ahead < ROWS_AHEAD_MAX ? ahead : ROWS_AHEAD_MAX;
+        ahead = ahead < room ? ahead : room;
+        uint64_t top = (end + ahead) & ~(uint64_t)4095; /* whole pages ahead */
+        if (top > end && hak_shm_reserve(shm, from, top - from) == 0) {
+            rows_seg = shm, rows_end = top;
+        } else {
+            rc = hak_shm_reserve(shm, off, hak_layout.slot_size);
+        }
+    }
+    hak_unlock(&rows_lock);
+    return rc;
+}
+
 /* Reserves a row (a write there can then never fault), tags it with its
  * class and links it to h; NULL if the segment is full or out of memory. */
 static struct hak_srow *srow_make(struct hak_shm_header *shm, hak_heap *h, int cls) {
@@ -130,7 +173,12 @@ static struct hak_srow *srow_make(struct hak_shm_header *shm, hak_heap *h, int c
         atomic_store_explicit(&rows_next, ORPHAN_ROW, memory_order_relaxed); /* no wrap */
         return NULL;
     }
-    if (hak_shm_reserve(shm, row_offset(row), hak_layout.slot_size)) return NULL;
+    /* the first rows as they come; from 32 KiB of rows on, ahead */
+    uint64_t end = row_offset(row) + hak_layout.slot_size;
+    if (end - hak_layout.slot_off < ROWS_AHEAD_FROM
+            ? hak_shm_reserve(shm, row_offset(row), hak_layout.slot_size)
+            : rows_reserve_ahead(shm, row))
+        return NULL;
     struct hak_srow *s = arena_alloc_aligned(sizeof *s, 8);
     if (!s) return NULL;
     /* a reader sums a row under its tag: set once, before the first count */
@@ -962,6 +1010,8 @@ HAK_COLD void hak_heaps_leave_parent(bool others_run) {
     if (others_run) hak_lock(&hak_pool_lock);
     memset(orphan_private, 0, sizeof orphan_private); /* fresh, like every heap's */
     if (hak_lock_take_orphan(&orphan_lock)) hak_unlock(&orphan_lock);
+    if (hak_lock_take_orphan(&rows_lock)) hak_unlock(&rows_lock);
+    rows_seg = NULL; /* the parent's */
     __atomic_store_n(&orphan_seg, NULL, __ATOMIC_RELAXED);
     hak_orphan_bind();
     atomic_store_explicit(&rows_next, 0, memory_order_relaxed); /* of our own segment, later */
