@@ -32,7 +32,10 @@ int hak_publish_pending;         /* armed, not yet published */
 static atomic_int publish_state; /* 0 waiting, 1 publishing, 2 done (or given up) */
 static int said;                 /* the stderr note, once per process tree */
 
-static uint64_t read_start_time(void) {
+/* noinline: its buffer is not on the stack while hak_shm_create runs
+ * below publish's frame (the publishing thread's stack depth, see
+ * gc_scan in shm/shm_create.c) */
+static __attribute__((noinline)) uint64_t read_start_time(void) {
     char buf[1024];
     int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
