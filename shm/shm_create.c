@@ -463,11 +463,12 @@ static void stale_stamp(int dirfd, const char *name) {
 static __attribute__((noinline)) int gc_scan(const char *dir, uint64_t ns) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return -1;
-    /* 1 KiB, not 4: this runs on the stack of whichever thread publishes
-     * (a thread's 2 pages), so each KiB here can be a page more resident for
-     * the thread's life; a name is at most 255 bytes, so a read still returns
-     * an entry, only more reads for a long directory, once a second at most */
-    char buf[1024];
+    /* 512 bytes, not 4 KiB: this runs on the stack of whichever thread
+     * publishes, within its first 2 pages only if small (a page more for
+     * the thread's life otherwise); a name is at most 255 bytes, so a read
+     * still returns an entry, only more reads of a long directory, once a
+     * second at most */
+    char buf[512];
     int seen = 0;
     long n;
     while (seen < 4096 && (n = hak_sys4(SYS_getdents64, fd, buf, sizeof buf, 0)) > 0) {
