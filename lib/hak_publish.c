@@ -32,8 +32,11 @@ int hak_publish_pending;         /* armed, not yet published */
 static atomic_int publish_state; /* 0 waiting, 1 publishing, 2 done (or given up) */
 static int said;                 /* the stderr note, once per process tree */
 
-static uint64_t read_start_time(void) {
-    char buf[1024];
+/* noinline: its buffer is not on the stack while hak_shm_create runs
+ * below publish's frame (the publishing thread's stack depth, see
+ * gc_scan in shm/shm_create.c) */
+static __attribute__((noinline)) uint64_t read_start_time(void) {
+    char buf[512]; /* field 22 ends within about 320 bytes: numbers, comm 16 at most */
     int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -48,7 +51,7 @@ static uint64_t read_start_time(void) {
 }
 
 /* One line on stderr, without stdio or strerror (either may allocate). */
-static void say_no_segment(int err) {
+static __attribute__((noinline)) void say_no_segment(int err) {
     static const struct {
         int e;
         const char *why;

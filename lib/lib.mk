@@ -23,7 +23,8 @@ LIB_CFLAGS = $(CFLAGS) -DHAK_USDT=$(HAK_USDT) -fvisibility=hidden -fno-plt -ftls
 HAK_RELR ?= $(shell printf 'int x;\n' | $(CC) -shared -fPIC -Wl,-z,pack-relative-relocs -x c - -o /dev/null 2>/dev/null && echo -Wl,-z,pack-relative-relocs)
 # lib/hak_cold.ld (made by lib/hak_cold.py): the functions a small process
 # never runs in a text segment of their own, so that fault-around does not
-# map them (docs/allocator.md, "Fixed resident memory"). -z noseparate-code:
+# map them, and before them, in another, the warm ones that threaded and
+# longer-lived processes run (docs/allocator.md, "Fixed resident memory"). -z noseparate-code:
 # the ELF headers, the hot text and .rodata in one segment (11 pages, one
 # mapping, one fault) instead of three page-aligned ones (2 + 8 + 4 pages,
 # three faults); .eh_frame goes with the cold text.

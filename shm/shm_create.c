@@ -460,13 +460,15 @@ static void stale_stamp(int dirfd, const char *name) {
  * unlinks only what the kernel lets us (the sticky /dev/shm: our own). At
  * most one scan per HAK_SHM_GC_EVERY_NS per user and pid namespace
  * (gc_due). */
-int hak_shm_gc_dead_in(const char *dir) {
-    uint64_t ns = hak_shm_pidns("/proc/self/ns/pid");
-    if (ns == 0 || strlen(dir) > HAK_SHM_GC_DIR_MAX) return -1;
-    if (!gc_due(dir, ns)) return 0;
+static __attribute__((noinline)) int gc_scan(const char *dir, uint64_t ns) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return -1;
-    char buf[4096];
+    /* 512 bytes, not 4 KiB: this runs on the stack of whichever thread
+     * publishes, within its first 2 pages only if small (a page more for
+     * the thread's life otherwise); a name is at most 255 bytes, so a read
+     * still returns an entry, only more reads of a long directory, once a
+     * second at most */
+    char buf[512];
     int seen = 0;
     long n;
     while (seen < 4096 && (n = hak_sys4(SYS_getdents64, fd, buf, sizeof buf, 0)) > 0) {
@@ -502,6 +504,16 @@ int hak_shm_gc_dead_in(const char *dir) {
     }
     close(fd);
     return 1;
+}
+
+/* The checks apart from the scan: gc_due's frame (and its callees') would
+ * lie below the scan's buffer, touching the stack that deep even when no
+ * scan is due (most publications). */
+int hak_shm_gc_dead_in(const char *dir) {
+    uint64_t ns = hak_shm_pidns("/proc/self/ns/pid");
+    if (ns == 0 || strlen(dir) > HAK_SHM_GC_DIR_MAX) return -1;
+    if (!gc_due(dir, ns)) return 0;
+    return gc_scan(dir, ns);
 }
 
 void hak_shm_gc_dead(void) {
