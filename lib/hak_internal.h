@@ -270,14 +270,19 @@ static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
     return b->cap - b->room;
 }
 
-/* Line-aligned (HAK_TLS_ALIGN 64): each 32-byte bin then fills one half of a
- * cache line, so the words malloc and free touch (head, ctr, room) share one
- * line, at the same place whatever the sizes of hak_tls and of the other
- * modules' TLS. Unaligned, a layout change could put class 0's head alone at
- * the end of one line and its ctr and room in the next: tiny_hot-16 then ran
- * a third slower (docs/allocator.md, "Where the bins sit"). */
+/* HAK_TLS_ALIGN 64 would fix the bins' place in their cache lines whatever
+ * the sizes of hak_tls and of the other modules' TLS (each 32-byte bin half
+ * a line): unaligned, a layout change can put class 0's head alone at the
+ * end of one line and its ctr and room in the next, and tiny_hot-16 then
+ * ran a third slower (docs/allocator.md, "Where the bins sit"). It is not
+ * the default: built with it, malloc and free land 16 bytes earlier in the
+ * text (hak_free_slow compiles shorter) and malloc_simple-16-256 ran 4 %
+ * slower per CPU-second (bench/ab_rate.py, 21 runs: 198.2 M against 206.0
+ * M; tiny_hot-16 231 against 230 M). The current layout is on the fast side
+ * of the line (tiny_hot-16 level with -64 and -128); check it after any
+ * change to hak_tls's size. */
 #ifndef HAK_TLS_ALIGN
-#define HAK_TLS_ALIGN 64
+#define HAK_TLS_ALIGN 8
 #endif
 _Static_assert(sizeof(struct hak_tbin) == 32, "two bins a cache line");
 struct hak_tls {
