@@ -340,8 +340,8 @@ struct hak_tgc {
     struct hak_tgc_seen *seen; /* NULL until the first look */
 };
 
-typedef struct hak_crow hak_crow; /* a class's private counter row (hak_heap.c) */
-struct hak_srow;                  /* a class's row in the segment (hak_heap.c) */
+typedef struct hak_crow hak_crow; /* a class's private counter row (hak_rows.c) */
+struct hak_srow;                  /* a class's row in the segment (hak_rows.c) */
 typedef struct hak_heap hak_heap;
 extern hak_span *const hak_partial_none[HAK_NUM_CLASSES];
 bool hak_heap_partial_make(hak_heap *h);
@@ -436,7 +436,7 @@ static inline uint64_t *hak_ctr_row(int cls) {
 #define HAK_CTR(cls, id) (hak_ctr_row(cls)[HAK_CTR_##id])
 /* Counters of threads past their exit (glibc frees thread state after the
  * TSD destructors) or without a heap: a shared slot, so atomic adds
- * (hak_orphan_add, hak_heap.c). */
+ * (hak_orphan_add, hak_rows.c). */
 extern uint64_t *hak_orphan_ctr;
 void hak_orphan_add(int cls, int id, uint64_t n);
 static inline void hak_ctr_add(int cls, int id, uint64_t n) {
@@ -718,7 +718,6 @@ hak_heap *hak_heap_get_for(hak_heap *want); /* a first free's: its block's heap 
 #ifndef HAK_HEAP_WAIT_YIELDS
 #define HAK_HEAP_WAIT_YIELDS 8
 #endif
-void hak_heap_poll(hak_heap *h);
 void hak_thread_exit(void *arg);
 void hak_heaps_after_fork(bool child);
 void hak_heaps_leave_parent(bool others_run);
@@ -729,18 +728,58 @@ void hak_pool_after_fork(void);
  * never freed either. Any lock may be held (the arena lock is a leaf);
  * NULL when out of memory. */
 void *hak_heap_extra(size_t n);
+hak_heap *hak_heap_swap(hak_heap *h, int cls);
+/* counter rows and the bins bound to them (hak_rows.c) */
 void hak_heap_bind_counters(hak_heap *h, bool fresh);
 void hak_orphan_bind(void);
 void hak_heaps_publish(struct hak_shm_header *shm); /* sets hak_shm */
 void hak_knobs_apply_tls(void);
+void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);
+/* trims and the slow paths' periodic work (hak_idle.c) */
+void hak_heap_poll(hak_heap *h);
 uint64_t hak_trim_all(void); /* returns the trim epoch it raised */
 void hak_trim_release(void); /* a trim's work without a new epoch */
-hak_heap *hak_heap_swap(hak_heap *h, int cls);
 bool hak_heaps_unanswered(uint64_t epoch);
 void hak_heaps_mark_idle(uint64_t epoch);
-void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);
+/* hak_heap.c: the pool lock (the pools, heap owners, the heap list's head,
+ * a heap's counters moving to the segment), and the threads with a heap */
 extern hak_lock_t hak_pool_lock;
 extern atomic_int hak_live_threads;
+
+/* State that hak_heap.c, hak_rows.c and hak_idle.c share (hidden: not
+ * exported, prefixed for libhakmem.a). Every heap ever made, newest first
+ * through all_next: hak_heap.c links a heap once complete (release, under
+ * the pool lock) and never unlinks one, so a walk takes the lock only for
+ * the head (a fork child walks without it: acquire). */
+extern hak_heap *hak_all_heaps;
+/* hak_heap.c's pools, the pool lock held: an ownerless heap goes in; one
+ * comes out of the abandoned pool if among its first max (then owned by
+ * the caller, as an adopter owns it) */
+void hak_pool_put(hak_heap *h);
+bool hak_pool_take(hak_heap *h, int max);
+/* hak_heap.c's arena (under its own leaf lock): zeroed, never freed */
+void *hak_arena_alloc_aligned(size_t n, size_t align);
+/* hak_idle.c's trim epoch: raised (atomically) by each trim, answered by
+ * every heap at its next slow path; hak_heap.c starts a thread at it */
+extern atomic_ullong hak_trim_epoch;
+/* hak_idle.c: the heap whose drain a fork lost, written only by a fork
+ * child's hak_idle_leave_parent (under the fork page's lock), read by the
+ * threads that settle after it (hak_heap_after_fork_self) */
+extern hak_heap *hak_drain_lost;
+/* hak_heaps_leave_parent's parts, in this order (hak_heap.c) */
+void hak_rows_leave_parent(void);
+void hak_idle_leave_parent(void);
+/* the segment appeared and this heap has not moved its counters yet */
+#define HAK_HEAP_UNBOUND(h) (HAK_UNLIKELY(!(h)->shm_bound && !(h)->shm_never) && hak_shm)
+/* The segment appeared: the calling thread moves its own heap's counters
+ * (under the pool lock: hak_heaps_publish may be copying them). Inline: a
+ * thread's exit (hak_heap.c) and its slow paths' poll (hak_idle.c). */
+static inline void hak_heap_publish_self(hak_heap *h) {
+    hak_lock(&hak_pool_lock);
+    hak_heap_bind_counters(h, false);
+    hak_unlock(&hak_pool_lock);
+    if (h->shm_bound) hak_knobs_apply_tls(); /* rebinds the bins' counter rows */
+}
 
 /* the starter heap: a new thread's first blocks (hak_starter.c) */
 void hak_starter_begin(hak_heap *h); /* h was just taken by its thread */
@@ -756,9 +795,9 @@ uint64_t hak_purge_delay_ns(void);        /* purge_delay_ms as refaults scale it
 void hak_purger_wake_soon(void);          /* something was freed: an idle purger should look */
 void hak_purger_after_fork(void);
 void hak_purger_published(void); /* the segment exists: the purger waits on its trim_req */
-/* hak_heap.c: every heap's due free pages (try-lock); true if some remain */
+/* hak_idle.c: every heap's due free pages (try-lock); true if some remain */
 bool hak_heaps_purge_all(bool force);
-/* hak_heap.c: remote frees drained, empty spans given back and free pages
+/* hak_idle.c: remote frees drained, empty spans given back and free pages
  * of small spans purged in heaps whose owner (or pool) had no slow path for
  * a purge delay; true if some are left for a later pass */
 bool hak_heaps_drain_idle(void);

@@ -1,9 +1,9 @@
 # lib/: libhakmem.so (LD_PRELOAD), libhakmem.a (link directly), and a
 # ThreadSanitizer build of the same objects for the lock-free tests.
-LIB_SRCS := lib/hak_api.c lib/hak_new.c lib/hak_heap.c lib/hak_span.c lib/hak_segment.c \
-            lib/hak_large.c lib/hak_class.c lib/hak_os.c lib/hak_init.c lib/hak_knobs.c \
-            lib/hak_publish.c lib/hak_fork.c lib/hak_report.c lib/hak_mallinfo.c \
-            lib/hak_purger.c lib/hak_oom.c lib/hak_segmap.c lib/hak_starter.c \
+LIB_SRCS := lib/hak_api.c lib/hak_new.c lib/hak_heap.c lib/hak_rows.c lib/hak_idle.c \
+            lib/hak_span.c lib/hak_segment.c lib/hak_large.c lib/hak_class.c lib/hak_os.c \
+            lib/hak_init.c lib/hak_knobs.c lib/hak_publish.c lib/hak_fork.c lib/hak_report.c \
+            lib/hak_mallinfo.c lib/hak_purger.c lib/hak_oom.c lib/hak_segmap.c lib/hak_starter.c \
             lib/hak_store.c lib/hak_tcache.c
 LIB_HDRS := lib/hak_alloc.h lib/hak_internal.h shm/hakmem_shm.h shm/hak_sys.h
 LIB_OBJS := $(LIB_SRCS:.c=.o)

@@ -1,6 +1,6 @@
 /* t_stress_idle — the background purger drains the remote frees of heaps
  * whose owner sleeps, gives back their empty spans and purges their free
- * pages (lib/hak_heap.c, hak_heaps_drain_idle), while the owners wake up
+ * pages (lib/hak_idle.c, hak_heaps_drain_idle), while the owners wake up
  * again at any moment, and while exited threads' heaps sit in the pool.
  *
  * A purge delay of 4 ms (re-executed with HAKMEM_PURGE_DELAY_MS=4) makes a
