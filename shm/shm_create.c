@@ -15,6 +15,7 @@
 #include "hak_sys.h"
 #include "hakmem_shm.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -473,21 +474,17 @@ static __attribute__((noinline)) int gc_scan(const char *dir, uint64_t ns) {
     long n;
     while (seen < 4096 && (n = hak_sys4(SYS_getdents64, fd, buf, sizeof buf, 0)) > 0) {
         for (long off = 0; off < n;) {
-            struct {
-                uint64_t ino;
-                int64_t off;
-                unsigned short reclen;
-                unsigned char type;
-                char name[];
-            } *d = (void *)(buf + off);
-            off += d->reclen;
+            /* the kernel's record (struct linux_dirent64) is glibc's
+             * struct dirent64 up to d_name, whose NUL ends within d_reclen */
+            const struct dirent64 *d = (const void *)(buf + off);
+            off += d->d_reclen;
             seen++;
-            if (strncmp(d->name, HAK_SHM_GC_STAMP, sizeof(HAK_SHM_GC_STAMP) - 1) == 0) {
-                stale_stamp(fd, d->name);
+            if (strncmp(d->d_name, HAK_SHM_GC_STAMP, sizeof(HAK_SHM_GC_STAMP) - 1) == 0) {
+                stale_stamp(fd, d->d_name);
                 continue;
             }
-            if (strncmp(d->name, HAK_SHM_PREFIX, sizeof(HAK_SHM_PREFIX) - 1) != 0) continue;
-            const char *p = d->name + sizeof(HAK_SHM_PREFIX) - 1;
+            if (strncmp(d->d_name, HAK_SHM_PREFIX, sizeof(HAK_SHM_PREFIX) - 1) != 0) continue;
+            const char *p = d->d_name + sizeof(HAK_SHM_PREFIX) - 1;
             uint64_t pid;
             if (get_u64(&p, 0x7fffffff, &pid) || *p || pid == 0 || kill((pid_t)pid, 0) == 0 ||
                 errno != ESRCH)
@@ -495,11 +492,11 @@ static __attribute__((noinline)) int gc_scan(const char *dir, uint64_t ns) {
             struct stat st;
             struct timespec now; /* not time(): its libc page is one more 64 KiB
                                   * fault-around window resident (docs/allocator.md) */
-            if (fstatat(fd, d->name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            if (fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
                 clock_gettime(CLOCK_REALTIME, &now) != 0 ||
                 now.tv_sec - st.st_mtime < HAK_SHM_GC_AGE_S)
                 continue;
-            if (written_in(fd, d->name, &st, (pid_t)pid, ns)) unlinkat(fd, d->name, 0);
+            if (written_in(fd, d->d_name, &st, (pid_t)pid, ns)) unlinkat(fd, d->d_name, 0);
         }
     }
     close(fd);
