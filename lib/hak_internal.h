@@ -772,14 +772,8 @@ void hak_idle_leave_parent(void);
 /* the segment appeared and this heap has not moved its counters yet */
 #define HAK_HEAP_UNBOUND(h) (HAK_UNLIKELY(!(h)->shm_bound && !(h)->shm_never) && hak_shm)
 /* The segment appeared: the calling thread moves its own heap's counters
- * (under the pool lock: hak_heaps_publish may be copying them). Inline: a
- * thread's exit (hak_heap.c) and its slow paths' poll (hak_idle.c). */
-static inline void hak_heap_publish_self(hak_heap *h) {
-    hak_lock(&hak_pool_lock);
-    hak_heap_bind_counters(h, false);
-    hak_unlock(&hak_pool_lock);
-    if (h->shm_bound) hak_knobs_apply_tls(); /* rebinds the bins' counter rows */
-}
+ * (hak_rows.c; a thread's exit and its slow paths' poll call it) */
+void hak_heap_publish_self(hak_heap *h);
 
 /* the starter heap: a new thread's first blocks (hak_starter.c) */
 void hak_starter_begin(hak_heap *h); /* h was just taken by its thread */

@@ -269,6 +269,15 @@ uint64_t *hak_ctr_row_make(int cls) {
     return r;
 }
 
+/* The segment appeared: the calling thread moves its own heap's counters
+ * (under the pool lock: hak_heaps_publish may be copying them). */
+void hak_heap_publish_self(hak_heap *h) {
+    hak_lock(&hak_pool_lock);
+    hak_heap_bind_counters(h, false);
+    hak_unlock(&hak_pool_lock);
+    if (h->shm_bound) hak_knobs_apply_tls(); /* rebinds the bins' counter rows */
+}
+
 /* The segment appears. Heaps no thread owns move their counters now. An
  * owned heap's counters are copied into its rows, so that a thread blocked
  * since before (which counts nothing meanwhile) shows exact figures; its
