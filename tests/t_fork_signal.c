@@ -31,6 +31,46 @@ static int status_ok(int st) {
     return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* Appends v in base b to buf at *n (async-signal-safe). */
+static void put_num(char *buf, size_t *n, size_t cap, unsigned long v, unsigned b) {
+    char num[24];
+    int k = (int)sizeof num;
+    do num[--k] = "0123456789abcdef"[v % b];
+    while ((v /= b) && k > 0);
+    while (k < (int)sizeof num && *n < cap) buf[(*n)++] = num[k++];
+}
+
+static void put_str(char *buf, size_t *n, size_t cap, const char *s) {
+    while (*s && *n < cap) buf[(*n)++] = *s++;
+}
+
+/* Counts a failure and says which check saw it: the child's pid and wait
+ * status (exit 5: a resumed handler child found bad data; a signal: it
+ * crashed), or errno when fork failed. Runs in the handler too, so it
+ * formats by hand and writes with write(2). */
+static void fail_note(const char *what, pid_t p, int st) {
+    int e = errno;
+    atomic_fetch_add(&fw_failures, 1);
+    char buf[160];
+    size_t n = 0;
+    put_str(buf, &n, sizeof buf, "t_fork_signal: ");
+    put_str(buf, &n, sizeof buf, what);
+    if (p < 0) {
+        put_str(buf, &n, sizeof buf, ": fork failed, errno ");
+        put_num(buf, &n, sizeof buf, (unsigned long)e, 10);
+    } else if (p > 0) {
+        put_str(buf, &n, sizeof buf, ": child ");
+        put_num(buf, &n, sizeof buf, (unsigned long)p, 10);
+        put_str(buf, &n, sizeof buf, st == -1 ? ", waitpid failed, errno " : ", wait status 0x");
+        put_num(buf, &n, sizeof buf, st == -1 ? (unsigned long)e : (unsigned)st,
+                st == -1 ? 10 : 16);
+    }
+    put_str(buf, &n, sizeof buf, "\n");
+    ssize_t w = write(2, buf, n);
+    (void)w;
+    errno = e;
+}
+
 static void on_usr1(int sig) {
     (void)sig;
     int e = errno;
@@ -40,7 +80,8 @@ static void on_usr1(int sig) {
         errno = e;
         return; /* the child resumes the interrupted code; the main loop ends it */
     }
-    if (p < 0 || !status_ok(fw_wait(p))) atomic_fetch_add(&fw_failures, 1);
+    int st = p < 0 ? -1 : fw_wait(p);
+    if (p < 0 || !status_ok(st)) fail_note("handler", p, st);
     handler_n++;
     fw_tick(R_SIGFORK);
     errno = e;
@@ -161,11 +202,14 @@ static int work(double seconds) {
                 _exit(b ? 0 : 3);
             }
             if (getpid() != worker_pid) child_resumed();
-            if (p < 0 || !status_ok(fw_wait(p))) atomic_fetch_add(&fw_failures, 1);
+            int st = p < 0 ? -1 : fw_wait(p);
+            if (getpid() == worker_pid && (p < 0 || !status_ok(st))) fail_note("main-loop", p, st);
             if (getpid() != worker_pid) child_resumed();
             fw_tick(R_FORK);
         }
-        if (churn(&rng, 20) || cache_cycle()) atomic_fetch_add(&fw_failures, 1);
+        int bad_churn = churn(&rng, 20), bad_cycle = cache_cycle();
+        if (getpid() == worker_pid && (bad_churn || bad_cycle))
+            fail_note(bad_churn ? "churn found bad data" : "cache_cycle found bad data", 0, 0);
         if (getpid() != worker_pid) child_resumed();
         fw_tick(R_ALLOC);
     }
