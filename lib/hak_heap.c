@@ -30,11 +30,10 @@ static char *arena_cur, *arena_end;
 static size_t arena_chunk = 32 << 10; /* the last chunk's size, doubled for the next */
 
 /* align: a power of two, 8 at least (sizes rounded to it, up to 64).
- * Fresh memory from mmap, never reused: zeroed. */
-void *hak_arena_alloc_aligned(size_t n, size_t align) {
+ * Fresh memory from mmap, never reused: zeroed. Under arena_lock. */
+static void *arena_carve(size_t n, size_t align) {
     size_t r = align < 64 ? align : 64;
     n = (n + r - 1) & ~(r - 1);
-    hak_lock(&arena_lock);
     char *at = (char *)(((uintptr_t)arena_cur + align - 1) & ~(uintptr_t)(align - 1));
     if (!arena_cur || at > arena_end || (size_t)(arena_end - at) < n) {
         /* 64 KiB first (a process of one thread), then twice the last, up
@@ -44,16 +43,26 @@ void *hak_arena_alloc_aligned(size_t n, size_t align) {
         if (chunk < n) chunk = n;
         char *p =
             hak_sys_mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
-            hak_unlock(&arena_lock);
-            return NULL;
-        }
+        if (p == MAP_FAILED) return NULL;
         arena_end = p + chunk;
         at = p;
     }
     arena_cur = at + n;
-    hak_unlock(&arena_lock);
     return at;
+}
+
+void *hak_arena_alloc_aligned(size_t n, size_t align) {
+    hak_lock(&arena_lock);
+    void *p = arena_carve(n, align);
+    hak_unlock(&arena_lock);
+    return p;
+}
+
+void *hak_arena_try_alloc_aligned(size_t n, size_t align) {
+    if (!hak_trylock(&arena_lock)) return NULL;
+    void *p = arena_carve(n, align);
+    hak_unlock(&arena_lock);
+    return p;
 }
 
 static void *arena_alloc(size_t n) {
@@ -379,7 +388,14 @@ HAK_COLD void hak_heaps_leave_parent(bool others_run) {
 }
 
 /* This thread came through a fork (hak_fork_settle): its heap is its own
- * under its tid here, counts where the heap now does, and it lives. */
+ * under its tid here, counts where the heap now does, and it lives. Only
+ * the bins' rows change here: the fork may come from a signal handler
+ * that interrupted this thread's fast path or a flush half-way, and the
+ * interrupted code writes its room back when the handler returns; caps
+ * rewritten under it made room exceed cap (a count of -1: the next flush
+ * walked 4 G blocks, t_fork_signal), and a flush here would take the
+ * heap's lock the interrupted code may hold. The next slow path loads the
+ * caps (a stale knob generation). */
 HAK_COLD void hak_heap_after_fork_self(void) {
     hak_heap *me = hak_tls.heap;
     if (!me) return;
@@ -395,7 +411,8 @@ HAK_COLD void hak_heap_after_fork_self(void) {
         return;
     }
     __atomic_store_n(&me->owner, hak_tid_refresh(), __ATOMIC_RELAXED);
-    hak_knobs_apply_tls();
+    hak_bins_rebind_rows(); /* the bins count in the heap's fresh rows from here */
+    hak_tls.knob_gen = HAK_KNOB_GEN_STALE;
     HAK_PROC_ADD(THREADS, 1);
     atomic_fetch_add(&hak_live_threads, 1);
 }

@@ -285,13 +285,16 @@ static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
 #define HAK_TLS_ALIGN 8
 #endif
 _Static_assert(sizeof(struct hak_tbin) == 32, "two bins a cache line");
+/* hak_tls.knob_gen matching no generation: the next slow path reloads the
+ * caps and counter rows (hak_heap_poll) */
+#define HAK_KNOB_GEN_STALE UINT64_MAX
 struct hak_tls {
     /* bins[-1] for free()'s window entry 0 (bin of entry e: bins[e - 1]):
      * always full (room 0), never used otherwise */
     struct hak_tbin bin_none;
     struct hak_tbin bins[HAK_NUM_CLASSES + 1]; /* +1: HAK_CLS_NONE, always full */
     struct hak_heap *heap;
-    uint64_t knob_gen; /* knob generation the caps were loaded from */
+    uint64_t knob_gen; /* knob generation the caps were loaded from (HAK_KNOB_GEN_STALE) */
     uint64_t trim_epoch;
     int exited;          /* hak_thread_exit ran: frees from here on need no heap */
     int lock_small;      /* this thread takes the heap lock around small-class span work
@@ -734,6 +737,7 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh);
 void hak_orphan_bind(void);
 void hak_heaps_publish(struct hak_shm_header *shm); /* sets hak_shm */
 void hak_knobs_apply_tls(void);
+void hak_bins_rebind_rows(void); /* the row pointers only (fork child handler) */
 void hak_heap_sum_ctr(uint64_t *out_live_bytes, uint64_t *out_cached_bytes);
 /* trims and the slow paths' periodic work (hak_idle.c) */
 void hak_heap_poll(hak_heap *h);
@@ -757,8 +761,10 @@ extern hak_heap *hak_all_heaps;
  * the caller, as an adopter owns it) */
 void hak_pool_put(hak_heap *h);
 bool hak_pool_take(hak_heap *h, int max);
-/* hak_heap.c's arena (under its own leaf lock): zeroed, never freed */
+/* hak_heap.c's arena (under its own leaf lock): zeroed, never freed; the
+ * try form NULL if the lock is held (a fork child handler: by this thread) */
 void *hak_arena_alloc_aligned(size_t n, size_t align);
+void *hak_arena_try_alloc_aligned(size_t n, size_t align);
 /* hak_idle.c's trim epoch: raised (atomically) by each trim, answered by
  * every heap at its next slow path; hak_heap.c starts a thread at it */
 extern atomic_ullong hak_trim_epoch;

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -122,9 +123,22 @@ void hak_publish_poll(void) {
     if (hak_now_ns() < __atomic_load_n(&publish_after, __ATOMIC_RELAXED)) return;
     int z = 0;
     if (!atomic_compare_exchange_strong(&publish_state, &z, 1)) return;
+    /* Signals wait until the publication is done, once per process: a
+     * handler that forks would leave its child in the middle of it, and the
+     * child would finish it as its own (its parent's pid in the header, its
+     * heaps bound to rows in a range its fork handler had just made
+     * private, its own publication marked done) or, at the wrong moment,
+     * fail to drop a half-made segment (t_fork_signal). All of them, as in
+     * fork_child: nothing here faults (hak_shm_reserve makes the segment's
+     * pages before they are written, so a full /dev/shm is an error, not a
+     * SIGBUS). */
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
     publish();
     __atomic_store_n(&hak_publish_pending, 0, __ATOMIC_RELAXED);
     atomic_store(&publish_state, 2);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 /* Fork child: the parent's segment stays the parent's. The child counts

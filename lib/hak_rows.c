@@ -45,8 +45,28 @@ struct hak_crow {
 struct hak_srow {
     struct hak_srow *next;
     uint32_t row;
-    int cls;
+    uint16_t cls;
+    uint16_t gen; /* rows_gen when its maker read the segment pointer */
 };
+
+/* The rows' generation: a fork child starts the next one (its fork
+ * handler, hak_rows_leave_parent), and rows of an older one are the
+ * parent's segment's, never used again. It matters where a signal
+ * handler's fork interrupted a row's making (or a heap's binding) and the
+ * child resumes it: the child links a row numbered in its parent's segment
+ * after its handler dropped them all. The maker reads the generation
+ * before the segment pointer, so such a row carries the old one. */
+static uint16_t rows_gen;
+
+static uint16_t rows_gen_read(void) {
+    uint16_t g = __atomic_load_n(&rows_gen, __ATOMIC_RELAXED);
+    atomic_signal_fence(memory_order_seq_cst); /* before the segment pointer's read */
+    return g;
+}
+
+static bool srow_live(const struct hak_srow *s) {
+    return s->gen == __atomic_load_n(&rows_gen, __ATOMIC_RELAXED);
+}
 /* The next row to give out in our segment (a fresh one: 0); past the
  * heaps' part (the last HAK_NUM_CSLOTS are the orphans'), the segment
  * is full: heaps count privately. */
@@ -68,7 +88,7 @@ static uint64_t *srow_ctr(struct hak_shm_header *shm, uint32_t row) {
 
 static struct hak_srow *srow_find(hak_heap *h, int cls) {
     struct hak_srow *s = __atomic_load_n(&h->srows, __ATOMIC_ACQUIRE);
-    while (s && s->cls != cls) s = s->next;
+    while (s && (s->cls != cls || !srow_live(s))) s = s->next;
     return s;
 }
 
@@ -117,7 +137,7 @@ static HAK_NOINLINE int rows_reserve_ahead(struct hak_shm_header *shm, uint32_t 
 
 /* Reserves a row (a write there can then never fault), tags it with its
  * class and links it to h; NULL if the segment is full or out of memory. */
-static struct hak_srow *srow_make(struct hak_shm_header *shm, hak_heap *h, int cls) {
+static struct hak_srow *srow_make(struct hak_shm_header *shm, hak_heap *h, int cls, uint16_t gen) {
     uint32_t row = atomic_fetch_add_explicit(&rows_next, 1, memory_order_relaxed);
     if (row >= ORPHAN_ROW) {
         atomic_store_explicit(&rows_next, ORPHAN_ROW, memory_order_relaxed); /* no wrap */
@@ -135,7 +155,8 @@ static struct hak_srow *srow_make(struct hak_shm_header *shm, hak_heap *h, int c
     __atomic_store_n((uint32_t *)((char *)shm + row_offset(row) + hak_layout.row_tag_off),
                      (uint32_t)cls + 1, __ATOMIC_RELEASE);
     s->row = row;
-    s->cls = cls;
+    s->cls = (uint16_t)cls;
+    s->gen = gen;
     s->next = h->srows;
     __atomic_store_n(&h->srows, s, __ATOMIC_RELEASE);
     return s;
@@ -199,14 +220,14 @@ void hak_orphan_add(int cls, int id, uint64_t n) {
  * a reader in another process is); a word at a time, untorn. The owner's
  * bind copies them again over the snapshot. */
 __attribute__((no_sanitize_thread)) static int rows_copy(struct hak_shm_header *shm, hak_heap *h,
-                                                         bool snapshot) {
+                                                         bool snapshot, uint16_t gen) {
     for (struct hak_crow *w = __atomic_load_n(&h->rows, __ATOMIC_ACQUIRE); w; w = w->next) {
         const volatile uint64_t *v = w->c;
         int i = 0;
         while (snapshot && i < HAK_NUM_CTRS && !v[i]) i++;
         if (i == HAK_NUM_CTRS) continue; /* nothing to show yet: no row */
         struct hak_srow *s = srow_find(h, w->cls);
-        if (!s && !(s = srow_make(shm, h, w->cls))) return -1;
+        if (!s && !(s = srow_make(shm, h, w->cls, gen))) return -1;
         uint64_t *d = srow_ctr(shm, s->row);
         for (i = 0; i < HAK_NUM_CTRS; i++) d[i] = v[i];
     }
@@ -222,14 +243,15 @@ __attribute__((no_sanitize_thread)) static int rows_copy(struct hak_shm_header *
  * 1000 12 16 1024 1, 8 rows of 144 B a thread where a slot per heap of
  * 8384 B made 6.2 KiB of pages resident (docs/shm.md). */
 void hak_heap_bind_counters(hak_heap *h, bool fresh) {
+    uint16_t gen = rows_gen_read();
     struct hak_shm_header *shm = hak_shm;
     if (shm && !h->shm_never && !h->shm_bound) {
-        if (fresh || rows_copy(shm, h, false) == 0) {
+        if (fresh || rows_copy(shm, h, false, gen) == 0) {
             h->shm_bound = true;
             return;
         }
         for (struct hak_srow *s = h->srows; s; s = s->next)
-            memset(srow_ctr(shm, s->row), 0, HAK_NUM_CTRS * 8);
+            if (srow_live(s)) memset(srow_ctr(shm, s->row), 0, HAK_NUM_CTRS * 8);
         h->shm_never = true;
     }
     if (!h->shm_bound) {
@@ -243,30 +265,57 @@ void hak_heap_bind_counters(hak_heap *h, bool fresh) {
  * segment if its heap counts there, else (or the segment full) privately,
  * and the bin opened (caps from the knobs, as hak_knobs_apply_tls). Out of
  * memory, or no heap: the orphan row (counts may be lost). */
+/* h's private row of cls, made if it has none (from the arena: if !wait
+ * only when its lock is free); NULL out of memory. */
+static struct hak_crow *crow_get(hak_heap *h, int cls, bool wait) {
+    struct hak_crow *w = h->rows;
+    while (w && w->cls != cls) w = w->next;
+    if (w) return w;
+    w = wait ? hak_arena_alloc_aligned(sizeof *w, 8) : hak_arena_try_alloc_aligned(sizeof *w, 8);
+    if (!w) return NULL;
+    w->cls = cls;
+    w->next = h->rows;
+    __atomic_store_n(&h->rows, w, __ATOMIC_RELEASE);
+    return w;
+}
+
 static void bin_open(int c, uint64_t *row);
 uint64_t *hak_ctr_row_make(int cls) {
     hak_heap *h = hak_tls.heap;
     uint64_t *r = &orphan_private[ORPHAN_INDEX(cls, 0)];
     if (!h) return r;
+    uint16_t gen = rows_gen_read();
     struct hak_shm_header *shm = h->shm_bound ? hak_shm : NULL;
     struct hak_srow *s = NULL;
     /* a fork child between leaving the segment and unbinding: counts lost */
     if (h->shm_bound && !shm) return r;
-    if (shm && ((s = srow_find(h, cls)) != NULL || (s = srow_make(shm, h, cls)) != NULL)) {
+    if (shm && ((s = srow_find(h, cls)) != NULL || (s = srow_make(shm, h, cls, gen)) != NULL)) {
         r = srow_ctr(shm, s->row);
     } else { /* the segment full: a private row, which only mallinfo sees */
-        struct hak_crow *w = h->rows;
-        while (w && w->cls != cls) w = w->next;
-        if (!w && (w = hak_arena_alloc_aligned(sizeof *w, 8)) != NULL) {
-            w->cls = cls;
-            w->next = h->rows;
-            __atomic_store_n(&h->rows, w, __ATOMIC_RELEASE);
-        }
+        struct hak_crow *w = crow_get(h, cls, true);
         if (!w) return r;
         r = w->c;
     }
     bin_open(cls, r);
     return r;
+}
+
+/* Fork child handler (hak_heap_after_fork_self): the bins count in the
+ * heap's fresh private rows from the fork on (hak_rows_leave_parent dropped
+ * the segment's), so a child's counts are exact. Nothing but the row
+ * pointers changes: the caps wait for the next slow path (see there). A
+ * row is made only if the arena's lock is free; held, this thread holds it
+ * (the code a signal handler's fork interrupted), and that class counts in
+ * the sink until the next slow path. */
+void hak_bins_rebind_rows(void) {
+    hak_heap *h = hak_tls.heap;
+    for (int c = 0; c < HAK_NUM_CSLOTS; c++) hak_tls.bins[c].ctr = hak_ctr_sink;
+    for (struct hak_crow *w = h ? h->rows : NULL; w; w = w->next) hak_tls.bins[w->cls].ctr = w->c;
+    for (int c = 0; h && c < HAK_NUM_CLASSES; c++) {
+        struct hak_tbin *b = &hak_tls.bins[c];
+        struct hak_crow *w = b->ctr == hak_ctr_sink && b->cap ? crow_get(h, c, false) : NULL;
+        if (w) b->ctr = w->c;
+    }
 }
 
 /* The segment appeared: the calling thread moves its own heap's counters
@@ -284,13 +333,14 @@ void hak_heap_publish_self(hak_heap *h) {
  * owner moves them for good at its next slow path, copying over whatever
  * it counted since. The pool lock orders the two copies. */
 void hak_heaps_publish(struct hak_shm_header *shm) {
+    uint16_t gen = rows_gen_read();
     hak_lock(&hak_pool_lock);
     __atomic_store_n(&hak_shm_ptr, shm, __ATOMIC_RELEASE);
     for (hak_heap *h = hak_all_heaps; h; h = h->all_next) {
         if (h->owner <= 0) {
             hak_heap_bind_counters(h, false);
         } else if (!h->shm_never && !h->shm_bound) {
-            rows_copy(shm, h, true);
+            rows_copy(shm, h, true, gen);
         }
     }
     hak_unlock(&hak_pool_lock);
@@ -324,7 +374,7 @@ void hak_knobs_apply_tls(void) {
     for (struct hak_crow *w = h ? h->rows : NULL; w; w = w->next) hak_tls.bins[w->cls].ctr = w->c;
     struct hak_shm_header *shm = h && h->shm_bound ? hak_shm : NULL;
     for (struct hak_srow *s = shm ? h->srows : NULL; s; s = s->next)
-        hak_tls.bins[s->cls].ctr = srow_ctr(shm, s->row);
+        if (srow_live(s)) hak_tls.bins[s->cls].ctr = srow_ctr(shm, s->row);
     for (int c = 0; c < HAK_NUM_CSLOTS; c++) {
         struct hak_tbin *b = &hak_tls.bins[c];
         /* No row and nothing held (most classes of a new thread): cap 0
@@ -366,7 +416,7 @@ void hak_heap_sum_ctr(uint64_t *live_bytes, uint64_t *cached_bytes) {
         bool bound = h->shm_bound && shm;
         for (struct hak_srow *s = bound ? __atomic_load_n(&h->srows, __ATOMIC_ACQUIRE) : NULL; s;
              s = s->next)
-            ctr_sum_row(srow_ctr(shm, s->row), s->cls, &live, &cap);
+            if (srow_live(s)) ctr_sum_row(srow_ctr(shm, s->row), s->cls, &live, &cap);
         /* a bound heap's private rows count if made with the segment full
          * (a class without a segment row): the others were copied there */
         for (struct hak_crow *w = __atomic_load_n(&h->rows, __ATOMIC_ACQUIRE); w; w = w->next)
@@ -393,6 +443,7 @@ HAK_COLD void hak_rows_leave_parent(void) {
     __atomic_store_n(&orphan_seg, NULL, __ATOMIC_RELAXED);
     hak_orphan_bind();
     atomic_store_explicit(&rows_next, 0, memory_order_relaxed); /* of our own segment, later */
+    __atomic_store_n(&rows_gen, (uint16_t)(rows_gen + 1), __ATOMIC_RELAXED);
     for (hak_heap *h = __atomic_load_n(&hak_all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next) {
         if (h->shm_bound) { /* the parent's segment is not ours: fresh private counters */
             h->shm_bound = false;

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -39,6 +40,20 @@
 static int own_fd = -1;
 static struct hak_shm_header *own_base;
 static uint64_t own_len;
+
+/* Sets the segment we own. A fork from a signal handler can land anywhere
+ * in hak_shm_create, and the child's hak_shm_release reads these three: so
+ * the base is cleared first and set last (compiler fences, one thread),
+ * and a base is never seen without its length and fd (t_fork_signal: an
+ * own_len of 0 beside a new base made the child's remap fail). */
+static void own_set(struct hak_shm_header *base, int fd, uint64_t len) {
+    own_base = NULL;
+    atomic_signal_fence(memory_order_seq_cst);
+    own_fd = fd;
+    own_len = len;
+    atomic_signal_fence(memory_order_seq_cst);
+    own_base = base;
+}
 /* Its pages made resident so far, a bit each: a reservation of pages that
  * are (a heap's slot reserved when the segment appears and again by its
  * owner) makes no system call. Set only after the pages are resident;
@@ -360,7 +375,7 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
     uint64_t prev_reserved[RESERVED_WORDS];
     memcpy(prev_reserved, own_reserved, sizeof own_reserved);
     memset(own_reserved, 0, sizeof own_reserved);
-    own_base = base, own_fd = fd, own_len = l.total_size;
+    own_set(base, fd, l.total_size);
     uint64_t ns = hak_shm_pidns("/proc/self/ns/pid");
     /* header, tables and directories, and the first rows (to the end of
      * their page) in the same call: the publishing heap's first rows make
@@ -372,7 +387,7 @@ struct hak_shm_header *hak_shm_create(pid_t pid, uint64_t start_time, const char
     e = errno;
     hak_sys_munmap(base, l.total_size);
     close(fd);
-    own_base = prev_base, own_fd = prev_fd, own_len = prev_len;
+    own_set(prev_base, prev_fd, prev_len);
     memcpy(own_reserved, prev_reserved, sizeof own_reserved);
     return errno = e, NULL;
 }
@@ -384,10 +399,9 @@ int hak_shm_release(void) {
         hak_sys_mmap(own_base, own_len, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
         r = -1;
-    if (own_fd >= 0) close(own_fd);
-    own_base = NULL;
-    own_fd = -1;
-    own_len = 0;
+    int fd = own_fd;
+    own_set(NULL, -1, 0);
+    if (fd >= 0) close(fd);
     memset(own_reserved, 0, sizeof own_reserved);
     return r;
 }
