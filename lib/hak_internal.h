@@ -396,14 +396,23 @@ struct hak_heap {
     pid_t pages_tid;
 };
 
-/* Effective knob values, process-private, already clamped. */
+/* Effective knob values, process-private, already clamped. 32-bit: every
+ * knob's range fits (checked below), and the table is among the globals a
+ * process touches at start: 64-bit values took 5.9 KiB of .bss, and the
+ * small .bss ran onto a fourth page (docs/allocator.md, "Fixed resident
+ * memory"). Read as int64_t, as the code that reads them was written for. */
 struct hak_knobs {
-    int64_t val[HAK_NUM_KNOBS][HAK_NUM_CLASSES];
+    int32_t val[HAK_NUM_KNOBS][HAK_NUM_CLASSES];
     uint8_t owner[HAK_NUM_KNOBS][HAK_NUM_CLASSES];
 };
+#define HAK_KNOB_FITS(id, name, scope, def, min, max, ...)                                         \
+    _Static_assert((def) >= INT32_MIN && (min) >= INT32_MIN && (max) <= INT32_MAX,                 \
+                   "knob " name " does not fit struct hak_knobs' int32_t");
+HAK_KNOB_TABLE(HAK_KNOB_FITS)
+#undef HAK_KNOB_FITS
 extern struct hak_knobs hak_knobs;
-#define HAK_KNOB(id) (hak_knobs.val[HAK_KNOB_##id][0])
-#define HAK_KNOB_CLS(id, c) (hak_knobs.val[HAK_KNOB_##id][c])
+#define HAK_KNOB(id) ((int64_t)hak_knobs.val[HAK_KNOB_##id][0])
+#define HAK_KNOB_CLS(id, c) ((int64_t)hak_knobs.val[HAK_KNOB_##id][c])
 
 /* Process globals */
 extern uintptr_t hak_key;

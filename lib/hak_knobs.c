@@ -53,7 +53,7 @@ static void knob_set_env(int k, int cls_from, int cls_to, const char *env) {
         hak_log(" out of range, clamped (see docs/allocator.md for the range)\n");
     }
     for (int cls = cls_from; cls <= cls_to; cls++) {
-        hak_knobs.val[k][cls] = c;
+        hak_knobs.val[k][cls] = (int32_t)c; /* clamped: fits */
         hak_knobs.owner[k][cls] = HAK_OWNER_ENV;
     }
 }
@@ -69,7 +69,8 @@ void hak_knobs_init(void) {
         int64_t global = hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? 0 : hak_knob_default(k, 0);
         for (int c = 0; c < HAK_NUM_CLASSES; c++) {
             hak_knobs.val[k][c] =
-                hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? hak_knob_default(k, c) : global;
+                (int32_t)(hak_knob_defs[k].scope == HAK_SCOPE_CLASS ? hak_knob_default(k, c)
+                                                                    : global);
             hak_knobs.owner[k][c] = HAK_OWNER_DEFAULT;
         }
     }
@@ -114,7 +115,7 @@ void hak_knobs_reload(void) {
                 struct hak_shm_knob_val *kv = seg_knob(hak_shm, k, c);
                 int64_t v = hak_knob_clamp(k, kv->value);
                 uint32_t o = kv->owner;
-                hak_knobs.val[k][c] = v;
+                hak_knobs.val[k][c] = (int32_t)v;
                 hak_knobs.owner[k][c] = (uint8_t)(o <= HAK_OWNER_MANUAL ? o : HAK_OWNER_MANUAL);
             }
         }
