@@ -203,13 +203,24 @@ bool hak_refill(hak_heap *h, int cls) {
              * through b may alias the global, which would be read again) */
             const uintptr_t key = hak_key;
             char *base = hak_span_start(s) + (size_t)s->carved * size;
-            for (char *p = base + (size_t)(n - 1) * size;; p -= size) {
-                hak_block *b = (hak_block *)p;
-                b->next = head;
-                b->key = key;
-                head = b;
-                if (p == base) break;
+            /* the top block links to the bin's list, each below to the one
+             * above: pairs after an odd one, 4.5 instructions a block, not 6 */
+            char *p = base + (size_t)(n - 1) * size;
+            ((hak_block *)p)->next = head;
+            ((hak_block *)p)->key = key;
+            if ((n - 1) & 1) {
+                p -= size;
+                ((hak_block *)p)->next = (hak_block *)(p + size);
+                ((hak_block *)p)->key = key;
             }
+            for (; p != base; p -= 2 * size) {
+                hak_block *hi = (hak_block *)(p - size), *lo = (hak_block *)(p - 2 * size);
+                hi->next = (hak_block *)p;
+                hi->key = key;
+                lo->next = hi;
+                lo->key = key;
+            }
+            head = (hak_block *)base;
             s->carved += n;
             s->used += n;
             got += n;
