@@ -177,6 +177,9 @@ bool hak_refill(hak_heap *h, int cls) {
         hak_span *s = h->partial[cls];
         if (!s) {
             if (got) break;
+            /* the adoption links the adopted heap's spans into h (this
+             * thread's heap): cppcheck cannot see h->partial change */
+            // cppcheck-suppress knownConditionTrueFalse
             if (HAK_KNOB(ADOPT) && hak_heap_reclaim_abandoned(true) && h->partial[cls]) continue;
             s = hak_span_alloc(h, cls);
             if (!s) break;
