@@ -359,6 +359,15 @@ static inline void fw_run_for(double seconds) {
     fw_done();
 }
 
+/* Installs handler for sig, restarting interrupted system calls. */
+static inline void fw_handle(int sig, void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    sigaction(sig, &sa, NULL);
+}
+
 /* A child's wait status must be a clean exit 0; anything else counts. */
 static inline void fw_check_child(pid_t p, int st, const char *what) {
     if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {

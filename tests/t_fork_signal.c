@@ -181,11 +181,7 @@ static pid_t start_sender(void) {
 
 static int work(double seconds) {
     worker_pid = getpid();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGUSR1, &sa, NULL);
+    fw_handle(SIGUSR1, on_usr1);
     pid_t sender = start_sender();
     REQUIRE(sender > 0);
     uint64_t rng = 1;

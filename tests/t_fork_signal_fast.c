@@ -103,11 +103,7 @@ static int work(double seconds) {
         for (int i = 0; i < BURST; i++) b[i] = malloc(32);
         for (int i = 0; i < BURST; i++) free(b[i]);
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGUSR1, &sa, NULL);
+    fw_handle(SIGUSR1, on_usr1);
     pid_t sender = start_sender();
     REQUIRE(sender > 0);
     double end = fw_now() + seconds;
