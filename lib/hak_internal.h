@@ -853,6 +853,17 @@ void hak_publish_init(void); /* arms the clock: publishing waits for the process
 extern int hak_publish_pending; /* the segment is due: hak_publish_poll on slow paths */
 #define HAK_PUBLISH_PENDING() __atomic_load_n(&hak_publish_pending, __ATOMIC_RELAXED)
 void hak_publish_poll(void);
+/* hak_now_ns() from which the process publishes (set by hak_publish_init).
+ * Caps grow only once it is published (hak_tbin_grow: a churn that fits a
+ * grown cache takes no slow path again, and would never publish); until
+ * then a churn bigger than the cap flushes and refills every round
+ * (malloc_simple 16 B, N = 400: 6 ns a pair instead of 3.2). So each
+ * refused growth brings the publication HAK_PUBLISH_HURRY_NS nearer: a
+ * refusal wastes ~1.2 us, publishing costs 0.5-1.2 ms, and after ~500
+ * refusals (50 ms / 100 us) a churn that outgrows its cache publishes at
+ * its next slow path (docs/allocator.md, "Bimodal processes"). */
+extern uint64_t hak_publish_after;
+#define HAK_PUBLISH_HURRY_NS 100000ull
 void hak_publish_after_fork(void);
 
 /* fork (hak_fork.c) */

@@ -28,7 +28,7 @@ uint64_t hak_proc_private[HAK_NUM_PROCS];
 uint64_t *hak_proc = hak_proc_private;
 int hak_shm_enabled = 1;
 static pid_t hak_shm_pid;        /* whose segment hak_shm is (not read back from it) */
-static uint64_t publish_after;   /* hak_now_ns() from which we publish */
+uint64_t hak_publish_after;      /* hak_now_ns() from which we publish */
 int hak_publish_pending;         /* armed, not yet published */
 static atomic_int publish_state; /* 0 waiting, 1 publishing, 2 done (or given up) */
 static int said;                 /* the stderr note, once per process tree */
@@ -86,7 +86,7 @@ static __attribute__((noinline)) void say_no_segment(int err) {
 
 void hak_publish_init(void) {
     if (!hak_shm_enabled) return;
-    __atomic_store_n(&publish_after, hak_now_ns() + HAK_PUBLISH_DELAY_NS, __ATOMIC_RELAXED);
+    __atomic_store_n(&hak_publish_after, hak_now_ns() + HAK_PUBLISH_DELAY_NS, __ATOMIC_RELAXED);
     __atomic_store_n(&hak_publish_pending, 1, __ATOMIC_RELEASE);
 }
 
@@ -120,7 +120,7 @@ static void publish(void) {
 }
 
 void hak_publish_poll(void) {
-    if (hak_now_ns() < __atomic_load_n(&publish_after, __ATOMIC_RELAXED)) return;
+    if (hak_now_ns() < __atomic_load_n(&hak_publish_after, __ATOMIC_RELAXED)) return;
     int z = 0;
     if (!atomic_compare_exchange_strong(&publish_state, &z, 1)) return;
     /* Signals wait until the publication is done, once per process: a

@@ -407,11 +407,18 @@ bool hak_tbin_grow(struct hak_tbin *bin) {
      * grows when it was refilled since its last overflow, and not before
      * the process is published: a churn that fits a grown cache never takes
      * a slow path again, and the first slow path after the start-up delay
-     * is what publishes the segment (hak_publish_poll). */
-    bool grow = bin->cap < bin->cap_max &&
-                (bin->cap < (uint32_t)HAK_KNOB_CLS(FAST_CAP, cls)
-                     ? bin->refilled & HAK_TBIN_EVER
-                     : bin->refilled & HAK_TBIN_REFILLED && !HAK_PUBLISH_PENDING());
+     * is what publishes the segment (hak_publish_poll); each refusal
+     * brings that delay nearer. */
+    bool grow = false;
+    if (bin->cap < bin->cap_max) {
+        if (bin->cap < (uint32_t)HAK_KNOB_CLS(FAST_CAP, cls))
+            grow = bin->refilled & HAK_TBIN_EVER;
+        else if (bin->refilled & HAK_TBIN_REFILLED) {
+            grow = !HAK_PUBLISH_PENDING();
+            if (!grow) /* refused: publish sooner (hak_publish_after) */
+                __atomic_fetch_sub(&hak_publish_after, HAK_PUBLISH_HURRY_NS, __ATOMIC_RELAXED);
+        }
+    }
     bin->refilled &= ~(uint32_t)HAK_TBIN_REFILLED;
     if (!grow) return false;
     uint32_t cap = bin->cap * 2 < bin->cap_max ? bin->cap * 2 : bin->cap_max;
