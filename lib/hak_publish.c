@@ -84,22 +84,9 @@ static __attribute__((noinline)) void say_no_segment(int err) {
     (void)w;
 }
 
-/* HAKMEM_TEST_PUBLISH_DELAY_MS (tests only) lengthens the delay, so that a
- * test can set up what must exist before the publication (t_heap_publish:
- * 100 idle threads, which take 60-160 ms to start on a loaded machine)
- * without racing 50 ms. Shorter than 50 ms is not honoured. */
-static uint64_t publish_delay_ns(void) {
-    const char *t = hak_getenv("HAKMEM_TEST_PUBLISH_DELAY_MS");
-    if (!t || !*t) return HAK_PUBLISH_DELAY_NS;
-    char *end;
-    unsigned long ms = strtoul(t, &end, 10);
-    if (*end || ms > 60000 || ms * 1000000ull < HAK_PUBLISH_DELAY_NS) return HAK_PUBLISH_DELAY_NS;
-    return ms * 1000000ull;
-}
-
 void hak_publish_init(void) {
     if (!hak_shm_enabled) return;
-    __atomic_store_n(&publish_after, hak_now_ns() + publish_delay_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&publish_after, hak_now_ns() + HAK_PUBLISH_DELAY_NS, __ATOMIC_RELAXED);
     __atomic_store_n(&hak_publish_pending, 1, __ATOMIC_RELEASE);
 }
 
