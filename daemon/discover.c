@@ -73,6 +73,20 @@ static int guarded_stale(struct hakd_proc *p) {
     return stale;
 }
 
+/* Whether the process's header still says live: it never reached its clean
+ * exit (which clears the flag before unlinking), so it was killed. */
+static int guarded_live(struct hakd_proc *p) {
+    sigjmp_buf jb;
+    if (sigsetjmp(jb, 0)) {
+        hakd_bus_jmp = NULL;
+        return 0;
+    }
+    hakd_bus_jmp = &jb;
+    int live = (__atomic_load_n(&p->view.hdr->flags, __ATOMIC_RELAXED) & HAK_SHM_F_LIVE) != 0;
+    hakd_bus_jmp = NULL;
+    return live;
+}
+
 /* ------------------------------------------------- files we do not manage
  * A file that is not ours to manage (excluded program, bad segment) is
  * remembered by pid, so it is judged and logged once, not every rescan;
@@ -153,6 +167,12 @@ static void drop(struct hakd_state *st, int i, const char *why) {
                 hakd_log(HAKD_WARN, "pid %d: cannot remove %s: %s", p->pid, p->path,
                          strerror(errno));
             }
+        } else if (guarded_live(p)) {
+            /* killed, and its file gone (or another's now) before this
+             * tick: someone else removed it (`hakctl gc`); said, so that
+             * it is not taken for one we missed */
+            hakd_log(HAKD_INFO, "pid %d (%s): exited without cleaning up: %s removed by another",
+                     p->pid, p->exe, p->path);
         }
     }
     if (p->managed && p->ps.nphases) hakd_profile_save(st, p);

@@ -61,6 +61,11 @@ code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p
 dstop
 
 mv "$T/d.log" "$T/d1.log"
+# The first daemon may have learned wl's phase and saved a profile (more
+# likely the longer it ran: a loaded machine): the second would apply it at
+# attach ("refill_count[3] 64 -> 256 [profile]", which wait_log took for the
+# decision) and make no alloc_miss decision of its own. Start it afresh.
+rm -rf "$T/state/profiles"
 dstart --metrics "$T/metrics.sock"
 wait_log "pid $w (wl): refill_count[3]" 10
 sleep 0.5

@@ -45,13 +45,18 @@ removed=$(grep -c "exited without cleaning up: removed" "$T/d.log")
 echo "attached $attached, removed $removed segments of killed processes ($(wc -l <"$T/killed") killed)"
 [ "$attached" -ge 190 ] || fail "the daemon attached only $attached of 200"
 killed=$(wc -l <"$T/killed")
-missed=0
+missed=0 others=0
 for p in $(cat "$T/killed"); do
-    grep -q "pid $p (wl): exited without cleaning up: removed" "$T/d.log" && continue
+    grep -qE "pid $p( \(wl\))?: exited without cleaning up( \(before we saw it\))?: removed" \
+        "$T/d.log" && continue
+    # other tests on the machine may run `hakctl gc` and take one first: the
+    # daemon finds it gone at its next tick and says so (3 of 38 at load 13)
+    grep -q "pid $p (wl): exited without cleaning up: .* removed by another" "$T/d.log" &&
+        others=$((others + 1)) && continue
     missed=$((missed + 1))
-    grep "pid $p " "$T/d.log"
+    grep "pid $p[ :]" "$T/d.log"
 done
-# other tests on the machine may run `hakctl gc` and take one first
+echo "$others removed by another before the daemon's tick"
 [ "$missed" -le $((killed / 20)) ] ||
     fail "$missed of the $killed killed processes' segments were not removed by the daemon"
 # a segment is visible a moment before its knobs are filled in: the daemon
@@ -65,8 +70,15 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["up"] and s["processes"] == 0, s
 PY
-maps=$(grep -cE "/dev/shm/hakmem|memfd:hakmem" "/proc/$DPID/maps")
-fds=$(ls "/proc/$DPID/fd" | wc -l)
+# a leak stays; a segment of another test's process that the daemon is
+# judging this tick (mapped to read its names, then dropped) does not: seen
+# once on a shared machine ("1 segments still mapped"), so look a few ticks
+for i in $(seq 10); do
+    maps=$(grep -cE "/dev/shm/hakmem|memfd:hakmem" "/proc/$DPID/maps")
+    fds=$(ls "/proc/$DPID/fd" | wc -l)
+    [ "$maps" = 0 ] && [ "$fds" -le "$fds0" ] && break
+    sleep 0.2
+done
 [ "$maps" = 0 ] || fail "$maps segments still mapped by the daemon"
 [ "$fds" -le "$fds0" ] || fail "the daemon holds $fds fds, $fds0 before: a leak"
 echo "ok: 0 mappings, $fds fds (was $fds0)"

@@ -57,7 +57,10 @@ int main(void) {
                 slot[i] = NULL;
             }
         pthread_t t;
-        bool joined = r != 1;
+        /* the helper starts at step 2048, or at 0.1 s if the churn is slow
+         * (TSAN on a loaded machine): joining at 0.2 s a thread never
+         * started joined pthread_t 0 ("dup thread with used id 0x0") */
+        bool started = r != 1, joined = r != 1;
         long step = 0;
         for (double t0 = now_s(), end = t0 + 0.4; now_s() < end; step++) {
             int i = (int)(tu_rand(&rng) % NBLK);
@@ -69,12 +72,16 @@ int main(void) {
                 int n = tu_threads();
                 if (n > most && joined) most = n; /* ours, not the helper's */
             }
-            if (!joined && step == 2048) REQUIRE(pthread_create(&t, NULL, helper, &rng) == 0);
-            if (!joined && now_s() > t0 + 0.2) {
+            if (!started && (step == 2048 || now_s() > t0 + 0.1)) {
+                REQUIRE(pthread_create(&t, NULL, helper, &rng) == 0);
+                started = true;
+            }
+            if (!joined && started && now_s() > t0 + 0.2) {
                 pthread_join(t, NULL);
                 joined = true;
             }
         }
+        if (!started) REQUIRE(pthread_create(&t, NULL, helper, &rng) == 0);
         if (!joined) pthread_join(t, NULL);
         for (int i = 0; i < NBLK; i++) {
             blk_free(slot[i]);
