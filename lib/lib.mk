@@ -38,9 +38,10 @@ LIB_LDFLAGS = -Wl,-z,now -Wl,-O1 $(HAK_RELR) $(HAK_NOSEPCODE) -Wl,--version-scri
 lib/libhakmem.so: $(LIB_OBJS) $(SHM_LIB) lib/hak_cold.ld
 	$(CC) -shared -o $@ $(LIB_OBJS) $(SHM_LIB) $(LIB_LDFLAGS) -ldl -pthread
 
-# the same library with the fast-path counters compiled out, to measure them
+# the same library with the fast-path counters compiled out, to measure them;
+# its free padded to the counters build's address (lib/hak_api.c)
 lib/libhakmem-nocounters.so: $(LIB_SRCS) $(LIB_HDRS) $(SHM_LIB) lib/hak_cold.ld
-	$(CC) $(LIB_CFLAGS) -DHAK_COUNTERS=0 -shared -o $@ $(LIB_SRCS) $(SHM_LIB) \
+	$(CC) $(LIB_CFLAGS) -DHAK_COUNTERS=0 -DHAK_FREE_PAD=80 -shared -o $@ $(LIB_SRCS) $(SHM_LIB) \
 	    $(LIB_LDFLAGS) -ldl -pthread
 
 # the shm objects that make system calls directly (shm/shm.mk's rule knows
