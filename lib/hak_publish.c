@@ -90,7 +90,7 @@ void hak_publish_init(void) {
     __atomic_store_n(&hak_publish_pending, 1, __ATOMIC_RELEASE);
 }
 
-static void publish(void) {
+static HAK_NOINLINE void publish(void) {
     char path[256] = {0}, comm[64] = {0};
     ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
     if (n < 0) path[0] = 0;
@@ -119,19 +119,18 @@ static void publish(void) {
     hak_shm_gc_dead(); /* what processes killed or ended with _exit() left */
 }
 
-void hak_publish_poll(void) {
-    if (hak_now_ns() < __atomic_load_n(&hak_publish_after, __ATOMIC_RELAXED)) return;
-    int z = 0;
-    if (!atomic_compare_exchange_strong(&publish_state, &z, 1)) return;
-    /* Signals wait until the publication is done, once per process: a
-     * handler that forks would leave its child in the middle of it, and the
-     * child would finish it as its own (its parent's pid in the header, its
-     * heaps bound to rows in a range its fork handler had just made
-     * private, its own publication marked done) or, at the wrong moment,
-     * fail to drop a half-made segment (t_fork_signal). All of them, as in
-     * fork_child: nothing here faults (hak_shm_reserve makes the segment's
-     * pages before they are written, so a full /dev/shm is an error, not a
-     * SIGBUS). */
+/* Signals wait until the publication is done, once per process: a handler
+ * that forks would leave its child in the middle of it, and the child would
+ * finish it as its own (its parent's pid in the header, its heaps bound to
+ * rows in a range its fork handler had just made private, its own
+ * publication marked done) or, at the wrong moment, fail to drop a
+ * half-made segment (t_fork_signal). All of them, as in fork_child: nothing
+ * here faults (hak_shm_reserve makes the segment's pages before they are
+ * written, so a full /dev/shm is an error, not a SIGBUS). noinline: the
+ * signal sets and publish's buffers (580 bytes) stay off the stack of every
+ * thread that polls before the publication is due (many_threads: a third
+ * stack page in about a third of 1,000 threads, +1.2 MiB). */
+static HAK_NOINLINE void publish_signals_held(void) {
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &saved);
@@ -139,6 +138,13 @@ void hak_publish_poll(void) {
     __atomic_store_n(&hak_publish_pending, 0, __ATOMIC_RELAXED);
     atomic_store(&publish_state, 2);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+void hak_publish_poll(void) {
+    if (hak_now_ns() < __atomic_load_n(&hak_publish_after, __ATOMIC_RELAXED)) return;
+    int z = 0;
+    if (!atomic_compare_exchange_strong(&publish_state, &z, 1)) return;
+    publish_signals_held();
 }
 
 /* Fork child: the parent's segment stays the parent's. The child counts
