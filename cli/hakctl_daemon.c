@@ -125,6 +125,9 @@ int hk_cmd_daemon(int argc, char **argv) {
     else
         printf("hakmemd: down (%s; last pid %d)\n", why, (int)NUM("pid"));
     printf("processes managed:     %.0f\n", NUM("processes"));
+    if (NUM("processes_of_other_daemons") > 0)
+        printf("left to other daemons: %.0f (another hakmemd holds their lease)\n",
+               NUM("processes_of_other_daemons"));
     printf("decisions last minute: %.0f (%.0f in all)\n", NUM("decisions_last_minute"),
            NUM("decisions_total"));
     printf("BPF:                   %s%s%s\n",

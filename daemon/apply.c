@@ -105,7 +105,62 @@ static void lease_all(struct hakd_state *st, uint64_t ms) {
             continue;
         }
         hakd_bus_jmp = &jb;
-        hak_shm_lease_renew(&p->view, me, ms); /* ENOENT: an ABI 1.0 segment */
+        uint64_t until = 0;
+        /* ENOENT: an ABI 1.0 segment */
+        if (hak_shm_lease_renew(&p->view, me, ms, &until) == HAK_SHM_OK) p->lease_mine = until;
+        hakd_bus_jmp = NULL;
+    }
+}
+
+/* One daemon a process. A running lease this daemon did not write (each
+ * renewal writes a lease_ns of its own) means another hakmemd manages the
+ * process: one started by hand beside the service, a container's own
+ * beside the host's, which finds the container's processes too. Two
+ * managing one process would undo each other's knobs every tick, so the
+ * later one leaves it alone (not managed: no decisions, no lease, no
+ * profile) while that lease runs, and takes it when the lease runs out
+ * (the other stopped, or died: a lease_ms later). Two that claimed it in
+ * the same moment, each having written before seeing the other's lease,
+ * settle it by pid: the lower keeps it. A --dry-run daemon writes nothing,
+ * so it neither holds a lease nor yields: it says what it would do. */
+static void claim(struct hakd_proc *p) {
+    pid_t other = 0;
+    uint64_t until = 0;
+    int live = hak_shm_lease_read(&p->view, &other, &until);
+    /* our pid: ours too (a copy of a segment we manage carries our lease) */
+    int foreign = live == 1 && until != p->lease_mine && other != getpid();
+    if (foreign && p->lease_mine && other > getpid())
+        foreign = 0; /* a tie: the lower pid keeps it */
+    if (foreign) {
+        if (p->managed || p->other_daemon != other)
+            hakd_log(HAKD_INFO,
+                     "pid %d (%s): managed by another hakmemd (pid %d); left alone while its "
+                     "lease runs",
+                     p->pid, p->exe, (int)other);
+        p->managed = 0;
+        p->other_daemon = other;
+        p->lease_mine = 0;
+    } else if (!p->managed) {
+        hakd_log(HAKD_INFO, "pid %d (%s): the lease of hakmemd %d ran out; managing it", p->pid,
+                 p->exe, (int)p->other_daemon);
+        p->managed = 1;
+        p->other_daemon = 0;
+    }
+}
+
+void hakd_apply_claims(struct hakd_state *st) {
+    if (st->dry_run) return;
+    for (int i = 0; i < st->nprocs; i++) {
+        struct hakd_proc *p = st->procs[i];
+        if (p->dead || p->broken) continue;
+        sigjmp_buf jb;
+        if (sigsetjmp(jb, 0)) {
+            hakd_bus_jmp = NULL;
+            hakd_segment_lost(st, p);
+            continue;
+        }
+        hakd_bus_jmp = &jb;
+        claim(p);
         hakd_bus_jmp = NULL;
     }
 }

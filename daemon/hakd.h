@@ -156,10 +156,12 @@ struct hakd_proc {
     struct hak_shm_view view;
     char path[128]; /* the segment file */
     dev_t dev;
-    ino_t ino;   /* the segment file's identity, for a safe removal */
-    int pidfd;   /* readable when the process exits; -1 */
-    int stat_fd; /* /proc/PID/stat, kept open; -1 */
-    int managed; /* config includes it */
+    ino_t ino;           /* the segment file's identity, for a safe removal */
+    int pidfd;           /* readable when the process exits; -1 */
+    int stat_fd;         /* /proc/PID/stat, kept open; -1 */
+    int managed;         /* config includes it, and no other daemon holds its lease */
+    pid_t other_daemon;  /* while another hakmemd holds the lease: its pid (apply.c) */
+    uint64_t lease_mine; /* lease_ns this daemon last wrote; 0: none since it yielded */
     int dead, broken;
     char exe[64], exe_path[256], key[96]; /* key: the program, for profiles */
     char cgroup[256];
@@ -205,6 +207,7 @@ extern __thread sigjmp_buf *hakd_bus_jmp;
 void hakd_bus_install(void);
 
 /* -------------------------------------------------------------- sample */
+void hakd_segment_lost(struct hakd_state *st, struct hakd_proc *p); /* SIGBUS reading it */
 void hakd_sample(struct hakd_state *st, struct hakd_proc *p);
 double hakd_read_psi(const char *path); /* "some avg10" of a PSI file, %; 0 unreadable */
 /* share of frees that freed another thread's block (sample.c explains) */
@@ -243,6 +246,7 @@ int hakd_judge(const double *before, int nb, const double *after, int na, double
 /* Writes the decisions (nothing with dry_run), renews leases. Returns how
  * many took effect. */
 int hakd_apply(struct hakd_state *st, struct hakd_decision *d, int n);
+void hakd_apply_claims(struct hakd_state *st); /* one daemon a process: before sampling */
 void hakd_apply_leases(struct hakd_state *st);
 void hakd_apply_release(struct hakd_state *st); /* at exit: leases end now */
 

@@ -175,6 +175,7 @@ static int tick(struct hakd_state *st) {
     hakd_discover_tick(st, 0);
     hakd_discover_reap(st);
     st->psi_some10 = hakd_read_psi(st->cfg.psi_path);
+    hakd_apply_claims(st);
     for (int i = 0; i < st->nprocs; i++) {
         struct hakd_proc *p = st->procs[i];
         if (p->dead || p->broken) continue;

@@ -150,8 +150,16 @@ static void page(struct hakd_state *st, struct buf *b) {
     out(b, "hakmemd_bpf_enabled %d\n", st->bpf_on);
     head(b, "hakmemd_cpu_seconds_total", "counter", "CPU time of the daemon itself");
     out(b, "hakmemd_cpu_seconds_total %.3f\n", cpu);
+    int managed = 0, others = 0;
+    for (int i = 0; i < st->nprocs; i++) {
+        managed += st->procs[i]->managed;
+        others += st->procs[i]->other_daemon != 0;
+    }
     head(b, "hakmemd_processes", "gauge", "processes managed");
-    out(b, "hakmemd_processes %d\n", st->nprocs);
+    out(b, "hakmemd_processes %d\n", managed);
+    head(b, "hakmemd_processes_other_daemon", "gauge",
+         "processes left alone: another hakmemd holds their lease");
+    out(b, "hakmemd_processes_other_daemon %d\n", others);
     head(b, "hakmemd_ticks_total", "counter", "ticks taken");
     out(b, "hakmemd_ticks_total %llu\n", (unsigned long long)st->ticks);
     head(b, "hakmemd_segments_removed_total", "counter", "segments of dead processes removed");

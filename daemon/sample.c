@@ -189,6 +189,14 @@ static void rates(struct hakd_proc *p, const struct hakd_raw *a, const struct ha
     r->remote_counted = frees > 0 ? remote / frees : 0;
 }
 
+/* A SIGBUS while reading p's segment: someone truncated the file. */
+void hakd_segment_lost(struct hakd_state *st, struct hakd_proc *p) {
+    hakd_log(HAKD_WARN, "pid %d: segment %s truncated under us (SIGBUS): dropping it", p->pid,
+             p->path);
+    p->broken = 1;
+    st->errors_total++;
+}
+
 void hakd_sample(struct hakd_state *st, struct hakd_proc *p) {
     struct hakd_raw *prev = &p->raw[p->cur], *now = &p->raw[!p->cur];
     sigjmp_buf jb;
@@ -199,10 +207,7 @@ void hakd_sample(struct hakd_state *st, struct hakd_proc *p) {
     now->t_ns = hakd_now_ns();
     if (sigsetjmp(jb, 0)) {
         hakd_bus_jmp = NULL;
-        hakd_log(HAKD_WARN, "pid %d: segment %s truncated under us (SIGBUS): dropping it", p->pid,
-                 p->path);
-        p->broken = 1;
-        st->errors_total++;
+        hakd_segment_lost(st, p);
         return;
     }
     hakd_bus_jmp = &jb;

@@ -19,8 +19,11 @@ static int last_minute(const struct hakd_state *st) {
 
 void hakd_status_write(struct hakd_state *st, int up) {
     char tmp[600];
-    int managed = 0;
-    for (int i = 0; i < st->nprocs; i++) managed += st->procs[i]->managed;
+    int managed = 0, others = 0;
+    for (int i = 0; i < st->nprocs; i++) {
+        managed += st->procs[i]->managed;
+        others += st->procs[i]->other_daemon != 0;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "hakmemd_status", 1);
     cJSON_AddBoolToObject(o, "up", up);
@@ -29,6 +32,7 @@ void hakd_status_write(struct hakd_state *st, int up) {
     cJSON_AddNumberToObject(o, "uptime_s", (double)(hakd_now_ns() - st->started_ns) / 1e9);
     cJSON_AddNumberToObject(o, "interval_ms", st->cfg.interval_ms);
     cJSON_AddNumberToObject(o, "processes", managed);
+    cJSON_AddNumberToObject(o, "processes_of_other_daemons", others);
     cJSON_AddNumberToObject(o, "decisions_last_minute", last_minute(st));
     cJSON_AddNumberToObject(o, "decisions_total", (double)st->decisions_total);
     cJSON_AddNumberToObject(o, "segments_removed", (double)st->removed_total);

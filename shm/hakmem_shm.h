@@ -442,10 +442,14 @@ const char *hak_user_name(uid_t uid, char *buf, size_t n);
 /* Asks the process to trim (return cached memory) at its next slow path. */
 void hak_shm_request_trim(struct hak_shm_view *v);
 /* The daemon's lease (ABI 1.1; HAK_SHM_ENOENT for an older segment):
- * renew it for lease_ms from now (0 ends it at once), or read it: 1 valid,
- * 0 expired or none; daemon pid and milliseconds left. shm_lease.c */
-int hak_shm_lease_renew(struct hak_shm_view *v, pid_t daemon, uint64_t lease_ms);
+ * renew it for lease_ms from now (0 ends it at once; *until_ns, if given,
+ * gets the value written), or read it: 1 valid, 0 expired or none; daemon
+ * pid, milliseconds left and, if given, the raw lease_ns (which daemon wrote
+ * it last: each renewal writes a value of its own). shm_lease.c */
+int hak_shm_lease_renew(struct hak_shm_view *v, pid_t daemon, uint64_t lease_ms,
+                        uint64_t *until_ns);
 int hak_shm_lease_get(const struct hak_shm_view *v, pid_t *daemon, uint64_t *left_ms);
+int hak_shm_lease_read(const struct hak_shm_view *v, pid_t *daemon, uint64_t *until_ns);
 /* Every counter in ctrs[0..n) of every class, summed over all slots in one
  * pass: out[i * cslots + c], cslots = *ncls_out (classes + large). Pages of
  * the segment that were never written (tmpfs holes) are skipped, not read:
