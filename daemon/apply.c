@@ -121,9 +121,11 @@ static void lease_all(struct hakd_state *st, uint64_t ms) {
  * profile) while that lease runs, and takes it when the lease runs out
  * (the other stopped, or died: a lease_ms later). Two that claimed it in
  * the same moment, each having written before seeing the other's lease,
- * settle it by pid: the lower keeps it. A --dry-run daemon writes nothing,
- * so it neither holds a lease nor yields: it says what it would do. */
-static void claim(struct hakd_proc *p) {
+ * settle it by pid: the lower keeps it. The leases of this daemon's own
+ * predecessor (same status file, gone: a crash and restart) are taken over
+ * at once. A --dry-run daemon writes nothing, so it neither holds a lease
+ * nor yields: it says what it would do. */
+static void claim(const struct hakd_state *st, struct hakd_proc *p) {
     pid_t other = 0;
     uint64_t until = 0;
     int live = hak_shm_lease_read(&p->view, &other, &until);
@@ -131,6 +133,12 @@ static void claim(struct hakd_proc *p) {
     int foreign = live == 1 && until != p->lease_mine && other != getpid();
     if (foreign && p->lease_mine && other > getpid())
         foreign = 0; /* a tie: the lower pid keeps it */
+    if (foreign && other == st->predecessor) {
+        if (p->lease_mine == 0)
+            hakd_log(HAKD_INFO, "pid %d (%s): taking over the lease of hakmemd %d, gone before me",
+                     p->pid, p->exe, (int)other);
+        foreign = 0;
+    }
     if (foreign) {
         if (p->managed || p->other_daemon != other)
             hakd_log(HAKD_INFO,
@@ -160,7 +168,7 @@ void hakd_apply_claims(struct hakd_state *st) {
             continue;
         }
         hakd_bus_jmp = &jb;
-        claim(p);
+        claim(st, p);
         hakd_bus_jmp = NULL;
     }
 }

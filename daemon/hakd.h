@@ -189,6 +189,7 @@ struct hakd_state {
     unsigned ndt;
     uint64_t rule_count[HAKD_RULES_MAX];
     uint64_t started_ns;
+    pid_t predecessor; /* the gone daemon whose status file this one took over, or 0 */
 };
 
 /* ------------------------------------------------------------ discover */
@@ -266,5 +267,6 @@ void hakd_metrics_close(void);
 int hakd_metrics_fds(int *fds, int max); /* client fds to poll */
 void hakd_metrics_serve(struct hakd_state *st, int fd);
 void hakd_status_write(struct hakd_state *st, int up); /* up 0: stopping */
+pid_t hakd_status_predecessor(const char *path);       /* a gone daemon's pid in it, or 0 */
 
 #endif

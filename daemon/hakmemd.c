@@ -247,6 +247,7 @@ int main(int argc, char **argv) {
     else
         snprintf(status_path, sizeof status_path, "%s/status.json", st.state_dir);
     st.status_path = status_path;
+    st.predecessor = hakd_status_predecessor(status_path);
 
     int lfd = -1;
     if (o.metrics && (lfd = hakd_metrics_open(o.metrics, err, sizeof err)) < 0) {

@@ -4,10 +4,32 @@
 #include "hakd.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The pid in the status file a daemon before this one left (at path), if
+ * that daemon is gone; else 0. Its leases are this daemon's to take over at
+ * once: same status file, same daemon, restarted (apply.c, claim). */
+pid_t hakd_status_predecessor(const char *path) {
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *o = cJSON_Parse(buf);
+    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
+    pid_t p = cJSON_IsNumber(pid) && pid->valuedouble > 1 && pid->valuedouble < 1 << 30
+                  ? (pid_t)pid->valuedouble
+                  : 0;
+    cJSON_Delete(o);
+    if (p == getpid() || (p && kill(p, 0) == 0) || (p && errno != ESRCH)) return 0; /* alive */
+    return p;
+}
 
 static int last_minute(const struct hakd_state *st) {
     uint64_t now = hakd_now_ns();

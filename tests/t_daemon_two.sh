@@ -7,6 +7,8 @@
 # second's status counts it as another daemon's), takes it over when the
 # holder dies (once its lease has run out) or stops (at once: a clean stop
 # ends the lease), and a daemon that comes later yields to the new holder.
+# A daemon restarted after a crash (same status file) takes its own
+# predecessor's leases at once.
 . "$(dirname "$0")/daemon_lib.sh"
 need_daemon
 dconfig '"lease_ms": 1000'
@@ -95,5 +97,17 @@ for i in $(seq 100); do kill -0 "$B" 2>/dev/null || break; sleep 0.05; done
 ! kill -0 "$B" 2>/dev/null || fail "daemon $B did not stop on SIGTERM"
 log_has "$T/c.log" "pid $w (wl): the lease of hakmemd $B ran out; managing it" 5
 wait_holder "$w" "$C" 5
-kill -TERM "$C"
 echo "ok: daemon $C yields to $B, and takes pid $w when $B stops"
+
+# ---- a crash and a restart (same status file): the new daemon takes its
+# predecessor's lease at once, it does not wait for it to run out
+kill -9 "$C"
+for i in $(seq 100); do kill -0 "$C" 2>/dev/null || break; sleep 0.05; done
+: >"$T/c.log"
+second c
+D=$BPID
+log_has "$T/c.log" "pid $w (wl): taking over the lease of hakmemd $C, gone before me" 5
+wait_holder "$w" "$D" 5
+! grep -q "managed by another hakmemd" "$T/c.log" || { cat "$T/c.log"; fail "daemon $D waited for its predecessor's lease"; }
+kill -TERM "$D"
+echo "ok: kill -9 of $C, restarted as $D with its status file: $D holds pid $w at once"
