@@ -20,8 +20,13 @@ bench/bin/rss_dump.so: bench/rss_dump.c
 	@mkdir -p bench/bin
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
+# the least an allocator can do: a single-threaded row's lower bound (bench/floor_alloc.c)
+bench/bin/floor_alloc.so: bench/floor_alloc.c
+	@mkdir -p bench/bin
+	$(CC) $(CFLAGS) -fPIC -shared -fno-plt -fno-builtin-malloc -fno-builtin-free -o $@ $<
+
 .PHONY: bench bench-full bench-callgrind bench-bins bench-overhead bench-startup
-bench-bins: $(BENCH_BINS) bench/bin/rss_dump.so
+bench-bins: $(BENCH_BINS) bench/bin/rss_dump.so bench/bin/floor_alloc.so
 
 bench: $(BENCH_BINS) $(BENCH_LIB)
 	@bash scripts/deps.sh bench
@@ -35,7 +40,7 @@ bench-callgrind: $(BENCH_BINS) $(BENCH_LIB)
 	@bash scripts/deps.sh bench
 	bash bench/callgrind.sh
 
-CLEAN += $(BENCH_BINS)
+CLEAN += $(BENCH_BINS) bench/bin/floor_alloc.so
 
 # cost of the live counters: libhakmem.so against -DHAK_COUNTERS=0 (docs/overhead.md)
 bench-overhead: $(BENCH_BINS) lib/libhakmem.so lib/libhakmem-nocounters.so

@@ -13,7 +13,7 @@
  * MODE: t<size> tiny_hot's loop (batches of 100, LIFO); ms<size>
  * malloc_simple's FIFO rounds of N = 25, 100 and 400 at one size (2500 +
  * 2500 + 2800 pairs a trial; 1600 would leave the cache); rm random_mixed's
- * loop (working set 400, 8-128 bytes).
+ * loop (working set 400, 8-128 bytes; rm<max>: 8-max bytes, e.g. rm1024).
  * Result: min, p10 and median ns per operation (a pair for t and ms, a
  * malloc or a free for rm), after 20 trials of warm-up.                 */
 #include "bench_util.h"
@@ -63,7 +63,7 @@ typedef struct {
 } slot_t;
 static slot_t ws[400];
 
-__attribute__((noinline)) static uint64_t mixed(rng_t *rng, int cycles) {
+__attribute__((noinline)) static uint64_t mixed(rng_t *rng, int cycles, size_t hi) {
     uint64_t bad = 0;
     for (int i = 0; i < cycles; i++) {
         uint64_t r = rng_next(rng);
@@ -73,7 +73,7 @@ __attribute__((noinline)) static uint64_t mixed(rng_t *rng, int cycles) {
             free(s->p);
             s->p = NULL;
         } else {
-            s->size = 8 + (size_t)((r >> 32) % 121);
+            s->size = 8 + (size_t)((r >> 32) % (hi - 7));
             s->p = xmalloc(s->size);
             tag_block(s->p, (size_t)(s - ws), s->size);
         }
@@ -87,14 +87,16 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) die("usage: min_trial t<size>|ms<size>|rm TRIALS");
+    if (argc < 3) die("usage: min_trial t<size>|ms<size>|rm[<max>] TRIALS");
     const char *mode = argv[1];
     int trials = (int)arg_long(argc, argv, 2, 300, 1, 1000000);
     size_t size = mode[0] == 't'   ? (size_t)atol(mode + 1)
                   : mode[0] == 'm' ? (size_t)atol(mode + 2)
                                    : 0;
+    size_t hi = mode[0] == 'r' && mode[2] ? (size_t)atol(mode + 2) : 128;
+    if (hi < 8 || hi > 1 << 20) die("min_trial: rm<max> needs 8 <= max <= 1048576");
     if ((mode[0] != 'r' && (size < 1 || size > 1 << 20)) || (mode[0] == 'r' && mode[1] != 'm'))
-        die("min_trial: MODE is t<size>, ms<size> or rm");
+        die("min_trial: MODE is t<size>, ms<size>, rm or rm<max>");
     double *v = xmalloc(sizeof(double) * (size_t)trials);
     rng_t rng;
     rng_seed(&rng, 1);
@@ -108,7 +110,7 @@ int main(int argc, char **argv) {
             bad += fifo(size, 25, 100) + fifo(size, 100, 25) + fifo(size, 400, 7);
             ops = 2500 + 2500 + 2800;
         } else {
-            bad += mixed(&rng, 8000);
+            bad += mixed(&rng, 8000, hi);
             ops = 8000;
         }
         if (t >= 0) v[t] = (now_ns() - t0) / ops;
