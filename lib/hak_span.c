@@ -52,12 +52,35 @@ static inline bool big_cls(int cls) {
 #define SPAN_UNLOCK(h) hak_heap_unlock(h)
 
 /* Prefetch for write (the line comes exclusive: no second request to
- * upgrade it). x86-64: prefetchw (AMD since K6-2, Intel since Broadwell;
- * older Intel cores run it as a NOP) */
+ * upgrade it): prefetchw, where CPUID says the CPU has it (leaf 0x80000001,
+ * ECX bit 8: AMD since K6-2, Intel since Broadwell). Elsewhere prefetcht0
+ * (__builtin_prefetch for write without -mprfchw), which every x86-64 has:
+ * that older cores ignore 0F 0D is not something to bet a malloc on.
+ * Probed at the first carve (a benign race: every thread writes the same). */
 #if defined(__x86_64__)
-#define HAK_PREFETCHW(p) __asm__ volatile("prefetchw %0" : : "m"(*(const char *)(p)))
+#include <cpuid.h>
+static int cpu_prefetchw; /* 0 not probed yet, 1 no, 2 yes */
+static int cpu_has_prefetchw(void) {
+    int v = __atomic_load_n(&cpu_prefetchw, __ATOMIC_RELAXED);
+    if (HAK_UNLIKELY(v == 0)) {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        v = __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & (1u << 8)) ? 2 : 1;
+        __atomic_store_n(&cpu_prefetchw, v, __ATOMIC_RELAXED);
+    }
+    return v == 2;
+}
+#define HAK_PREFETCHW(pw, p)                                                                       \
+    do {                                                                                           \
+        if (pw)                                                                                    \
+            __asm__ volatile("prefetchw %0" : : "m"(*(const char *)(p)));                          \
+        else                                                                                       \
+            __builtin_prefetch((p), 1, 3);                                                         \
+    } while (0)
 #else
-#define HAK_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
+static int cpu_has_prefetchw(void) {
+    return 1;
+}
+#define HAK_PREFETCHW(pw, p) __builtin_prefetch((p), 1, 3)
 #endif
 
 /* Blocks went onto s->free under the heap lock: due for a purge later.
@@ -230,6 +253,7 @@ bool hak_refill(hak_heap *h, int cls) {
              * carve's write misses" */
             char *p = base, *top = base + (size_t)(n - 1) * size;
             const size_t ahead = s->carved + 2 * n <= s->capacity ? (size_t)n * size : 0;
+            const int pw = cpu_has_prefetchw();
             if ((n - 1) & 1) {
                 ((hak_block *)p)->next = (hak_block *)(p + size);
                 ((hak_block *)p)->key = key;
@@ -237,10 +261,10 @@ bool hak_refill(hak_heap *h, int cls) {
             }
             for (; p != top; p += 2 * size) {
                 hak_block *lo = (hak_block *)p, *hi = (hak_block *)(p + size);
-                HAK_PREFETCHW(p + ahead);
-                HAK_PREFETCHW(p + ahead + 64);
-                HAK_PREFETCHW(p + ahead + size);
-                HAK_PREFETCHW(p + ahead + size + 64);
+                HAK_PREFETCHW(pw, p + ahead);
+                HAK_PREFETCHW(pw, p + ahead + 64);
+                HAK_PREFETCHW(pw, p + ahead + size);
+                HAK_PREFETCHW(pw, p + ahead + size + 64);
                 lo->next = hi;
                 lo->key = key;
                 hi->next = (hak_block *)(p + 2 * size);
