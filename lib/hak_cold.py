@@ -69,19 +69,26 @@ EXTRA_HOT = {"hak_fini", "hak_thread_exit", "hak_ctor", "calloc", "realloc", "re
              "hak_store_take", "hak_store_room", "hak_store_empty", "hak_release_empty",
              "hak_span_release", "hak_purge_delay_ns", "hak_purger_wake_soon",
              # every refill and flush takes the heap lock (hak_span.c SPAN_LOCK)
-             "hak_heap_lock", "hak_heap_unlock"}
+             "hak_heap_lock", "hak_heap_unlock",
+             # every process with a HAKMEM_* variable (the test suite sets one)
+             "knob_set_env", "knob_set_env.constprop.0", "parse_i64"}
 # Read-only data the hot paths never read, into the cold segment after the
 # cold text: the help texts of shm/shm_tables.c (section .rodata.hak_help,
-# hakctl's), and the strings of these objects' .rodata.str1.8: messages
-# printed on errors, malloc_info's XML, the help. (GCC puts strings of 8
-# characters or more there; the short ones, .rodata.str1.1, stay hot: the
-# knobs' names that init reads are among them.) A string moved here that a
+# hakctl's), tables of error texts put in .rodata.hak_cold, and the strings
+# of these objects' .rodata.str1.8 (GCC's longer strings: messages printed
+# on errors, malloc_info's XML); the short ones, .rodata.str1.1, stay hot
+# but for four objects whose are all error texts (the knobs' names that
+# init reads are among the short strings). A string moved here that a
 # hot path does read costs that process a fault and the cold pages, as a
 # cold function would. The symbol-less data is not in callgrind's profile,
 # so this list is kept by hand (docs/allocator.md, "The hot segment's room").
-COLD_RODATA = ["*(.rodata.hak_help)", "*hak_mallinfo.o(.rodata.str1.1 .rodata.str1.8)"] + [
+COLD_RODATA = ["*(.rodata.hak_help .rodata.hak_cold)", "*hak_mallinfo.o(.rodata.str1.1 .rodata.str1.8)"] + [
     f"*{obj}(.rodata.str1.8)" for obj in
-    ("hak_api.o", "hak_new.o", "hak_large.o", "hak_os.o", "hak_knobs.o", "hak_publish.o")]
+    ("hak_api.o", "hak_new.o", "hak_large.o", "hak_os.o", "hak_knobs.o", "hak_publish.o")] + [
+    # these objects' short strings too: their error messages, and new_fail's
+    # dlsym names
+    f"*{obj}(.rodata.str1.1)" for obj in ("hak_api.o", "hak_new.o", "hak_span.o")] + [
+    "*hak_report.o(.rodata.str1.1 .rodata.cst2)"]  # hak_log's and hak_fatal's, cold
 
 
 def ran_functions(out_files, unnamed=False):
