@@ -51,20 +51,44 @@ WARM_WORKLOADS = [
 ]
 # timed or racy: a thread's exit, the purger's tick, remote frees
 EXTRA_WARM = {"heap_leave", "hak_starter_tidy", "hak_purger_thread_exit", "hak_purger_tick",
-              "hak_remote_drain", "remote_publish", "hak_knobs_lease_check"}
+              "hak_remote_drain", "remote_publish", "hak_knobs_lease_check",
+              # the aligned entry points (800 bytes): no standard row runs them, and
+              # with them the hot segment took 12 pages, without them 11 (a page
+              # less in every process); a program that calls them maps the warm
+              # text's 3 pages, which threaded and longer ones map anyway
+              "posix_memalign", "aligned_alloc", "memalign", "hak_alloc_aligned",
+              "hak_alloc_aligned.part.0"}
 # run at exit or on a thread's exit, which callgrind may not see, and the
 # entry points small programs commonly call (C and C++)
 EXTRA_HOT = {"hak_fini", "hak_thread_exit", "hak_ctor", "calloc", "realloc", "reallocarray",
-             "posix_memalign", "aligned_alloc", "memalign", "malloc_usable_size", "hak_free_slow",
-             "hak_free_slow.part.0", "_Znwm", "_Znam", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm",
-             "new_fail", "hak_alloc_aligned", "hak_alloc_aligned.part.0",
+             "malloc_usable_size", "hak_free_slow", "hak_free_slow.part.0",
+             "_Znwm", "_Znam", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm",
              # the first slow paths of a program that keeps allocating and freeing,
              # some of them timed (callgrind runs slower)
              "hak_tbin_grow", "hak_flush", "hak_flush_list", "flush_n", "hak_store_put",
              "hak_store_take", "hak_store_room", "hak_store_empty", "hak_release_empty",
              "hak_span_release", "hak_purge_delay_ns", "hak_purger_wake_soon",
              # every refill and flush takes the heap lock (hak_span.c SPAN_LOCK)
-             "hak_heap_lock", "hak_heap_unlock"}
+             "hak_heap_lock", "hak_heap_unlock",
+             # every process with a HAKMEM_* variable (the test suite sets one)
+             "knob_set_env", "knob_set_env.constprop.0", "parse_i64"}
+# Read-only data the hot paths never read, into the cold segment after the
+# cold text: the help texts of shm/shm_tables.c (section .rodata.hak_help,
+# hakctl's), tables of error texts put in .rodata.hak_cold, and the strings
+# of these objects' .rodata.str1.8 (GCC's longer strings: messages printed
+# on errors, malloc_info's XML); the short ones, .rodata.str1.1, stay hot
+# but for four objects whose are all error texts (the knobs' names that
+# init reads are among the short strings). A string moved here that a
+# hot path does read costs that process a fault and the cold pages, as a
+# cold function would. The symbol-less data is not in callgrind's profile,
+# so this list is kept by hand (docs/allocator.md, "The hot segment's room").
+COLD_RODATA = ["*(.rodata.hak_help .rodata.hak_cold)", "*hak_mallinfo.o(.rodata.str1.1 .rodata.str1.8)"] + [
+    f"*{obj}(.rodata.str1.8)" for obj in
+    ("hak_api.o", "hak_new.o", "hak_large.o", "hak_os.o", "hak_knobs.o", "hak_publish.o")] + [
+    # these objects' short strings too: their error messages, and new_fail's
+    # dlsym names
+    f"*{obj}(.rodata.str1.1)" for obj in ("hak_api.o", "hak_new.o", "hak_span.o")] + [
+    "*hak_report.o(.rodata.str1.1 .rodata.cst2)"]  # hak_log's and hak_fatal's, cold
 
 
 def ran_functions(out_files, unnamed=False):
@@ -113,10 +137,10 @@ def ran_in(workloads, unnamed=False):
         return ran_functions(glob.glob(f"{tmp}/cg.*"), unnamed)
 
 
-def write_section(out, name, secs):
-    out.write(f"  {name} (ALIGN(0x1000) + 0x1000) :\n  {{\n")
+def write_section(out, name, secs, align="(ALIGN(0x1000) + 0x1000) "):
+    out.write(f"  {name} {align}:\n  {{\n")
     for sec in secs:
-        out.write(f"    *({sec})\n")
+        out.write(f"    {sec if sec.startswith('*') else f'*({sec})'}\n")
     out.write("  }\n")
 
 
@@ -125,7 +149,11 @@ def main():
     if len(hot) < 20:
         sys.exit("hak_cold.py: callgrind saw too few functions run; is valgrind installed?")
     warm = (ran_in(WARM_WORKLOADS, unnamed=True) | EXTRA_WARM) - hot
-    objs = sorted(o for o in glob.glob("lib/hak_*.o") if not o.endswith(".tsan.o"))
+    # shm/'s objects too (libhakshm.a, built with -ffunction-sections): the
+    # segment's creation and publishing run in every process that lives
+    # 50 ms, its clean-up and the names' parsing in few
+    objs = sorted(o for o in glob.glob("lib/hak_*.o") + glob.glob("shm/shm_*.o")
+                  if not o.endswith(".tsan.o"))
     cold, warm_secs = [], []
     for sec in sorted(function_sections(objs)):
         name = sec[len(".text."):]
@@ -141,10 +169,12 @@ def main():
                   " * ones (thread exit, remote frees, the purger: most threaded or longer\n"
                   " * programs run them), then the cold. After .rodata: with\n"
                   " * -z noseparate-code (lib/lib.mk) headers, hot text and .rodata share one\n"
-                  " * segment, and .eh_frame (read only to unwind) follows the cold text. */\n")
+                  " * segment, and .eh_frame (read only to unwind) follows the cold text,\n"
+                  " * after the read-only data no hot path reads (COLD_RODATA). */\n")
         out.write("SECTIONS\n{\n")
         write_section(out, ".text.hak_warm", warm_secs)
         write_section(out, ".text.hak_cold", cold)
+        write_section(out, ".rodata.hak_cold", COLD_RODATA, align="")
         out.write("}\nINSERT AFTER .rodata;\n")
     print(f"lib/hak_cold.ld: {len(warm_secs)} warm and {len(cold)} cold function sections, "
           f"{len(hot)} functions run")

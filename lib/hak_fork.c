@@ -72,7 +72,7 @@ static struct hak_forkpage forkpage_static HAK_SPARSE_BSS("forkpage_static");
 struct hak_forkpage *hak_forkpage_ptr = &forkpage_static;
 static bool forkpage_wiped; /* the kernel wipes it (4.14 and later) */
 
-HAK_COLD void hak_forkpage_init(void) {
+HAK_COLD void hak_forkpage_init(pid_t me) {
     int e = errno;
     struct hak_forkpage *p =
         hak_sys_mmap(NULL, HAK_OS_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -81,7 +81,6 @@ HAK_COLD void hak_forkpage_init(void) {
         __atomic_store_n(&hak_forkpage_ptr, p, __ATOMIC_RELEASE);
     }
     errno = e;
-    pid_t me = hak_sys_getpid();
     struct hak_forkpage *fp = HAK_FORKPAGE();
     atomic_store_explicit(&fp->ident, me, memory_order_relaxed);
     atomic_store_explicit(&fp->settled, me, memory_order_release);
@@ -161,7 +160,7 @@ HAK_COLD static void fork_child(void) {
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
-void hak_fork_init(void) {
-    atomic_store_explicit(&handled_pid, hak_sys_getpid(), memory_order_relaxed);
+void hak_fork_init(pid_t me) {
+    atomic_store_explicit(&handled_pid, me, memory_order_relaxed);
     pthread_atfork(NULL, NULL, fork_child);
 }

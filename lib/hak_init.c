@@ -19,7 +19,7 @@ static _Atomic pid_t init_pid HAK_LOADED_PAGE; /* 0 not started, else the proces
 static atomic_int init_done HAK_LOADED_PAGE;
 static __thread int init_here; /* this thread is in init (survives fork, unlike a tid) */
 
-static void init_run(void);
+static void init_run(pid_t me);
 
 /* An entry of the auxiliary vector, read above the initial stack's argv
  * and envp, found from __libc_stack_end (argc's address): libc's getauxval
@@ -65,7 +65,7 @@ void hak_init(void) {
         if (p != 0 && p != me && HAK_READY()) return;
         if (p != me && atomic_compare_exchange_strong(&init_pid, &p, me)) {
             init_here = 1;
-            init_run();
+            init_run(me);
             init_here = 0;
             atomic_store(&init_done, 1);
             return;
@@ -74,10 +74,10 @@ void hak_init(void) {
     }
 }
 
-static void init_run(void) {
+static void init_run(pid_t me) {
     {
         int z = 0;
-        hak_forkpage_init(); /* before anything that may take a lock or a slow path */
+        hak_forkpage_init(me); /* before anything that may take a lock or a slow path */
         hak_class_init();
         hak_shm_layout_compute(&hak_layout);
         const uintptr_t *rnd = at_random();
@@ -87,7 +87,7 @@ static void init_run(void) {
             &hak_ready, 1, memory_order_release); /* malloc works from here: the rest may recurse */
         hak_publish_init();
         hak_tkey_ready = pthread_key_create(&hak_tkey, hak_thread_exit) == 0;
-        hak_fork_init();
+        hak_fork_init(me);
         /* a heap made during the recursion above counts in the segment too */
         if (hak_tls.heap) {
             hak_heap_bind_counters(hak_tls.heap, false);

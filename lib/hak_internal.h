@@ -396,23 +396,36 @@ struct hak_heap {
     pid_t pages_tid;
 };
 
-/* Effective knob values, process-private, already clamped. 32-bit: every
- * knob's range fits (checked below), and the table is among the globals a
- * process touches at start: 64-bit values took 5.9 KiB of .bss, and the
- * small .bss ran onto a fourth page (docs/allocator.md, "Fixed resident
- * memory"). Read as int64_t, as the code that reads them was written for. */
+/* Effective knob values, process-private, already clamped. The table is
+ * among the globals a process touches at start, so it is kept small: 32-bit
+ * values (every knob's range fits, checked below; read as int64_t, as the
+ * code that reads them was written for), a value per class only for the
+ * class knobs, which come first in HAK_KNOB_TABLE (checked below), one for
+ * each global knob. 645 bytes; a row of HAK_NUM_CLASSES for every knob took
+ * 3,300 (64-bit, 5.9 KiB) and the small .bss ran onto a third page, a fault
+ * and a dirty page more in every process (docs/allocator.md, "Fixed
+ * resident memory" and "The hot segment's room"). */
+#define HAK_CLASS_KNOBS 2
+#define HAK_KNOB_SLOTS (HAK_CLASS_KNOBS * HAK_NUM_CLASSES + HAK_NUM_KNOBS - HAK_CLASS_KNOBS)
 struct hak_knobs {
-    int32_t val[HAK_NUM_KNOBS][HAK_NUM_CLASSES];
-    uint8_t owner[HAK_NUM_KNOBS][HAK_NUM_CLASSES];
+    int32_t val[HAK_KNOB_SLOTS];
+    uint8_t owner[HAK_KNOB_SLOTS];
 };
+/* knob k's value for class c (c is 0 for a global knob) */
+static inline int hak_knob_slot(int k, int c) {
+    return k < HAK_CLASS_KNOBS ? k * HAK_NUM_CLASSES + c
+                               : HAK_CLASS_KNOBS * HAK_NUM_CLASSES + k - HAK_CLASS_KNOBS;
+}
 #define HAK_KNOB_FITS(id, name, scope, def, min, max, ...)                                         \
     _Static_assert((def) >= INT32_MIN && (min) >= INT32_MIN && (max) <= INT32_MAX,                 \
-                   "knob " name " does not fit struct hak_knobs' int32_t");
+                   "knob " name " does not fit struct hak_knobs' int32_t");                        \
+    _Static_assert((HAK_KNOB_##id < HAK_CLASS_KNOBS) == ((scope) == HAK_SCOPE_CLASS),              \
+                   "knob " name ": the class knobs come first (HAK_CLASS_KNOBS)");
 HAK_KNOB_TABLE(HAK_KNOB_FITS)
 #undef HAK_KNOB_FITS
 extern struct hak_knobs hak_knobs;
-#define HAK_KNOB(id) ((int64_t)hak_knobs.val[HAK_KNOB_##id][0])
-#define HAK_KNOB_CLS(id, c) ((int64_t)hak_knobs.val[HAK_KNOB_##id][c])
+#define HAK_KNOB(id) ((int64_t)hak_knobs.val[hak_knob_slot(HAK_KNOB_##id, 0)])
+#define HAK_KNOB_CLS(id, c) ((int64_t)hak_knobs.val[hak_knob_slot(HAK_KNOB_##id, (c))])
 
 /* Process globals */
 extern uintptr_t hak_key;
@@ -650,7 +663,8 @@ bool hak_tbin_grow(struct hak_tbin *bin);
  * the environment, the daemon or hakctl is kept as set. Caps go back to the
  * knob whenever knobs are applied again (hak_knobs_apply_tls). */
 static inline uint32_t hak_tbin_cap_max(int cls, uint32_t cap) {
-    if (cap == 0 || hak_knobs.owner[HAK_KNOB_FAST_CAP][cls] != HAK_OWNER_DEFAULT) return cap;
+    if (cap == 0 || hak_knobs.owner[hak_knob_slot(HAK_KNOB_FAST_CAP, cls)] != HAK_OWNER_DEFAULT)
+        return cap;
     return hak_cls_grow_cap[cls] > cap ? hak_cls_grow_cap[cls] : cap;
 }
 
@@ -867,8 +881,9 @@ extern uint64_t hak_publish_after;
 void hak_publish_after_fork(void);
 
 /* fork (hak_fork.c) */
-void hak_forkpage_init(void); /* first thing at start-up */
-void hak_fork_init(void);
+/* me: the process's pid, read once by hak_init (a system call: 1.3 us) */
+void hak_forkpage_init(pid_t me); /* first thing at start-up */
+void hak_fork_init(pid_t me);
 void hak_fork_reset_orphans(void);
 /* A process whose fork child handler did not run (the raw fork system
  * call): glibc's own locks (thread stacks, TLS) may be held by lost threads

@@ -155,8 +155,8 @@ HAK_EXPORT int HAK_API(malloc_info)(int options, FILE *fp) {
 static void knob_set(int k, int64_t v) {
     hak_fork_check(); /* a fork child publishes into its own segment, not its parent's */
     if (hak_shm) hak_knobs_reload(); /* take a tool's pending change first */
-    hak_knobs.val[k][0] = (int32_t)hak_knob_clamp(k, v);
-    hak_knobs.owner[k][0] = HAK_OWNER_MANUAL;
+    hak_knobs.val[hak_knob_slot(k, 0)] = (int32_t)hak_knob_clamp(k, v);
+    hak_knobs.owner[hak_knob_slot(k, 0)] = HAK_OWNER_MANUAL;
     hak_publish_knobs();
 }
 

@@ -53,19 +53,22 @@ static __attribute__((noinline)) uint64_t read_start_time(void) {
 
 /* One line on stderr, without stdio or strerror (either may allocate). */
 static __attribute__((noinline)) void say_no_segment(int err) {
+    /* the texts in the array, in cold read-only data (lib/hak_cold.ld) */
     static const struct {
         int e;
-        const char *why;
-    } whys[] = {{ENOSPC, "no space"},
-                {ENOMEM, "out of memory"},
-                {EFBIG, "file size limit (ulimit -f)"},
-                {ENOENT, "no /dev/shm"},
-                {EROFS, "/dev/shm is read-only"},
-                {EACCES, "/dev/shm not writable"},
-                {EPERM, "/dev/shm not writable"},
-                {EEXIST, "its name is taken: another user's, or another pid namespace's"},
-                {EMFILE, "too many open files"}};
-    const char *why = "system error";
+        char why[64];
+    } whys[] __attribute__((section(".rodata.hak_cold"))) = {
+        {0, "system error"},
+        {ENOSPC, "no space"},
+        {ENOMEM, "out of memory"},
+        {EFBIG, "file size limit (ulimit -f)"},
+        {ENOENT, "no /dev/shm"},
+        {EROFS, "/dev/shm is read-only"},
+        {EACCES, "/dev/shm not writable"},
+        {EPERM, "/dev/shm not writable"},
+        {EEXIST, "its name is taken: another user's, or another pid namespace's"},
+        {EMFILE, "too many open files"}};
+    const char *why = whys[0].why;
     if (said || !hak_shm_enabled) return;
     said = 1;
     for (size_t i = 0; i < sizeof whys / sizeof whys[0]; i++)

@@ -30,7 +30,7 @@ static uint64_t seg_peak_ns;
  * daemon) is kept as set. Caller holds seg_cache_lock. */
 static int cache_cap_locked(void) {
     int knob = HAK_KNOB(SEG_CACHE);
-    if (hak_knobs.owner[HAK_KNOB_SEG_CACHE][0] != HAK_OWNER_DEFAULT) return knob;
+    if (hak_knobs.owner[hak_knob_slot(HAK_KNOB_SEG_CACHE, 0)] != HAK_OWNER_DEFAULT) return knob;
     int extra = seg_peak - seg_in_use;
     if (extra > (int)hak_knob_defs[HAK_KNOB_SEG_CACHE].max)
         extra = (int)hak_knob_defs[HAK_KNOB_SEG_CACHE].max;

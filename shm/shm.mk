@@ -1,4 +1,5 @@
 # shm/: the segment definition, compiled into libhakmem, hakctl and hakmemd.
+# -ffunction-sections: for libhakmem's hot/warm/cold split (lib/hak_cold.py).
 SHM_SRCS := shm/shm_tables.c shm/shm_create.c shm/shm_validate.c shm/shm_attach.c shm/shm_status.c shm/shm_access.c \
             shm/shm_lease.c shm/shm_sum.c
 SHM_OBJS := $(SHM_SRCS:.c=.o)
@@ -8,7 +9,7 @@ $(SHM_LIB): $(SHM_OBJS)
 	$(AR) rcs $@ $^
 
 shm/%.o: shm/%.c shm/hakmem_shm.h shm/shm_private.h
-	$(CC) $(CFLAGS) -fvisibility=hidden -c -o $@ $<
+	$(CC) $(CFLAGS) -fvisibility=hidden -ffunction-sections -c -o $@ $<
 
 ALL_TARGETS += $(SHM_LIB)
 CLEAN += $(SHM_OBJS) $(SHM_LIB)

@@ -14,12 +14,23 @@
 const uint32_t hak_class_size[HAK_NUM_CLASSES] = {HAK_CLASS_TABLE(HAK_CLASS_SIZE)};
 const uint8_t hak_class_span[HAK_NUM_CLASSES] = {HAK_CLASS_TABLE(HAK_CLASS_SPAN)};
 
+/* The help texts (1.4 KiB) are read by hakctl and hakmemd, never by the
+ * allocator: in a section of their own, which lib/hak_cold.ld puts in
+ * libhakmem's cold segment, out of the hot one every process maps (as
+ * string literals they would share .rodata.str* with the knobs' names,
+ * which init reads). Elsewhere .rodata.* takes them as usual. */
+#define HAK_HELP_SECTION __attribute__((section(".rodata.hak_help")))
+#define HAK_KNOB_HELP(id, name, scope, def, min, max, unit, env, help)                             \
+    static const char knob_help_##id[] HAK_HELP_SECTION = help;
+HAK_KNOB_TABLE(HAK_KNOB_HELP)
 #define HAK_KNOB_DEF(id, name, scope, def, min, max, unit, env, help)                              \
-    [HAK_KNOB_##id] = {name, scope, def, min, max, unit, env, help},
+    [HAK_KNOB_##id] = {name, scope, def, min, max, unit, env, knob_help_##id},
 const struct hak_knob_def hak_knob_defs[HAK_NUM_KNOBS] = {HAK_KNOB_TABLE(HAK_KNOB_DEF)};
 
+#define HAK_CTR_HELP_TEXT(id, name, help) static const char ctr_help_##id[] HAK_HELP_SECTION = help;
+HAK_CTR_TABLE(HAK_CTR_HELP_TEXT)
 #define HAK_CTR_NAME(id, name, help) [HAK_CTR_##id] = name,
-#define HAK_CTR_HELP(id, name, help) [HAK_CTR_##id] = help,
+#define HAK_CTR_HELP(id, name, help) [HAK_CTR_##id] = ctr_help_##id,
 const char *const hak_ctr_names[HAK_NUM_CTRS] = {HAK_CTR_TABLE(HAK_CTR_NAME)};
 const char *const hak_ctr_help[HAK_NUM_CTRS] = {HAK_CTR_TABLE(HAK_CTR_HELP)};
 
