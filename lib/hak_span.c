@@ -51,37 +51,15 @@ static inline bool big_cls(int cls) {
 #define SPAN_LOCK(h) hak_heap_lock(h)
 #define SPAN_UNLOCK(h) hak_heap_unlock(h)
 
-/* Prefetch for write (the line comes exclusive: no second request to
- * upgrade it): prefetchw, where CPUID says the CPU has it (leaf 0x80000001,
- * ECX bit 8: AMD since K6-2, Intel since Broadwell). Elsewhere prefetcht0
- * (__builtin_prefetch for write without -mprfchw), which every x86-64 has:
- * that older cores ignore 0F 0D is not something to bet a malloc on.
- * Probed at the first carve (a benign race: every thread writes the same). */
-#if defined(__x86_64__)
-#include <cpuid.h>
-static int cpu_prefetchw; /* 0 not probed yet, 1 no, 2 yes */
-static int cpu_has_prefetchw(void) {
-    int v = __atomic_load_n(&cpu_prefetchw, __ATOMIC_RELAXED);
-    if (HAK_UNLIKELY(v == 0)) {
-        unsigned a = 0, b = 0, c = 0, d = 0;
-        v = __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & (1u << 8)) ? 2 : 1;
-        __atomic_store_n(&cpu_prefetchw, v, __ATOMIC_RELAXED);
-    }
-    return v == 2;
-}
-#define HAK_PREFETCHW(pw, p)                                                                       \
-    do {                                                                                           \
-        if (pw)                                                                                    \
-            __asm__ volatile("prefetchw %0" : : "m"(*(const char *)(p)));                          \
-        else                                                                                       \
-            __builtin_prefetch((p), 1, 3);                                                         \
-    } while (0)
-#else
-static int cpu_has_prefetchw(void) {
-    return 1;
-}
-#define HAK_PREFETCHW(pw, p) __builtin_prefetch((p), 1, 3)
-#endif
+/* Prefetch for the carve's writes. __builtin_prefetch for write, built
+ * without -mprfchw: prefetcht0, which every x86-64 has. prefetchw (the
+ * line fetched exclusive) is not on every x86-64 (CPUID 0x80000001 ECX bit
+ * 8), and the CPUID gate that chose it made GCC duplicate the carve loop,
+ * 185 bytes that put the hot segment back on its 12th page; it timed the
+ * same (thread_churn 30 4 14 40 128 1, bench/ab_rate.py, 11 runs: 561
+ * against 557 per CPU-second): a line nobody else caches comes exclusive
+ * on a read miss anyway, and a carve's fresh lines are such lines. */
+#define HAK_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
 
 /* Blocks went onto s->free under the heap lock: due for a purge later.
  * A big class's block carries the time in its stamp (hak_block_stamp), so
@@ -253,7 +231,6 @@ bool hak_refill(hak_heap *h, int cls) {
              * carve's write misses" */
             char *p = base, *top = base + (size_t)(n - 1) * size;
             const size_t ahead = s->carved + 2 * n <= s->capacity ? (size_t)n * size : 0;
-            const int pw = cpu_has_prefetchw();
             if ((n - 1) & 1) {
                 ((hak_block *)p)->next = (hak_block *)(p + size);
                 ((hak_block *)p)->key = key;
@@ -261,10 +238,10 @@ bool hak_refill(hak_heap *h, int cls) {
             }
             for (; p != top; p += 2 * size) {
                 hak_block *lo = (hak_block *)p, *hi = (hak_block *)(p + size);
-                HAK_PREFETCHW(pw, p + ahead);
-                HAK_PREFETCHW(pw, p + ahead + 64);
-                HAK_PREFETCHW(pw, p + ahead + size);
-                HAK_PREFETCHW(pw, p + ahead + size + 64);
+                HAK_PREFETCH_W(p + ahead);
+                HAK_PREFETCH_W(p + ahead + 64);
+                HAK_PREFETCH_W(p + ahead + size);
+                HAK_PREFETCH_W(p + ahead + size + 64);
                 lo->next = hi;
                 lo->key = key;
                 hi->next = (hak_block *)(p + 2 * size);
