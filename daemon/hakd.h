@@ -268,5 +268,7 @@ int hakd_metrics_fds(int *fds, int max); /* client fds to poll */
 void hakd_metrics_serve(struct hakd_state *st, int fd);
 void hakd_status_write(struct hakd_state *st, int up); /* up 0: stopping */
 pid_t hakd_status_predecessor(const char *path);       /* a gone daemon's pid in it, or 0 */
+/* processes this daemon manages; *others: those another daemon's lease holds */
+int hakd_count_managed(const struct hakd_state *st, int *others);
 
 #endif

@@ -150,11 +150,7 @@ static void page(struct hakd_state *st, struct buf *b) {
     out(b, "hakmemd_bpf_enabled %d\n", st->bpf_on);
     head(b, "hakmemd_cpu_seconds_total", "counter", "CPU time of the daemon itself");
     out(b, "hakmemd_cpu_seconds_total %.3f\n", cpu);
-    int managed = 0, others = 0;
-    for (int i = 0; i < st->nprocs; i++) {
-        managed += st->procs[i]->managed;
-        others += st->procs[i]->other_daemon != 0;
-    }
+    int others, managed = hakd_count_managed(st, &others);
     head(b, "hakmemd_processes", "gauge", "processes managed");
     out(b, "hakmemd_processes %d\n", managed);
     head(b, "hakmemd_processes_other_daemon", "gauge",

@@ -31,6 +31,16 @@ pid_t hakd_status_predecessor(const char *path) {
     return p;
 }
 
+int hakd_count_managed(const struct hakd_state *st, int *others) {
+    int managed = 0;
+    *others = 0;
+    for (int i = 0; i < st->nprocs; i++) {
+        managed += st->procs[i]->managed;
+        *others += st->procs[i]->other_daemon != 0;
+    }
+    return managed;
+}
+
 static int last_minute(const struct hakd_state *st) {
     uint64_t now = hakd_now_ns();
     int n = 0;
@@ -41,11 +51,7 @@ static int last_minute(const struct hakd_state *st) {
 
 void hakd_status_write(struct hakd_state *st, int up) {
     char tmp[600];
-    int managed = 0, others = 0;
-    for (int i = 0; i < st->nprocs; i++) {
-        managed += st->procs[i]->managed;
-        others += st->procs[i]->other_daemon != 0;
-    }
+    int others, managed = hakd_count_managed(st, &others);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "hakmemd_status", 1);
     cJSON_AddBoolToObject(o, "up", up);

@@ -53,9 +53,7 @@ static void knob_set_env(int k, int cls_from, int cls_to, const char *env) {
         knob_complain(env, false);
         return;
     }
-    /* hak_knob_clamp's test, here: that function is cold text */
-    const struct hak_knob_def *d = &hak_knob_defs[k];
-    int64_t c = v < d->min ? d->min : v > d->max ? d->max : v;
+    int64_t c = hak_knob_clamp(k, v);
     if (c != v) knob_complain(env, true);
     for (int cls = cls_from; cls <= cls_to; cls++) {
         hak_knobs.val[hak_knob_slot(k, cls)] = (int32_t)c; /* clamped: fits */

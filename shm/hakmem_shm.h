@@ -294,7 +294,12 @@ void hak_shm_layout_compute(struct hak_shm_layout *l);
 
 /* Class-dependent knob default (for defs with def == -1). */
 int64_t hak_knob_default(int knob, int cls);
-int64_t hak_knob_clamp(int knob, int64_t v);
+/* v within knob's range. Inline: the allocator clamps environment values
+ * at start in hot text, and a call would map a cold page for it. */
+static inline int64_t hak_knob_clamp(int knob, int64_t v) {
+    const struct hak_knob_def *d = &hak_knob_defs[knob];
+    return v < d->min ? d->min : v > d->max ? d->max : v;
+}
 
 /* ---------------------------------------------------- writer (allocator)
  * Async-signal-free, malloc-free: safe inside the allocator.

@@ -110,11 +110,6 @@ int64_t hak_knob_default(int knob, int cls) {
     return hak_knob_clamp(knob, v);
 }
 
-int64_t hak_knob_clamp(int knob, int64_t v) {
-    const struct hak_knob_def *d = &hak_knob_defs[knob];
-    return v < d->min ? d->min : v > d->max ? d->max : v;
-}
-
 int hak_knob_lookup(const char *name) {
     for (int k = 0; k < HAK_NUM_KNOBS; k++)
         if (strcmp(hak_knob_defs[k].name, name) == 0) return k;
