@@ -20,10 +20,11 @@
  * 136-144 (64, 20, 52-60); with headers, hot text and .rodata in one
  * segment and the segment map's top TiB among the hot globals 120-128 (52,
  * 20, 48-56); with .rodata no hot path reads out of that segment and the
- * knob table compact 112-116 (52, 16-20, 40-44). The bounds leave 8-12 KiB (total), a page
- * (library) and two pages (segment) for another compiler or libc, and fail the session's start
- * (136-144, library 64), the single text segment (164-168) and the layout before ABI 2 (segment 56
- * KiB, total 192). */
+ * knob table compact 112-116 (52, 16-20, 40-44). The bounds leave 8-12 KiB
+ * (total), a page (library) and two pages (segment) for another compiler or
+ * libc, and fail the session's start (136-144, library 64), the single text
+ * segment (164-168) and the layout before ABI 2 (segment 56 KiB, total
+ * 192). */
 #include "testutil.h"
 
 #include <link.h>
