@@ -107,7 +107,8 @@ static void lease_all(struct hakd_state *st, uint64_t ms) {
         hakd_bus_jmp = &jb;
         uint64_t until = 0;
         /* ENOENT: an ABI 1.0 segment */
-        if (hak_shm_lease_renew(&p->view, me, ms, &until) == HAK_SHM_OK) p->lease_mine = until;
+        if (hak_shm_lease_renew(&p->view, me, st->lease_tag, ms, &until) == HAK_SHM_OK)
+            p->lease_mine = until;
         hakd_bus_jmp = NULL;
     }
 }
@@ -121,19 +122,24 @@ static void lease_all(struct hakd_state *st, uint64_t ms) {
  * profile) while that lease runs, and takes it when the lease runs out
  * (the other stopped, or died: a lease_ms later). Two that claimed it in
  * the same moment, each having written before seeing the other's lease,
- * settle it by pid: the lower keeps it. The leases of this daemon's own
+ * settle it by pid, then tag: the lower keeps it. A daemon is its pid and
+ * its tag together: a copy of a segment it manages (a fork child's)
+ * carries both, and another daemon with the same pid (in another pid
+ * namespace) has another tag. The leases of this daemon's own
  * predecessor (same status file, gone: a crash and restart) are taken over
  * at once. A --dry-run daemon writes nothing, so it neither holds a lease
  * nor yields: it says what it would do. */
 static void claim(const struct hakd_state *st, struct hakd_proc *p) {
-    pid_t other = 0;
+    pid_t other = 0, me = getpid();
+    uint32_t tag = 0;
     uint64_t until = 0;
-    int live = hak_shm_lease_read(&p->view, &other, &until);
-    /* our pid: ours too (a copy of a segment we manage carries our lease) */
-    int foreign = live == 1 && until != p->lease_mine && other != getpid();
-    if (foreign && p->lease_mine && other > getpid())
-        foreign = 0; /* a tie: the lower pid keeps it */
-    if (foreign && other == st->predecessor) {
+    int live = hak_shm_lease_read(&p->view, &other, &tag, &until);
+    int ours = other == me && tag == st->lease_tag;
+    int foreign = live == 1 && until != p->lease_mine && !ours;
+    if (foreign && p->lease_mine && (other > me || (other == me && tag > st->lease_tag)))
+        foreign = 0; /* a tie: the lower keeps it */
+    if (foreign && other == st->predecessor &&
+        (!st->predecessor_tag || tag == st->predecessor_tag)) {
         if (p->lease_mine == 0)
             hakd_log(HAKD_INFO, "pid %d (%s): taking over the lease of hakmemd %d, gone before me",
                      p->pid, p->exe, (int)other);

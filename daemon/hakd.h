@@ -189,7 +189,9 @@ struct hakd_state {
     unsigned ndt;
     uint64_t rule_count[HAKD_RULES_MAX];
     uint64_t started_ns;
-    pid_t predecessor; /* the gone daemon whose status file this one took over, or 0 */
+    pid_t predecessor;        /* the gone daemon whose status file this one took over, or 0 */
+    uint32_t predecessor_tag; /* its lease tag (0: its status file had none) */
+    uint32_t lease_tag;       /* drawn at start, never 0: this daemon in a lease (apply.c) */
 };
 
 /* ------------------------------------------------------------ discover */
@@ -267,7 +269,8 @@ void hakd_metrics_close(void);
 int hakd_metrics_fds(int *fds, int max); /* client fds to poll */
 void hakd_metrics_serve(struct hakd_state *st, int fd);
 void hakd_status_write(struct hakd_state *st, int up); /* up 0: stopping */
-pid_t hakd_status_predecessor(const char *path);       /* a gone daemon's pid in it, or 0 */
+/* the gone daemon named in it: pid (0: none or alive) and lease tag */
+void hakd_status_predecessor(const char *path, pid_t *pid, uint32_t *tag);
 /* processes this daemon manages; *others: those another daemon's lease holds */
 int hakd_count_managed(const struct hakd_state *st, int *others);
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -164,6 +165,15 @@ static int parse_args(int argc, char **argv, struct opts *o) {
 /* ------------------------------------------------------------------ tick */
 static struct hakd_decision decisions[HAKD_MAX_DECISIONS];
 
+/* This daemon's identity in a lease beside its pid (apply.c, claim): pids
+ * repeat across pid namespaces, 32 random bits practically do not. */
+static uint32_t draw_lease_tag(void) {
+    uint32_t t = 0;
+    if (getrandom(&t, sizeof t, GRND_NONBLOCK) != (ssize_t)sizeof t)
+        t = (uint32_t)(hakd_now_ns() ^ ((uint64_t)getpid() << 16));
+    return t ? t : 1;
+}
+
 static void proc_exited(pid_t pid, void *arg) {
     hakd_discover_exit(arg, pid);
 }
@@ -247,7 +257,8 @@ int main(int argc, char **argv) {
     else
         snprintf(status_path, sizeof status_path, "%s/status.json", st.state_dir);
     st.status_path = status_path;
-    st.predecessor = hakd_status_predecessor(status_path);
+    hakd_status_predecessor(status_path, &st.predecessor, &st.predecessor_tag);
+    st.lease_tag = draw_lease_tag();
 
     int lfd = -1;
     if (o.metrics && (lfd = hakd_metrics_open(o.metrics, err, sizeof err)) < 0) {

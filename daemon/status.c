@@ -11,24 +11,32 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The pid in the status file a daemon before this one left (at path), if
- * that daemon is gone; else 0. Its leases are this daemon's to take over at
- * once: same status file, same daemon, restarted (apply.c, claim). */
-pid_t hakd_status_predecessor(const char *path) {
+/* The daemon a status file names (pid and lease tag), if it is gone; else
+ * pid 0. Its leases are this daemon's to take over at once: same status
+ * file, same daemon, restarted (apply.c, claim). */
+void hakd_status_predecessor(const char *path, pid_t *pid, uint32_t *tag) {
+    *pid = 0;
+    *tag = 0;
     FILE *f = fopen(path, "re");
-    if (!f) return 0;
+    if (!f) return;
     char buf[4096];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
     cJSON *o = cJSON_Parse(buf);
-    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
-    pid_t p = cJSON_IsNumber(pid) && pid->valuedouble > 1 && pid->valuedouble < 1 << 30
-                  ? (pid_t)pid->valuedouble
+    const cJSON *jp = cJSON_GetObjectItemCaseSensitive(o, "pid");
+    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(o, "lease_tag");
+    pid_t p = cJSON_IsNumber(jp) && jp->valuedouble > 1 && jp->valuedouble < 1 << 30
+                  ? (pid_t)jp->valuedouble
                   : 0;
+    /* a status file from before the tag: the pid alone, as then */
+    uint32_t t = cJSON_IsNumber(jt) && jt->valuedouble >= 0 && jt->valuedouble < 4294967296.0
+                     ? (uint32_t)jt->valuedouble
+                     : 0;
     cJSON_Delete(o);
-    if (p == getpid() || (p && kill(p, 0) == 0) || (p && errno != ESRCH)) return 0; /* alive */
-    return p;
+    if (p == getpid() || (p && kill(p, 0) == 0) || (p && errno != ESRCH)) return; /* alive */
+    *pid = p;
+    *tag = t;
 }
 
 int hakd_count_managed(const struct hakd_state *st, int *others) {
@@ -56,6 +64,7 @@ void hakd_status_write(struct hakd_state *st, int up) {
     cJSON_AddNumberToObject(o, "hakmemd_status", 1);
     cJSON_AddBoolToObject(o, "up", up);
     cJSON_AddNumberToObject(o, "pid", getpid());
+    cJSON_AddNumberToObject(o, "lease_tag", st->lease_tag);
     cJSON_AddNumberToObject(o, "updated", (double)time(NULL));
     cJSON_AddNumberToObject(o, "uptime_s", (double)(hakd_now_ns() - st->started_ns) / 1e9);
     cJSON_AddNumberToObject(o, "interval_ms", st->cfg.interval_ms);

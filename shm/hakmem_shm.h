@@ -244,7 +244,10 @@ struct hak_shm_header {
      * whose owner is daemon back to its default, so a dead daemon leaves no
      * stale tuning. 0 = no lease. */
     volatile int32_t daemon_pid;
-    uint32_t _pad4;
+    /* Which daemon that is: a random tag it draws at start (0: one that
+     * predates the tag, in what was padding). A pid alone does not say:
+     * daemons in different pid namespaces can have the same one. */
+    volatile uint32_t daemon_tag;
     volatile uint64_t lease_ns;
 };
 /* Size of an ABI 1.0 header: the smallest a reader accepts. */
@@ -449,12 +452,14 @@ void hak_shm_request_trim(struct hak_shm_view *v);
 /* The daemon's lease (ABI 1.1; HAK_SHM_ENOENT for an older segment):
  * renew it for lease_ms from now (0 ends it at once; *until_ns, if given,
  * gets the value written), or read it: 1 valid, 0 expired or none; daemon
- * pid, milliseconds left and, if given, the raw lease_ns (which daemon wrote
- * it last: each renewal writes a value of its own). shm_lease.c */
-int hak_shm_lease_renew(struct hak_shm_view *v, pid_t daemon, uint64_t lease_ms,
+ * pid, milliseconds left and, if given, the daemon's tag and the raw
+ * lease_ns (which daemon wrote it last: each renewal writes a value of its
+ * own). shm_lease.c */
+int hak_shm_lease_renew(struct hak_shm_view *v, pid_t daemon, uint32_t tag, uint64_t lease_ms,
                         uint64_t *until_ns);
 int hak_shm_lease_get(const struct hak_shm_view *v, pid_t *daemon, uint64_t *left_ms);
-int hak_shm_lease_read(const struct hak_shm_view *v, pid_t *daemon, uint64_t *until_ns);
+int hak_shm_lease_read(const struct hak_shm_view *v, pid_t *daemon, uint32_t *tag,
+                       uint64_t *until_ns);
 /* Every counter in ctrs[0..n) of every class, summed over all slots in one
  * pass: out[i * cslots + c], cslots = *ncls_out (classes + large). Pages of
  * the segment that were never written (tmpfs holes) are skipped, not read:
