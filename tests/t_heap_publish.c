@@ -4,7 +4,8 @@
  *
  * 100 threads start at once, each mallocs 12 blocks of 16..1024 B, writes
  * them and waits, all before the process has lived the segment's
- * publishing delay (50 ms; if they could not, the test skips). Then the
+ * publishing delay (50 ms; if they could not, on a loaded machine, the
+ * test runs again in a new process, up to 8 times, then skips). Then the
  * main thread makes the process publish (tu_attach_self: slow paths until
  * the segment is there) and measures the minor faults of that step. The
  * publication copies each idle heap's private counters into its slot, and
@@ -62,7 +63,8 @@ static void *idle_worker(void *arg) {
     return NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
     double t0 = now_ms();
     tu_init("t_heap_publish");
     if (!hakmem_loaded()) {
@@ -86,9 +88,11 @@ int main(void) {
         hak_shm_detach(&v); /* there already: the heaps were made in it */
         skip = 1;
     }
+    const char *t = getenv("T_HEAP_PUBLISH_TRY");
+    int tries = t ? atoi(t) : 1;
     if (skip) {
-        printf("SKIP: the threads took %.1f ms to start (the publishing delay is 50 ms)\n",
-               started);
+        printf("%s: the threads took %.1f ms to start (the publishing delay is 50 ms)%s\n",
+               tries < 8 ? "try" : "SKIP", started, tries < 8 ? ": again" : "");
     } else {
         long f0 = minflt();
         REQUIRE(tu_attach_self(&v) == 0);
@@ -112,5 +116,14 @@ int main(void) {
     pthread_mutex_unlock(&lock);
     for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
     pthread_attr_destroy(&attr);
+    if (skip) { /* a process publishes once: another try is another process */
+        if (tries < 8) {
+            char n[16];
+            snprintf(n, sizeof n, "%d", tries + 1);
+            setenv("T_HEAP_PUBLISH_TRY", n, 1);
+            fflush(stdout);
+            execv("/proc/self/exe", argv);
+        }
+    }
     return skip ? 77 : tu_done();
 }
