@@ -15,8 +15,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The pids we judge come from /proc or from segment names read through it,
+ * so /proc has the last word: a process whose pid namespace is below the
+ * one /proc was mounted for (`unshare -p -f` without --mount-proc) gets
+ * ESRCH from kill() for every process /proc lists outside it, and gc would
+ * call their segments stale. */
 int shm_process_exists(pid_t pid) {
-    return kill(pid, 0) == 0 || errno != ESRCH;
+    if (kill(pid, 0) == 0 || errno != ESRCH) return 1;
+    char path[32];
+    struct stat st;
+    snprintf(path, sizeof path, "/proc/%d", (int)pid);
+    return stat(path, &st) == 0;
 }
 
 /* Process state and start time (fields 3 and 22 of /proc/PID/stat); the

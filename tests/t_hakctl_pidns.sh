@@ -6,6 +6,9 @@
 # pid in our namespace (found through /proc), gc keeps
 # it while its process runs, and removes it once the namespace is gone
 # (provably dead). (issue 11, item 6)
+# The other way round: hakctl in a pid namespace below ours that still sees
+# our /proc (`unshare -p -f` without --mount-proc), where kill() says ESRCH
+# for every process of ours: gc must not call our live segments stale.
 . "$(dirname "$0")/hakctl_lib.sh"
 need_hakctl
 [ "$(id -u)" = 0 ] || skip "needs root (unshare --pid)"
@@ -56,4 +59,14 @@ seg_exists 1 || fail "the killed process should leave its segment"
 run "$HAKCTL" gc --verbose
 expect 0 "removed $f (process gone)"
 ! seg_exists 1 || fail "gc kept the segment of a dead namespace"
+
+workload -t 1 -s 60
+run unshare -p -f "$HAKCTL" gc --dry-run --verbose
+expect 0
+! grep -q "hakmem.$WPID" "$T/out" || { cat "$T/out"; fail "gc from a pid namespace below ours calls live $WPID stale"; }
+run unshare -p -f "$HAKCTL" ps
+expect 0
+grep -q "^ *$WPID .* wl\|^ *$WPID .*hakctl_workl" "$T/out" && ! grep -q "^ *$WPID .*stale" "$T/out" ||
+    { cat "$T/out"; fail "ps from a pid namespace below ours does not list $WPID live"; }
+echo "ok: from a pid namespace below ours (our /proc), gc keeps and ps lists live $WPID"
 echo PASS
