@@ -65,7 +65,7 @@ static __attribute__((noinline)) void say_no_segment(int err) {
         {ENOENT, "no /dev/shm"},
         {EROFS, "/dev/shm is read-only"},
         {EACCES, "/dev/shm not writable"},
-        {EPERM, "/dev/shm not writable"},
+        {EPERM, "not permitted: /dev/shm, or a sandbox's system call filter"},
         {EEXIST, "its name is taken: another user's, or another pid namespace's"},
         {EMFILE, "too many open files"}};
     const char *why = whys[0].why;

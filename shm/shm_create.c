@@ -244,8 +244,11 @@ int hak_shm_reserve(struct hak_shm_header *h, uint64_t off, uint64_t len) {
     if (last / 64 >= RESERVED_WORDS) return errno = EINVAL, -1;
     if (reserved_all(first, last)) return 0;
     if (hak_sys_madvise((char *)h + off, end - off, MADV_POPULATE_WRITE) != 0) {
-        if (errno != EINVAL || own_fd < 0) return errno = ENOMEM, -1;
-        /* kernels before 5.14: allocate the file's pages, if the fd is still ours */
+        /* EINVAL: kernels before 5.14; EPERM, ENOSYS: a seccomp filter that
+         * refuses madvise. Then allocate the file's pages, if the fd is still
+         * ours. Else (ENOMEM, EFAULT: no memory for them) say out of memory. */
+        if ((errno != EINVAL && errno != EPERM && errno != ENOSYS) || own_fd < 0)
+            return errno = ENOMEM, -1;
         struct stat st;
         if (fstat(own_fd, &st) != 0 || (uint64_t)st.st_size != own_len) return errno = EBADF, -1;
         if (fallocate(own_fd, 0, (off_t)off, (off_t)(end - off)) != 0) return -1;
