@@ -304,7 +304,9 @@ HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size) {
         } else {
             p = alloc_alone(h, n, &fresh);
         }
-        if (p && !fresh) memset(p, 0, n); /* a new mapping is zero already: don't touch it */
+        /* a new mapping is zero already: don't touch it; a reused one, only
+         * where it is resident */
+        if (p && !fresh) hak_os_zero(p, n);
         return p;
     }
     void *p = hak_alloc_fast(n);

@@ -554,6 +554,10 @@ void *hak_os_map_offset(size_t size, size_t align, size_t off); /* (p + off) % a
 void hak_os_unmap(void *p, size_t size);
 void *hak_os_map_at(void *at, size_t size); /* exactly at at, or NULL */
 void hak_os_purge(void *p, size_t size);
+/* memset(p, 0, n) that leaves pages not resident alone (dropped instead):
+ * for blocks of at least HAK_ZERO_PROBE_MIN in their own pages */
+void hak_os_zero(void *p, size_t n);
+#define HAK_ZERO_PROBE_MIN (128u << 10)
 uint64_t hak_now_ns(void);
 /* clock_gettime through the vDSO itself, not libc's wrapper (hak_os.c) */
 int hak_clock(clockid_t clock, struct timespec *ts);
