@@ -19,6 +19,7 @@
  * gets its memory back within about two purge delays. */
 #include "hak_internal.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -235,10 +236,8 @@ static void *large_map(size_t need) {
     return p;
 }
 
-/* Grows l (not cached, not live) to need bytes: in place, or moved with
- * mremap to a new 4 MiB-aligned range (page tables move, not bytes).
- * Returns the header, or NULL with l untouched. */
-static hak_large *large_grow(hak_large *l, size_t need) {
+/* large_grow's work; errno as the failed system calls left it. */
+static hak_large *large_grow_1(hak_large *l, size_t need) {
     size_t old = l->map_size;
     void *to = mremap(l, old, need, 0); /* grow where it lies */
     if (to == MAP_FAILED) {
@@ -269,6 +268,19 @@ static hak_large *large_grow(hak_large *l, size_t need) {
     hak_usage_large(0, (long)(need - old));
     l->map_size = need;
     return l;
+}
+
+/* Grows l (not cached, not live) to need bytes: in place, or moved with
+ * mremap to a new 4 MiB-aligned range (page tables move, not bytes).
+ * Returns the header, or NULL with l untouched. errno is left unchanged
+ * either way: the in-place try fails with ENOMEM whenever the next range is
+ * taken, and a realloc that then succeeds must not show it (glibc's does
+ * not; a caller that fails sets ENOMEM itself). */
+static hak_large *large_grow(hak_large *l, size_t need) {
+    int e = errno;
+    hak_large *g = large_grow_1(l, need);
+    errno = e;
+    return g;
 }
 
 /* A cached mapping for need bytes (split or grown to fit), or NULL. */

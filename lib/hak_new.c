@@ -2,7 +2,8 @@
  * pointer ever crosses heaps. Written in C under their mangled names so
  * libhakmem needs no libstdc++. A failing throwing new calls the program's
  * new_handler, then throws std::bad_alloc through libstdc++ (which any
- * program calling operator new has loaded). */
+ * program calling operator new has loaded). A failing nothrow new does the
+ * same inside libstdc++'s own nothrow new, which catches the throw. */
 #include "hak_alloc.h"
 
 #include <dlfcn.h>
@@ -11,10 +12,14 @@
 typedef void (*new_handler_fn)(void);
 typedef new_handler_fn (*get_new_handler_fn)(void);
 
+static new_handler_fn new_handler(void) {
+    get_new_handler_fn get = (get_new_handler_fn)dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
+    return get ? get() : NULL;
+}
+
 static void *new_fail(size_t n, size_t align) {
     for (;;) {
-        get_new_handler_fn get = (get_new_handler_fn)dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
-        new_handler_fn handler = get ? get() : NULL;
+        new_handler_fn handler = new_handler();
         if (!handler) break;
         handler();
         void *p = align ? hak_alloc_aligned(align, n) : hak_alloc_fast(n);
@@ -36,6 +41,26 @@ static inline void *new_aligned_throw(size_t n, size_t a) {
     return HAK_LIKELY(p != NULL) ? p : new_fail(n, a);
 }
 
+/* A nothrow new that found no memory. The standard makes it the ordinary
+ * new (the new_handler called until memory comes, or it throws or is
+ * removed) returning NULL where that throws; a program's handler may free
+ * a reserve, or throw. The throw must be caught, which C cannot do:
+ * libstdc++'s nothrow new (the one after ours, RTLD_NEXT) is a try around
+ * ::operator new, which is ours again (new_throw, new_fail). Without a
+ * handler (or without libstdc++) it is NULL at once, as before. */
+typedef void *(*nothrow_fn)(size_t, const void *);
+typedef void *(*nothrow_aligned_fn)(size_t, size_t, const void *);
+
+static void *nothrow_fail(const char *name, size_t n, const void *t) {
+    nothrow_fn next = new_handler() ? (nothrow_fn)dlsym(RTLD_NEXT, name) : NULL;
+    return next ? next(n, t) : NULL;
+}
+
+static void *nothrow_aligned_fail(const char *name, size_t n, size_t a, const void *t) {
+    nothrow_aligned_fn next = new_handler() ? (nothrow_aligned_fn)dlsym(RTLD_NEXT, name) : NULL;
+    return next ? next(n, a, t) : NULL;
+}
+
 /* operator new(size_t) / new[](size_t) */
 HAK_EXPORT void *_Znwm(size_t n) {
     return new_throw(n);
@@ -45,12 +70,12 @@ HAK_EXPORT void *_Znam(size_t n) {
 }
 /* nothrow */
 HAK_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *t) {
-    (void)t;
-    return hak_alloc_fast(n);
+    void *p = hak_alloc_fast(n);
+    return HAK_LIKELY(p != NULL) ? p : nothrow_fail("_ZnwmRKSt9nothrow_t", n, t);
 }
 HAK_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *t) {
-    (void)t;
-    return hak_alloc_fast(n);
+    void *p = hak_alloc_fast(n);
+    return HAK_LIKELY(p != NULL) ? p : nothrow_fail("_ZnamRKSt9nothrow_t", n, t);
 }
 /* aligned (C++17) */
 HAK_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) {
@@ -60,12 +85,16 @@ HAK_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) {
     return new_aligned_throw(n, a);
 }
 HAK_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) {
-    (void)t;
-    return hak_alloc_aligned(a, n);
+    void *p = hak_alloc_aligned(a, n);
+    return HAK_LIKELY(p != NULL)
+               ? p
+               : nothrow_aligned_fail("_ZnwmSt11align_val_tRKSt9nothrow_t", n, a, t);
 }
 HAK_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) {
-    (void)t;
-    return hak_alloc_aligned(a, n);
+    void *p = hak_alloc_aligned(a, n);
+    return HAK_LIKELY(p != NULL)
+               ? p
+               : nothrow_aligned_fail("_ZnamSt11align_val_tRKSt9nothrow_t", n, a, t);
 }
 
 /* delete: plain, sized, nothrow, aligned, aligned sized, aligned nothrow */

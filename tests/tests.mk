@@ -22,6 +22,8 @@ tests/bin/t_%: tests/t_%.c $(TEST_HDRS) | tests/bin
 # their mmap() (and madvise()) stand in for libc's in the preloaded allocator
 tests/bin/t_segmap_nomem: TEST_LDLIBS += -rdynamic
 tests/bin/t_fork_lost_holder tests/bin/t_fork_raw_tid tests/bin/t_fork_raw_drain: TEST_LDLIBS += -rdynamic
+# the C++ operators and std::set_new_handler, called by their mangled names
+tests/bin/t_api_new_nothrow: TEST_LDLIBS += -lstdc++
 
 tests/bin/detect_helper: tests/detect_helper.c | tests/bin
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LDLIBS)
