@@ -195,6 +195,7 @@ static void heap_idle_give_back(hak_heap *h, bool purge) {
         uint32_t kept;
         hak_release_empty(h, c, &kept);
     }
+    hak_heap_unpin(h); /* its kept spans just went too */
     if (purge) hak_segment_purge(h, true);
 }
 

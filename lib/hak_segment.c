@@ -165,8 +165,11 @@ static void segment_free(hak_heap *h, hak_segment *seg) {
     hak_lock(&seg_cache_lock);
     in_use_add_locked(-1);
     /* beyond the knob, a segment is cached for its address space only: its
-     * pages go back now, so the demand-sized part never raises the peak */
-    bool extra = seg_cache_n >= HAK_KNOB(SEG_CACHE) && seg_cache_n < cache_cap_locked();
+     * pages go back now, so the demand-sized part never raises the peak.
+     * Pooled heaps' segments kept for their small spans (heap_leave) count
+     * in the knob: resident and idle as cached ones are */
+    bool extra = seg_cache_n + atomic_load(&hak_pinned_heaps) >= HAK_KNOB(SEG_CACHE) &&
+                 seg_cache_n < cache_cap_locked();
     hak_unlock(&seg_cache_lock);
     if (extra) dirty_purge(seg, 0, 0, true); /* ours alone: not cached yet */
     hak_lock(&seg_cache_lock);
