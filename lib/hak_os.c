@@ -122,7 +122,9 @@ void hak_os_zero(void *p, size_t n) {
     char *a = p, *end = a + n;
     char *pa = (char *)(((uintptr_t)a + 4095) & ~(uintptr_t)4095);
     char *pe = (char *)((uintptr_t)end & ~(uintptr_t)4095);
-    if (n < HAK_ZERO_PROBE_MIN || pe <= pa) {
+    /* HAKMEM_SHM=0 with HAKMEM_BACKGROUND=0: glibc's system calls only
+     * (a sandbox that kills on any other, docs/allocator.md "Sandboxes") */
+    if (n < HAK_ZERO_PROBE_MIN || pe <= pa || (!hak_shm_enabled && !HAK_KNOB(BACKGROUND))) {
         memset(p, 0, n);
         return;
     }
