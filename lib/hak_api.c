@@ -136,6 +136,20 @@ void *hak_alloc_slow(size_t n) {
 }
 
 static void *alloc_slow(size_t n) {
+    if (n > HAK_SMALL_MAX && n <= HAK_CLASS_MAX) {
+        /* an empty cache of a big class: the stash's top batch, if any */
+        hak_heap *q = hak_tls.heap; /* no settling after a fork: the stash takes no lock */
+        int cls = hak_mid_class(n);
+        struct hak_tbin *bin = &hak_tls.bins[cls];
+        if (q && hak_stash_take(q, bin, cls)) {
+            hak_block *b = bin->head;
+            bin->head = b->next;
+            bin->room++;
+            b->key = 0;
+            HAK_BIN_CTR(bin, ALLOCS)++;
+            return b;
+        }
+    }
     hak_heap *h = hak_heap_get();
     if (!h) {
         errno = ENOMEM;
@@ -193,6 +207,21 @@ static inline int live_small_class_quick(void *p) {
 
 void hak_free_slow(void *p) {
     if (!p) return;
+    /* A full cache of a big class: its colder half to the stash, p on top,
+     * checked as the fast path checks it (the flush that takes the blocks
+     * to their spans checks the rest) */
+    int q = live_small_class_quick(p);
+    if (q >= HAK_PURGE_CLS_MIN && hak_tls.bins[q].room == 0 && hak_tls.heap &&
+        hak_stash_put(hak_tls.heap, &hak_tls.bins[q], q)) {
+        struct hak_tbin *bin = &hak_tls.bins[q];
+        hak_block *b = p;
+        b->next = bin->head;
+        b->key = hak_key;
+        bin->head = b;
+        bin->room--;
+        HAK_BIN_CTR(bin, FREES)++;
+        return;
+    }
     int cls = live_small_class(p, "free(): invalid pointer");
     if (HAK_UNLIKELY(hak_tls.exited && !hak_tls.heap)) {
         /* glibc frees thread state after our destructor ran: no new heap for
