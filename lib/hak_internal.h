@@ -716,6 +716,10 @@ void hak_store_empty(hak_heap *h, int cls); /* the owner: all back to the spans 
  * half there, an empty one takes a half back, each one exchange (owner,
  * its own bin, no lock held); false: the ordinary flush or refill. The
  * purge takes every stash of h (heap lock held); the owner empties one. */
+/* Classes with a stash: 5-32 KiB (HAK_PURGE_CLS_MIN up to class 39, 32768
+ * B), whose default caches hold 8 blocks or more; a cache of fewer blocks
+ * (a knob) has none. The slow paths of other sizes do not look. */
+enum { HAK_STASH_CLS_END = 40, HAK_STASH_SIZE_MAX = 32768, HAK_STASH_MIN_CAP = 8 };
 bool hak_stash_put(hak_heap *h, struct hak_tbin *bin, int cls);
 bool hak_stash_take(hak_heap *h, struct hak_tbin *bin, int cls);
 bool hak_stash_purge(hak_heap *h, bool force); /* whether some stash holds blocks */

@@ -174,7 +174,7 @@ void hak_store_empty(hak_heap *h, int cls) {
 #ifndef HAK_STASH_CAPS
 #define HAK_STASH_CAPS 2
 #endif
-enum { STASH_MIN_CAP = 8, STASH_CAPS = HAK_STASH_CAPS };
+enum { STASH_CAPS = HAK_STASH_CAPS };
 
 static struct hak_store *stash_of(hak_heap *h, int cls) {
     struct hak_store *all = h->store; /* the owner made it: no acquire */
@@ -182,7 +182,8 @@ static struct hak_store *stash_of(hak_heap *h, int cls) {
 }
 
 static bool stash_class(const struct hak_tbin *bin, int cls) {
-    return cls >= HAK_PURGE_CLS_MIN && bin->cap >= STASH_MIN_CAP && bin->cap == bin->cap_max;
+    return cls >= HAK_PURGE_CLS_MIN && cls < HAK_STASH_CLS_END && bin->cap >= HAK_STASH_MIN_CAP &&
+           bin->cap == bin->cap_max;
 }
 
 static void stash_moved(hak_heap *h) {
@@ -274,6 +275,7 @@ bool hak_stash_purge(hak_heap *h, bool force) {
     struct hak_store *all = stores_of(h);
     bool left = false;
     for (int i = 0; all && i < HAK_STORE_N; i++) {
+        if (HAK_PURGE_CLS_MIN + i >= HAK_STASH_CLS_END) break;
         if (!atomic_load_explicit(&all[i].stash, memory_order_relaxed)) continue;
         if (!force) {
             left = true;
