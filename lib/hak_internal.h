@@ -321,14 +321,14 @@ extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec"))
  * flushed, kept whole for the next refill, under the heap lock, where the
  * purger reaches them (a thread cache it cannot). */
 struct hak_store {
-    hak_block *head; /* chain of the heap's own free blocks (keyed) */
-    uint32_t n;
+    hak_block *head;  /* chain of the heap's own free blocks (keyed) */
     uint64_t used_ns; /* last put or take (coarse clock): idle since then */
     /* the stash (hak_stash_put): halves of the owner's full cache, moved
      * whole, unchecked, without the heap lock. The owner takes it with an
      * exchange and stores it back; anyone else only exchanges it for NULL
      * (a trim, an idle owner's drain: hak_stash_purge) */
     hak_block *_Atomic stash;
+    uint32_t n;
     uint32_t stash_n; /* the owner's count of it (0 again when its exchange finds none) */
 };
 #define HAK_STORE_N (HAK_NUM_CLASSES - HAK_PURGE_CLS_MIN)

@@ -28,7 +28,7 @@
 enum { STORE_BYTES = 256 << 10, STORE_MIN = 8 };
 
 /* The heap's stores are made at its first flush of a big class (most
- * threads never have one: 768 bytes a heap), by the owner under the heap
+ * threads never have one: 1 KiB a heap), by the owner under the heap
  * lock, where the purger reads the pointer too; release and acquire say
  * so to a reader that looks without it. */
 static struct hak_store *stores_of(hak_heap *h) {
