@@ -136,6 +136,20 @@ void *hak_alloc_slow(size_t n) {
 }
 
 static void *alloc_slow(size_t n) {
+    if (n > 4096 && n <= HAK_STASH_SIZE_MAX) {
+        /* an empty cache of a class with a stash: its top batch, if any */
+        hak_heap *q = hak_tls.heap; /* no settling after a fork: the stash takes no lock */
+        int cls = hak_mid_class(n);
+        struct hak_tbin *bin = &hak_tls.bins[cls];
+        if (bin->cap >= HAK_STASH_MIN_CAP && q && hak_stash_take(q, bin, cls)) {
+            hak_block *b = bin->head;
+            bin->head = b->next;
+            bin->room++;
+            b->key = 0;
+            HAK_BIN_CTR(bin, ALLOCS)++;
+            return b;
+        }
+    }
     hak_heap *h = hak_heap_get();
     if (!h) {
         errno = ENOMEM;
@@ -193,6 +207,24 @@ static inline int live_small_class_quick(void *p) {
 
 void hak_free_slow(void *p) {
     if (!p) return;
+    /* A full cache of a class with a stash (hak_store.c): its colder half
+     * goes there, p on top, checked as the fast path checks it (the flush
+     * that takes the blocks to their spans checks the rest). A cap of 8 or
+     * more: never in safe-free mode (cap 0) */
+    unsigned q = hak_pagewin_entry((uintptr_t)p) - 1; /* p's class, or above them all */
+    if (q - HAK_PURGE_CLS_MIN < HAK_STASH_CLS_END - HAK_PURGE_CLS_MIN) {
+        struct hak_tbin *bin = &hak_tls.bins[q];
+        hak_block *b = p;
+        if (bin->room == 0 && bin->cap >= HAK_STASH_MIN_CAP && b->key != hak_key && hak_tls.heap &&
+            hak_stash_put(hak_tls.heap, bin, (int)q)) {
+            b->next = bin->head;
+            b->key = hak_key;
+            bin->head = b;
+            bin->room--;
+            HAK_BIN_CTR(bin, FREES)++;
+            return;
+        }
+    }
     int cls = live_small_class(p, "free(): invalid pointer");
     if (HAK_UNLIKELY(hak_tls.exited && !hak_tls.heap)) {
         /* glibc frees thread state after our destructor ran: no new heap for

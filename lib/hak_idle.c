@@ -220,7 +220,9 @@ bool hak_heaps_drain_idle(void) {
     for (int c = 0; c < HAK_NUM_CSLOTS; c++) rows[c] = hak_tls.bins[c].ctr;
     for (; h; h = h->all_next) {
         if (h->shared) continue; /* the starter: hak_starter_tidy */
-        uint32_t polls = __atomic_load_n(&h->polls, __ATOMIC_RELAXED);
+        /* slow paths, and moves to and from its stashes (no poll) */
+        uint32_t polls = __atomic_load_n(&h->polls, __ATOMIC_RELAXED) +
+                         __atomic_load_n(&h->stash_ops, __ATOMIC_RELAXED);
         bool remote = atomic_load_explicit(&h->remote_spans, memory_order_relaxed) != NULL;
         if (polls != h->bg_polls || !h->bg_seen_ns) {
             h->bg_polls = polls, h->bg_seen_ns = now, h->bg_done = 0;

@@ -321,9 +321,15 @@ extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec"))
  * flushed, kept whole for the next refill, under the heap lock, where the
  * purger reaches them (a thread cache it cannot). */
 struct hak_store {
-    hak_block *head; /* chain of the heap's own free blocks (keyed) */
-    uint32_t n;
+    hak_block *head;  /* chain of the heap's own free blocks (keyed) */
     uint64_t used_ns; /* last put or take (coarse clock): idle since then */
+    /* the stash (hak_stash_put): halves of the owner's full cache, moved
+     * whole, unchecked, without the heap lock. The owner takes it with an
+     * exchange and stores it back; anyone else only exchanges it for NULL
+     * (a trim, an idle owner's drain: hak_stash_purge) */
+    hak_block *_Atomic stash;
+    uint32_t n;
+    uint32_t stash_n; /* the owner's count of it (0 again when its exchange finds none) */
 };
 #define HAK_STORE_N (HAK_NUM_CLASSES - HAK_PURGE_CLS_MIN)
 /* Thread-cache decay (hak_tcache.c): what the owner saw of each of its
@@ -373,7 +379,8 @@ struct hak_heap {
     _Atomic(hak_span *) remote_spans;
     uint32_t refills_since_drain;
     uint32_t polls;
-    uint64_t purge_ns;              /* next time dirty pages are due */
+    uint32_t stash_ops; /* the owner's stash moves: activity without a poll (the purger reads it) */
+    uint64_t purge_ns;  /* next time dirty pages are due */
     _Atomic uint64_t trim_answered; /* the trim epoch its owner last gave memory back for */
     int pool_run;                   /* in the pool: longest run of free pages in its segments */
     uint32_t starter_bytes;         /* a new thread's: bytes it still refills from the starter
@@ -724,6 +731,18 @@ void hak_store_put(hak_heap *h, int cls, hak_block *first, hak_block *last, uint
 uint32_t hak_store_take(hak_heap *h, int cls, uint32_t max, hak_block **head);
 bool hak_store_purge(hak_heap *h, uint64_t now, uint64_t delay, bool force);
 void hak_store_empty(hak_heap *h, int cls); /* the owner: all back to the spans */
+/* The stash (hak_store.c): a full cache of a big class moves its colder
+ * half there, an empty one takes a half back, each one exchange (owner,
+ * its own bin, no lock held); false: the ordinary flush or refill. The
+ * purge takes every stash of h (heap lock held); the owner empties one. */
+/* Classes with a stash: 5-32 KiB (HAK_PURGE_CLS_MIN up to class 39, 32768
+ * B), whose default caches hold 8 blocks or more; a cache of fewer blocks
+ * (a knob) has none. The slow paths of other sizes do not look. */
+enum { HAK_STASH_CLS_END = 40, HAK_STASH_SIZE_MAX = 32768, HAK_STASH_MIN_CAP = 8 };
+bool hak_stash_put(hak_heap *h, struct hak_tbin *bin, int cls);
+bool hak_stash_take(hak_heap *h, struct hak_tbin *bin, int cls);
+bool hak_stash_purge(hak_heap *h, bool force); /* whether some stash holds blocks */
+void hak_stash_empty(hak_heap *h, int cls);
 /* a stored block back on its span's free list, stamped (hak_span.c) */
 void hak_span_take_back(hak_heap *h, hak_block *b, uint64_t stamp);
 /* Thread-cache decay (hak_tcache.c): a refill or an overflow of class cls

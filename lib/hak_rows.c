@@ -356,6 +356,8 @@ static void bin_open(int c, uint64_t *row) {
     if (c >= HAK_NUM_CLASSES) return; /* HAK_CLS_NONE's bin: the large class's row, no room */
     uint32_t cap = hak_safe_free || !row ? 0 : (uint32_t)HAK_KNOB_CLS(FAST_CAP, c);
     uint32_t count = hak_tbin_count(bin);
+    /* a stash's batches (half the old cap each) may not fit the new one */
+    if (c >= HAK_PURGE_CLS_MIN && cap < bin->cap && hak_tls.heap) hak_stash_empty(hak_tls.heap, c);
     if (count > cap && hak_tls.heap) hak_flush(hak_tls.heap, c, cap);
     count = hak_tbin_count(bin);
     bin->cap_max = hak_tbin_cap_max(c, cap);

@@ -474,8 +474,9 @@ void hak_span_release(hak_heap *h, hak_span *s) {
  * the heap lock. Returns whether dirty pages remain. */
 static bool purge_locked(hak_heap *h, bool force, bool owner) {
     uint64_t now = hak_now_ns(), delay = hak_purge_delay_ns();
+    bool left = hak_stash_purge(h, force); /* force: a trim, an idle owner's drain */
     /* the owner's small classes: on force (trim), or while it stamps them */
-    bool left = hak_store_purge(h, now, delay, force); /* its blocks: due at once */
+    left |= hak_store_purge(h, now, delay, force); /* its blocks: due at once */
     left |= hak_span_purge_free(h, now, delay, force, owner && (force || h->lock_small));
     for (hak_segment *seg = h->segs; seg; seg = seg->next)
         left |= dirty_purge(seg, now, delay, force);

@@ -647,13 +647,17 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, boo
  * spans. The most recently freed go (they are the ones in the cache lines
  * just written: the walk that returns them is the walk that finds the cut).
  * A big class's own blocks go to the heap's store (hak_store.c) instead, in
- * one hold of the heap lock for the whole flush; keep 0 (exit, trim) sends
- * the store back to the spans too. */
+ * one hold of the heap lock for the whole flush; keep 0 (exit, trim, the
+ * decay's end of a class) sends the stash and the store back to the spans
+ * too. */
 void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t count = hak_tbin_count(bin);
     bool store = cls >= HAK_PURGE_CLS_MIN && keep > 0;
-    if (cls >= HAK_PURGE_CLS_MIN && keep == 0) hak_store_empty(h, cls);
+    if (cls >= HAK_PURGE_CLS_MIN && keep == 0) {
+        hak_stash_empty(h, cls);
+        hak_store_empty(h, cls);
+    }
     if (count <= keep) return;
     bin->head = flush_n(h, cls, bin->head, count - keep, store);
     bin->room = bin->cap - keep;

@@ -82,5 +82,5 @@ TEST_DEPS += $(TESTS_BIN) $(TEST_HELPERS) bench/bin/adaptive # t_daemon_shortpha
 CLEAN += $(TESTS_BIN) $(TEST_HELPERS) $(TSAN_BINS) $(STATIC_BINS) tests/out/*.log
 
 # tests that read their own counters through the shm library
-tests/bin/t_cache_grow tests/bin/t_purge_fresh tests/bin/t_mid_store tests/bin/t_tcache_decay tests/bin/t_fork_raw_counters tests/bin/t_tcache_receiver tests/bin/t_heap_leave_warm tests/bin/t_heap_leave_light tests/bin/t_heap_publish: tests/bin/%: tests/%.c $(TEST_HDRS) shm/libhakshm.a | tests/bin
+tests/bin/t_cache_grow tests/bin/t_purge_fresh tests/bin/t_mid_store tests/bin/t_mid_stash tests/bin/t_tcache_decay tests/bin/t_fork_raw_counters tests/bin/t_tcache_receiver tests/bin/t_heap_leave_warm tests/bin/t_heap_leave_light tests/bin/t_heap_publish: tests/bin/%: tests/%.c $(TEST_HDRS) shm/libhakshm.a | tests/bin
 	$(CC) $(TEST_CFLAGS) -o $@ $< shm/libhakshm.a $(TEST_LDLIBS)
