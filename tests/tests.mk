@@ -8,7 +8,7 @@
 TESTS_C       := $(sort $(wildcard tests/t_*.c))
 TESTS_BIN     := $(patsubst tests/%.c,tests/bin/%,$(TESTS_C))
 TEST_HELPERS  := tests/bin/detect_helper tests/bin/cxx_churn tests/bin/oom_helper tests/bin/sys_deny
-TEST_HDRS     := tests/testutil.h tests/stress.h tests/fork_watch.h tests/fork_churn.h shm/hakmem_shm.h
+TEST_HDRS     := tests/testutil.h tests/stress.h tests/fork_watch.h tests/fork_churn.h tests/mid_lib.h shm/hakmem_shm.h
 TEST_CFLAGS    = $(CFLAGS) -fno-builtin -Itests
 TEST_CXXFLAGS  = $(CXXFLAGS) -std=gnu++17 -fno-builtin
 TEST_LDLIBS    = $(LDLIBS) -ldl
