@@ -19,17 +19,19 @@
  * leave memory to purge wake it once when it is idle.
  *
  * In programs that already run two or more threads with a heap it starts
- * on the first free and stays. A single-threaded program gets a transient
- * one ("solo") only once a lot has been freed since its last purge
- * (background_solo_mb, 64 MiB): it purges, lingers a purge delay, and exits
- * when nothing new came, so the program is single-threaded again. Why not
- * always, or never: docs/allocator.md "Idle memory".
+ * on the first free (or when a thread that freed exits) and stays while
+ * they run. A single-threaded program gets a transient one ("solo") only
+ * once a lot has been freed since its last purge (background_solo_mb, 64
+ * MiB). Either purges, and once the process is single-threaded and nothing
+ * new came for a purge delay, exits: the program is single-threaded again.
+ * Why not always, or never: docs/allocator.md "Idle memory".
  *
  * HAKMEM_BACKGROUND=0 (knob `background`) keeps it from starting; set to 0
  * later, it stops purging and sleeps. A fork child has no purger (threads
  * do not survive fork): hak_purger_after_fork lets the child start its own. */
 #include "hak_internal.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -161,16 +163,16 @@ static void set_timeout(struct timespec *ts, uint64_t ns) {
     ts->tv_nsec = (long)(ns % 1000000000ull);
 }
 
-/* A solo purger ends when it slept a whole linger (one purge delay) with
+/* A purger ends when it slept a whole linger (one purge delay) with
  * nothing freed and no trim request, and its process is still
- * single-threaded (else it stays, as the multi-threaded purger). */
+ * single-threaded (else it stays while the threads do). */
 static bool solo_done(bool lingered, uint32_t *w, uint32_t seen) {
     return lingered && !atomic_load(&pending) && __atomic_load_n(w, __ATOMIC_ACQUIRE) == seen &&
            atomic_load(&hak_live_threads) < 2;
 }
 
 static void *purger_main(void *arg) {
-    bool solo = (uintptr_t)arg != 0;
+    (void)arg;
     prctl(PR_SET_NAME, "hakmem-purge", 0, 0, 0);
     /* its own cwd/root/umask: the program's thread then holds the only
      * reference, so setns() into a mount namespace keeps working while we
@@ -193,8 +195,11 @@ static void *purger_main(void *arg) {
         if (left) {
             set_timeout(&ts, hak_purge_delay_ns() / 2 + 1000000ull);
             tmo = &ts;
-        } else if (solo && atomic_load(&hak_live_threads) < 2) {
-            /* idle and alone: wait one purge delay for more, then end */
+        } else if (atomic_load(&hak_live_threads) < 2) {
+            /* idle and alone: wait one purge delay for more, then end. Any
+             * purger: one started while threads ran ends too once they are
+             * gone, so the program is single-threaded again (a later big
+             * free starts a solo one, hak_purger_tick) */
             set_timeout(&ts, (uint64_t)HAK_KNOB(PURGE_DELAY_MS) * 1000000ull + 50000000ull);
             tmo = &ts;
             linger = true;
@@ -253,9 +258,52 @@ static void small_lock_end(hak_heap *h) {
     hak_tls.lock_small = 0;
 }
 
-/* Thread exit: a pooled heap has no owner to lock for (it gets a new one). */
+/* Starts the thread; the caller moved state OFF -> RUNNING (so a solo
+ * purger that ends at once stores OFF after this, never before). */
+static void purger_spawn(bool solo) {
+    pthread_attr_t attr;
+    sigset_t all, old;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 << 10);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigfillset(&all); /* the program's signals are never delivered to it */
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* may malloc: we are ready */
+    int err = pthread_create(&thread, &attr, purger_main, (void *)(uintptr_t)solo);
+    if (err == EINVAL) {
+        /* glibc puts the program's static TLS on every thread's stack: with
+         * more than about 60 KiB of it, 64 KiB is too small, and the purger
+         * never started (PURGER_FAILED for good). The default size then:
+         * address space, its untouched pages never resident */
+        pthread_attr_destroy(&attr);
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        err = pthread_create(&thread, &attr, purger_main, (void *)(uintptr_t)solo);
+    }
+    if (!err && solo) HAK_PROC_ADD(BG_SOLO_STARTS, 1);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (err) atomic_store(&state, PURGER_FAILED);
+}
+
+/* Thread exit, before the heap goes to the pool (still ours: the malloc
+ * pthread_create may do works). A pooled heap has no owner to lock for.
+ * Threads that freed and exit start no slow path of anyone's, and the
+ * main thread they leave may only sleep: 8 threads that each freed ten 2
+ * MiB blocks left 128 MiB in the large cache for as long as it slept (the
+ * ticks that start the purger come every 64th slow path). So a thread that
+ * leaves freed memory behind starts the purger if none runs, as a solo one
+ * without the owner's small-class locking: it returns the caches and the
+ * pooled heaps, stays while threads remain, and ends once the process is
+ * single-threaded and idle (as the solo purger does), so a program that
+ * ran its threads and went back to one is single-threaded again. */
 void hak_purger_thread_exit(hak_heap *h) {
     if (hak_tls.lock_small) small_lock_end(h);
+    if (atomic_load_explicit(&state, memory_order_acquire) != PURGER_OFF || !HAK_KNOB(BACKGROUND) ||
+        !atomic_load_explicit(&pending, memory_order_relaxed) || hak_fork_unhandled())
+        return;
+    int z = PURGER_OFF;
+    if (atomic_compare_exchange_strong(&state, &z, PURGER_RUNNING)) purger_spawn(true);
 }
 
 /* Every 64th slow path: start the purger once memory has been given back
@@ -279,19 +327,7 @@ void hak_purger_tick(hak_heap *h) {
      * stores OFF after this, never before */
     if (!atomic_compare_exchange_strong(&state, &z, PURGER_RUNNING)) return;
     if (solo) small_lock_begin(h); /* before the thread: it sees the flag */
-    pthread_attr_t attr;
-    sigset_t all, old;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 64 << 10);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigfillset(&all); /* the program's signals are never delivered to it */
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    /* may malloc: we are ready */
-    int err = pthread_create(&thread, &attr, purger_main, (void *)(uintptr_t)solo);
-    if (!err && solo) HAK_PROC_ADD(BG_SOLO_STARTS, 1);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    if (err) atomic_store(&state, PURGER_FAILED);
+    purger_spawn(solo);
 }
 
 /* Fork child: the purger thread (solo or not) stayed in the parent. */
