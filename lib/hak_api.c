@@ -141,14 +141,8 @@ static void *alloc_slow(size_t n) {
         hak_heap *q = hak_tls.heap; /* no settling after a fork: the stash takes no lock */
         int cls = hak_mid_class(n);
         struct hak_tbin *bin = &hak_tls.bins[cls];
-        if (bin->cap >= HAK_STASH_MIN_CAP && q && hak_stash_take(q, bin, cls)) {
-            hak_block *b = bin->head;
-            bin->head = b->next;
-            bin->room++;
-            b->key = 0;
-            HAK_BIN_CTR(bin, ALLOCS)++;
-            return b;
-        }
+        if (bin->cap >= HAK_STASH_MIN_CAP && q && hak_stash_take(q, bin, cls))
+            return hak_alloc_slow(n); /* the cache's pop, now that it holds blocks */
     }
     hak_heap *h = hak_heap_get();
     if (!h) {
@@ -208,20 +202,16 @@ static inline int live_small_class_quick(void *p) {
 void hak_free_slow(void *p) {
     if (!p) return;
     /* A full cache of a class with a stash (hak_store.c): its colder half
-     * goes there, p on top, checked as the fast path checks it (the flush
-     * that takes the blocks to their spans checks the rest). A cap of 8 or
+     * goes there, then p takes the fast path's push, which now has room
+     * (a doubly freed p comes on here to be reported; the flush that takes
+     * the stashed blocks to their spans checks the rest). A cap of 8 or
      * more: never in safe-free mode (cap 0) */
     unsigned q = hak_pagewin_entry((uintptr_t)p) - 1; /* p's class, or above them all */
     if (q - HAK_PURGE_CLS_MIN < HAK_STASH_CLS_END - HAK_PURGE_CLS_MIN) {
         struct hak_tbin *bin = &hak_tls.bins[q];
-        hak_block *b = p;
-        if (bin->room == 0 && bin->cap >= HAK_STASH_MIN_CAP && b->key != hak_key && hak_tls.heap &&
-            hak_stash_put(hak_tls.heap, bin, (int)q)) {
-            b->next = bin->head;
-            b->key = hak_key;
-            bin->head = b;
-            bin->room--;
-            HAK_BIN_CTR(bin, FREES)++;
+        if (bin->room == 0 && bin->cap >= HAK_STASH_MIN_CAP && ((hak_block *)p)->key != hak_key &&
+            hak_tls.heap && hak_stash_put(hak_tls.heap, bin, (int)q)) {
+            hak_free_fast(p);
             return;
         }
     }
