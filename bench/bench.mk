@@ -1,7 +1,7 @@
 # bench/: workload programs and the runner that compares hakmem with glibc,
 # mimalloc, jemalloc and tcmalloc. Included by the top-level Makefile.
-#   make bench            quick run (< 2 min), writes docs/benchmarks.md + .png
-#   make bench-full       7 runs per allocator, longer workloads
+#   make bench            quick run (~7 min), writes docs/benchmarks.md + .png
+#   make bench-full       7 runs per allocator, longer workloads (~1 hour)
 #   make bench-callgrind  instructions per operation under callgrind
 # The workloads are not part of ALL_TARGETS: plain `make` does not build them.
 
