@@ -387,8 +387,8 @@ struct hak_heap {
                                      * heap before it carves spans of its own (hak_starter.c) */
     bool shared;                    /* the starter heap: no owner, every list under seg_lock */
     bool starter_begun;             /* starter_bytes was set (once a heap: hak_starter_begin) */
-    bool pinned;        /* pooled, its small classes' spans kept in a segment (heap_leave): counted
-                         * in hak_pinned_heaps until an owner takes it or the purger drains it */
+    uint8_t pinned;     /* pooled, its empty spans kept (heap_leave): the segments it holds, counted
+                         * in hak_pinned_segs until an owner takes it or the purger drains it */
     struct hak_tgc tgc; /* its owner's thread-cache decay (hak_tcache.c) */
     struct hak_heap *pool_next; /* abandoned / free pool link */
     struct hak_heap *all_next;  /* every heap ever made */
@@ -661,20 +661,18 @@ uint32_t hak_release_empty_warm(hak_heap *h, int cls, uint32_t *kept);
  * would hold them, and nothing purges an ownerless heap's small spans: 8
  * threads that freed their 10 MB each left 3.3 MiB resident after 3 s idle
  * where 2.4 MiB was, when one 320 B block (glibc's, freed later) kept them.
- * (A heap that kept nothing but its small classes' pages, one segment of
- * them, counts in hak_pinned_heaps, bounded by the cache's knob.) */
+ * (A heap whose empty spans stay for its next owner holds its segments,
+ * counted in hak_pinned_segs, bounded by the cache's knob.) */
 enum { HAK_WARM_SPANS = 8 };
-/* As hak_release_empty_warm, for the classes up to HAK_SMALL_MAX of a heap
- * changing owners that holds no blocks (heap_leave): the kept span, if it
- * lies in home (hak_small_home: the segment holding most of them), is reset
- * to uncarved, so the next owner carves it again from its start, over the
- * OS pages written before; the others go. A class a thread used for a few
- * blocks so keeps its page, resident only where it was carved: given back,
- * the page went through the segment cache, a bigger class's span wrote all
- * of it, and the next owner's few blocks took another page resident
- * throughout (docs/allocator.md, "Round six"). */
-uint32_t hak_release_empty_reset(hak_heap *h, int cls, uint32_t *kept, const hak_segment *home);
-hak_segment *hak_small_home(hak_heap *h);
+/* As hak_release_empty_warm, for a heap changing owners that holds no
+ * blocks (heap_leave): each class's kept span is reset to uncarved, so the
+ * next owner carves it again from its start, over the OS pages written
+ * before; the others go. The heap's layout so passes to its next owner,
+ * which writes the pages its predecessor wrote, each for the same class:
+ * given back, the pages went through the segment cache, other classes'
+ * spans took them with other block boundaries and carved into the OS pages
+ * the last never wrote (docs/allocator.md, "Round six", "Round seven"). */
+uint32_t hak_release_empty_reset(hak_heap *h, int cls, uint32_t *kept);
 bool hak_heap_holds_blocks(hak_heap *h);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
 bool hak_tbin_grow(struct hak_tbin *bin);
@@ -810,9 +808,9 @@ void hak_heaps_mark_idle(uint64_t epoch);
  * a heap's counters moving to the segment), and the threads with a heap */
 extern hak_lock_t hak_pool_lock;
 extern atomic_int hak_live_threads;
-/* Pooled heaps holding a segment for their small classes' kept spans
- * (heap_leave): they count against the segment cache's knob. */
-extern atomic_int hak_pinned_heaps;
+/* Segments that pooled heaps hold for their kept spans (heap_leave): they
+ * count against the segment cache's knob. */
+extern atomic_int hak_pinned_segs;
 void hak_heap_unpin(hak_heap *h);
 
 /* State that hak_heap.c, hak_rows.c and hak_idle.c share (hidden: not

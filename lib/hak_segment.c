@@ -166,9 +166,9 @@ static void segment_free(hak_heap *h, hak_segment *seg) {
     in_use_add_locked(-1);
     /* beyond the knob, a segment is cached for its address space only: its
      * pages go back now, so the demand-sized part never raises the peak.
-     * Pooled heaps' segments kept for their small spans (heap_leave) count
-     * in the knob: resident and idle as cached ones are */
-    bool extra = seg_cache_n + atomic_load(&hak_pinned_heaps) >= HAK_KNOB(SEG_CACHE) &&
+     * Pooled heaps' segments kept for their spans (heap_leave) count in
+     * the knob: resident and idle as cached ones are */
+    bool extra = seg_cache_n + atomic_load(&hak_pinned_segs) >= HAK_KNOB(SEG_CACHE) &&
                  seg_cache_n < cache_cap_locked();
     hak_unlock(&seg_cache_lock);
     if (extra) dirty_purge(seg, 0, 0, true); /* ours alone: not cached yet */

@@ -71,8 +71,7 @@ static inline void free_dirty(hak_span *s, hak_block *list, uint32_t n, uint64_t
     if (!s->free_dirty_ns) s->free_dirty_ns = now;
 }
 
-static uint32_t release_empty(hak_heap *h, int cls, uint32_t *kept, bool warm,
-                              const hak_segment *home) {
+static uint32_t release_empty(hak_heap *h, int cls, uint32_t *kept, bool warm, bool reset) {
     uint32_t released = 0;
     hak_span *keep = NULL; /* warm: the empty span carved furthest */
     *kept = 0;
@@ -94,13 +93,13 @@ static uint32_t release_empty(hak_heap *h, int cls, uint32_t *kept, bool warm,
         released++;
     }
     /* it goes if the class has other spans to refill from; reset (home):
-     * the class's only span stays if it lies in home and has no purged OS
-     * pages (its blocks there would need listing again, hak_span_unpurge) */
-    if (keep && (*kept || (home && (hak_span_purged(keep) || hak_seg_of(keep) != home)))) {
+     * the class's only span stays if it has no purged OS pages (its blocks
+     * there would need listing again, hak_span_unpurge) */
+    if (keep && (*kept || (reset && hak_span_purged(keep)))) {
         partial_remove(h, keep);
         hak_span_release(h, keep);
         released++;
-    } else if (keep && home) {
+    } else if (keep && reset) {
         /* carved again from its start, in address order, over the OS pages
          * the last carve wrote; its old free list is dropped unwalked
          * (every block on it is free: used is 0, no remote list) */
@@ -113,40 +112,11 @@ static uint32_t release_empty(hak_heap *h, int cls, uint32_t *kept, bool warm,
 }
 
 uint32_t hak_release_empty(hak_heap *h, int cls, uint32_t *kept) {
-    return release_empty(h, cls, kept, false, NULL);
+    return release_empty(h, cls, kept, false, false);
 }
 
-uint32_t hak_release_empty_reset(hak_heap *h, int cls, uint32_t *kept, const hak_segment *home) {
-    return release_empty(h, cls, kept, true, home);
-}
-
-/* The segment holding the most of the spans hak_release_empty_reset would
- * keep (the classes up to HAK_SMALL_MAX with no span holding blocks: their
- * empty span carved furthest), or NULL. Caller: the owner, heap locked. */
-hak_segment *hak_small_home(hak_heap *h) {
-    enum { SEGS = 8 };
-    hak_segment *seg[SEGS];
-    int cnt[SEGS], nseg = 0, best = -1;
-    for (int c = 0; hak_class_size[c] <= HAK_SMALL_MAX; c++) {
-        hak_span *keep = NULL;
-        for (hak_span *s = h->partial[c]; s; s = s->next) {
-            if (s->used) {
-                keep = NULL;
-                break;
-            }
-            if (!keep || s->carved > keep->carved) keep = s;
-        }
-        if (!keep || hak_span_purged(keep)) continue;
-        int i = 0;
-        while (i < nseg && seg[i] != hak_seg_of(keep)) i++;
-        if (i == nseg) {
-            if (nseg == SEGS) continue;
-            seg[nseg] = hak_seg_of(keep);
-            cnt[nseg++] = 0;
-        }
-        if (++cnt[i] > (best < 0 ? 0 : cnt[best])) best = i;
-    }
-    return best < 0 ? NULL : seg[best];
+uint32_t hak_release_empty_reset(hak_heap *h, int cls, uint32_t *kept) {
+    return release_empty(h, cls, kept, true, true);
 }
 
 /* Whether h holds blocks out (live, or cached or queued by other threads)
@@ -173,7 +143,7 @@ bool hak_heap_holds_blocks(hak_heap *h) {
  * keeps its empty span carved furthest (hak_release_empty_warm in
  * hak_internal.h says why). */
 uint32_t hak_release_empty_warm(hak_heap *h, int cls, uint32_t *kept) {
-    return release_empty(h, cls, kept, true, NULL);
+    return release_empty(h, cls, kept, true, false);
 }
 
 /* Refill took k listed blocks of a big class from first on: those the
