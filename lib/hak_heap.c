@@ -294,7 +294,7 @@ static void heap_leave(hak_heap *h, bool help) {
     if (keep) { /* the segments a kept span holds (the others went to the cache) */
         nsegs = 0;
         for (hak_segment *s = h->segs; s; s = s->next) nsegs++;
-        h->pinned = (uint8_t)nsegs;
+        h->pinned = (uint16_t)nsegs; /* <= the knob, at most 256 */
         atomic_fetch_add(&hak_pinned_segs, nsegs);
     }
     hak_heap_unlock(h);

@@ -387,7 +387,7 @@ struct hak_heap {
                                      * heap before it carves spans of its own (hak_starter.c) */
     bool shared;                    /* the starter heap: no owner, every list under seg_lock */
     bool starter_begun;             /* starter_bytes was set (once a heap: hak_starter_begin) */
-    uint8_t pinned;     /* pooled, its empty spans kept (heap_leave): the segments it holds, counted
+    uint16_t pinned;    /* pooled, its empty spans kept (heap_leave): the segments it holds, counted
                          * in hak_pinned_segs until an owner takes it or the purger drains it */
     struct hak_tgc tgc; /* its owner's thread-cache decay (hak_tcache.c) */
     struct hak_heap *pool_next; /* abandoned / free pool link */
