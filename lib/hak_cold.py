@@ -58,6 +58,17 @@ EXTRA_WARM = {"heap_leave", "hak_starter_tidy", "hak_purger_thread_exit", "hak_p
               # text's 3 pages, which threaded and longer ones map anyway
               "posix_memalign", "aligned_alloc", "memalign", "hak_alloc_aligned",
               "hak_alloc_aligned.part.0"}
+# called only from warm functions (the purger thread's pass, heap_leave,
+# purge_locked), so a process that runs them has the warm text mapped
+# already: warm even where a hot workload runs them under callgrind (it runs
+# 50-100 times slower, so the purger starts). 2.2 KiB, the hot segment's
+# twelfth page (docs/allocator.md, "Round eight").
+FORCE_WARM = {"hak_heaps_drain_idle", "hak_heaps_drain_idle.cold", "purger_spawn",
+              "hak_small_home", "hak_stash_purge", "hak_heap_holds_blocks"}
+# only on failure or on a stale name: operator new's NULL path (cxx_churn
+# makes it fail on purpose), a name of our pid left by the image before an
+# exec or by a dead process (the gc)
+FORCE_COLD = {"new_fail", "written_in"}
 # run at exit or on a thread's exit, which callgrind may not see, and the
 # entry points small programs commonly call (C and C++)
 EXTRA_HOT = {"hak_fini", "hak_thread_exit", "hak_ctor", "calloc", "realloc", "reallocarray",
@@ -148,7 +159,9 @@ def main():
     hot = ran_in(WORKLOADS) | EXTRA_HOT
     if len(hot) < 20:
         sys.exit("hak_cold.py: callgrind saw too few functions run; is valgrind installed?")
-    warm = (ran_in(WARM_WORKLOADS, unnamed=True) | EXTRA_WARM) - hot
+    hot -= FORCE_WARM | FORCE_COLD
+    warm = ((ran_in(WARM_WORKLOADS, unnamed=True) | EXTRA_WARM) - hot) | FORCE_WARM
+    warm -= FORCE_COLD
     # shm/'s objects too (libhakshm.a, built with -ffunction-sections): the
     # segment's creation and publishing run in every process that lives
     # 50 ms, its clean-up and the names' parsing in few

@@ -192,7 +192,7 @@ hak_heap *hak_heap_get_for(hak_heap *want) {
         bool owned = want->owner > 0;
         hak_unlock(&hak_pool_lock);
         if (!owned || i == HAK_HEAP_WAIT_YIELDS) break;
-        sched_yield();
+        hak_sys_sched_yield();
     }
     return heap_get_slow(want);
 }

@@ -70,7 +70,7 @@ void hak_init(void) {
             atomic_store(&init_done, 1);
             return;
         }
-        sched_yield();
+        hak_sys_sched_yield();
     }
 }
 

@@ -27,7 +27,7 @@
 
 static void oom_pause(int round) {
     if (round <= OOM_YIELDS) {
-        sched_yield();
+        hak_sys_sched_yield();
     } else {
         struct timespec ts = {0, OOM_SLEEP_NS};
         nanosleep(&ts, NULL);

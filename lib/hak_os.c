@@ -270,7 +270,7 @@ bool hak_lock_as(hak_lock_t *l, int how) {
             __builtin_ia32_pause();
             continue;
         }
-        sched_yield();
+        hak_sys_sched_yield();
         /* Normally hak_fork.c's child handler frees the locks of threads lost
          * in a fork. A child made without it (the raw fork system call), or
          * an application child handler that runs before ours and allocates,

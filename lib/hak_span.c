@@ -173,6 +173,10 @@ bool hak_refill(hak_heap *h, int cls) {
      * mostly idle threads) does not write (fault in) a full batch of each */
     uint64_t nth = HAK_CTR(cls, REFILLS);
     if (nth < 5 && want > 2u << nth) want = 2u << nth;
+    /* and blocks of a page or more start with one: the second's link would
+     * be the first write to a page of its own, which a program with one
+     * stdio buffer (4 KiB: every row's printf) never uses */
+    if (nth == 0 && hak_class_size[cls] >= HAK_OS_PAGE) want = 1;
     if (want > bin->room) want = bin->room;
     if (want == 0) want = 1; /* cap 0 (safe-free mode): one block at a time */
     /* Listed blocks (flushed or drained back: written already) are taken up
