@@ -64,7 +64,11 @@ EXTRA_WARM = {"heap_leave", "hak_starter_tidy", "hak_purger_thread_exit", "hak_p
 # 50-100 times slower, so the purger starts). 2.2 KiB, the hot segment's
 # twelfth page (docs/allocator.md, "Round eight").
 FORCE_WARM = {"hak_heaps_drain_idle", "hak_heaps_drain_idle.cold", "purger_spawn",
-              "hak_small_home", "hak_stash_purge", "hak_heap_holds_blocks"}
+              "hak_stash_purge", "hak_heap_holds_blocks",
+              # the purge's own steps and the idle pass's heap take: whether the
+              # profile's runs reach them depends on the purger's timing (one run
+              # made them cold), and every threaded program that idles runs them
+              "hak_os_purge", "purge_span_pages", "hak_pool_take"}
 # only on failure or on a stale name: operator new's NULL path (cxx_churn
 # makes it fail on purpose), a name of our pid left by the image before an
 # exec or by a dead process (the gc)
