@@ -171,6 +171,8 @@ static bool solo_done(bool lingered, uint32_t *w, uint32_t seen) {
            atomic_load(&hak_live_threads) < 2;
 }
 
+/* No argument: a solo purger and one started among threads run and end
+ * alike (solo only counts the start, purger_spawn). */
 static void *purger_main(void *arg) {
     (void)arg;
     prctl(PR_SET_NAME, "hakmem-purge", 0, 0, 0);
@@ -269,7 +271,7 @@ static void purger_spawn(bool solo) {
     sigfillset(&all); /* the program's signals are never delivered to it */
     pthread_sigmask(SIG_SETMASK, &all, &old);
     /* may malloc: we are ready */
-    int err = pthread_create(&thread, &attr, purger_main, (void *)(uintptr_t)solo);
+    int err = pthread_create(&thread, &attr, purger_main, NULL);
     if (err == EINVAL) {
         /* glibc puts the program's static TLS on every thread's stack: with
          * more than about 60 KiB of it, 64 KiB is too small, and the purger
@@ -278,7 +280,7 @@ static void purger_spawn(bool solo) {
         pthread_attr_destroy(&attr);
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        err = pthread_create(&thread, &attr, purger_main, (void *)(uintptr_t)solo);
+        err = pthread_create(&thread, &attr, purger_main, NULL);
     }
     if (!err && solo) HAK_PROC_ADD(BG_SOLO_STARTS, 1);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
