@@ -7,7 +7,7 @@
  * Each round starts THREADS threads; thread t makes 80 * SCALE * (t % 8 + 1)
  * steps (some threads work longer than others). A step mallocs a block of
  * 1..128 words kept in a growing array (grown by realloc, 100,000 entries at
- * a time), or, in about a quarter of the steps, a block of 10..1,280 words
+ * a time), or, in about a third of the steps, a block of 10..1,280 words
  * kept until the thread ends; 1 % of the blocks are 100 times larger (up to
  * 1 MiB). Two in three steps then free a random block of the array, and one
  * in four swaps a random entry of it with a random slot of a table of 1,000
@@ -18,7 +18,8 @@
  * at free. A thread frees what it still holds when it ends.
  * What is timed: the rounds (thread start to last join); ops = mallocs +
  * frees. Result: ops_per_sec (wall), cpu_ops_per_sec (per CPU-second of
- * the process), peak RSS comes from rss_wrap. */
+ * the process); peak_live_kb, the most bytes the threads held at once
+ * (sampled every few hundred steps), to set against the peak RSS. */
 #include "bench_util.h"
 
 #include <stdatomic.h>
@@ -32,19 +33,24 @@ static atomic_ullong ops_total, bad_total;
 typedef struct {
     long steps;
     rng_t rng;
+    int64_t live; /* bytes malloced minus bytes freed since the last report */
 } task_t;
 
-static uintptr_t *alloc_items(size_t items, rng_t *r) {
-    if (rng_next(r) % 100 == 0) items *= 100;
+static bench_live_t live; /* all threads' blocks, reported every 256 steps */
+
+static uintptr_t *alloc_items(task_t *t, size_t items) {
+    if (rng_next(&t->rng) % 100 == 0) items *= 100;
     uintptr_t *p = xmalloc(items * sizeof(uintptr_t));
+    t->live += (int64_t)(items * sizeof(uintptr_t));
     for (uintptr_t i = 0; i < items; i++) p[i] = (items - i) ^ cookie;
     return p;
 }
 
 /* Checks every word (the block's first word holds its length) and frees. */
-static uint64_t free_items(uintptr_t *p) {
+static uint64_t free_items(task_t *t, uintptr_t *p) {
     if (!p) return 0;
     uintptr_t items = p[0] ^ cookie;
+    if (t) t->live -= (int64_t)(items * sizeof(uintptr_t));
     uint64_t bad = 0;
     for (uintptr_t i = 0; i < items; i++) bad |= (p[i] ^ cookie) != items - i;
     free(p);
@@ -65,16 +71,16 @@ static void *worker(void *arg) {
                 data = realloc(data, data_size * sizeof(void *));
                 if (!data) die("realloc failed");
             }
-            data[data_top++] = alloc_items(rng_next(&t->rng) % MAX_ITEM + 1, &t->rng);
+            data[data_top++] = alloc_items(t, rng_next(&t->rng) % MAX_ITEM + 1);
         } else {
-            kept[kept_top++] = alloc_items(10 * (rng_next(&t->rng) % (10 * MAX_ITEM) + 1), &t->rng);
+            kept[kept_top++] = alloc_items(t, 10 * (rng_next(&t->rng) % (10 * MAX_ITEM) + 1));
             retain--;
         }
-        ops++;
+        if (++ops % 256 == 0) bench_live_report(&live, &t->live);
         if (data_top && rng_next(&t->rng) % 100 < 66) {
             size_t i = rng_next(&t->rng) % data_top;
             ops += data[i] != NULL;
-            bad |= free_items(data[i]);
+            bad |= free_items(t, data[i]);
             data[i] = NULL;
         }
         if (data_top && rng_next(&t->rng) % 100 < 25) {
@@ -82,14 +88,15 @@ static void *worker(void *arg) {
             data[i] = atomic_exchange(&transfer[rng_next(&t->rng) % TRANSFERS], data[i]);
         }
     }
-    for (size_t i = 0; i < kept_top; i++) bad |= free_items(kept[i]);
+    for (size_t i = 0; i < kept_top; i++) bad |= free_items(t, kept[i]);
     for (size_t i = 0; i < data_top; i++) {
         ops += data[i] != NULL;
-        bad |= free_items(data[i]);
+        bad |= free_items(t, data[i]);
     }
     ops += kept_top;
     free(kept);
     free(data);
+    bench_live_report(&live, &t->live);
     atomic_fetch_add(&ops_total, ops);
     atomic_fetch_add(&bad_total, bad);
     return NULL;
@@ -108,17 +115,18 @@ int main(int argc, char **argv) {
     for (long r = 0; r < rounds; r++) {
         for (int i = 0; i < nthreads; i++) {
             tasks[i].steps = 80 * scale * (i % 8 + 1);
+            tasks[i].live = 0;
             rng_seed(&tasks[i].rng, rng_next(&master));
         }
         elapsed += run_threads(nthreads, worker, tasks, sizeof(task_t));
     }
     double cpu = bench_cpu_sec() - c0;
     uint64_t bad = atomic_load(&bad_total), ops = atomic_load(&ops_total);
-    for (int i = 0; i < TRANSFERS; i++) bad |= free_items(atomic_load(&transfer[i]));
+    for (int i = 0; i < TRANSFERS; i++) bad |= free_items(NULL, atomic_load(&transfer[i]));
     free(tasks);
     printf("RESULT name=mstress threads=%d scale=%ld rounds=%ld seed=%ld ops=%llu bad=%llu "
-           "elapsed=%.4f cpu=%.4f cpu_ops_per_sec=%.1f ops_per_sec=%.1f\n",
-           nthreads, scale, rounds, seed, (unsigned long long)ops, (unsigned long long)bad, elapsed,
-           cpu, (double)ops / cpu, (double)ops / elapsed);
+           "peak_live_kb=%lld elapsed=%.4f cpu=%.4f cpu_ops_per_sec=%.1f ops_per_sec=%.1f\n",
+           nthreads, scale, rounds, seed, (unsigned long long)ops, (unsigned long long)bad,
+           atomic_load(&live.peak) / 1024, elapsed, cpu, (double)ops / cpu, (double)ops / elapsed);
     return bad ? 1 : 0;
 }
