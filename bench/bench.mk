@@ -7,7 +7,7 @@
 
 BENCH_NAMES := larson random_mixed tiny_hot mid_large_mt xthread xbatch cache_scratch realloc_grow \
                frag_rss rss_wrap large_churn thread_churn many_threads startup syscall_ns fault_ns publish_us \
-               malloc_simple thread_bins min_trial
+               malloc_simple thread_bins min_trial mstress rptest shbench mleak
 BENCH_BINS  := $(addprefix bench/bin/,$(BENCH_NAMES))
 BENCH_LIB   := lib/libhakmem.so
 

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,78 @@ static inline void *xmalloc(size_t n) {
         exit(3);
     }
     return p;
+}
+
+/* Bytes a multithreaded workload holds, summed over its threads: each thread
+ * keeps a private delta (malloced minus freed bytes) and adds it here now
+ * and then; the peak of the sum is set against the peak RSS, so an
+ * allocator's overhead is told from what the program held.                 */
+typedef struct {
+    atomic_llong total, peak;
+} bench_live_t;
+
+static inline void bench_live_report(bench_live_t *l, int64_t *delta) {
+    long long now = atomic_fetch_add(&l->total, *delta) + *delta;
+    long long peak = atomic_load(&l->peak);
+    while (now > peak && !atomic_compare_exchange_weak(&l->peak, &peak, now)) {
+    }
+    *delta = 0;
+}
+
+/* A thread's mailbox of batches of blocks that another thread malloced and
+ * that it is to free. At most BENCH_MAIL_MAX batches wait in one: a sender
+ * that finds the receiver's box full empties its own (wait(arg)) until
+ * there is room, so what is in flight does not depend on how long the
+ * scheduler lets a sender run while its receiver waits for a CPU (without
+ * the bound, peak RSS measured the scheduler). A closed box (its thread has
+ * ended) takes mail without a wait; whoever outlives it empties it.        */
+enum { BENCH_MAIL_MAX = 4 };
+
+typedef struct bench_batch {
+    struct bench_batch *next;
+    size_t count;
+    void *blocks[];
+} bench_batch_t;
+
+typedef struct {
+    _Atomic(bench_batch_t *) head;
+    atomic_int pending, closed;
+} bench_mailbox_t;
+
+static inline bench_batch_t *bench_batch_new(size_t count) {
+    bench_batch_t *b = xmalloc(sizeof(bench_batch_t) + count * sizeof(void *));
+    b->count = count;
+    return b;
+}
+
+static inline bench_batch_t *bench_mail_take(bench_mailbox_t *m) {
+    bench_batch_t *b = atomic_exchange(&m->head, NULL);
+    for (bench_batch_t *x = b; x; x = x->next) atomic_fetch_sub(&m->pending, 1);
+    return b;
+}
+
+/* Empties m: drop(ctx, block) for every block of every batch in it, then
+ * frees the batches. Returns how many batches there were.                 */
+static inline size_t bench_mail_empty(bench_mailbox_t *m, void (*drop)(void *, void *), void *ctx) {
+    size_t n = 0;
+    for (bench_batch_t *b = bench_mail_take(m), *next; b; b = next, n++) {
+        next = b->next;
+        for (size_t i = 0; i < b->count; i++) drop(ctx, b->blocks[i]);
+        free(b);
+    }
+    return n;
+}
+
+static inline void bench_mail_send(bench_mailbox_t *to, bench_batch_t *b, void (*wait)(void *),
+                                   void *arg) {
+    while (atomic_load(&to->pending) >= BENCH_MAIL_MAX && !atomic_load(&to->closed)) {
+        wait(arg);
+        sched_yield();
+    }
+    atomic_fetch_add(&to->pending, 1);
+    b->next = atomic_load(&to->head);
+    while (!atomic_compare_exchange_weak(&to->head, &b->next, b)) {
+    }
 }
 
 /* Parse argv[i] as an integer in [lo, hi], or use def when argc <= i. */

@@ -55,7 +55,8 @@ def main():
         rates = {a: [] for a in names}
         for r in range(args.runs):
             for a in names[r % len(names):] + names[:r % len(names)]:
-                rates[a].append(one(work[row]["quick"], libs[a]))
+                # a full-mode-only row (quick=None) runs its full argv
+                rates[a].append(one(work[row]["quick"] or work[row]["full"], libs[a]))
         med = {a: statistics.median(v) for a, v in rates.items()}
         best = max(bench_run.PEERS, key=lambda p: med[p])
         cells = "  ".join(f"{a} {med[a] / 1e6:.1f}M" for a in names)
