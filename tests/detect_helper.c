@@ -104,6 +104,17 @@ static void double_free_purged(bool remote) {
     printf("victim handed out %d times\n", twice);
 }
 
+static void *double_free_cancel_pending(void *arg) {
+    (void)arg;
+    char *p = p_malloc(24);
+    if (!p) exit(2);
+    p_free(p);
+    announce(p);
+    pthread_cancel(pthread_self());
+    p_free(p);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s CASE\n", argv[0]);
@@ -181,6 +192,12 @@ int main(int argc, char **argv) {
         memset(p, 1, n);
         announce(p + 16);
         p_realloc(p + 16, 4 * n);
+    } else if (!strcmp(c, "double-cancel-pending")) {
+        /* by a thread with a pending pthread_cancel: the report's write
+         * must not act on it (the thread would end there, unreported) */
+        pthread_t t;
+        if (pthread_create(&t, NULL, double_free_cancel_pending, NULL) != 0) exit(2);
+        pthread_join(t, NULL);
     } else if (!strcmp(c, "realloc-freed")) {
         char *p = p_malloc(24);
         if (!p) exit(2);

@@ -15,7 +15,9 @@
 # realloc of a 16-aligned pointer into a live small or mid block (which
 # free()'s fast path takes, but realloc must refuse: "realloc(): invalid
 # pointer") and of a freed block, and malloc_usable_size of a freed block
-# (its messages named realloc before).
+# (its messages named realloc before); a double free by a thread with a
+# pending pthread_cancel (the report's write acted on it: the thread ended
+# there, unreported, and the program went on).
 # The line before it must be glibc's own message for the case, alone on its
 # line as glibc prints it ("free(): invalid pointer", "free(): double free
 # detected in tcache 2", "double free or corruption (out)"), so tools and
@@ -35,7 +37,7 @@ ulimit -c 0
 cases="double-small double-mid double-large double-aligned double-interleaved double-purged double-purged-remote
        stack global mmap interior-small interior-mid interior-large
        double-remote interior-remote realloc-interior-small realloc-interior-mid realloc-freed
-       usable-freed"
+       usable-freed double-cancel-pending"
 bad=0
 for mode in default safe outside; do
     for c in $cases; do
