@@ -161,22 +161,29 @@ static void invalid(const char *what, void *p) {
     hak_fatal(what, p);
 }
 
-/* Class of a live small block p, checked; or -1 if p is not in a segment. */
-static int live_small_class(void *p, const char *api) {
+/* Whether p, in a small span of class cls, is at the start of a block:
+ * its offset from the span start a multiple of the class size. Spans start
+ * on page boundaries, so that offset is p's within its page plus the pages
+ * between its page and the span head (hak_span_of). */
+static inline bool at_block_start(int cls, void *p) {
+    uintptr_t a = (uintptr_t)p & HAK_SEG_MASK;
+    const hak_span *d = &hak_seg_of(p)->pages[a >> HAK_PAGE_SHIFT];
+    return hak_block_aligned(cls, (a & (HAK_PAGE_SIZE - 1)) +
+                                      ((uintptr_t)d->head_off << HAK_PAGE_SHIFT));
+}
+
+/* Class of a live small block p, checked; or -1 if p is not in a segment.
+ * `invalid_msg`: what to report for a pointer that is not at a block start,
+ * `free_msg`: for a block that is free already. */
+static int live_small_class(void *p, const char *invalid_msg, const char *free_msg) {
     uintptr_t a = (uintptr_t)p;
     if ((a >> HAK_ADDR_BITS) || hak_segmap_get(a) != HAK_MAP_SEG) return -1;
     hak_segment *seg = hak_seg_of(p);
-    hak_span *s = hak_span_of(seg, p);
     int cls = seg->page_cls[(a & HAK_SEG_MASK) >> HAK_PAGE_SHIFT];
-    if (cls >= HAK_NUM_CLASSES || !hak_block_aligned(cls, a - (uintptr_t)hak_span_start(s)))
-        invalid(api, p);
+    if (cls >= HAK_NUM_CLASSES || !at_block_start(cls, p)) invalid(invalid_msg, p);
     /* free and listed (key set), or free in a purged page (key read as zero) */
-    if (((hak_block *)p)->key == hak_key || HAK_UNLIKELY(hak_block_purged(p))) {
-        hak_fatal(strcmp(api, "free(): invalid pointer") == 0
-                      ? "free(): double free detected in tcache 2; block already free"
-                      : "realloc(): invalid pointer; block already free",
-                  p);
-    }
+    if (((hak_block *)p)->key == hak_key || HAK_UNLIKELY(hak_block_purged(p)))
+        hak_fatal(free_msg, p);
     return cls;
 }
 
@@ -215,7 +222,8 @@ void hak_free_slow(void *p) {
             return;
         }
     }
-    int cls = live_small_class(p, "free(): invalid pointer");
+    int cls = live_small_class(p, "free(): invalid pointer",
+                               "free(): double free detected in tcache 2; block already free");
     if (HAK_UNLIKELY(hak_tls.exited && !hak_tls.heap)) {
         /* glibc frees thread state after our destructor ran: no new heap for
          * a thread that is going away; the block goes back to its owner */
@@ -338,7 +346,8 @@ HAK_EXPORT void *HAK_API(calloc)(size_t nmemb, size_t size) {
 
 static HAK_NOINLINE size_t usable_slow(void *p) {
     if (!p) return 0;
-    int cls = live_small_class(p, "malloc_usable_size(): invalid pointer");
+    int cls = live_small_class(p, "malloc_usable_size(): invalid pointer",
+                               "malloc_usable_size(): invalid pointer; block already free");
     if (cls >= 0) return hak_class_size[cls];
     size_t n = hak_large_usable(p);
     if (!n) hak_fatal("malloc_usable_size(): invalid pointer", p);
@@ -401,8 +410,14 @@ HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n) {
         hak_free_fast(p);
         return NULL;
     }
+    /* The quick check passes a 16-aligned pointer into a live block: the
+     * block's start is checked too, or realloc would copy from past the
+     * block's end, hand the interior pointer to its span as a free block
+     * (given out again while the block it lies in is live) or return it. */
     int cls = live_small_class_quick(p);
-    if (cls < 0) cls = live_small_class(p, "realloc(): invalid pointer");
+    if (cls < 0 || HAK_UNLIKELY(!at_block_start(cls, p)))
+        cls = live_small_class(p, "realloc(): invalid pointer",
+                               "realloc(): invalid pointer; block already free");
     size_t old = cls >= 0 ? hak_class_size[cls] : hak_large_usable(p);
     if (!old) hak_fatal("realloc(): invalid pointer", p);
     /* a large block stays a mapping while it is bigger than GROW_LARGE_MIN

@@ -72,7 +72,10 @@ FORCE_WARM = {"hak_heaps_drain_idle", "hak_heaps_drain_idle.cold", "purger_spawn
 # only on failure or on a stale name: operator new's NULL path (cxx_churn
 # makes it fail on purpose), a name of our pid left by the image before an
 # exec or by a dead process (the gc)
-FORCE_COLD = {"new_fail", "written_in"}
+FORCE_COLD = {"new_fail", "written_in",
+              # hak_shm_reserve's fallback where madvise cannot populate
+              # (kernels before 5.14, filters refusing it)
+              "reserve_by_fallocate"}
 # run at exit or on a thread's exit, which callgrind may not see, and the
 # entry points small programs commonly call (C and C++)
 EXTRA_HOT = {"hak_fini", "hak_thread_exit", "hak_ctor", "calloc", "realloc", "reallocarray",

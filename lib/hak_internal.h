@@ -524,6 +524,24 @@ static inline void hak_fork_check(void) {
         hak_fork_settle();
 }
 
+/* malloc and the rest are no cancellation points (POSIX), and glibc's never
+ * act on a pending pthread_cancel: the libc calls hakmem makes inside them
+ * that are (open, read, close and pread, on the segment's publication and
+ * a fork child's release of its parent's; nanosleep, out of memory) run
+ * with cancellation disabled; the rest are system calls of their own
+ * (shm/hak_sys.h: hak_log's write, the row reservations' fallocate). A thread unwound out of one
+ * left the publication half-done for good (no segment for hakctl) and a fork child that never
+ * returned from fork(); its malloc never returned either (docs/allocator.md, "What the public test
+ * suites check"). Not a cancellation point itself; the restore acts on nothing (deferred type). */
+static inline int hak_cancel_off(void) {
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+static inline void hak_cancel_restore(int old) {
+    pthread_setcancelstate(old, NULL); /* NULL: glibc's and musl's allow it */
+}
+
 /* The thread id by the system call itself (shm/hak_sys.h): libc's gettid()
  * and syscall() are each in a 64 KiB fault-around window a small program
  * would not otherwise map (docs/allocator.md). */

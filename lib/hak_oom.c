@@ -30,7 +30,9 @@ static void oom_pause(int round) {
         hak_sys_sched_yield();
     } else {
         struct timespec ts = {0, OOM_SLEEP_NS};
+        int cancel = hak_cancel_off(); /* a malloc does not end here */
         nanosleep(&ts, NULL);
+        hak_cancel_restore(cancel);
     }
 }
 

@@ -137,9 +137,11 @@ static HAK_NOINLINE void publish_signals_held(void) {
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &saved);
+    int cancel = hak_cancel_off(); /* its opens, reads and closes */
     publish();
     __atomic_store_n(&hak_publish_pending, 0, __ATOMIC_RELAXED);
     atomic_store(&publish_state, 2);
+    hak_cancel_restore(cancel);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
@@ -166,7 +168,9 @@ void hak_publish_after_fork(void) {
      * its fd is closed: pointers into it (counters of retired heaps, of a
      * raw fork child's thread not yet settled, of code a signal handler's
      * fork interrupted) stay valid and reach nothing shared */
+    int cancel = hak_cancel_off(); /* the release's close: fork() must return */
     if (hak_shm_release() != 0) hak_fatal("fork child: cannot drop the parent's segment", NULL);
+    hak_cancel_restore(cancel);
     __atomic_store_n(&hak_publish_pending, 0, __ATOMIC_RELAXED);
     atomic_store(&publish_state, 0);
     hak_publish_init();

@@ -8,7 +8,9 @@
 void hak_log(const char *msg) {
     size_t n = strlen(msg);
     while (n) {
-        ssize_t w = write(2, msg, n);
+        /* the system call itself: libc's write() is a cancellation point,
+         * and a bad free must reach its abort (hak_cancel_off) */
+        ssize_t w = hak_sys4(SYS_write, 2, msg, n, 0);
         if (w <= 0) return;
         msg += w;
         n -= (size_t)w;

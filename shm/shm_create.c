@@ -235,6 +235,16 @@ static int grow(int fd, uint64_t size) {
     return rc;
 }
 
+/* hak_shm_reserve's fallback: the file's pages allocated, if the fd is
+ * still ours. Out of line (lib/hak_cold.py: cold): kernels before 5.14 and
+ * filters that refuse madvise only. fallocate is the system call itself:
+ * libc's is a cancellation point, and rows are reserved inside malloc. */
+static __attribute__((noinline)) int reserve_by_fallocate(uint64_t off, uint64_t end) {
+    struct stat st;
+    if (fstat(own_fd, &st) != 0 || (uint64_t)st.st_size != own_len) return errno = EBADF, -1;
+    return syscall(SYS_fallocate, own_fd, 0, (off_t)off, (off_t)(end - off)) != 0 ? -1 : 0;
+}
+
 int hak_shm_reserve(struct hak_shm_header *h, uint64_t off, uint64_t len) {
     if (!h || h != own_base || off >= own_len) return errno = EINVAL, -1;
     uint64_t end = off + len > own_len ? own_len : off + len;
@@ -249,9 +259,7 @@ int hak_shm_reserve(struct hak_shm_header *h, uint64_t off, uint64_t len) {
          * ours. Else (ENOMEM, EFAULT: no memory for them) say out of memory. */
         if ((errno != EINVAL && errno != EPERM && errno != ENOSYS) || own_fd < 0)
             return errno = ENOMEM, -1;
-        struct stat st;
-        if (fstat(own_fd, &st) != 0 || (uint64_t)st.st_size != own_len) return errno = EBADF, -1;
-        if (fallocate(own_fd, 0, (off_t)off, (off_t)(end - off)) != 0) return -1;
+        if (reserve_by_fallocate(off, end) != 0) return -1;
     }
     reserved_mark(first, last);
     return 0;

@@ -1,4 +1,5 @@
-/* detect_helper — commits one invalid free, chosen by argv[1]; driven by
+/* detect_helper — commits one invalid free (or realloc, or
+ * malloc_usable_size of a freed block), chosen by argv[1]; driven by
  * tests/t_detect.sh (not a test by itself, hence not named t_*).
  *
  * Prints "ADDR <pointer passed to the bad free>" on stdout (flushed) before
@@ -17,6 +18,7 @@
 
 static void (*volatile p_free)(void *) = free;
 static void *(*volatile p_malloc)(size_t) = malloc;
+static void *(*volatile p_realloc)(void *, size_t) = realloc;
 static char global_buf[256] __attribute__((aligned(64)));
 
 static void announce(void *p) {
@@ -102,6 +104,17 @@ static void double_free_purged(bool remote) {
     printf("victim handed out %d times\n", twice);
 }
 
+static void *double_free_cancel_pending(void *arg) {
+    (void)arg;
+    char *p = p_malloc(24);
+    if (!p) exit(2);
+    p_free(p);
+    announce(p);
+    pthread_cancel(pthread_self());
+    p_free(p);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s CASE\n", argv[0]);
@@ -169,6 +182,34 @@ int main(int argc, char **argv) {
         memset(p, 1, 100);
         announce(p + 16);
         free_in_thread(p + 16);
+    } else if (!strcmp(c, "realloc-interior-small") || !strcmp(c, "realloc-interior-mid")) {
+        /* a 16-aligned pointer into a live block: free()'s fast path takes
+         * it (docs/allocator.md, "Errors"), realloc must not: it would copy
+         * from past the block and give the pointer to its span as a block */
+        size_t n = c[17] == 's' ? 100 : 20000;
+        char *p = p_malloc(n);
+        if (!p) exit(2);
+        memset(p, 1, n);
+        announce(p + 16);
+        p_realloc(p + 16, 4 * n);
+    } else if (!strcmp(c, "double-cancel-pending")) {
+        /* by a thread with a pending pthread_cancel: the report's write
+         * must not act on it (the thread would end there, unreported) */
+        pthread_t t;
+        if (pthread_create(&t, NULL, double_free_cancel_pending, NULL) != 0) exit(2);
+        pthread_join(t, NULL);
+    } else if (!strcmp(c, "realloc-freed")) {
+        char *p = p_malloc(24);
+        if (!p) exit(2);
+        p_free(p);
+        announce(p);
+        p_realloc(p, 100);
+    } else if (!strcmp(c, "usable-freed")) {
+        char *p = p_malloc(24);
+        if (!p) exit(2);
+        p_free(p);
+        announce(p);
+        printf("usable %zu\n", malloc_usable_size(p));
     } else {
         fprintf(stderr, "unknown case %s\n", c);
         return 2;

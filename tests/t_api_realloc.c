@@ -6,7 +6,10 @@
  *    back down, in several step patterns (doubling, +1 byte, odd sizes,
  *    growing by a few bytes many times = in-place growth path), verifying
  *    min(old, new) bytes at each step and that new usable bytes are writable;
- *  - realloc(NULL, n) behaves as malloc(n);
+ *  - realloc(NULL, n) behaves as malloc(n), reallocarray(NULL, 0, n) too;
+ *  - a new thread's first call is a realloc of another thread's block (in
+ *    place or moving, every size range), then its first malloc_usable_size,
+ *    free and memalign;
  *  - realloc(p, 0) frees p and returns NULL or a unique freeable pointer
  *    (glibc returns NULL; both are accepted);
  *  - realloc(p, impossible) -> NULL + ENOMEM and p still valid and intact;
@@ -19,6 +22,7 @@
 #include "testutil.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 
 static void *(*volatile p_malloc)(size_t) = malloc;
@@ -178,6 +182,11 @@ static void test_null_zero(void) {
             free(p);
         }
     }
+    /* reallocarray(NULL, 0, n) too (mimalloc issue 574), errno untouched */
+    errno = 1234;
+    void *z = p_reallocarray(NULL, 0, 16);
+    CHECKF(z != NULL && errno == 1234, "reallocarray(NULL, 0, 16) = %p errno %d", z, errno);
+    free(z);
     void *big = p_realloc(NULL, 5u << 20);
     CHECK(big != NULL);
     free(big);
@@ -256,10 +265,56 @@ static void test_enomem(void) {
     free(q);
 }
 
+/* A new thread whose first allocator call is a realloc of a block another
+ * thread allocated (mimalloc's test-realloc-thread: its in-place path read
+ * the thread's heap before it existed), in place and moving, for every
+ * size range; then its first free, malloc_usable_size and memalign. */
+static void *first_block;
+static size_t first_n, first_to;
+static void *first_realloc(void *arg) {
+    (void)arg;
+    return p_realloc(first_block, first_to);
+}
+static void *first_other(void *arg) {
+    (void)arg;
+    if (malloc_usable_size(first_block) < first_n) return NULL;
+    free(first_block);
+    return memalign(256, first_n);
+}
+static void *on_new_thread(void *(*fn)(void *)) {
+    pthread_t t;
+    void *r = NULL;
+    REQUIRE(pthread_create(&t, NULL, fn, NULL) == 0);
+    pthread_join(t, &r);
+    return r;
+}
+static void test_first_call_in_thread(void) {
+    const size_t sizes[] = {24, 48, 4000, 40000, 300000, 3u << 20};
+    for (int i = 0; i < 6; i++) {
+        for (int j = 0; j < 6; j++) {
+            first_n = sizes[i];
+            first_to = sizes[j];
+            first_block = p_malloc(first_n);
+            REQUIRE(first_block);
+            memcpy(first_block, "1304", 4);
+            char *q = on_new_thread(first_realloc);
+            CHECKF(q && memcmp(q, "1304", 4) == 0, "first call of a thread: realloc(%zu -> %zu)",
+                   first_n, first_to);
+            first_block = q;
+            first_n = first_to;
+            void *a = on_new_thread(first_other);
+            CHECKF(a && ((uintptr_t)a & 255) == 0,
+                   "first calls of a thread: usable, free, memalign");
+            free(a);
+        }
+    }
+}
+
 int main(void) {
     tu_init("t_api_realloc");
     test_walks();
     test_null_zero();
+    test_first_call_in_thread();
     test_enomem();
     return tu_done();
 }

@@ -7,7 +7,8 @@
 
 TESTS_C       := $(sort $(wildcard tests/t_*.c))
 TESTS_BIN     := $(patsubst tests/%.c,tests/bin/%,$(TESTS_C))
-TEST_HELPERS  := tests/bin/detect_helper tests/bin/cxx_churn tests/bin/oom_helper tests/bin/sys_deny
+TEST_HELPERS  := tests/bin/detect_helper tests/bin/cxx_churn tests/bin/oom_helper tests/bin/sys_deny \
+                 tests/bin/dl_alloc_lib.so
 TEST_HDRS     := tests/testutil.h tests/stress.h tests/fork_watch.h tests/fork_churn.h tests/mid_lib.h shm/hakmem_shm.h
 TEST_CFLAGS    = $(CFLAGS) -fno-builtin -Itests
 TEST_CXXFLAGS  = $(CXXFLAGS) -std=gnu++17 -fno-builtin
@@ -33,6 +34,10 @@ tests/bin/oom_helper: tests/oom_helper.c | tests/bin
 
 tests/bin/sys_deny: tests/sys_deny.c | tests/bin
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LDLIBS)
+
+# the library t_api_dlopen loads and unloads
+tests/bin/dl_alloc_lib.so: tests/dl_alloc_lib.c | tests/bin
+	$(CC) $(TEST_CFLAGS) -shared -fPIC -o $@ $<
 
 tests/bin/cxx_churn: tests/cxx_churn.cc | tests/bin
 	$(CXX) $(TEST_CXXFLAGS) -o $@ $< $(TEST_LDLIBS)
