@@ -42,7 +42,7 @@ bench-callgrind: $(BENCH_BINS) $(BENCH_LIB)
 	bash bench/callgrind.sh
 
 # lua5.4, z3, gs, python3, perl, sqlite3, gcc, xz on generated inputs (about
-# 25 minutes on the shared 2-CPU machine): docs/realprogs.md
+# 12 minutes on the shared 2-CPU machine): docs/realprogs.md
 bench-real: bench/bin/rss_wrap $(BENCH_LIB)
 	@bash scripts/deps.sh bench
 	python3 bench/realprogs.py --install $(REALPROGS_ARGS)
