@@ -3,6 +3,7 @@
 #   make bench            quick run (~7 min), writes docs/benchmarks.md + .png
 #   make bench-full       7 runs per allocator, longer workloads (~1 hour)
 #   make bench-callgrind  instructions per operation under callgrind
+#   make bench-real       real programs (lua, z3, gs, ...), writes docs/realprogs.md
 # The workloads are not part of ALL_TARGETS: plain `make` does not build them.
 
 BENCH_NAMES := larson random_mixed tiny_hot mid_large_mt xthread xbatch cache_scratch realloc_grow \
@@ -25,7 +26,7 @@ bench/bin/floor_alloc.so: bench/floor_alloc.c
 	@mkdir -p bench/bin
 	$(CC) $(CFLAGS) -fPIC -shared -fno-plt -fno-builtin-malloc -fno-builtin-free -o $@ $<
 
-.PHONY: bench bench-full bench-callgrind bench-bins bench-overhead bench-startup
+.PHONY: bench bench-full bench-callgrind bench-real bench-bins bench-overhead bench-startup
 bench-bins: $(BENCH_BINS) bench/bin/rss_dump.so bench/bin/floor_alloc.so
 
 bench: $(BENCH_BINS) $(BENCH_LIB)
@@ -39,6 +40,12 @@ bench-full: $(BENCH_BINS) $(BENCH_LIB)
 bench-callgrind: $(BENCH_BINS) $(BENCH_LIB)
 	@bash scripts/deps.sh bench
 	bash bench/callgrind.sh
+
+# lua5.4, z3, gs, python3, perl, sqlite3, gcc, xz on generated inputs (about
+# 12 minutes on the shared 2-CPU machine): docs/realprogs.md
+bench-real: bench/bin/rss_wrap $(BENCH_LIB)
+	@bash scripts/deps.sh bench
+	python3 bench/realprogs.py --install $(REALPROGS_ARGS)
 
 CLEAN += $(BENCH_BINS) bench/bin/floor_alloc.so
 
