@@ -242,7 +242,7 @@ static int grow(int fd, uint64_t size) {
 static __attribute__((noinline)) int reserve_by_fallocate(uint64_t off, uint64_t end) {
     struct stat st;
     if (fstat(own_fd, &st) != 0 || (uint64_t)st.st_size != own_len) return errno = EBADF, -1;
-    return syscall(SYS_fallocate, own_fd, 0, (off_t)off, (off_t)(end - off)) != 0 ? -1 : 0;
+    return hak_sys4(SYS_fallocate, own_fd, 0, (long)off, (long)(end - off)) != 0 ? -1 : 0;
 }
 
 int hak_shm_reserve(struct hak_shm_header *h, uint64_t off, uint64_t len) {
