@@ -261,8 +261,12 @@ void hak_free_slow(void *p) {
         b->key = hak_key;
         hak_flush_list(h, cls, b, 1);
     } else {
-        if (bin->room == 0 && !hak_tbin_grow(bin))
-            hak_flush(h, cls, hak_tbin_overflow_keep(bin, cls));
+        if (bin->room == 0) {
+            /* another heap's block overflows the bin: it takes mail, which
+             * neither grows it nor stays in it (hak_flush_overflow) */
+            if (hak_seg_of(b)->heap != h) bin->refilled |= HAK_TBIN_MIXED;
+            if (!hak_tbin_grow(bin)) hak_flush_overflow(h, cls, hak_tbin_overflow_keep(bin, cls));
+        }
         b->next = bin->head;
         b->key = hak_key;
         bin->head = b;

@@ -259,12 +259,13 @@ struct hak_tbin {
     uint32_t room;     /* frees that fit before a flush */
     uint32_t cap;      /* fast_cap knob (0 in safe-free mode), grown up to cap_max */
     uint32_t cap_max;  /* what cap may grow to (hak_tbin_grow) */
-    uint32_t refilled; /* HAK_TBIN_REFILLED: since the bin last overflowed; HAK_TBIN_EVER */
+    uint32_t refilled; /* HAK_TBIN_REFILLED: since the bin last overflowed; _EVER, _DRY, _MIXED */
 };
 enum {
     HAK_TBIN_REFILLED = 1,
     HAK_TBIN_EVER = 2, /* by this thread, ever */
-    HAK_TBIN_DRY = 4   /* its last refill carved, having found nothing listed (hak_refill) */
+    HAK_TBIN_DRY = 4,  /* its last refill carved, having found nothing listed (hak_refill) */
+    HAK_TBIN_MIXED = 8 /* it takes other heaps' blocks: they go first (hak_flush_overflow) */
 };
 static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
     return b->cap - b->room;
@@ -693,6 +694,7 @@ enum { HAK_WARM_SPANS = 8 };
 uint32_t hak_release_empty_reset(hak_heap *h, int cls, uint32_t *kept);
 bool hak_heap_holds_blocks(hak_heap *h);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
+void hak_flush_overflow(hak_heap *h, int cls, uint32_t keep); /* other heaps' blocks first */
 bool hak_tbin_grow(struct hak_tbin *bin);
 
 /* A class whose thread cache overflows although it was refilled since its

@@ -278,7 +278,7 @@ bool hak_refill(hak_heap *h, int cls) {
     }
     bin->head = head;
     bin->room = bin->room > got ? bin->room - got : 0; /* cap 0: the block goes out at once */
-    bin->refilled = HAK_TBIN_REFILLED | HAK_TBIN_EVER | dry;
+    bin->refilled = (bin->refilled & HAK_TBIN_MIXED) | HAK_TBIN_REFILLED | HAK_TBIN_EVER | dry;
     SPAN_UNLOCK(h);
     HAK_CTR(cls, REFILLS)++;
     HAK_CTR(cls, REFILL_BLOCKS) += got;
@@ -454,7 +454,7 @@ bool hak_tbin_grow(struct hak_tbin *bin) {
      * is what publishes the segment (hak_publish_poll); each refusal
      * brings that delay nearer. */
     bool grow = false;
-    if (bin->cap < bin->cap_max) {
+    if (bin->cap < bin->cap_max && !(bin->refilled & HAK_TBIN_MIXED)) {
         if (bin->cap < (uint32_t)HAK_KNOB_CLS(FAST_CAP, cls))
             grow = bin->refilled & HAK_TBIN_EVER;
         else if (bin->refilled & HAK_TBIN_REFILLED) {
@@ -545,7 +545,8 @@ static inline uint64_t block_index_q(struct block_index bi, uint64_t q) {
  * each passed on as the chain it already is (no block is written here): a
  * block of the current run's span is known by its address alone, and the
  * descriptor is read once per run. Returns the rest of the list. */
-static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, bool store) {
+static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, bool store,
+                          uint32_t *nremote) {
     const struct block_index bi = block_index_of(cls);
     /* A cache's list is mostly in descending address order, a block or
      * two apart: blocks carved in ascending order, freed in about the order
@@ -614,6 +615,7 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, boo
     HAK_CTR(cls, FLUSH_BLOCKS) += total;
     HAK_CTR(cls, REMOTE_FREES) += f.nremote;
     HAK_PROBE3(flush, cls, total, f.nremote);
+    *nremote = f.nremote;
     return list;
 }
 
@@ -633,14 +635,64 @@ void hak_flush(hak_heap *h, int cls, uint32_t keep) {
         hak_store_empty(h, cls);
     }
     if (count <= keep) return;
-    bin->head = flush_n(h, cls, bin->head, count - keep, store);
+    uint32_t nremote;
+    bin->head = flush_n(h, cls, bin->head, count - keep, store, &nremote);
     bin->room = bin->cap - keep;
+    if (nremote) bin->refilled |= HAK_TBIN_MIXED;
+}
+
+/* A full bin's flush (hak_free_slow). A bin that takes mail
+ * (HAK_TBIN_MIXED: its last flush sent other heaps' blocks, or one of them
+ * overflowed it) sends those home first, all of them: kept, they are
+ * reused by this thread while their owners carve replacements, and each
+ * pins a span of its owner's. Ours stay, in their order, up to keep (the
+ * newest of the rest go), and a grown cap halves (down to
+ * HAK_TBIN_CAP_START; hak_tbin_grow does not grow it while it is mixed):
+ * shbench-sh8's caches and scattered spans, docs/allocator.md. It may keep
+ * fewer than keep, never all of cap (the caller pushes a block); hak_flush
+ * keeps exactly keep, which its other callers count on. */
+void hak_flush_overflow(hak_heap *h, int cls, uint32_t keep) {
+    struct hak_tbin *bin = &hak_tls.bins[cls];
+    uint32_t count = hak_tbin_count(bin);
+    if (!keep || !(bin->refilled & HAK_TBIN_MIXED) || count <= keep) {
+        hak_flush(h, cls, keep);
+        return;
+    }
+    const bool store = cls >= HAK_PURGE_CLS_MIN;
+    uint32_t nremote;
+    /* one pass splits the list (a segment's owner read once per run of it) */
+    hak_block *mine = NULL, **mt = &mine, *other = NULL, **ot = &other;
+    uint32_t nm = 0, no = 0;
+    hak_block *b = bin->head;
+    hak_segment *seg = NULL;
+    bool own = false;
+    for (uint32_t i = 0; i < count; i++, b = b->next) {
+        if (hak_seg_of(b) != seg) seg = hak_seg_of(b), own = seg->heap == h;
+        if (own)
+            *mt = b, mt = &b->next, nm++;
+        else
+            *ot = b, ot = &b->next, no++;
+    }
+    *mt = b; /* what follows the counted blocks: NULL (malloc pops to NULL) */
+    *ot = NULL;
+    if (no)
+        flush_n(h, cls, other, no, store, &nremote);
+    else /* no mail this time: the bin may grow again */
+        bin->refilled &= ~(uint32_t)HAK_TBIN_MIXED;
+    if (nm > keep) {
+        mine = flush_n(h, cls, mine, nm - keep, store, &nremote);
+        nm = keep;
+    }
+    bin->head = mine;
+    if (bin->cap > HAK_TBIN_CAP_START && bin->cap / 2 > nm) bin->cap /= 2;
+    bin->room = bin->cap - nm;
 }
 
 /* Returns the first n blocks of list (class cls) to their spans; returns
  * the rest of the list. */
 hak_block *hak_flush_list(hak_heap *h, int cls, hak_block *list, uint32_t n) {
-    return flush_n(h, cls, list, n, false);
+    uint32_t nremote;
+    return flush_n(h, cls, list, n, false, &nremote);
 }
 
 /* Returns the free OS pages of a span: a page goes back when every block
