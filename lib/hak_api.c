@@ -263,9 +263,15 @@ void hak_free_slow(void *p) {
     } else {
         if (bin->room == 0) {
             /* another heap's block overflows the bin: it takes mail, which
-             * neither grows it nor stays in it (hak_flush_overflow) */
+             * neither grows it nor stays in it (hak_flush_mixed) */
             if (hak_seg_of(b)->heap != h) bin->refilled |= HAK_TBIN_MIXED;
-            if (!hak_tbin_grow(bin)) hak_flush_overflow(h, cls, hak_tbin_overflow_keep(bin, cls));
+            if (!hak_tbin_grow(bin)) {
+                uint32_t keep = hak_tbin_overflow_keep(bin, cls);
+                if (bin->refilled & HAK_TBIN_MIXED)
+                    hak_flush_mixed(h, cls, keep);
+                else
+                    hak_flush(h, cls, keep);
+            }
         }
         b->next = bin->head;
         b->key = hak_key;

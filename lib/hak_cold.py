@@ -68,7 +68,12 @@ FORCE_WARM = {"hak_heaps_drain_idle", "hak_heaps_drain_idle.cold", "purger_spawn
               # the purge's own steps and the idle pass's heap take: whether the
               # profile's runs reach them depends on the purger's timing (one run
               # made them cold), and every threaded program that idles runs them
-              "hak_os_purge", "purge_span_pages", "hak_pool_take"}
+              "hak_os_purge", "purge_span_pages", "hak_pool_take",
+              # a thread cache's overflow when it takes other threads' blocks:
+              # threaded programs only; flips with the profile's scheduling
+              "hak_flush_mixed", "dirty_purge",
+              # adopting a dead thread's heap: only after a thread's exit
+              "hak_heap_adopt_one"}
 # only on failure or on a stale name: operator new's NULL path (cxx_churn
 # makes it fail on purpose), a name of our pid left by the image before an
 # exec or by a dead process (the gc)

@@ -23,7 +23,7 @@ atomic_int hak_live_threads;     /* threads with a heap: private, unlike the seg
 static hak_heap *pool_abandoned; /* heaps with memory, no owner */
 static hak_heap *pool_free;      /* heaps with nothing, no owner */
 hak_heap *hak_all_heaps;
-static atomic_int abandoned_n;
+atomic_int hak_abandoned_n; /* heaps in pool_abandoned */
 /* heap structs, private counters, and what heaps make on first use:
  * under arena_lock, a leaf (taken under the pool lock and under a heap's) */
 static hak_lock_t arena_lock;
@@ -81,7 +81,7 @@ void hak_pool_put(hak_heap *h) {
     if (h->segs) {
         h->pool_next = pool_abandoned;
         pool_abandoned = h;
-        atomic_fetch_add(&abandoned_n, 1);
+        atomic_fetch_add(&hak_abandoned_n, 1);
     } else {
         h->pool_next = pool_free;
         pool_free = h;
@@ -205,7 +205,7 @@ bool hak_pool_take(hak_heap *h, int max) {
     for (int i = 0; *pp && i < max; i++, pp = &(*pp)->pool_next)
         if (*pp == h) {
             *pp = h->pool_next;
-            atomic_fetch_sub(&abandoned_n, 1);
+            atomic_fetch_sub(&hak_abandoned_n, 1);
             return true;
         }
     return false;
@@ -222,7 +222,7 @@ static hak_heap *heap_get_slow(hak_heap *want) {
         h = want;
     } else if ((h = pool_abandoned) != NULL) {
         pool_abandoned = h->pool_next;
-        atomic_fetch_sub(&abandoned_n, 1);
+        atomic_fetch_sub(&hak_abandoned_n, 1);
     } else if ((h = pool_free) != NULL) {
         pool_free = h->pool_next;
     } else {
@@ -337,7 +337,7 @@ void hak_thread_exit(void *arg) {
  * them, and their segments cannot be given back. Returns the new heap, or
  * NULL (none has room; h stays). */
 hak_heap *hak_heap_swap(hak_heap *h, int cls) {
-    if (atomic_load_explicit(&abandoned_n, memory_order_relaxed) == 0) return NULL;
+    if (atomic_load_explicit(&hak_abandoned_n, memory_order_relaxed) == 0) return NULL;
     int need = hak_span_min_pages(cls);
     hak_lock(&hak_pool_lock);
     hak_heap *a = NULL, **pp = &pool_abandoned;
@@ -345,7 +345,7 @@ hak_heap *hak_heap_swap(hak_heap *h, int cls) {
         if ((*pp)->partial[cls] || (*pp)->pool_run >= need) {
             a = *pp;
             *pp = a->pool_next;
-            atomic_fetch_sub(&abandoned_n, 1);
+            atomic_fetch_sub(&hak_abandoned_n, 1);
             heap_own_locked(a);
             break;
         }
@@ -361,15 +361,14 @@ hak_heap *hak_heap_swap(hak_heap *h, int cls) {
 /* Adopt: take one abandoned heap that has remote frees waiting, drain them
  * and give back every span that became empty. Memory other threads freed
  * into a dead thread's heap is reused without waiting for a new thread. */
-bool hak_heap_reclaim_abandoned(bool warm) {
-    if (atomic_load_explicit(&abandoned_n, memory_order_relaxed) == 0) return false;
+bool hak_heap_adopt_one(bool warm) {
     hak_lock(&hak_pool_lock);
     hak_heap *a = NULL, **pp = &pool_abandoned;
     for (int i = 0; *pp && i < 8; i++, pp = &(*pp)->pool_next) {
         if (atomic_load_explicit(&(*pp)->remote_spans, memory_order_relaxed)) {
             a = *pp;
             *pp = a->pool_next;
-            atomic_fetch_sub(&abandoned_n, 1);
+            atomic_fetch_sub(&hak_abandoned_n, 1);
             break;
         }
     }
@@ -405,7 +404,7 @@ void hak_pool_after_fork(void) {
     }
     if (!hak_lock_take_orphan(&hak_pool_lock)) return;
     pool_abandoned = pool_free = NULL;
-    atomic_store(&abandoned_n, 0);
+    atomic_store(&hak_abandoned_n, 0);
     atomic_store(&hak_pinned_segs, 0); /* the pooled heaps stay out of use */
     hak_unlock(&hak_pool_lock);
 }

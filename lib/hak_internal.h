@@ -265,7 +265,7 @@ enum {
     HAK_TBIN_REFILLED = 1,
     HAK_TBIN_EVER = 2, /* by this thread, ever */
     HAK_TBIN_DRY = 4,  /* its last refill carved, having found nothing listed (hak_refill) */
-    HAK_TBIN_MIXED = 8 /* it takes other heaps' blocks: they go first (hak_flush_overflow) */
+    HAK_TBIN_MIXED = 8 /* it takes other heaps' blocks: they go first (hak_flush_mixed) */
 };
 static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
     return b->cap - b->room;
@@ -694,7 +694,9 @@ enum { HAK_WARM_SPANS = 8 };
 uint32_t hak_release_empty_reset(hak_heap *h, int cls, uint32_t *kept);
 bool hak_heap_holds_blocks(hak_heap *h);
 void hak_flush(hak_heap *h, int cls, uint32_t keep);
-void hak_flush_overflow(hak_heap *h, int cls, uint32_t keep); /* other heaps' blocks first */
+/* a full bin of HAK_TBIN_MIXED: other heaps' blocks first (warm text: only threads that take mail)
+ */
+void hak_flush_mixed(hak_heap *h, int cls, uint32_t keep);
 bool hak_tbin_grow(struct hak_tbin *bin);
 
 /* A class whose thread cache overflows although it was refilled since its
@@ -791,8 +793,17 @@ static inline bool hak_block_purged(const void *p) {
                                  __ATOMIC_ACQUIRE);
     return m >> ((a / HAK_OS_PAGE) % (HAK_PAGE_SIZE / HAK_OS_PAGE)) & 1;
 }
-void hak_span_note_purged(hak_span *s);     /* released: its purged pages stay in os_purged */
-bool hak_heap_reclaim_abandoned(bool warm); /* warm: hak_release_empty_warm */
+void hak_span_note_purged(hak_span *s); /* released: its purged pages stay in os_purged */
+/* Adopt (hak_heap.c): a dead thread's heap with remote frees waiting is
+ * drained and its empty spans given back. Only a thread's exit abandons a
+ * heap, so the callers' refills test the count and the work is warm text
+ * (lib/hak_cold.py): a single-threaded program never maps it. */
+extern atomic_int hak_abandoned_n;
+bool hak_heap_adopt_one(bool warm); /* warm: hak_release_empty_warm */
+static inline bool hak_heap_reclaim_abandoned(bool warm) {
+    return atomic_load_explicit(&hak_abandoned_n, memory_order_relaxed) != 0 &&
+           hak_heap_adopt_one(warm);
+}
 
 /* heaps and threads (hak_heap.c) */
 hak_heap *hak_heap_get(void);

@@ -641,9 +641,9 @@ void hak_flush(hak_heap *h, int cls, uint32_t keep) {
     if (nremote) bin->refilled |= HAK_TBIN_MIXED;
 }
 
-/* A full bin's flush (hak_free_slow). A bin that takes mail
+/* A full bin's flush (hak_free_slow) when the bin takes mail
  * (HAK_TBIN_MIXED: its last flush sent other heaps' blocks, or one of them
- * overflowed it) sends those home first, all of them: kept, they are
+ * overflowed it): those go home first, all of them: kept, they are
  * reused by this thread while their owners carve replacements, and each
  * pins a span of its owner's. Ours stay, in their order, up to keep (the
  * newest of the rest go), and a grown cap halves (down to
@@ -651,10 +651,10 @@ void hak_flush(hak_heap *h, int cls, uint32_t keep) {
  * shbench-sh8's caches and scattered spans, docs/allocator.md. It may keep
  * fewer than keep, never all of cap (the caller pushes a block); hak_flush
  * keeps exactly keep, which its other callers count on. */
-void hak_flush_overflow(hak_heap *h, int cls, uint32_t keep) {
+void hak_flush_mixed(hak_heap *h, int cls, uint32_t keep) {
     struct hak_tbin *bin = &hak_tls.bins[cls];
     uint32_t count = hak_tbin_count(bin);
-    if (!keep || !(bin->refilled & HAK_TBIN_MIXED) || count <= keep) {
+    if (!keep || count <= keep) {
         hak_flush(h, cls, keep);
         return;
     }
