@@ -10,7 +10,7 @@ Usage: bench/purge_sweep.py [--runs N] [--pin] CONFIG... -- CMD ARGS...
 For each config, N runs (interleaved with the other configs): median
 wall-clock ops/s (the workload's ops_per_sec), ops per CPU-second (ops_per_sec
 x elapsed / the run's user+system time), median peak RSS (ru_maxrss of
-the run) and minor page faults (ru_minflt), and the madvise/munmap/mmap
+the run, from bench/bin/rss_wrap) and minor page faults (ru_minflt), and the madvise/munmap/mmap
 calls of one extra run under `strace -f -c`. --pin runs on CPU 0 only.
 """
 import argparse
@@ -20,6 +20,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+
+WRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin", "rss_wrap")
 
 
 def parse_config(text):
@@ -36,18 +38,27 @@ def environment(lib, extra):
     return env
 
 
-def one_run(cmd, env, pin):
-    p = subprocess.Popen((["taskset", "-c", "0"] if pin else []) + cmd, env=env,
-                         stdout=subprocess.PIPE, text=True)
-    out = p.stdout.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    if status != 0:
-        sys.exit(f"{cmd[0]} failed (status {status})")
+def one_run(cmd, lib, extra, pin):
+    """Through bench/bin/rss_wrap, which sets LD_PRELOAD itself: ru_maxrss
+    survives exec, so a child forked from this Python process would report
+    at least Python's own RSS (~15 MiB) as its peak."""
+    env = environment("glibc", extra)
+    preload = "" if lib == "glibc" else os.path.abspath(lib)
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as f:
+        p = subprocess.Popen((["taskset", "-c", "0"] if pin else []) +
+                             [WRAP, f.name, preload, "--"] + cmd, env=env,
+                             stdout=subprocess.PIPE, text=True)
+        out = p.stdout.read()
+        _, status, ru = os.wait4(p.pid, 0)  # the wrapper's usage and its child's
+        if status != 0:
+            sys.exit(f"{cmd[0]} failed (status {status})")
+        wrap = dict(t.split("=", 1) for t in f.read().split())
     cpu = (ru.ru_utime + ru.ru_stime) or 1e-9
     m = re.search(r"\bops_per_sec=([\d.]+)", out)
     ops = float(m.group(1)) if m else 0.0
     e = re.search(r"\belapsed=([\d.]+)", out)
-    return ops, ru.ru_maxrss / 1024.0, ru.ru_minflt, ops * float(e.group(1)) / cpu if e else 0.0
+    return (ops, int(wrap["maxrss_kb"]) / 1024.0, int(wrap["minflt"]),
+            ops * float(e.group(1)) / cpu if e else 0.0)
 
 
 def syscalls(cmd, env):
@@ -75,7 +86,7 @@ def main():
     results = [[] for _ in configs]
     for _ in range(a.runs):
         for k, (lib, extra) in enumerate(configs):
-            results[k].append(one_run(cmd, environment(lib, extra), a.pin))
+            results[k].append(one_run(cmd, lib, extra, a.pin))
     print(f"command: {' '.join(cmd)} (medians of {a.runs}{', CPU 0' if a.pin else ''})")
     print(f"{'config':44s} {'ops/s':>9s} {'ops/CPU-s':>9s} {'peak RSS':>10s} {'faults':>8s} "
           f"{'madvise':>8s} {'munmap':>7s} {'mmap':>6s}")
