@@ -38,22 +38,38 @@ python3 -c "import sys; sys.exit(not float('$before') > 0.01)" || fail "defaults
 # ---- reacting
 dstart
 t0=$(date +%s)
-# value, owner and reason from one read: a loaded machine may see the
-# daemon's guardrail roll the change back right after (its reason changes)
-for i in $(seq 100); do
-    IFS=$'\t' read -r v o reason <<<"$("$HAKCTL" get "$w" refill_count --class 3 --json | python3 -c '
+# grown() waits (up to 100 polls) for the daemon's grown refill_count[3];
+# value, owner and reason come from one read
+grown() {
+    for i in $(seq 100); do
+        IFS=$'\t' read -r v o reason <<<"$("$HAKCTL" get "$w" refill_count --class 3 --json | python3 -c '
 import json, sys
 k = json.load(sys.stdin)["knobs"][0]
 print(k["value"], k["owner"], k["reason"], sep="\t")')"
-    [ "$o" = daemon ] && [ "$v" -ge 256 ] && break
-    sleep 0.1
+        [ "$o" = daemon ] && [ "$v" -ge 256 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# The miss ratio is measured over the second after the grow. On a loaded
+# machine the guardrail may judge the grown knob worse (a +5 % blip of
+# ns/op in its 3-tick window) and roll it back during that second, then
+# grow it again once the step's block (30 ticks) is over: a measurement the
+# knob did not stay through is taken again (at most 3 tries; CI saw the
+# rollback land inside the measurement once in 5 runs).
+for try in 1 2 3; do
+    grown || { tail -20 "$T/d.log"; fail "refill_count[3] is $v ($o), not grown (try $try)"; }
+    echo "ok: refill_count[3] = $v, owner daemon, after $(($(date +%s) - t0)) s"
+    "$HAKCTL" get "$w" refill_count fast_cap --class 3
+    echo "reason: $reason"
+    grep -qE "^alloc_slow [0-9.]+% -> grow$" <<<"$reason" || fail "hakctl get does not show the daemon's reason"
+    after=$(miss "$w")
+    read -r v2 o2 <<<"$(knob "$w" refill_count 3)"
+    [ "$o2" = daemon ] && [ "$v2" -ge 256 ] && break
+    echo "refill_count[3] became $v2 ($o2) during the measurement: measured again"
+    grep -E "refill_count\[3\]" "$T/d.log" | tail -3
+    [ "$try" -lt 3 ] || fail "refill_count[3] did not stay grown through a measurement in 3 tries"
 done
-[ "$o" = daemon ] && [ "$v" -ge 256 ] || { tail -20 "$T/d.log"; fail "refill_count[3] is $v ($o) after 10 s"; }
-echo "ok: refill_count[3] = $v, owner daemon, after $(( $(date +%s) - t0 )) s"
-"$HAKCTL" get "$w" refill_count fast_cap --class 3
-echo "reason: $reason"
-grep -qE "^alloc_slow [0-9.]+% -> grow$" <<<"$reason" || fail "hakctl get does not show the daemon's reason"
-after=$(miss "$w")
 echo "miss ratio of class 3 tuned: $after (was $before)"
 # refill_count 64 -> 256 measured about half the misses (0.0146 -> 0.0073:
 # the blocks freed back in between serve some refills either way); halving
