@@ -161,15 +161,23 @@ static void invalid(const char *what, void *p) {
     hak_fatal(what, p);
 }
 
+/* at_block_start's test for a coloured class (hak_span_color): out of line,
+ * as only the classes from 5 KiB up have colours */
+static __attribute__((noinline)) bool at_colored_start(int cls, uintptr_t off, const hak_span *d) {
+    uintptr_t c = hak_span_color(d - d->head_off); /* the head's descriptor: another line */
+    return off >= c && hak_block_aligned(cls, off - c);
+}
 /* Whether p, in a small span of class cls, is at the start of a block:
- * its offset from the span start a multiple of the class size. Spans start
- * on page boundaries, so that offset is p's within its page plus the pages
- * between its page and the span head (hak_span_of). */
+ * its offset from the span's first block a multiple of the class size.
+ * Spans start on page boundaries, so that offset is p's within its page
+ * plus the pages between its page and the span head (hak_span_of), less
+ * the colour. */
 static inline bool at_block_start(int cls, void *p) {
     uintptr_t a = (uintptr_t)p & HAK_SEG_MASK;
     const hak_span *d = &hak_seg_of(p)->pages[a >> HAK_PAGE_SHIFT];
-    return hak_block_aligned(cls, (a & (HAK_PAGE_SIZE - 1)) +
-                                      ((uintptr_t)d->head_off << HAK_PAGE_SHIFT));
+    uintptr_t off = (a & (HAK_PAGE_SIZE - 1)) + ((uintptr_t)d->head_off << HAK_PAGE_SHIFT);
+    if (HAK_UNLIKELY(hak_cls_colored(cls))) return at_colored_start(cls, off, d);
+    return hak_block_aligned(cls, off);
 }
 
 /* Class of a live small block p, checked; or -1 if p is not in a segment.
@@ -485,7 +493,8 @@ void *hak_alloc_aligned(size_t align, size_t n) {
     size_t sz = n < align ? align : n;
     if (sz <= HAK_CLASS_MAX && align <= HAK_PAGE_SIZE) {
         for (int c = hak_size_class(sz); c < HAK_NUM_CLASSES; c++)
-            if (hak_class_size[c] % align == 0) return alloc_cls(h, c, 0, NULL);
+            if (hak_class_size[c] % align == 0 && (align <= 64 || !hak_cls_colored(c)))
+                return alloc_cls(h, c, 0, NULL);
     }
     return large_alloc(h, n, align, NULL);
 }

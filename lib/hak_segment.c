@@ -438,6 +438,12 @@ hak_span *hak_span_alloc(hak_heap *h, int cls) {
     return s;
 }
 
+/* Out of line for the slow paths that meet a span (hak_cls_span_color): the
+ * hot segment's room. */
+uintptr_t hak_span_color_call(const hak_span *s, int cls) {
+    return hak_span_color_of(s, cls);
+}
+
 /* The span is empty (used == 0, so nobody can push remote frees to it). */
 void hak_span_release(hak_heap *h, hak_span *s) {
     hak_segment *seg = hak_seg_of(s);
@@ -454,8 +460,10 @@ void hak_span_release(hak_heap *h, hak_span *s) {
     uint64_t bits = span_bits(first, n);
     /* the carved blocks' pages were written; those past them stay as
      * touched_mask says (resident from an earlier span, or never touched) */
-    int carved =
-        (int)(((uint64_t)s->carved * hak_class_size[cls] + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE);
+    int carved = (int)(((uint64_t)s->carved * hak_class_size[cls] + HAK_PAGE_SIZE - 1 +
+                        /* a colour (below an OS page) may push the end a page on */
+                        (s->carved && hak_cls_colored(cls) ? HAK_OS_PAGE : 0)) /
+                       HAK_PAGE_SIZE);
     hak_heap_lock(h);
     seg->used_mask &= ~bits;
     h->pages_now -= (uint32_t)n;

@@ -233,7 +233,7 @@ bool hak_refill(hak_heap *h, int cls) {
             /* lowest address ends up first; the key in a register (a store
              * through b may alias the global, which would be read again) */
             const uintptr_t key = hak_key;
-            char *base = hak_span_start(s) + (size_t)s->carved * size;
+            char *base = hak_span_base(s) + hak_cls_span_color(s, cls) + (size_t)s->carved * size;
             /* each block links to the one above, the top block to the bin's
              * list: pairs after an odd one, 4.5 instructions a block, not 6.
              * The first writes to a span's lines miss (the carve was 14-17 %
@@ -579,7 +579,8 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, boo
         hak_segment *seg = hak_seg_of(first);
         hak_span *rs = hak_span_of(seg, first);
         if (rs->cls != cls) hak_fatal("free(): invalid pointer", first);
-        const uintptr_t start = (uintptr_t)hak_span_start(rs);
+        const uintptr_t base = (uintptr_t)hak_span_base(rs);
+        const uintptr_t start = base + hak_cls_span_color(rs, cls);
         const uintptr_t span_len = (uintptr_t)rs->pages * HAK_PAGE_SIZE;
         const bool mine = seg->heap == h;
         const uint64_t blocks = mine ? rs->carved : rs->capacity; /* valid indexes */
@@ -597,7 +598,7 @@ static hak_block *flush_n(hak_heap *h, int cls, hak_block *list, uint32_t n, boo
         for (; left; left--) {
             hak_block *b = last->next;
             if (HAK_UNLIKELY(block_index_q(bi, (uintptr_t)b * bi.inv - start_q) >= blocks)) {
-                if ((uintptr_t)b - start < span_len) hak_fatal("free(): invalid pointer", b);
+                if ((uintptr_t)b - base < span_len) hak_fatal("free(): invalid pointer", b);
                 break; /* another span's: the next run */
             }
             __builtin_prefetch((const char *)b + pf);
@@ -740,10 +741,13 @@ static inline void count_block(uint64_t off, uint32_t size, uint16_t *cnt) {
     for (uint64_t q = off / HAK_OS_PAGE; q <= (off + size - 1) / HAK_OS_PAGE; q++) cnt[q]++;
 }
 
-/* The blocks that start in OS page q: indexes [*first, *end). */
-static inline void starting_in(uint32_t q, uint32_t size, uint32_t *first, uint32_t *end) {
-    *first = (uint32_t)((q * HAK_OS_PAGE + size - 1) / size);
-    *end = (uint32_t)(((q + 1) * HAK_OS_PAGE + size - 1) / size);
+/* The blocks that start in OS page q of a span whose first block is color
+ * bytes in (< an OS page: hak_span_color): indexes [*first, *end). */
+static inline void starting_in(uint32_t q, uint32_t size, uint32_t color, uint32_t *first,
+                               uint32_t *end) {
+    uint32_t lo = q * (uint32_t)HAK_OS_PAGE;
+    *first = lo <= color ? 0 : (lo - color + size - 1) / size;
+    *end = (lo + (uint32_t)HAK_OS_PAGE - color + size - 1) / size;
 }
 
 /* A listed block as the purge sees it: a big class's by its stamp, a
@@ -766,8 +770,9 @@ static uint64_t purge_span_pages(hak_span *s, uint32_t size, uint64_t now, uint6
     uint16_t *marks = os_marks(s), cnt[OS_MAX], mark[OS_MAX / OS_PER_PAGE] = {0},
              go[OS_MAX / OS_PER_PAGE] = {0}, due[OS_MAX / OS_PER_PAGE] = {0};
     uint32_t nos = (uint32_t)s->pages * OS_PER_PAGE, calls = 0;
-    char *start = hak_span_start(s);
-    uint64_t end = (uint64_t)s->carved * size, fresh_min = 0; /* carved bytes */
+    char *start = hak_span_base(s); /* OS pages count from here */
+    const uint32_t color = (uint32_t)hak_span_color(s);
+    uint64_t end = color + (uint64_t)s->carved * size, fresh_min = 0; /* carved bytes */
     bool any = false, fresh = false, some_due = force || s->cls < HAK_PURGE_CLS_MIN;
     memset(cnt, 0, nos * sizeof cnt[0]);
     for (hak_block *b = s->free; b; b = b->next) {
@@ -789,8 +794,8 @@ static uint64_t purge_span_pages(hak_span *s, uint32_t size, uint64_t now, uint6
     if (!some_due) return 0;
     for (uint32_t q = 0, i, e; q < nos; q++) /* blocks of marked pages are free, unlisted */
         if (OS_BIT(marks, q))
-            for (starting_in(q, size, &i, &e); i < e; i++)
-                count_block((uint64_t)i * size, size, cnt);
+            for (starting_in(q, size, color, &i, &e); i < e; i++)
+                count_block(color + (uint64_t)i * size, size, cnt);
     for (uint32_t q = 0; q < nos; q++) {
         uint64_t lo = (uint64_t)q * HAK_OS_PAGE, hi = lo + HAK_OS_PAGE;
         uint32_t i, e;
@@ -799,12 +804,14 @@ static uint64_t purge_span_pages(hak_span *s, uint32_t size, uint64_t now, uint6
             any = true;
             continue;
         }
-        uint64_t first = lo / size, last = (hi - 1) / size; /* blocks overlapping q */
-        if (last * size >= end || OS_BIT(marks, q) || !OS_BIT(due, q) || cnt[q] != last - first + 1)
+        /* blocks overlapping q (the colour is below hi: page 0 holds block 0) */
+        uint64_t first = lo < color ? 0 : (lo - color) / size, last = (hi - 1 - color) / size;
+        if (color + last * size >= end || OS_BIT(marks, q) || !OS_BIT(due, q) ||
+            cnt[q] != last - first + 1)
             continue;
         OS_SET(go, q);
         any = true;
-        starting_in(q, size, &i, &e);
+        starting_in(q, size, color, &i, &e);
         if (i < e) { /* headers in it: their blocks leave the list */
             OS_SET(mark, q);
             fresh = true;
@@ -856,10 +863,11 @@ void hak_span_unpurge(hak_span *s, uint32_t want) {
     uint16_t *marks = os_marks(s);
     uint32_t size = hak_class_size[s->cls], got = 0, nos = (uint32_t)s->pages * OS_PER_PAGE;
     char *start = hak_span_start(s);
+    const uint32_t color = (uint32_t)hak_span_color(s);
     uint32_t cleared = 0; /* span pages whose last mark went */
     for (uint32_t q = 0, i, e; q < nos && got < want; q++) {
         if (!OS_BIT(marks, q)) continue;
-        starting_in(q, size, &i, &e);
+        starting_in(q, size, color, &i, &e);
         /* a big class's blocks count when refill takes them (taken_purged) */
         if (s->cls < HAK_PURGE_CLS_MIN) HAK_PROC_ADD(REFAULT_BYTES, (uint64_t)(e - i) * size);
         for (; i < e; i++, got++) {
@@ -892,7 +900,7 @@ void hak_span_note_purged(hak_span *s) {
     if (s->cls < HAK_PURGE_CLS_MIN) return;
     uint16_t *marks = os_marks(s);
     uint64_t size = hak_class_size[s->cls];
-    char *start = hak_span_start(s);
+    char *start = hak_span_base(s); /* OS pages count from here */
     for (hak_block *b = s->free; b; b = b->next) {
         if (*hak_block_stamp(b) != HAK_STAMP_PURGED) continue;
         uint64_t off = (uint64_t)((char *)b - start);
