@@ -3,7 +3,7 @@
  * A program is its executable's path plus its GNU build-id (the ELF note),
  * or a hash of its size and first MiB when it has none: a rebuilt binary is
  * a new program. One JSON file per program in STATE_DIR/profiles/:
- *   { "hakmemd_profile": 1, "key": "/usr/bin/app@build-id", "exe": "/usr/bin/app",
+ *   { "hakmemd_profile": 2, "key": "/usr/bin/app@build-id", "exe": "/usr/bin/app",
  *     "saved": 1764130000, "start_phase": "tiny/local",
  *     "phases": [ { "phase": "tiny/local", "objective": 41.5,
  *                   "knobs": [ { "knob": "refill_count", "class": 3, "value": 512 } ] } ] }
@@ -22,6 +22,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* 2: the class table of ABI 4 (class indices are kept, and 1's from 20 up
+ * named other sizes) */
+#define HAKD_PROFILE_VERSION 2
 
 /* ------------------------------------------------------------- program key */
 
@@ -124,7 +128,8 @@ static int validate(const cJSON *o, const char *key, struct hakd_phase_mem *ph, 
     const cJSON *phs = cJSON_GetObjectItemCaseSensitive(o, "phases"), *e;
     int64_t x;
     if (!cJSON_IsObject(o)) return snprintf(why, n, "not a JSON object"), -1;
-    if (int_in(ver, 1, 1, &x)) return snprintf(why, n, "\"hakmemd_profile\" is not 1"), -1;
+    if (int_in(ver, HAKD_PROFILE_VERSION, HAKD_PROFILE_VERSION, &x))
+        return snprintf(why, n, "\"hakmemd_profile\" is not %d", HAKD_PROFILE_VERSION), -1;
     if (!cJSON_IsString(k) || strcmp(k->valuestring, key))
         return snprintf(why, n, "\"key\" is not this program's"), -1;
     if (!cJSON_IsString(sp) || strlen(sp->valuestring) >= 24)
@@ -242,7 +247,7 @@ int hakd_profile_save(struct hakd_state *st, const struct hakd_proc *p) {
     const struct hakd_pstate *s = &p->ps;
     if (!p->key[0] || !s->nphases || st->dry_run) return 0;
     cJSON *o = cJSON_CreateObject(), *phs = cJSON_AddArrayToObject(o, "phases");
-    cJSON_AddNumberToObject(o, "hakmemd_profile", 1);
+    cJSON_AddNumberToObject(o, "hakmemd_profile", HAKD_PROFILE_VERSION);
     cJSON_AddStringToObject(o, "key", p->key);
     cJSON_AddStringToObject(o, "exe", p->exe_path);
     cJSON_AddNumberToObject(o, "saved", (double)time(NULL));

@@ -6,6 +6,7 @@
 
 uint8_t hak_small_cls[HAK_SMALL_MAX + 1];   /* by the byte: indexed by n itself */
 uint16_t hak_small_bin[HAK_SMALL_MAX + 1];  /* malloc's: the class's bin offset in hak_tls.bins */
+uint8_t hak_fine_cls[HAK_FINE_MAX / 128];   /* by (n - 1) / 128, above HAK_SMALL_MAX */
 uint32_t hak_cls_shift[HAK_NUM_CLASSES];    /* size = odd << shift */
 uint32_t hak_cls_inv[HAK_NUM_CLASSES];      /* odd^-1 mod 2^32 */
 uint32_t hak_cls_lim[HAK_NUM_CLASSES];      /* UINT32_MAX / odd */
@@ -21,6 +22,10 @@ void hak_class_init(void) {
         memset(hak_small_cls + n, c, end + 1 - n);
         for (size_t i = n; i <= end; i++) hak_small_bin[i] = bin;
         n = end + 1;
+    }
+    for (int c = HAK_CLS_1024 + 1, i = HAK_SMALL_MAX / 128; i < HAK_FINE_MAX / 128; i++) {
+        while (hak_class_size[c] < (i + 1) * 128u) c++;
+        hak_fine_cls[i] = (uint8_t)c;
     }
     for (int k = 0; k < HAK_NUM_CLASSES; k++) {
         uint32_t s = hak_class_size[k], sh = (uint32_t)__builtin_ctz(s), odd = s >> sh;

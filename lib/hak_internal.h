@@ -281,7 +281,11 @@ static inline uint32_t hak_tbin_count(const struct hak_tbin *b) {
  * slower per CPU-second (bench/ab_rate.py, 21 runs: 198.2 M against 206.0
  * M; tiny_hot-16 231 against 230 M). The current layout is on the fast side
  * of the line (tiny_hot-16 level with -64 and -128); check it after any
- * change to hak_tls's size. */
+ * change to hak_tls's size. Its size also costs memory a thread: the static
+ * TLS sits at the top of each thread's stack, and at 2288 B (68 classes)
+ * fewer than 384 B more fit before the stack's used part takes one more
+ * page (many_threads: 17.7 -> 21.6 KiB a thread with 72 classes;
+ * docs/allocator.md, "Eight classes per doubling"). */
 #ifndef HAK_TLS_ALIGN
 #define HAK_TLS_ALIGN 8
 #endif
@@ -316,7 +320,7 @@ extern __thread struct hak_tls hak_tls __attribute__((tls_model("initial-exec"))
  * span lists change under the heap lock, so the background purger returns
  * their free pages too; the smaller classes' only the owner (or a solo
  * purger while the owner locks them): hak_span_purge_free. */
-#define HAK_PURGE_CLS_MIN 28 /* 5120 B */
+#define HAK_PURGE_CLS_MIN HAK_CLS_5120
 
 /* The heap's store of a big class (hak_store.c): blocks a full thread cache
  * flushed, kept whole for the next refill, under the heap lock, where the
@@ -344,8 +348,9 @@ struct hak_tgc_seen {
     uint16_t count[HAK_NUM_CLASSES]; /* blocks it held after the look (cap <= 4096) */
     uint32_t idle[HAK_NUM_CLASSES];  /* the thread's allocs + frees while this class had none */
 };
+_Static_assert(HAK_NUM_CLASSES <= 128, "hak_tgc.busy: a bit per class");
 struct hak_tgc {
-    uint64_t busy;             /* classes the looks visit (a bit per class) */
+    uint64_t busy[2];          /* classes the looks visit (a bit per class) */
     uint32_t blocks;           /* blocks refills and overflows moved since the last look */
     struct hak_tgc_seen *seen; /* NULL until the first look */
 };
@@ -612,14 +617,21 @@ extern uint8_t hak_small_cls[HAK_SMALL_MAX + 1];
 /* The same as byte offsets of the bins in hak_tls.bins (class * 32):
  * malloc's lookup, one shift less. */
 extern uint16_t hak_small_bin[HAK_SMALL_MAX + 1];
-/* Class of a size above HAK_SMALL_MAX, up to HAK_CLASS_MAX: four classes
- * per doubling, so find the doubling, then the quarter above it. */
+/* Class of a size above HAK_SMALL_MAX, up to HAK_FINE_MAX, by 128 bytes
+ * (every class there is a multiple of 128): the classes there are finer
+ * than four per doubling (HAK_CLASS_TABLE). */
+extern uint8_t hak_fine_cls[HAK_FINE_MAX / 128];
+/* Class of a size above HAK_SMALL_MAX, up to HAK_CLASS_MAX: the table to
+ * HAK_FINE_MAX; above, four classes per doubling, so find the doubling,
+ * then the quarter above it. */
 static inline int hak_mid_class(size_t n) {
     size_t m = n - 1;
+    if (m < HAK_FINE_MAX) return hak_fine_cls[m >> 7];
     int lg = __builtin_clzl(m) ^ 63;          /* 2^lg <= m < 2^(lg+1): one bsr */
     int quarter = (int)((m >> (lg - 2)) & 3); /* which quarter above 2^lg */
-    return lg * 4 + quarter - 20;             /* 19 + (lg - 10) * 4 + quarter + 1 */
+    return HAK_CLS_8192 + 1 + (lg - 13) * 4 + quarter;
 }
+_Static_assert(HAK_FINE_MAX == 1 << 13, "hak_mid_class: the doublings above HAK_FINE_MAX");
 static inline int hak_size_class(size_t n) {
     if (n <= HAK_SMALL_MAX) return hak_small_cls[n];
     return n <= HAK_CLASS_MAX ? hak_mid_class(n) : -1;
@@ -800,10 +812,10 @@ void hak_store_empty(hak_heap *h, int cls); /* the owner: all back to the spans 
  * half there, an empty one takes a half back, each one exchange (owner,
  * its own bin, no lock held); false: the ordinary flush or refill. The
  * purge takes every stash of h (heap lock held); the owner empties one. */
-/* Classes with a stash: 5-32 KiB (HAK_PURGE_CLS_MIN up to class 39, 32768
- * B), whose default caches hold 8 blocks or more; a cache of fewer blocks
- * (a knob) has none. The slow paths of other sizes do not look. */
-enum { HAK_STASH_CLS_END = 40, HAK_STASH_SIZE_MAX = 32768, HAK_STASH_MIN_CAP = 8 };
+/* Classes with a stash: 5-32 KiB (HAK_PURGE_CLS_MIN up to 32768 B), whose
+ * default caches hold 8 blocks or more; a cache of fewer blocks (a knob)
+ * has none. The slow paths of other sizes do not look. */
+enum { HAK_STASH_CLS_END = HAK_CLS_32768 + 1, HAK_STASH_SIZE_MAX = 32768, HAK_STASH_MIN_CAP = 8 };
 bool hak_stash_put(hak_heap *h, struct hak_tbin *bin, int cls);
 bool hak_stash_take(hak_heap *h, struct hak_tbin *bin, int cls);
 bool hak_stash_purge(hak_heap *h, bool force); /* whether some stash holds blocks */
@@ -818,7 +830,8 @@ void hak_span_take_back(hak_heap *h, hak_block *b, uint64_t stamp);
 void hak_tcache_look(hak_heap *h, int cls);
 static inline void hak_tcache_event(hak_heap *h, int cls, uint32_t blocks) {
     struct hak_tgc *g = &h->tgc;
-    if (HAK_LIKELY(g->busy >> cls & 1) && (g->blocks += blocks) < (uint64_t)HAK_KNOB(TCACHE_GC))
+    if (HAK_LIKELY(g->busy[cls >> 6] >> (cls & 63) & 1) &&
+        (g->blocks += blocks) < (uint64_t)HAK_KNOB(TCACHE_GC))
         return;
     hak_tcache_look(h, cls);
 }

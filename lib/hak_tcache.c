@@ -56,20 +56,30 @@ static void give_back(hak_heap *h, struct hak_tbin *bin, int c, uint32_t n, uint
     }
 }
 
+/* The lowest class of a busy set (a bit per class, two words: more than
+ * 64 classes), taken out of it; -1 when it is empty. */
+static int busy_pop(uint64_t m[2]) {
+    int w = !m[0];
+    if (!m[w]) return -1;
+    int c = __builtin_ctzll(m[w]);
+    m[w] &= m[w] - 1;
+    return w * 64 + c;
+}
+
 static HAK_NOINLINE void look(hak_heap *h, int skip, uint32_t every) {
     struct hak_tgc *g = &h->tgc;
     struct hak_tgc_seen *seen = g->seen;
     uint32_t ops[HAK_NUM_CLASSES] = {0}, total = 0;
-    for (uint64_t m = g->busy; m; m &= m - 1) { /* the thread's activity since the last look */
-        int c = __builtin_ctzll(m);
+    uint64_t m[2] = {g->busy[0], g->busy[1]};
+    for (int c; (c = busy_pop(m)) >= 0;) { /* the thread's activity since the last look */
         struct hak_tbin *bin = &hak_tls.bins[c];
         ops[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS) - seen->allocs[c];
         uint32_t frees = (uint32_t)HAK_BIN_CTR(bin, FREES) - seen->frees[c];
         total += ops[c] + frees;
         if (!ops[c] && frees) ops[c] = UINT32_MAX; /* not quiet (and no low water from it) */
     }
-    for (uint64_t m = g->busy; m; m &= m - 1) {
-        int c = __builtin_ctzll(m);
+    m[0] = g->busy[0], m[1] = g->busy[1];
+    for (int c; (c = busy_pop(m)) >= 0;) {
         struct hak_tbin *bin = &hak_tls.bins[c];
         uint32_t n = hak_tbin_count(bin), allocs = ops[c], give = 0;
         /* idle: what the thread did while this class saw no alloc and no free */
@@ -93,7 +103,7 @@ static HAK_NOINLINE void look(hak_heap *h, int skip, uint32_t every) {
         if (done) {
             uint32_t kept;
             hak_release_empty(h, c, &kept); /* the lock first: the purger may change the list */
-            g->busy &= ~(1ull << c);
+            g->busy[c >> 6] &= ~(1ull << (c & 63));
         }
         seen->allocs[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS);
         seen->frees[c] = (uint32_t)HAK_BIN_CTR(bin, FREES);
@@ -119,12 +129,12 @@ void hak_tcache_look(hak_heap *h, int cls) {
         g->blocks = 0;
         return;
     }
-    if (!(g->busy >> cls & 1)) {
+    if (!(g->busy[cls >> 6] >> (cls & 63) & 1)) {
         /* a class (re)starts: the program may have moved on from other
          * sizes. This look is their baseline and the next comes after a
          * sixteenth of the period, so a phase's classes go back while the next
          * phase's spans are still being carved (few slow paths between) */
-        g->busy |= 1ull << cls;
+        g->busy[cls >> 6] |= 1ull << (cls & 63);
         g->seen->idle[cls] = 0;
         g->blocks = every - every / 16;
     } else {
@@ -132,7 +142,7 @@ void hak_tcache_look(hak_heap *h, int cls) {
     }
     look(h, cls, every);
 #else
-    g->blocks = 0, g->busy = ~0ull; /* never looks: no fast-path counts to tell */
+    g->blocks = 0, g->busy[0] = g->busy[1] = ~0ull; /* never looks: no fast-path counts to tell */
     (void)cls, (void)every;
 #endif
 }

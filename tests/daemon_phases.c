@@ -2,7 +2,7 @@
  * t_daemon_remote.sh (not a t_* test itself): alternates two phases, each
  * SEC seconds, CYCLES times:
  *   A: one thread, batches of BATCH 64-byte blocks (class 3, "tiny"),
- *   B: batches of BATCH 2048-byte blocks (class 23, "mid"),
+ *   B: batches of BATCH 2048-byte blocks (class 27, "mid"),
  * both deep enough that the thread cache misses with the default knobs.
  * With MODE "remote", B is instead a producer/consumer pair: two threads
  * send each other the same 64-byte blocks to free (every free a foreign

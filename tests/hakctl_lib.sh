@@ -16,7 +16,7 @@
 #   seg_patch PID FIELD VALUE   rewrite a header field of PID's segment
 #   seg_blocks PID..    blocks their segments occupy
 #   start_time PID      field 22 of /proc/PID/stat
-#   tty_start CMD       run CMD in a detached tmux pane (100x40), private server
+#   tty_start CMD       run CMD in a detached tmux pane (100x50), private server
 #   tty_keys KEYS..     tmux send-keys
 #   tty_wait TEXT [SEC] wait until the pane shows TEXT (fixed string), else fail
 #   tty_screen          print the pane
@@ -139,7 +139,7 @@ tty_start() {
     need_cmd tmux
     local i # a server still exiting from the last session may refuse: retry
     for i in 1 2 3 4 5; do
-        tmux -L "$TMUX_SOCK" -f /dev/null new-session -d -x 100 -y 40 -s t "$@" 2>"$T/tmux.err" &&
+        tmux -L "$TMUX_SOCK" -f /dev/null new-session -d -x 100 -y 50 -s t "$@" 2>"$T/tmux.err" &&
             break
         [ "$i" = 5 ] && { cat "$T/tmux.err"; fail "tmux cannot start a session"; }
         sleep 0.2

@@ -139,10 +139,17 @@ int main(void) {
     CHECK(classes[NCLASS - 1] == HAK_CLASS_MAX);
     for (int i = 0; i < NCLASS; i++) {
         CHECKF(classes[i] % 16 == 0, "class %d size %u not a multiple of 16", i, classes[i]);
+        if (classes[i] > HAK_SMALL_MAX && classes[i] <= HAK_FINE_MAX)
+            CHECKF(classes[i] % 128 == 0, "class %d size %u not a multiple of 128", i, classes[i]);
         if (i) CHECKF(classes[i] > classes[i - 1], "class %d not increasing", i);
         if (i && classes[i - 1] >= 128)
             CHECKF(classes[i] - classes[i - 1] <= classes[i - 1] / 4,
                    "class %d (%u) more than 25 %% above class %d", i, classes[i], i - 1);
+        /* eight per doubling where requests a size word past 1 and 4 KiB land */
+        if (i && ((classes[i - 1] >= 1024 && classes[i] <= 2048) ||
+                  (classes[i - 1] >= 4096 && classes[i] <= 8192)))
+            CHECKF(classes[i] - classes[i - 1] <= classes[i - 1] / 8,
+                   "class %d (%u) more than 12.5 %% above class %d", i, classes[i], i - 1);
     }
 
     for (size_t n = 0; n <= 8192; n++) check_size(n, hak);

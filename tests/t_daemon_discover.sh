@@ -86,8 +86,8 @@ path, pid, start, extra = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.a
 with open(path, "r+b") as f:
     f.seek(24); f.write(struct.pack("<i", pid))
     f.seek(32); f.write(struct.pack("<Q", start))
-    if extra == "abi4":
-        f.seek(8); f.write(struct.pack("<H", 4))
+    if extra == "abi5":
+        f.seek(8); f.write(struct.pack("<H", 5))
     if extra == "short":
         f.truncate(100)
 PY
@@ -104,8 +104,8 @@ hostile truncated "pid $s: skipping segment: $f is truncated (100 bytes)"
 head -c 2048000 /dev/urandom >"/dev/shm/.t_daemon.$$" && chmod 600 "/dev/shm/.t_daemon.$$" &&
     mv "/dev/shm/.t_daemon.$$" "$f"
 hostile garbage "pid $s: skipping segment: $f: bad magic"
-mkseg abi4
-hostile "newer ABI" "pid $s: skipping segment: $f: segment ABI 4"
+mkseg abi5
+hostile "newer ABI" "pid $s: skipping segment: $f: segment ABI 5"
 # a good copy, attached, then truncated under the daemon: SIGBUS, caught
 mkseg
 wait_log "pid $s (wl): attached" 5

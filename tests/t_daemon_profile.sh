@@ -38,7 +38,7 @@ cat "$prof"
 python3 - "$prof" "$WL" <<'PY' || fail "profile content"
 import json, sys
 p = json.load(open(sys.argv[1]))
-assert p["hakmemd_profile"] == 1
+assert p["hakmemd_profile"] == 2
 assert p["exe"] == sys.argv[2], p["exe"]
 assert p["key"].startswith(sys.argv[2] + "@"), p["key"]
 assert p["start_phase"] == "tiny/local", p["start_phase"]
@@ -83,7 +83,7 @@ rejected() { # rejected WHAT LOGTEXT
     dkill
     echo "ok: $1 profile rejected"
 }
-printf '{ "hakmemd_profile": 1, "key": ' >"$prof"
+printf '{ "hakmemd_profile": 2, "key": ' >"$prof"
 rejected corrupt "not valid JSON"
 python3 - "$T/good.json" "$prof" <<'PY'
 import json, sys

@@ -29,12 +29,12 @@ else
     echo "note: not root, permission checks as another user skipped"
 fi
 
-# a segment written by a newer hakmem (ABI 4): refused, with the versions
+# a segment written by a newer hakmem (ABI 5): refused, with the versions
 plain sleep 30
 seg_copy "$w" "$PPID_"
-seg_patch "$PPID_" abi_major 4
+seg_patch "$PPID_" abi_major 5
 run "$HAKCTL" stats "$PPID_"
-expect 1 "is newer than this tool understands (3.x); use the hakctl that came with"
+expect 1 "is newer than this tool understands (4.x); use the hakctl that came with"
 run "$HAKCTL" ps
 grep -E "^ *$PPID_ .*other segment ABI" "$T/out" || { cat "$T/out"; fail "ps shows the other ABI"; }
 
@@ -42,10 +42,16 @@ grep -E "^ *$PPID_ .*other segment ABI" "$T/out" || { cat "$T/out"; fail "ps sho
 # rows): refused as older, not misread
 seg_patch "$PPID_" abi_major 2
 run "$HAKCTL" stats "$PPID_"
-expect 1 "segment ABI 2.0 is older than this tool understands (3.x)"
+expect 1 "segment ABI 2.0 is older than this tool understands (4.x)"
+
+# one of ABI 3 (the 60-class table: class indices from 20 up named other
+# sizes): refused as older
+seg_patch "$PPID_" abi_major 3
+run "$HAKCTL" stats "$PPID_"
+expect 1 "segment ABI 3.0 is older than this tool understands (4.x)"
 
 # a stale segment: its process is gone / the pid was reused
-seg_patch "$PPID_" abi_major 3
+seg_patch "$PPID_" abi_major 4
 seg_patch "$PPID_" start_time 1
 run "$HAKCTL" stats "$PPID_"
 expect 1 "process $PPID_ is another program now (pid reused); /dev/shm/hakmem.$PPID_ is a stale segment (\`hakctl gc\` removes it)"
@@ -81,5 +87,5 @@ for c in ps stats top get set reset trim gc shell; do
 done
 run "$HAKCTL" --version
 expect 0 "hakctl 1."
-grep -q "segment ABI 3\." "$T/out" || fail "--version names the segment ABI"
+grep -q "segment ABI 4\." "$T/out" || fail "--version names the segment ABI"
 echo PASS

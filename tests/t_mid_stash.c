@@ -67,11 +67,11 @@ int main(int argc, char **argv) {
          * other way: the stash's batches then hold blocks of both orders */
         if (strcmp(argv[1], "reuse") == 0) mid_reuse_case(true);
         /* 5. batches in the stash bigger than an empty cache may take: 80 blocks
-         * of 8 KiB (class 31, shm/hakmem_shm.h's class table), 65 freed: at cap 32
+         * of 8 KiB (HAK_CLS_8192, shm/hakmem_shm.h's class table), 65 freed: at cap 32
          * the first overflow flushes 16 to the store (and makes it), the next two
          * move 16 each to the stash. The worker exits holding the 40 it takes:
          * its exit flush empties its stash. */
-        if (strcmp(argv[1], "shrink") == 0) mid_shrink_case(8 << 10, 80, 65, 40, 31, 8);
+        if (strcmp(argv[1], "shrink") == 0) mid_shrink_case(8 << 10, 80, 65, 40, HAK_CLS_8192, 8);
         return tu_done();
     }
     mid_child("t_mid_stash", "idle", "1", NULL);

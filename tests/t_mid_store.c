@@ -59,11 +59,11 @@ int main(int argc, char **argv) {
         if (strcmp(argv[1], "trim") == 0) mid_idle_case(&idle, true);
         if (strcmp(argv[1], "reuse") == 0) mid_reuse_case(false);
         /* 4. a batch in the store bigger than the refill may take: 16 blocks of
-         * 32 KiB (class 39, shm/hakmem_shm.h's class table), 8 freed (the cache:
+         * 32 KiB (HAK_CLS_32768, shm/hakmem_shm.h's class table), 8 freed (the cache:
          * full, cap 8); at cap 2, 6 are flushed. The worker exits with 8 taken
          * out: a cache that took a whole batch of 6 for a cap of 2 has room 6
          * there, and the exit flush walks cap - room blocks. */
-        if (strcmp(argv[1], "shrink") == 0) mid_shrink_case(32 << 10, 16, 8, 8, 39, 2);
+        if (strcmp(argv[1], "shrink") == 0) mid_shrink_case(32 << 10, 16, 8, 8, HAK_CLS_32768, 2);
         return tu_done();
     }
     mid_child("t_mid_store", "idle", "1", "2");

@@ -27,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define HOLD_CLS 36 /* 20480-byte class: nothing else in the process uses it */
+#define HOLD_CLS HAK_CLS_20480 /* 20480-byte class: nothing else in the process uses it */
 #define HOLD_SIZE 20000
 #define HOLD_PER_THREAD 1000
 #define BURST_CLS 19 /* 1024-byte class: 64 blocks per span */

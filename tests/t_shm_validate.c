@@ -68,14 +68,17 @@ static void test_validate(void) {
 
     fresh()->magic ^= 1;
     expect(HAK_SHM_ECORRUPT, "bad magic", "magic");
-    h = fresh(), h->abi_major = 4, h->abi_minor = 0;
-    expect(HAK_SHM_EABI, "newer ABI", "segment ABI 4.0 is newer than this tool understands (3.x)");
+    h = fresh(), h->abi_major = 5, h->abi_minor = 0;
+    expect(HAK_SHM_EABI, "newer ABI", "segment ABI 5.0 is newer than this tool understands (4.x)");
     h = fresh(), h->abi_major = 1, h->abi_minor = 1; /* the layout before packed knobs */
     expect(HAK_SHM_EABI, "ABI 1 refused",
-           "segment ABI 1.1 is older than this tool understands (3.x)");
+           "segment ABI 1.1 is older than this tool understands (4.x)");
     h = fresh(), h->abi_major = 2, h->abi_minor = 0; /* a counter slot per heap, not rows */
     expect(HAK_SHM_EABI, "ABI 2 refused",
-           "segment ABI 2.0 is older than this tool understands (3.x)");
+           "segment ABI 2.0 is older than this tool understands (4.x)");
+    h = fresh(), h->abi_major = 3, h->abi_minor = 0; /* the 60-class table */
+    expect(HAK_SHM_EABI, "ABI 3 refused",
+           "segment ABI 3.0 is older than this tool understands (4.x)");
     h = fresh(), h->abi_major = 0;
     expect(HAK_SHM_EABI, "older ABI", "older");
     h = fresh(), h->abi_minor = 7; /* newer minor: fine */
@@ -238,7 +241,7 @@ static void test_files(void) {
           "file shorter than its header says");
     snprintf(l, sizeof l, "%s/none", dir);
     check(attach(l, 0, &v) == HAK_SHM_ENOENT, "missing file");
-    H(fresh())->abi_major = 4;
+    H(fresh())->abi_major = 5;
     write_file(l, buf, glen, 0600);
     check(attach(l, 0, &v) == HAK_SHM_EABI && strstr(err, "newer than this tool"),
           "newer ABI file");
