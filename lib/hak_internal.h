@@ -687,13 +687,14 @@ static inline char *hak_span_base(const hak_span *s) { /* its first page */
  * coloured, so their blocks keep the alignment aligned_alloc relies on
  * (hak_alloc_aligned takes no coloured class above 64 B alignment).
  * docs/allocator.md, "Cache colours". s: a span head. */
+/* one bit a class from HAK_PURGE_CLS_MIN up (no class below it is coloured) */
 #define HAK_CLS_COLOR_BIT(i, size, span)                                                           \
     | ((uint64_t)((i) >= HAK_PURGE_CLS_MIN && HAK_PAGE_SIZE % (size) && (size) % HAK_PAGE_SIZE)    \
-       << (i))
+       << ((i) >= HAK_PURGE_CLS_MIN ? (i) - HAK_PURGE_CLS_MIN : 0))
 #define HAK_CLS_COLORED (0 HAK_CLASS_TABLE(HAK_CLS_COLOR_BIT)) /* a constant */
-_Static_assert(HAK_NUM_CLASSES <= 64, "HAK_CLS_COLORED: a bit a class");
+_Static_assert(HAK_NUM_CLASSES - HAK_PURGE_CLS_MIN <= 64, "HAK_CLS_COLORED: a bit a class");
 static inline bool hak_cls_colored(int cls) {
-    return HAK_CLS_COLORED >> cls & 1;
+    return cls >= HAK_PURGE_CLS_MIN && (HAK_CLS_COLORED >> (cls - HAK_PURGE_CLS_MIN) & 1);
 }
 /* The colour of span head s of class cls: one of the 64 B steps that fit
  * the room its last block leaves (at most 64), picked by a hash of its page

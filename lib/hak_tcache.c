@@ -56,60 +56,53 @@ static void give_back(hak_heap *h, struct hak_tbin *bin, int c, uint32_t n, uint
     }
 }
 
-/* The lowest class of a busy set (a bit per class, two words: more than
- * 64 classes), taken out of it; -1 when it is empty. */
-static int busy_pop(uint64_t m[2]) {
-    int w = !m[0];
-    if (!m[w]) return -1;
-    int c = __builtin_ctzll(m[w]);
-    m[w] &= m[w] - 1;
-    return w * 64 + c;
-}
-
 static HAK_NOINLINE void look(hak_heap *h, int skip, uint32_t every) {
     struct hak_tgc *g = &h->tgc;
     struct hak_tgc_seen *seen = g->seen;
     uint32_t ops[HAK_NUM_CLASSES] = {0}, total = 0;
-    uint64_t m[2] = {g->busy[0], g->busy[1]};
-    for (int c; (c = busy_pop(m)) >= 0;) { /* the thread's activity since the last look */
-        struct hak_tbin *bin = &hak_tls.bins[c];
-        ops[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS) - seen->allocs[c];
-        uint32_t frees = (uint32_t)HAK_BIN_CTR(bin, FREES) - seen->frees[c];
-        total += ops[c] + frees;
-        if (!ops[c] && frees) ops[c] = UINT32_MAX; /* not quiet (and no low water from it) */
-    }
-    m[0] = g->busy[0], m[1] = g->busy[1];
-    for (int c; (c = busy_pop(m)) >= 0;) {
-        struct hak_tbin *bin = &hak_tls.bins[c];
-        uint32_t n = hak_tbin_count(bin), allocs = ops[c], give = 0;
-        /* idle: what the thread did while this class saw no alloc and no free */
-        seen->idle[c] = allocs                                  ? 0
-                        : seen->idle[c] + total < seen->idle[c] ? UINT32_MAX
-                                                                : seen->idle[c] + total;
-        bool done = seen->idle[c] >= every && c != skip;
-        if (done) {
-            give = n;
-        } else if (c != skip && total >= every && allocs < seen->count[c] &&
-                   (uint16_t)HAK_BIN_CTR(bin, FLUSHES) == seen->flushes[c]) {
-            /* low water: of the blocks cached then, these stayed at the
-             * bottom of the stack the whole time (a flush takes from the
-             * top, but down to a keep: it voids the bound) */
-            uint32_t low = seen->count[c] - allocs < n ? seen->count[c] - allocs : n;
-            give = low - low / 4;
+    /* the busy set: a bit per class, two words (more than 64 classes) */
+    for (int w = 0; w < 2; w++)
+        for (uint64_t m = g->busy[w]; m; m &= m - 1) { /* the activity since the last look */
+            int c = w * 64 + __builtin_ctzll(m);
+            struct hak_tbin *bin = &hak_tls.bins[c];
+            ops[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS) - seen->allocs[c];
+            uint32_t frees = (uint32_t)HAK_BIN_CTR(bin, FREES) - seen->frees[c];
+            total += ops[c] + frees;
+            if (!ops[c] && frees) ops[c] = UINT32_MAX; /* not quiet (and no low water from it) */
         }
-        if (give) give_back(h, bin, c, n, give, done);
-        /* done: its empty spans go too, the last one as well, and the class
-         * leaves the looks until its next refill or overflow */
-        if (done) {
-            uint32_t kept;
-            hak_release_empty(h, c, &kept); /* the lock first: the purger may change the list */
-            g->busy[c >> 6] &= ~(1ull << (c & 63));
+    for (int w = 0; w < 2; w++)
+        for (uint64_t m = g->busy[w]; m; m &= m - 1) { /* a copy: the loop clears done ones */
+            int c = w * 64 + __builtin_ctzll(m);
+            struct hak_tbin *bin = &hak_tls.bins[c];
+            uint32_t n = hak_tbin_count(bin), allocs = ops[c], give = 0;
+            /* idle: what the thread did while this class saw no alloc and no free */
+            seen->idle[c] = allocs                                  ? 0
+                            : seen->idle[c] + total < seen->idle[c] ? UINT32_MAX
+                                                                    : seen->idle[c] + total;
+            bool done = seen->idle[c] >= every && c != skip;
+            if (done) {
+                give = n;
+            } else if (c != skip && total >= every && allocs < seen->count[c] &&
+                       (uint16_t)HAK_BIN_CTR(bin, FLUSHES) == seen->flushes[c]) {
+                /* low water: of the blocks cached then, these stayed at the
+                 * bottom of the stack the whole time (a flush takes from the
+                 * top, but down to a keep: it voids the bound) */
+                uint32_t low = seen->count[c] - allocs < n ? seen->count[c] - allocs : n;
+                give = low - low / 4;
+            }
+            if (give) give_back(h, bin, c, n, give, done);
+            /* done: its empty spans go too, the last one as well, and the class
+             * leaves the looks until its next refill or overflow */
+            if (done) {
+                uint32_t kept;
+                hak_release_empty(h, c, &kept); /* the lock first: the purger may change the list */
+                g->busy[c >> 6] &= ~(1ull << (c & 63));
+            }
+            seen->allocs[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS);
+            seen->frees[c] = (uint32_t)HAK_BIN_CTR(bin, FREES);
+            seen->flushes[c] = (uint16_t)HAK_BIN_CTR(bin, FLUSHES);
+            seen->count[c] = (uint16_t)hak_tbin_count(bin);
         }
-        seen->allocs[c] = (uint32_t)HAK_BIN_CTR(bin, ALLOCS);
-        seen->frees[c] = (uint32_t)HAK_BIN_CTR(bin, FREES);
-        seen->flushes[c] = (uint16_t)HAK_BIN_CTR(bin, FLUSHES);
-        seen->count[c] = (uint16_t)hak_tbin_count(bin);
-    }
 }
 
 #endif
