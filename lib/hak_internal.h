@@ -690,7 +690,7 @@ static inline char *hak_span_base(const hak_span *s) { /* its first page */
 /* one bit a class from HAK_PURGE_CLS_MIN up (no class below it is coloured) */
 #define HAK_CLS_COLOR_BIT(i, size, span)                                                           \
     | ((uint64_t)((i) >= HAK_PURGE_CLS_MIN && HAK_PAGE_SIZE % (size) && (size) % HAK_PAGE_SIZE)    \
-       << ((i) >= HAK_PURGE_CLS_MIN ? (i) - HAK_PURGE_CLS_MIN : 0))
+       << ((i) >= HAK_PURGE_CLS_MIN ? (i)-HAK_PURGE_CLS_MIN : 0))
 #define HAK_CLS_COLORED (0 HAK_CLASS_TABLE(HAK_CLS_COLOR_BIT)) /* a constant */
 _Static_assert(HAK_NUM_CLASSES - HAK_PURGE_CLS_MIN <= 64, "HAK_CLS_COLORED: a bit a class");
 static inline bool hak_cls_colored(int cls) {

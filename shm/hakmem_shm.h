@@ -48,14 +48,13 @@
  * thread's stack top shares (many_threads 17.5 -> 21.5 KiB a thread), for
  * nothing sqlite3 asks. Every class from 1 to 8 KiB is a multiple of 128
  * (hak_fine_cls). Spans leave under 2.5 % of their pages past the last
- * block: 6656 B takes 3 pages (2 pages: 3.5 %). Spans are at most 32 pages (2 MiB): the classes above 128 KiB hold 2-12 blocks a
- * span, so mid-size buffers are recycled through thread caches, not mmap.
- * The 40-64 KiB classes take 3-5 pages (4-8 blocks), not 16: a span
- * empties, and its pages serve the next class, sooner (realloc_grow-64k
- * peak RSS 33 -> 29 MiB); 40 and 48 KiB fit their spans exactly (4 pages
- * of 40 KiB blocks left 16 KiB, 6 %, unused: 40000 B blocks under ulimit
- * -v 500000, 419 -> 450 MiB usable, glibc 477); 4-page spans for 20-32 KiB cost mid_large_mt-8k-32k
- * 7 -> 10 MiB (fewer free blocks purged), so those keep 8 (docs/allocator.md).
+ * block: 6656 B takes 3 pages (2 pages: 3.5 %). Spans are at most 32 pages (2 MiB): the classes
+ * above 128 KiB hold 2-12 blocks a span, so mid-size buffers are recycled through thread caches,
+ * not mmap. The 40-64 KiB classes take 3-5 pages (4-8 blocks), not 16: a span empties, and its
+ * pages serve the next class, sooner (realloc_grow-64k peak RSS 33 -> 29 MiB); 40 and 48 KiB fit
+ * their spans exactly (4 pages of 40 KiB blocks left 16 KiB, 6 %, unused: 40000 B blocks under
+ * ulimit -v 500000, 419 -> 450 MiB usable, glibc 477); 4-page spans for 20-32 KiB cost
+ * mid_large_mt-8k-32k 7 -> 10 MiB (fewer free blocks purged), so those keep 8 (docs/allocator.md).
  * Blocks above the last class come from mmap (class HAK_CLASS_LARGE).      */
 /* clang-format off */
 #define HAK_CLASS_TABLE(X) \

@@ -29,8 +29,9 @@ struct churn_case {
     size_t size;
     int n, cls;
 };
-static const struct churn_case tiny = {"16 B", 16, 1600, 0};    /* cap 256, grows to 2048 */
-static const struct churn_case mid = {"32 KiB", 32768, 24, HAK_CLS_32768}; /* cap 8: 256 KiB already */
+static const struct churn_case tiny = {"16 B", 16, 1600, 0}; /* cap 256, grows to 2048 */
+static const struct churn_case mid = {"32 KiB", 32768, 24,
+                                      HAK_CLS_32768}; /* cap 8: 256 KiB already */
 
 static void *volatile blocks[NMAX]; /* volatile: no malloc/free pair folded away */
 static void *volatile sink;

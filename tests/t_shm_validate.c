@@ -367,8 +367,8 @@ static void test_fuzz(void) {
          * segments took 4 minutes, so the per-class walk takes the edges
          * and the middle, and hak_shm_ctr_sums every class in one pass */
         const int probe[] = {-1, 0, 1, n / 2, n - 1, n, n + 1};
-        for (size_t i = 0; i < sizeof probe / sizeof *probe; i++)
-            for (int k = -1; k <= HAK_NUM_CTRS; k++) s += hak_shm_ctr_sum(&v, probe[i], k);
+        for (size_t j = 0; j < sizeof probe / sizeof *probe; j++)
+            for (int k = -1; k <= HAK_NUM_CTRS; k++) s += hak_shm_ctr_sum(&v, probe[j], k);
         if (hak_shm_ctr_sums(&v, HAK_NUM_CLASSES, sums) == 0) s += sums[0][0];
         for (int c = -1; c <= n + 1; c++) {
             s += hak_shm_class_size(&v, c);
