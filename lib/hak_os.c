@@ -164,7 +164,9 @@ static bool name_is(const char *a, const char *b) {
     return *a == *b;
 }
 
-static clock_fn vdso_clock(void) {
+/* Out of line: a young process (a shell) reads the clock by the system call
+ * only (below), so the lookup's code stays out of the hot text. */
+static HAK_NOINLINE clock_fn vdso_clock(void) {
     const unsigned char *base = (const unsigned char *)hak_auxv(AT_SYSINFO_EHDR);
     if (!base) return clock_gettime;
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;

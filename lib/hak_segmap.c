@@ -138,11 +138,9 @@ uint8_t *hak_pagewin_of(const void *seg) {
  * once the distance leaves the window: at most log2(HAK_WIN_N) failed
  * mappings in the process's life. Either way the segment works; outside the
  * window it is only slower to free to. */
-void *hak_segmap_map_segment(void) {
-    char *seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
-    if (!seg) return NULL;
-    uintptr_t base = window_claim(chunk_of((uintptr_t)seg));
-    if (base == HAK_WIN_UNSET || window_index(chunk_of((uintptr_t)seg)) < HAK_WIN_N) return seg;
+/* The tries below the window for seg, which landed outside it (out of
+ * line: only a segment outside the window runs it). */
+static HAK_NOINLINE void *map_below_window(char *seg, uintptr_t base) {
     for (;;) {
         uintptr_t low = __atomic_load_n(&win_low, __ATOMIC_RELAXED);
         uintptr_t step = __atomic_load_n(&hint_step, __ATOMIC_RELAXED);
@@ -158,4 +156,12 @@ void *hak_segmap_map_segment(void) {
             return at;
         }
     }
+}
+
+void *hak_segmap_map_segment(void) {
+    char *seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
+    if (!seg) return NULL;
+    uintptr_t base = window_claim(chunk_of((uintptr_t)seg));
+    if (base == HAK_WIN_UNSET || window_index(chunk_of((uintptr_t)seg)) < HAK_WIN_N) return seg;
+    return map_below_window(seg, base);
 }
