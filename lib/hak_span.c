@@ -862,8 +862,8 @@ bool hak_span_purged(hak_span *s) {
 void hak_span_unpurge(hak_span *s, uint32_t want) {
     uint16_t *marks = os_marks(s);
     uint32_t size = hak_class_size[s->cls], got = 0, nos = (uint32_t)s->pages * OS_PER_PAGE;
-    char *start = hak_span_start(s);
     const uint32_t color = (uint32_t)hak_span_color(s);
+    char *start = hak_span_base(s) + color; /* hak_span_start, the colour once */
     uint32_t cleared = 0; /* span pages whose last mark went */
     for (uint32_t q = 0, i, e; q < nos && got < want; q++) {
         if (!OS_BIT(marks, q)) continue;
